@@ -1,0 +1,129 @@
+//! What jitctl and pam_jit share with the daemon: the bus names, the two interfaces as proxies,
+//! the wire types and the error names. The daemon owns this API; clients import it.
+//!
+//! Compiled with the `client` feature alone: no tokio, no SQLite. The daemon implements the
+//! interfaces in `bus`; the method signatures there must match the proxies here, which the
+//! end-to-end suites check by calling every method through these proxies.
+
+pub use crate::duration;
+mod wire;
+
+pub use wire::{Explanation, GateDecision, GrantInfo, RequestOutcome, SessionInfo};
+
+/// The one well-known name of the service. The `1` is the API version: an incompatible change
+/// gets a new name, so old and new clients can coexist on one bus.
+pub const BUS_NAME: &str = "org.jitd.Jitd1";
+/// The object that carries both interfaces.
+pub const OBJECT_PATH: &str = "/org/jitd/Jitd1";
+/// Interface for every local user (authorised per call from the caller's bus credentials).
+pub const MANAGER_INTERFACE: &str = "org.jitd.Jitd1.Manager";
+/// Interface for pam_jit only (uid 0; enforced by the bus policy and in the daemon).
+pub const GATE_INTERFACE: &str = "org.jitd.Jitd1.Gate";
+/// Prefix of every error name the daemon returns.
+pub const ERROR_PREFIX: &str = "org.jitd.Jitd1.Error";
+/// The system bus socket. pam_jit uses this path unless its root-owned PAM line says otherwise;
+/// it never consults the environment.
+pub const SYSTEM_BUS_SOCKET: &str = "/run/dbus/system_bus_socket";
+/// The system bus address built from [`SYSTEM_BUS_SOCKET`].
+pub const SYSTEM_BUS_ADDRESS: &str = "unix:path=/run/dbus/system_bus_socket";
+/// Longest reason the daemon accepts, in characters.
+pub const MAX_REASON_CHARS: usize = 1024;
+/// Longest ticket reference the daemon accepts, in characters.
+pub const MAX_TICKET_CHARS: usize = 128;
+
+/// The errors of the bus API. The variant names are the last element of the D-Bus error name
+/// (`org.jitd.Jitd1.Error.PolicyDenied`, ...); the string is a message for a human.
+#[derive(Debug, zbus::DBusError, PartialEq)]
+#[zbus(prefix = "org.jitd.Jitd1.Error")]
+pub enum Error {
+    /// The caller may not call this method or act on this object.
+    NotAllowed(String),
+    /// An argument is malformed: bad duration, reason with control characters, unknown id format.
+    InvalidArgument(String),
+    /// The policy refuses this request; the message says which rule and why.
+    PolicyDenied(String),
+    /// No such grant or privilege.
+    NotFound(String),
+    /// The daemon cannot grant right now (state not writable, database locked, sudoers check
+    /// failed); nothing was changed. Revocation is not affected.
+    Unavailable(String),
+    /// Transport or protocol failure.
+    #[zbus(error)]
+    ZBus(zbus::Error),
+}
+
+/// Requests, listings, revocation and explanations, for any local user.
+#[zbus::proxy(
+    interface = "org.jitd.Jitd1.Manager",
+    default_service = "org.jitd.Jitd1",
+    default_path = "/org/jitd/Jitd1"
+)]
+pub trait Manager {
+    /// Asks for `privilege` for `duration_secs` (0 = the rule's default) with a reason and an
+    /// optional ticket reference ("" = none). On auto-approval the grant is active on return.
+    fn request(
+        &self,
+        privilege: &str,
+        duration_secs: u64,
+        reason: &str,
+        ticket: &str,
+    ) -> Result<RequestOutcome, Error>;
+
+    /// The caller's own grants; `include_ended` adds finished ones (newest first).
+    fn list_mine(&self, include_ended: bool) -> Result<Vec<GrantInfo>, Error>;
+
+    /// Every grant on the host; admins only.
+    fn list_all(&self, include_ended: bool) -> Result<Vec<GrantInfo>, Error>;
+
+    /// Ends a grant now. Admins may revoke any grant; the owner may drop their own.
+    fn revoke(&self, grant_id: &str, reason: &str) -> Result<GrantInfo, Error>;
+
+    /// What the policy would decide if the caller asked for `privilege` now, and why.
+    fn explain(&self, privilege: &str) -> Result<Explanation, Error>;
+
+    /// Re-reads the policy; admins only. On a broken policy the old one stays in force and the
+    /// error carries file, line and column.
+    fn reload_policy(&self) -> Result<String, Error>;
+}
+
+/// The root-only interface pam_jit calls from sudo/su.
+#[zbus::proxy(
+    interface = "org.jitd.Jitd1.Gate",
+    default_service = "org.jitd.Jitd1",
+    default_path = "/org/jitd/Jitd1"
+)]
+pub trait Gate {
+    /// Whether `uid` holds a live grant that covers PAM service `service`. Answered from memory.
+    fn check_access(
+        &self,
+        uid: u32,
+        service: &str,
+        tty: &str,
+        rhost: &str,
+    ) -> Result<GateDecision, Error>;
+
+    /// An in-place request made through pam_jit's conversation, on behalf of `uid` (taken from
+    /// the PAM user by the root caller). Same policy as `Manager.Request`.
+    fn request_for(
+        &self,
+        uid: u32,
+        privilege: &str,
+        duration_secs: u64,
+        reason: &str,
+        ticket: &str,
+    ) -> Result<RequestOutcome, Error>;
+
+    /// Records an elevated session opened under `grant_id`; returns the session id.
+    fn session_opened(&self, session: SessionInfo) -> Result<String, Error>;
+
+    /// Records the end of a session previously opened.
+    fn session_closed(&self, session_id: &str) -> Result<(), Error>;
+}
+
+/// Connects to the bus at `address`, or to the system bus when `None`.
+pub async fn connect(address: Option<&str>) -> zbus::Result<zbus::Connection> {
+    match address {
+        Some(address) => zbus::connection::Builder::address(address).build().await,
+        None => zbus::connection::Builder::system().build().await,
+    }
+}

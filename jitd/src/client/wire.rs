@@ -1,0 +1,101 @@
+//! Wire types of the bus API. Times are milliseconds since the Unix epoch (UTC); 0 means "not
+//! set". Strings are UTF-8; "" means "none".
+
+use serde::{Deserialize, Serialize};
+use zbus::Type;
+
+/// One grant, as a client sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct GrantInfo {
+    /// Grant id, e.g. `g3f9a0c12d4e5`.
+    pub id: String,
+    /// Numeric uid the grant is bound to.
+    pub uid: u32,
+    /// The user name at the time of the request (display only; enforcement uses `uid`).
+    pub user: String,
+    /// Privilege name from the policy.
+    pub privilege: String,
+    /// `sudo` or `group`.
+    pub kind: String,
+    /// `applying`, `active`, `removing`, `expired`, `revoked`, `dropped`, `failed`.
+    pub state: String,
+    /// The policy rule that allowed it.
+    pub rule: String,
+    /// What the grant gives, in words: "as root: /usr/bin/systemctl restart nginx" or
+    /// "member of docker".
+    pub grants: String,
+    pub reason: String,
+    pub ticket: String,
+    pub requested_ms: i64,
+    pub starts_ms: i64,
+    pub expires_ms: i64,
+    /// When it ended (0 while live).
+    pub ended_ms: i64,
+    /// Why it ended: `expired`, `revoked by root: ...`, `dropped by owner`, ...
+    pub end_reason: String,
+}
+
+impl GrantInfo {
+    /// Whether the grant is in force (or being put in force).
+    pub fn is_live(&self) -> bool {
+        matches!(self.state.as_str(), "applying" | "active")
+    }
+}
+
+/// The answer to a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct RequestOutcome {
+    /// `active` when the grant is in force on return; later states (pending approval) extend this.
+    pub status: String,
+    /// A one-line summary for a human.
+    pub message: String,
+    /// Set when a grant exists.
+    pub grant: GrantInfo,
+    /// True when the requested duration was above the rule's maximum and was cut to it.
+    pub clamped: bool,
+}
+
+/// What the policy would decide for the caller and one privilege.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct Explanation {
+    pub privilege: String,
+    /// `allow` or `deny`.
+    pub decision: String,
+    /// The first rule that matches the caller and the privilege ("" when none).
+    pub rule: String,
+    /// One line per consideration, in the order they were checked.
+    pub reasons: Vec<String>,
+    pub default_secs: u64,
+    pub max_secs: u64,
+    pub reason_required: bool,
+    pub reason_min_chars: u32,
+    /// Ticket pattern the request must match ("" = no ticket required).
+    pub ticket_pattern: String,
+    /// `auto` (more modes come with approvals).
+    pub approval: String,
+    /// What the privilege gives, in words.
+    pub grants: String,
+}
+
+/// The Gate's answer for one PAM check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct GateDecision {
+    pub allowed: bool,
+    /// The grant that allows it ("" when refused).
+    pub grant_id: String,
+    pub privilege: String,
+    pub expires_ms: i64,
+    /// For the user's terminal when refused: what to run to get access.
+    pub message: String,
+}
+
+/// An elevated session as pam_jit reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct SessionInfo {
+    pub grant_id: String,
+    pub uid: u32,
+    pub pid: u32,
+    pub service: String,
+    pub tty: String,
+    pub rhost: String,
+}

@@ -1,0 +1,1 @@
+//! group membership (being written).

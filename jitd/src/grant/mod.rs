@@ -1,0 +1,3 @@
+//! Grants on the system.
+pub mod group;
+pub mod sudoers;

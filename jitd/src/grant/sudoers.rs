@@ -1,0 +1,1 @@
+//! sudoers drop-ins (being written).

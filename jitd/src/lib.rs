@@ -1,0 +1,22 @@
+//! jitd: just-in-time privilege elevation for Linux.
+//!
+//! The crate is the daemon and, with only the `client` feature, the library that jitctl and
+//! pam_jit use to speak to it. Module map:
+//!
+//! - `client`: bus names, proxies, wire types, errors (feature `client`)
+//! - `duration`, `names`: parsed, validated values shared by every part
+//! - `policy`: the policy files and the decisions they make (feature `policy`)
+//! - `grant`: putting a grant on the system and taking it off: sudoers drop-ins, group membership
+//! - the daemon itself: `config`, `store`, `audit`, `clock`, `engine`, `bus` (feature `daemon`)
+
+pub mod duration;
+pub mod names;
+
+#[cfg(feature = "client")]
+pub mod client;
+
+#[cfg(feature = "policy")]
+pub mod policy;
+
+#[cfg(feature = "daemon")]
+pub mod grant;
