@@ -20,3 +20,12 @@ pub mod policy;
 
 #[cfg(feature = "daemon")]
 pub mod grant;
+
+#[cfg(feature = "daemon")]
+pub mod audit;
+#[cfg(feature = "daemon")]
+pub mod clock;
+#[cfg(feature = "daemon")]
+pub mod config;
+#[cfg(feature = "daemon")]
+pub mod store;

@@ -1,0 +1,213 @@
+//! The audit trail: one record per decision or state change, to syslog (`LOG_AUTHPRIV`) and to
+//! the hash-chained table in the state database.
+//!
+//! A record is one line of `key=value` pairs. Values that are not plain words are quoted, and
+//! every character that is not printable ASCII is written as `\u{..}`, so no input (a reason full
+//! of newlines, terminal escapes, bidi controls) can split a record or forge another one.
+//! Long values are cut, with the number of characters dropped.
+//!
+//! Losing the syslog socket never stops the daemon: records then go to stderr (the journal,
+//! under systemd) and the logger reconnects on the next record.
+
+use std::fmt::{self, Display, Write as _};
+use std::sync::Mutex;
+
+use crate::store::Store;
+
+/// Longest value kept in a record, in characters.
+const MAX_VALUE_CHARS: usize = 256;
+
+/// Severity of a record, mapped to syslog priorities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// Normal decisions and state changes.
+    Info,
+    /// Refusals and anything an auditor should look at.
+    Notice,
+    /// Failures and tampering.
+    Warning,
+}
+
+/// One audit record, built field by field.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub level: Level,
+    kind: &'static str,
+    fields: Vec<(&'static str, String)>,
+}
+
+impl Event {
+    pub fn new(kind: &'static str) -> Self {
+        Self {
+            level: Level::Info,
+            kind,
+            fields: Vec::new(),
+        }
+    }
+
+    pub fn level(mut self, level: Level) -> Self {
+        self.level = level;
+        self
+    }
+
+    pub fn field(mut self, key: &'static str, value: impl Display) -> Self {
+        self.fields.push((key, value.to_string()));
+        self
+    }
+
+    pub fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    /// The record as one escaped line: `event=grant.applied grant=g... reason="..."`.
+    pub fn line(&self) -> String {
+        let mut out = format!("event={}", self.kind);
+        for (key, value) in &self.fields {
+            let _ = write!(out, " {key}={}", Escaped(value));
+        }
+        out
+    }
+}
+
+/// Display adapter that writes a value safely for a single-line record.
+pub struct Escaped<'a>(pub &'a str);
+
+impl Display for Escaped<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let plain = |c: char| c.is_ascii_alphanumeric() || "._/@:+-,#()".contains(c);
+        let total = self.0.chars().count();
+        if total > 0 && total <= MAX_VALUE_CHARS && self.0.chars().all(plain) {
+            return f.write_str(self.0);
+        }
+        f.write_char('"')?;
+        for c in self.0.chars().take(MAX_VALUE_CHARS) {
+            match c {
+                '"' => f.write_str("\\\"")?,
+                '\\' => f.write_str("\\\\")?,
+                ' '..='~' => f.write_char(c)?,
+                _ => write!(f, "\\u{{{:x}}}", u32::from(c))?,
+            }
+        }
+        if total > MAX_VALUE_CHARS {
+            write!(f, "...(+{} chars)", total - MAX_VALUE_CHARS)?;
+        }
+        f.write_char('"')
+    }
+}
+
+type Logger = syslog::Logger<syslog::LoggerBackend, syslog::Formatter3164>;
+
+/// Where records go.
+pub struct Audit {
+    syslog: Mutex<Option<Logger>>,
+    use_syslog: bool,
+}
+
+impl Audit {
+    /// `use_syslog = false` writes to stderr only (tests, or hosts without a syslog socket).
+    pub fn new(use_syslog: bool) -> Self {
+        Self {
+            syslog: Mutex::new(None),
+            use_syslog,
+        }
+    }
+
+    /// Writes `event` to syslog and, when a store is given, to the audit table. Never fails:
+    /// an audit sink that is down must not block a revocation. DB failures are reported back to
+    /// syslog/stderr so the gap itself is on record.
+    pub fn record(&self, store: Option<&Store>, at_ms: i64, event: &Event) {
+        let line = event.line();
+        self.to_syslog(event.level, &line);
+        if let Some(store) = store {
+            if let Err(e) = store.append_audit(at_ms, &line) {
+                let gap = Event::new("audit.db_write_failed")
+                    .level(Level::Warning)
+                    .field("error", e)
+                    .field("lost", &line);
+                self.to_syslog(Level::Warning, &gap.line());
+            }
+        }
+    }
+
+    /// A diagnostic for the operator (not an audit record): syslog and stderr.
+    pub fn log(&self, level: Level, message: &str) {
+        self.to_syslog(level, &format!("event=daemon.log msg={}", Escaped(message)));
+    }
+
+    fn to_syslog(&self, level: Level, line: &str) {
+        if self.use_syslog {
+            let mut guard = self.syslog.lock().unwrap_or_else(|p| p.into_inner());
+            if guard.is_none() {
+                *guard = connect_syslog();
+            }
+            if let Some(logger) = guard.as_mut() {
+                let sent = match level {
+                    Level::Info => logger.info(line),
+                    Level::Notice => logger.notice(line),
+                    Level::Warning => logger.warning(line),
+                };
+                if sent.is_ok() {
+                    return;
+                }
+                // Socket gone (syslog restarted): reconnect on the next record.
+                *guard = None;
+            }
+        }
+        eprintln!("jitd: {line}");
+    }
+}
+
+fn connect_syslog() -> Option<Logger> {
+    let formatter = syslog::Formatter3164 {
+        facility: syslog::Facility::LOG_AUTHPRIV,
+        hostname: None,
+        process: "jitd".into(),
+        pid: std::process::id(),
+    };
+    syslog::unix(formatter).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_values_stay_bare_and_others_are_quoted() {
+        let line = Event::new("grant.applied")
+            .field("grant", "g0123456789ab")
+            .field("uid", 1001)
+            .field("reason", "restart after config change")
+            .line();
+        assert_eq!(
+            line,
+            "event=grant.applied grant=g0123456789ab uid=1001 reason=\"restart after config change\""
+        );
+    }
+
+    #[test]
+    fn hostile_reasons_stay_on_one_line_and_cannot_forge_fields() {
+        let reason = "ok\nevent=grant.revoked uid=0 \"x\\\u{1b}[2J\u{202e}%n";
+        let line = Event::new("request.denied").field("reason", reason).line();
+        assert!(!line.contains('\n') && !line.contains('\u{1b}') && !line.contains('\u{202e}'));
+        assert_eq!(
+            line,
+            "event=request.denied reason=\"ok\\u{a}event=grant.revoked uid=0 \\\"x\\\\\\u{1b}[2J\\u{202e}%n\""
+        );
+    }
+
+    #[test]
+    fn huge_values_are_cut_and_say_so() {
+        let reason = "a".repeat(1 << 20);
+        let line = Event::new("request.denied").field("reason", &reason).line();
+        assert!(line.len() < 400, "{}", line.len());
+        assert!(line.ends_with(&format!("...(+{} chars)\"", (1 << 20) - MAX_VALUE_CHARS)));
+    }
+
+    #[test]
+    fn empty_values_are_visible() {
+        assert_eq!(
+            Event::new("x").field("ticket", "").line(),
+            "event=x ticket=\"\""
+        );
+    }
+}

@@ -1,0 +1,197 @@
+//! Time, injected. Every grant carries two deadlines: a wall-clock one (what users and sudo's
+//! `NOTAFTER` see) and a CLOCK_BOOTTIME one for the boot it was granted in. Boot time cannot be
+//! set by anyone and keeps counting through suspend, so moving the wall clock back does not
+//! extend a grant; moving it forward ends grants early, which is the safe direction.
+//! After a reboot the boot deadline no longer applies (another boot id) and the wall clock rules.
+//!
+//! Nothing else in the daemon reads a clock: it asks a [`Clock`], so tests use [`FakeClock`].
+
+use std::sync::Mutex;
+
+/// A reading of every clock at one moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Now {
+    /// Milliseconds since the Unix epoch.
+    pub wall_ms: i64,
+    /// Milliseconds of CLOCK_BOOTTIME.
+    pub boot_ms: i64,
+    /// The kernel's boot id (`/proc/sys/kernel/random/boot_id`).
+    pub boot_id: String,
+}
+
+/// When a grant ends: whichever of its deadlines comes first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deadline {
+    pub wall_ms: i64,
+    pub boot_id: String,
+    pub boot_ms: i64,
+}
+
+/// Records further in the future than this are treated as tampering or a wild clock.
+pub const FUTURE_TOLERANCE_MS: i64 = 5 * 60 * 1000;
+
+impl Deadline {
+    /// The deadline `duration_ms` from `now`, on both clocks.
+    pub fn after(now: &Now, duration_ms: i64) -> Self {
+        Self {
+            wall_ms: now.wall_ms.saturating_add(duration_ms),
+            boot_id: now.boot_id.clone(),
+            boot_ms: now.boot_ms.saturating_add(duration_ms),
+        }
+    }
+
+    /// Milliseconds left, by the earlier of the two clocks; `<= 0` means due.
+    pub fn remaining_ms(&self, now: &Now) -> i64 {
+        let by_wall = self.wall_ms.saturating_sub(now.wall_ms);
+        if self.boot_id == now.boot_id {
+            by_wall.min(self.boot_ms.saturating_sub(now.boot_ms))
+        } else {
+            by_wall
+        }
+    }
+
+    pub fn is_due(&self, now: &Now) -> bool {
+        self.remaining_ms(now) <= 0
+    }
+}
+
+/// Whether a record that says it started at `started_ms` is believable now: a start far in the
+/// future means the record or the clock was tampered with, and the grant must end.
+pub fn started_in_future(started_ms: i64, now: &Now) -> bool {
+    started_ms > now.wall_ms.saturating_add(FUTURE_TOLERANCE_MS)
+}
+
+pub trait Clock: Send + Sync {
+    fn now(&self) -> Now;
+}
+
+/// The real clocks of this host.
+pub struct SystemClock {
+    boot_id: String,
+}
+
+impl SystemClock {
+    pub fn new() -> Self {
+        let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .map(|s| s.trim().to_string())
+            // Without a boot id only the wall clock protects grants; "unknown" never matches a
+            // real id, so boot deadlines from any other boot are ignored as they should be.
+            .unwrap_or_else(|_| "unknown".to_string());
+        Self { boot_id }
+    }
+}
+
+impl Default for SystemClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock for SystemClock {
+    fn now(&self) -> Now {
+        let wall_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            // A clock before 1970 is broken; 0 makes every deadline due, the safe reading.
+            .unwrap_or(i64::MAX);
+        let boot_ms = nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME)
+            .map(|ts| ts.tv_sec() * 1000 + ts.tv_nsec() / 1_000_000)
+            .unwrap_or(0);
+        Now {
+            wall_ms,
+            boot_ms,
+            boot_id: self.boot_id.clone(),
+        }
+    }
+}
+
+/// A clock for tests: both clocks move only when told.
+pub struct FakeClock(Mutex<Now>);
+
+impl FakeClock {
+    pub fn new(wall_ms: i64) -> Self {
+        Self(Mutex::new(Now {
+            wall_ms,
+            boot_ms: 1_000,
+            boot_id: "boot-a".to_string(),
+        }))
+    }
+
+    /// Both clocks advance, as in real life.
+    pub fn advance_ms(&self, ms: i64) {
+        let mut now = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        now.wall_ms += ms;
+        now.boot_ms += ms;
+    }
+
+    /// Only the wall clock moves (someone set the time).
+    pub fn set_wall_ms(&self, wall_ms: i64) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).wall_ms = wall_ms;
+    }
+
+    /// A new boot: boot time restarts, a new boot id.
+    pub fn reboot(&self, boot_id: &str) {
+        let mut now = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        now.boot_ms = 1_000;
+        now.boot_id = boot_id.to_string();
+    }
+}
+
+impl Clock for FakeClock {
+    fn now(&self) -> Now {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: i64 = 1_800_000_000_000;
+
+    #[test]
+    fn deadline_is_due_when_the_wall_clock_passes_it() {
+        let clock = FakeClock::new(T0);
+        let d = Deadline::after(&clock.now(), 60_000);
+        clock.advance_ms(59_999);
+        assert!(!d.is_due(&clock.now()));
+        clock.advance_ms(1);
+        assert!(d.is_due(&clock.now()));
+    }
+
+    #[test]
+    fn moving_the_wall_clock_back_does_not_extend_a_grant() {
+        let clock = FakeClock::new(T0);
+        let d = Deadline::after(&clock.now(), 60_000);
+        clock.set_wall_ms(T0 - 86_400_000);
+        assert_eq!(d.remaining_ms(&clock.now()), 60_000);
+        clock.advance_ms(60_000);
+        assert!(d.is_due(&clock.now()), "boot time still ends it on time");
+    }
+
+    #[test]
+    fn moving_the_wall_clock_forward_ends_a_grant_early() {
+        let clock = FakeClock::new(T0);
+        let d = Deadline::after(&clock.now(), 3_600_000);
+        clock.set_wall_ms(T0 + 86_400_000);
+        assert!(d.is_due(&clock.now()));
+    }
+
+    #[test]
+    fn after_a_reboot_only_the_wall_clock_counts() {
+        let clock = FakeClock::new(T0);
+        let d = Deadline::after(&clock.now(), 60_000);
+        clock.reboot("boot-b");
+        // Boot time restarted at 1 s: the old boot deadline would say "59 s left" forever
+        // if it were compared across boots; the wall clock is what counts now.
+        clock.set_wall_ms(T0 + 60_000);
+        assert!(d.is_due(&clock.now()));
+    }
+
+    #[test]
+    fn a_start_far_in_the_future_is_not_believed() {
+        let now = FakeClock::new(T0).now();
+        assert!(!started_in_future(T0 + FUTURE_TOLERANCE_MS, &now));
+        assert!(started_in_future(T0 + FUTURE_TOLERANCE_MS + 1, &now));
+    }
+}

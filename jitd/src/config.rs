@@ -1,0 +1,135 @@
+//! The daemon's own settings: `/etc/jitd/jitd.toml`. Every key has a default, so a missing file
+//! is a valid configuration; an unreadable or malformed file is an error with its position,
+//! because running on guessed settings could point jitd at the wrong sudoers directory.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Default location of the configuration file.
+pub const DEFAULT_PATH: &str = "/etc/jitd/jitd.toml";
+
+/// Which sudo implementation writes the rules' fate: classic sudo honours `NOTAFTER`, sudo-rs
+/// rejects the option, so the emitter must know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SudoChoice {
+    Auto,
+    Classic,
+    SudoRs,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// D-Bus address to serve on; `None` = the system bus.
+    pub bus_address: Option<String>,
+    pub state_dir: PathBuf,
+    pub policy_file: PathBuf,
+    pub policy_dir: PathBuf,
+    pub sudoers_dir: PathBuf,
+    pub sudo: SudoChoice,
+    pub sudo_path: PathBuf,
+    pub visudo: PathBuf,
+    pub gpasswd: PathBuf,
+    /// Members of this group (and root) may list and revoke every grant and reload policy.
+    pub admin_group: String,
+    /// Host name shown in messages and audit; empty = the kernel's node name.
+    pub hostname: String,
+    /// How long the daemon waits for a locked database before refusing a grant, in ms.
+    pub db_busy_timeout_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            bus_address: None,
+            state_dir: PathBuf::from("/var/lib/jitd"),
+            policy_file: PathBuf::from("/etc/jitd/policy.toml"),
+            policy_dir: PathBuf::from("/etc/jitd/policy.d"),
+            sudoers_dir: PathBuf::from("/etc/sudoers.d"),
+            sudo: SudoChoice::Auto,
+            sudo_path: PathBuf::from("/usr/bin/sudo"),
+            visudo: PathBuf::from("/usr/sbin/visudo"),
+            gpasswd: PathBuf::from("/usr/bin/gpasswd"),
+            admin_group: "jitd-admins".to_string(),
+            hostname: String::new(),
+            db_busy_timeout_ms: 2000,
+        }
+    }
+}
+
+impl Config {
+    /// Reads `path`. A missing file at the default path means "all defaults"; a missing file
+    /// named explicitly is an error (the admin asked for it).
+    pub fn load(path: &Path, explicit: bool) -> Result<Self, String> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
+                return Ok(Self::default());
+            }
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        };
+        Self::parse(path, &text)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Self, String> {
+        toml::from_str::<Config>(text).map_err(|e| {
+            let (line, col) = e
+                .span()
+                .map(|span| line_col(text, span.start))
+                .unwrap_or((1, 1));
+            format!("{}:{line}:{col}: {}", path.display(), e.message())
+        })
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.state_dir.join("jitd.db")
+    }
+}
+
+/// 1-based line and column (in characters) of byte offset `at` in `text`.
+pub fn line_col(text: &str, at: usize) -> (usize, usize) {
+    let at = at.min(text.len());
+    let before = text.get(..at).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_means_defaults() {
+        let c = Config::parse(Path::new("x"), "").unwrap();
+        assert_eq!(c.sudoers_dir, PathBuf::from("/etc/sudoers.d"));
+        assert_eq!(c.sudo, SudoChoice::Auto);
+        assert!(c.bus_address.is_none());
+    }
+
+    #[test]
+    fn unknown_key_is_refused_with_its_position() {
+        let err = Config::parse(
+            Path::new("/etc/jitd/jitd.toml"),
+            "state_dir = \"/x\"\nsudoers = 1\n",
+        )
+        .unwrap_err();
+        assert!(err.starts_with("/etc/jitd/jitd.toml:2:1: "), "{err}");
+        assert!(err.contains("sudoers"), "{err}");
+    }
+
+    #[test]
+    fn missing_default_file_is_fine_but_missing_explicit_file_is_not() {
+        let missing = Path::new("/nonexistent/jitd.toml");
+        assert!(Config::load(missing, false).is_ok());
+        assert!(Config::load(missing, true).is_err());
+    }
+
+    #[test]
+    fn line_col_counts_characters() {
+        assert_eq!(line_col("ab\ncé d", 7), (2, 4));
+        assert_eq!(line_col("", 5), (1, 1));
+    }
+}

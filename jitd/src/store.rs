@@ -1,0 +1,487 @@
+//! Durable state in SQLite: grants and the audit chain.
+//!
+//! Invariants:
+//! - WAL, `synchronous=FULL`: a committed row survives a power cut.
+//! - Intent first: a grant row is committed in state `applying` before anything on the system
+//!   changes, and in state `removing` before it is taken off. Start-up reconciliation finishes or
+//!   undoes whatever a crash interrupted, so the DB and the system cannot disagree for long.
+//! - One writer per process (the daemon keeps its connection behind a mutex); the sweep is a
+//!   second process and waits on SQLite's lock with a bounded busy timeout.
+//! - Audit rows form a hash chain: each row's hash covers the previous row's hash, so editing or
+//!   deleting a row in the middle is detected by [`Store::verify_chain`].
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use sha2::{Digest, Sha256};
+
+use crate::names::GrantId;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("state database {path}: {source}")]
+    Open {
+        path: String,
+        source: rusqlite::Error,
+    },
+    #[error("state database: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("state database: corrupt row: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    /// Whether the failure is the database being locked by someone else (after the busy wait).
+    pub fn is_busy(&self) -> bool {
+        let code = match self {
+            Self::Open { source, .. } | Self::Sql(source) => source.sqlite_error_code(),
+            Self::Corrupt(_) => None,
+        };
+        matches!(
+            code,
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+        )
+    }
+}
+
+/// Where a grant is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GrantState {
+    /// Committed intent; the system may or may not have it yet.
+    Applying,
+    Active,
+    /// Committed intent to remove; the system may still have it.
+    Removing,
+    Expired,
+    Revoked,
+    Dropped,
+    /// Never took effect (apply failed or was interrupted); nothing of it is on the system.
+    Failed,
+}
+
+impl GrantState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Applying => "applying",
+            Self::Active => "active",
+            Self::Removing => "removing",
+            Self::Expired => "expired",
+            Self::Revoked => "revoked",
+            Self::Dropped => "dropped",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "applying" => Self::Applying,
+            "active" => Self::Active,
+            "removing" => Self::Removing,
+            "expired" => Self::Expired,
+            "revoked" => Self::Revoked,
+            "dropped" => Self::Dropped,
+            "failed" => Self::Failed,
+            _ => return None,
+        })
+    }
+
+    /// Whether something of the grant may be on the system.
+    pub fn is_live(self) -> bool {
+        matches!(self, Self::Applying | Self::Active | Self::Removing)
+    }
+}
+
+/// A grant as stored. `payload` is what was put on the system: the exact drop-in text for a
+/// sudo grant, the group name for a group grant — so removal and tamper checks never depend on
+/// the current policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantRecord {
+    pub id: GrantId,
+    pub uid: u32,
+    pub user: String,
+    pub privilege: String,
+    pub kind: String,
+    pub rule: String,
+    pub grants: String,
+    pub payload: String,
+    pub reason: String,
+    pub ticket: String,
+    pub state: GrantState,
+    pub requested_ms: i64,
+    pub starts_ms: i64,
+    pub expires_ms: i64,
+    pub boot_id: String,
+    pub expires_boot_ms: i64,
+    pub ended_ms: i64,
+    pub end_reason: String,
+}
+
+/// One audit row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRow {
+    pub seq: i64,
+    pub at_ms: i64,
+    pub line: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS grants (
+    id TEXT PRIMARY KEY,
+    uid INTEGER NOT NULL,
+    user TEXT NOT NULL,
+    privilege TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    grants TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    ticket TEXT NOT NULL,
+    state TEXT NOT NULL,
+    requested_ms INTEGER NOT NULL,
+    starts_ms INTEGER NOT NULL,
+    expires_ms INTEGER NOT NULL,
+    boot_id TEXT NOT NULL,
+    expires_boot_ms INTEGER NOT NULL,
+    ended_ms INTEGER NOT NULL DEFAULT 0,
+    end_reason TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS grants_state ON grants(state);
+CREATE INDEX IF NOT EXISTS grants_uid ON grants(uid);
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    at_ms INTEGER NOT NULL,
+    line TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+";
+
+const GRANT_COLUMNS: &str = "id, uid, user, privilege, kind, rule, grants, payload, reason, ticket, \
+    state, requested_ms, starts_ms, expires_ms, boot_id, expires_boot_ms, ended_ms, end_reason";
+
+pub struct Store {
+    conn: Connection,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path`, which must be in a root-only directory.
+    pub fn open(path: &Path, busy_timeout: Duration) -> Result<Self, StoreError> {
+        let open_err = |source| StoreError::Open {
+            path: path.display().to_string(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(open_err)?;
+        conn.busy_timeout(busy_timeout).map_err(open_err)?;
+        // WAL lets the sweep read while the daemon writes; FULL makes each commit durable.
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(open_err)?;
+        conn.execute_batch(SCHEMA).map_err(open_err)?;
+        Ok(Self { conn })
+    }
+
+    /// Commits the intent to grant: the row in state `applying`.
+    pub fn insert(&self, g: &GrantRecord) -> Result<(), StoreError> {
+        self.conn.execute(
+            &format!(
+                "INSERT INTO grants ({GRANT_COLUMNS}) VALUES \
+                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
+            ),
+            params![
+                g.id.as_str(),
+                g.uid,
+                g.user,
+                g.privilege,
+                g.kind,
+                g.rule,
+                g.grants,
+                g.payload,
+                g.reason,
+                g.ticket,
+                g.state.as_str(),
+                g.requested_ms,
+                g.starts_ms,
+                g.expires_ms,
+                g.boot_id,
+                g.expires_boot_ms,
+                g.ended_ms,
+                g.end_reason
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Moves a grant to `state`. `ended` carries (when, why) for the final states.
+    /// Returns false when no row has that id.
+    pub fn set_state(
+        &self,
+        id: &GrantId,
+        state: GrantState,
+        ended: Option<(i64, &str)>,
+    ) -> Result<bool, StoreError> {
+        let n = match ended {
+            Some((at, why)) => self.conn.execute(
+                "UPDATE grants SET state = ?2, ended_ms = ?3, end_reason = ?4 WHERE id = ?1",
+                params![id.as_str(), state.as_str(), at, why],
+            )?,
+            None => self.conn.execute(
+                "UPDATE grants SET state = ?2 WHERE id = ?1",
+                params![id.as_str(), state.as_str()],
+            )?,
+        };
+        Ok(n == 1)
+    }
+
+    pub fn get(&self, id: &GrantId) -> Result<Option<GrantRecord>, StoreError> {
+        let sql = format!("SELECT {GRANT_COLUMNS} FROM grants WHERE id = ?1");
+        let row = self
+            .conn
+            .query_row(&sql, [id.as_str()], read_grant)
+            .optional()?;
+        row.transpose()
+    }
+
+    /// Every grant something of which may be on the system.
+    pub fn live(&self) -> Result<Vec<GrantRecord>, StoreError> {
+        self.query(
+            &format!(
+                "SELECT {GRANT_COLUMNS} FROM grants \
+                 WHERE state IN ('applying', 'active', 'removing') ORDER BY expires_ms"
+            ),
+            [],
+        )
+    }
+
+    /// Grants of `uid` (or everyone's), newest first; ended ones only when asked.
+    pub fn list(
+        &self,
+        uid: Option<u32>,
+        include_ended: bool,
+        limit: u32,
+    ) -> Result<Vec<GrantRecord>, StoreError> {
+        let live = if include_ended {
+            ""
+        } else {
+            "AND state IN ('applying', 'active', 'removing')"
+        };
+        let sql = format!(
+            "SELECT {GRANT_COLUMNS} FROM grants WHERE (?1 IS NULL OR uid = ?1) {live} \
+             ORDER BY requested_ms DESC LIMIT ?2"
+        );
+        self.query(&sql, params![uid, limit])
+    }
+
+    fn query<P: rusqlite::Params>(
+        &self,
+        sql: &str,
+        params: P,
+    ) -> Result<Vec<GrantRecord>, StoreError> {
+        let mut stmt = self.conn.prepare(sql)?;
+        let rows = stmt.query_map(params, read_grant)?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(row??);
+        }
+        Ok(out)
+    }
+
+    /// Appends one audit line to the hash chain and returns its hash.
+    pub fn append_audit(&self, at_ms: i64, line: &str) -> Result<String, StoreError> {
+        let tx = self.conn.unchecked_transaction()?;
+        let prev: String = tx
+            .query_row(
+                "SELECT hash FROM audit ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or_default();
+        let hash = chain_hash(&prev, at_ms, line);
+        tx.execute(
+            "INSERT INTO audit (at_ms, line, prev_hash, hash) VALUES (?1, ?2, ?3, ?4)",
+            params![at_ms, line, prev, hash],
+        )?;
+        tx.commit()?;
+        Ok(hash)
+    }
+
+    /// Audit rows with `seq > after`, oldest first, at most `limit`.
+    pub fn audit_rows(&self, after: i64, limit: u32) -> Result<Vec<AuditRow>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT seq, at_ms, line, prev_hash, hash FROM audit WHERE seq > ?1 \
+             ORDER BY seq LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![after, limit], |r| {
+            Ok(AuditRow {
+                seq: r.get(0)?,
+                at_ms: r.get(1)?,
+                line: r.get(2)?,
+                prev_hash: r.get(3)?,
+                hash: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Checks the whole chain; returns the number of rows, or the seq of the first bad row.
+    pub fn verify_chain(&self) -> Result<Result<usize, i64>, StoreError> {
+        let mut prev = String::new();
+        let mut count = 0;
+        let mut after = 0;
+        loop {
+            let rows = self.audit_rows(after, 1000)?;
+            if rows.is_empty() {
+                return Ok(Ok(count));
+            }
+            for row in rows {
+                if row.prev_hash != prev || row.hash != chain_hash(&prev, row.at_ms, &row.line) {
+                    return Ok(Err(row.seq));
+                }
+                prev = row.hash;
+                after = row.seq;
+                count += 1;
+            }
+        }
+    }
+}
+
+fn chain_hash(prev: &str, at_ms: i64, line: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(prev.as_bytes());
+    h.update(b"\n");
+    h.update(at_ms.to_string().as_bytes());
+    h.update(b"\n");
+    h.update(line.as_bytes());
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn read_grant(r: &Row<'_>) -> rusqlite::Result<Result<GrantRecord, StoreError>> {
+    let id: String = r.get(0)?;
+    let state: String = r.get(10)?;
+    let (Ok(id), Some(state)) = (GrantId::parse(&id), GrantState::parse(&state)) else {
+        return Ok(Err(StoreError::Corrupt(format!(
+            "grant {id:?} in state {state:?}"
+        ))));
+    };
+    Ok(Ok(GrantRecord {
+        id,
+        uid: r.get(1)?,
+        user: r.get(2)?,
+        privilege: r.get(3)?,
+        kind: r.get(4)?,
+        rule: r.get(5)?,
+        grants: r.get(6)?,
+        payload: r.get(7)?,
+        reason: r.get(8)?,
+        ticket: r.get(9)?,
+        state,
+        requested_ms: r.get(11)?,
+        starts_ms: r.get(12)?,
+        expires_ms: r.get(13)?,
+        boot_id: r.get(14)?,
+        expires_boot_ms: r.get(15)?,
+        ended_ms: r.get(16)?,
+        end_reason: r.get(17)?,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_db() -> (std::path::PathBuf, Store) {
+        let dir = std::env::temp_dir().join(format!(
+            "jitd-store-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Store::open(&dir.join("jitd.db"), Duration::from_millis(100)).unwrap();
+        (dir, store)
+    }
+
+    pub(crate) fn record(id: u64, state: GrantState) -> GrantRecord {
+        GrantRecord {
+            id: GrantId::from_random(id),
+            uid: 1001,
+            user: "alice".into(),
+            privilege: "nginx-admin".into(),
+            kind: "sudo".into(),
+            rule: "web".into(),
+            grants: "as root: /usr/bin/id".into(),
+            payload: "text".into(),
+            reason: "because".into(),
+            ticket: String::new(),
+            state,
+            requested_ms: 1,
+            starts_ms: 1,
+            expires_ms: 100,
+            boot_id: "b".into(),
+            expires_boot_ms: 100,
+            ended_ms: 0,
+            end_reason: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_grant_moves_through_its_states_and_leaves_the_live_set() {
+        let (_dir, store) = temp_db();
+        let g = record(1, GrantState::Applying);
+        store.insert(&g).unwrap();
+        assert_eq!(store.live().unwrap(), vec![g.clone()]);
+        assert!(store.set_state(&g.id, GrantState::Active, None).unwrap());
+        assert!(
+            store
+                .set_state(&g.id, GrantState::Expired, Some((200, "expired")))
+                .unwrap()
+        );
+        assert!(store.live().unwrap().is_empty());
+        let back = store.get(&g.id).unwrap().unwrap();
+        assert_eq!(
+            (back.state, back.ended_ms, back.end_reason.as_str()),
+            (GrantState::Expired, 200, "expired")
+        );
+        assert_eq!(store.list(Some(1001), true, 10).unwrap().len(), 1);
+        assert!(store.list(Some(1001), false, 10).unwrap().is_empty());
+        assert!(store.list(Some(1002), true, 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn duplicate_grant_id_is_refused() {
+        let (_dir, store) = temp_db();
+        store.insert(&record(7, GrantState::Applying)).unwrap();
+        assert!(store.insert(&record(7, GrantState::Applying)).is_err());
+    }
+
+    #[test]
+    fn the_audit_chain_detects_an_edited_row() {
+        let (_dir, store) = temp_db();
+        for i in 0..5 {
+            store.append_audit(i, &format!("event=test n={i}")).unwrap();
+        }
+        assert_eq!(store.verify_chain().unwrap(), Ok(5));
+        store
+            .conn
+            .execute("UPDATE audit SET line = 'event=forged' WHERE seq = 3", [])
+            .unwrap();
+        assert_eq!(store.verify_chain().unwrap(), Err(3));
+    }
+
+    #[test]
+    fn a_locked_database_is_reported_as_busy() {
+        let (dir, store) = temp_db();
+        let other = Connection::open(dir.join("jitd.db")).unwrap();
+        other.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        let err = store.insert(&record(9, GrantState::Applying)).unwrap_err();
+        assert!(err.is_busy(), "{err}");
+    }
+}
