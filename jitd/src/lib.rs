@@ -29,3 +29,11 @@ pub mod clock;
 pub mod config;
 #[cfg(feature = "daemon")]
 pub mod store;
+#[cfg(feature = "daemon")]
+pub mod sys;
+#[cfg(feature = "daemon")]
+pub mod bus;
+#[cfg(feature = "daemon")]
+pub mod enforce;
+#[cfg(feature = "daemon")]
+pub mod engine;

@@ -1,1 +1,197 @@
-fn main() {}
+//! `jitd`: the daemon (`jitd` / `jitd serve`), the one-shot revocation sweep (`jitd sweep`) the
+//! systemd timer runs even when the daemon is dead, and `jitd purge` for package removal.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use jitd::audit::{Audit, Event, Level};
+use jitd::bus::{Gate, Manager, Shared};
+use jitd::client::{BUS_NAME, OBJECT_PATH};
+use jitd::clock::{Clock, SystemClock};
+use jitd::config::{self, Config, SudoChoice};
+use jitd::enforce::SystemEnforcer;
+use jitd::engine::{Engine, Parts};
+use jitd::grant::group::Groups;
+use jitd::grant::sudoers::{self, SudoFlavor, SudoersDir};
+use jitd::policy::{Policy, SystemAccounts};
+use jitd::sys::sd_notify;
+
+#[derive(Parser)]
+#[command(name = "jitd", version, about = "Just-in-time privilege elevation daemon")]
+struct Cli {
+    /// Configuration file.
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve on the bus (the default).
+    Serve,
+    /// Remove every expired grant now, then exit. Safe while the daemon runs; works without it.
+    Sweep,
+    /// Remove every grant and every jitd drop-in from the system (package removal).
+    Purge,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let explicit = cli.config.is_some();
+    let path = cli.config.unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH));
+    let cfg = match Config::load(&path, explicit) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("jitd: configuration: {e}");
+            return ExitCode::from(78); // EX_CONFIG
+        }
+    };
+    let audit = Arc::new(Audit::new(true));
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(cfg, audit),
+        Command::Sweep => one_shot(cfg, audit, false),
+        Command::Purge => one_shot(cfg, audit, true),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("jitd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Which sudo is installed decides whether rules may carry `NOTAFTER`.
+fn sudo_flavor(cfg: &Config, audit: &Audit) -> SudoFlavor {
+    match cfg.sudo {
+        SudoChoice::Classic => SudoFlavor::Classic { version: "configured".into(), notafter: true },
+        SudoChoice::SudoRs => SudoFlavor::SudoRs { version: "configured".into() },
+        SudoChoice::Auto => match sudoers::detect(&cfg.sudo_path) {
+            Ok(flavor) => flavor,
+            Err(e) => {
+                // Without knowing the implementation, leave NOTAFTER out: sudo-rs would reject
+                // the whole file, and jitd's own clocks still end the grant.
+                audit.log(Level::Warning, &format!("cannot detect sudo ({e}); rules carry no NOTAFTER"));
+                SudoFlavor::SudoRs { version: "unknown".into() }
+            }
+        },
+    }
+}
+
+fn parts(cfg: Config, audit: Arc<Audit>, policy: Policy) -> Parts {
+    let flavor = sudo_flavor(&cfg, &audit);
+    Parts {
+        enforcer: Box::new(SystemEnforcer {
+            sudoers: SudoersDir::new(cfg.sudoers_dir.clone(), cfg.visudo.clone()),
+            groups: Groups::new(cfg.gpasswd.clone()),
+        }),
+        cfg,
+        clock: Arc::new(SystemClock::new()),
+        audit,
+        accounts: Box::new(SystemAccounts),
+        flavor,
+        policy,
+    }
+}
+
+fn one_shot(cfg: Config, audit: Arc<Audit>, purge: bool) -> Result<(), String> {
+    let mut engine = Engine::open(parts(cfg, audit.clone(), Policy::empty()))?;
+    engine.load_live()?;
+    if purge {
+        let n = engine.purge();
+        println!("jitd purge: removed {n} live grant(s) and every jitd drop-in");
+    } else {
+        let before = engine.list(None, false).map(|l| l.len()).unwrap_or(0);
+        engine.tick();
+        let after = engine.list(None, false).map(|l| l.len()).unwrap_or(0);
+        let removed = before.saturating_sub(after);
+        audit.record(
+            None,
+            SystemClock::new().now().wall_ms,
+            &Event::new("sweep.done").field("removed", removed).field("live", after),
+        );
+        println!("jitd sweep: removed {removed} expired grant(s), {after} still live");
+    }
+    Ok(())
+}
+
+fn serve(cfg: Config, audit: Arc<Audit>) -> Result<(), String> {
+    let policy = match Engine::load_policy(&cfg, &SystemAccounts) {
+        Ok(policy) => policy,
+        Err(errors) => {
+            // Start anyway with nothing allowed: revocation of existing grants must not depend
+            // on the policy being valid.
+            audit.record(
+                None,
+                SystemClock::new().now().wall_ms,
+                &Event::new("policy.rejected")
+                    .level(Level::Warning)
+                    .field("errors", &errors)
+                    .field("action", "starting with an empty policy: every request is denied"),
+            );
+            Policy::empty()
+        }
+    };
+    let bus_address = cfg.bus_address.clone();
+    let mut engine = Engine::open(parts(cfg, audit.clone(), policy))?;
+    engine.reconcile()?;
+    let shared = Shared {
+        gate: engine.gate(),
+        clock: engine.clock(),
+        engine: Arc::new(Mutex::new(engine)),
+        wake: Arc::new(tokio::sync::Notify::new()),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(run(shared, bus_address, audit))
+}
+
+async fn run(shared: Shared, bus_address: Option<String>, audit: Arc<Audit>) -> Result<(), String> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let builder = match &bus_address {
+        Some(address) => zbus::connection::Builder::address(address.as_str()),
+        None => zbus::connection::Builder::system(),
+    };
+    let conn = builder
+        .serve_at(OBJECT_PATH, Manager(shared.clone()))
+        .serve_at(OBJECT_PATH, Gate(shared.clone()))
+        .name(BUS_NAME)
+        .build()
+        .await
+        .map_err(|e| format!("cannot serve {BUS_NAME} on the bus: {e}"))?;
+    let mut hangup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
+    let mut terminate = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    sd_notify("READY=1");
+    audit.log(Level::Info, &format!("serving {BUS_NAME}"));
+    loop {
+        let next = shared.engine.lock().unwrap_or_else(|p| p.into_inner()).tick();
+        // Never sleep more than a second: a wall-clock jump or a resume from suspend is then
+        // noticed within a second even with no deadline near.
+        let sleep_ms = next.unwrap_or(1000).clamp(0, 1000) as u64;
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(sleep_ms)) => {}
+            () = shared.wake.notified() => {}
+            _ = hangup.recv() => {
+                let outcome = shared.engine.lock().unwrap_or_else(|p| p.into_inner()).reload_policy();
+                if let Err(e) = outcome {
+                    audit.log(Level::Warning, &e.to_string());
+                }
+            }
+            _ = terminate.recv() => break,
+            _ = interrupt.recv() => break,
+        }
+    }
+    sd_notify("STOPPING=1");
+    // Stop taking calls, then wait for the one in flight (it holds the engine lock) to finish.
+    drop(conn);
+    drop(shared.engine.lock().unwrap_or_else(|p| p.into_inner()));
+    audit.log(Level::Info, "stopped; live grants stay until their deadline");
+    Ok(())
+}

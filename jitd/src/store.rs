@@ -146,7 +146,8 @@ CREATE TABLE IF NOT EXISTS grants (
     boot_id TEXT NOT NULL,
     expires_boot_ms INTEGER NOT NULL,
     ended_ms INTEGER NOT NULL DEFAULT 0,
-    end_reason TEXT NOT NULL DEFAULT ''
+    end_reason TEXT NOT NULL DEFAULT '',
+    end_state TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS grants_state ON grants(state);
 CREATE INDEX IF NOT EXISTS grants_uid ON grants(uid);
@@ -217,25 +218,56 @@ impl Store {
         Ok(())
     }
 
-    /// Moves a grant to `state`. `ended` carries (when, why) for the final states.
-    /// Returns false when no row has that id.
-    pub fn set_state(
+    /// The grant is on the system.
+    pub fn mark_active(&self, id: &GrantId) -> Result<(), StoreError> {
+        self.update(id, "UPDATE grants SET state = 'active' WHERE id = ?1", params![id.as_str()])
+    }
+
+    /// Commits the intent to take the grant off the system, and what it will be once off.
+    pub fn mark_removing(
+        &self,
+        id: &GrantId,
+        end_state: GrantState,
+        at_ms: i64,
+        why: &str,
+    ) -> Result<(), StoreError> {
+        self.update(
+            id,
+            "UPDATE grants SET state = 'removing', end_state = ?2, ended_ms = ?3, end_reason = ?4 \
+             WHERE id = ?1",
+            params![id.as_str(), end_state.as_str(), at_ms, why],
+        )
+    }
+
+    /// The grant is off the system for good, in final `state`.
+    pub fn mark_ended(
         &self,
         id: &GrantId,
         state: GrantState,
-        ended: Option<(i64, &str)>,
-    ) -> Result<bool, StoreError> {
-        let n = match ended {
-            Some((at, why)) => self.conn.execute(
-                "UPDATE grants SET state = ?2, ended_ms = ?3, end_reason = ?4 WHERE id = ?1",
-                params![id.as_str(), state.as_str(), at, why],
-            )?,
-            None => self.conn.execute(
-                "UPDATE grants SET state = ?2 WHERE id = ?1",
-                params![id.as_str(), state.as_str()],
-            )?,
-        };
-        Ok(n == 1)
+        at_ms: i64,
+        why: &str,
+    ) -> Result<(), StoreError> {
+        self.update(
+            id,
+            "UPDATE grants SET state = ?2, ended_ms = ?3, end_reason = ?4 WHERE id = ?1",
+            params![id.as_str(), state.as_str(), at_ms, why],
+        )
+    }
+
+    /// The final state a grant in `removing` was headed for (`revoked` when unknown).
+    pub fn end_state(&self, id: &GrantId) -> Result<GrantState, StoreError> {
+        let s: Option<String> = self
+            .conn
+            .query_row("SELECT end_state FROM grants WHERE id = ?1", [id.as_str()], |r| r.get(0))
+            .optional()?;
+        Ok(s.as_deref().and_then(GrantState::parse).unwrap_or(GrantState::Revoked))
+    }
+
+    fn update<P: rusqlite::Params>(&self, id: &GrantId, sql: &str, p: P) -> Result<(), StoreError> {
+        match self.conn.execute(sql, p)? {
+            1 => Ok(()),
+            _ => Err(StoreError::Corrupt(format!("grant {id} has no row"))),
+        }
     }
 
     pub fn get(&self, id: &GrantId) -> Result<Option<GrantRecord>, StoreError> {
@@ -438,12 +470,11 @@ mod tests {
         let g = record(1, GrantState::Applying);
         store.insert(&g).unwrap();
         assert_eq!(store.live().unwrap(), vec![g.clone()]);
-        assert!(store.set_state(&g.id, GrantState::Active, None).unwrap());
-        assert!(
-            store
-                .set_state(&g.id, GrantState::Expired, Some((200, "expired")))
-                .unwrap()
-        );
+        store.mark_active(&g.id).unwrap();
+        store.mark_removing(&g.id, GrantState::Expired, 200, "expired").unwrap();
+        assert_eq!(store.live().unwrap().len(), 1, "removing is still live");
+        assert_eq!(store.end_state(&g.id).unwrap(), GrantState::Expired);
+        store.mark_ended(&g.id, GrantState::Expired, 200, "expired").unwrap();
         assert!(store.live().unwrap().is_empty());
         let back = store.get(&g.id).unwrap().unwrap();
         assert_eq!(

@@ -1,1 +1,252 @@
+//! Harness for the end-to-end suites. They run inside `tests/sandbox` (a private mount
+//! namespace with an overlay /etc and a private system bus), as root, against the real jitd
+//! binary, real sudo, visudo, gpasswd, useradd and dbus-daemon.
+//!
+//! Outside the sandbox a test cannot run. It then says so loudly; under `CI=true` that is a
+//! failure, never a silent pass.
 
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+/// The sandbox the suite runs in.
+pub struct Sandbox {
+    pub dir: PathBuf,
+    pub bin: PathBuf,
+}
+
+/// The sandbox, or `None` (after a loud message) when not inside one. Panics under `CI=true`.
+pub fn sandbox() -> Option<Sandbox> {
+    match std::env::var_os("JITD_SANDBOX") {
+        Some(dir) => {
+            let dir = PathBuf::from(dir);
+            let bin = dir.join("bin");
+            Some(Sandbox { dir, bin })
+        }
+        None => {
+            let msg = "PRIVILEGED END-TO-END TEST NOT RUN: it needs root and the sandbox; \
+                       run `tests/run` as root";
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("{msg} (CI=true: a skipped privileged test is a failure)");
+            }
+            eprintln!("\n!!!!! {msg} !!!!!\n");
+            None
+        }
+    }
+}
+
+/// Runs a command, capturing everything.
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Creates a local user (no home) if missing; returns its uid.
+pub fn ensure_user(name: &str) -> u32 {
+    ensure_user_with(name, &[])
+}
+
+/// Like [`ensure_user`], with extra `useradd` flags (e.g. `--badname`).
+pub fn ensure_user_with(name: &str, flags: &[&str]) -> u32 {
+    if uid_of(name).is_none() {
+        let o = run(Command::new("useradd").args(["-M", "-l", "-s", "/bin/sh"]).args(flags).arg(name));
+        assert!(o.status.success(), "useradd {name}: {}", stderr(&o));
+    }
+    uid_of(name).unwrap_or_else(|| panic!("user {name} missing after useradd"))
+}
+
+pub fn uid_of(name: &str) -> Option<u32> {
+    let o = run(Command::new("id").args(["-u", name]));
+    o.status.success().then(|| stdout(&o).trim().parse().ok()).flatten()
+}
+
+pub fn ensure_group(name: &str) {
+    let o = run(Command::new("getent").args(["group", name]));
+    if !o.status.success() {
+        let o = run(Command::new("groupadd").arg(name));
+        assert!(o.status.success(), "groupadd {name}: {}", stderr(&o));
+    }
+}
+
+/// Adds `user` to `group` permanently (test set-up, not through jitd).
+pub fn add_to_group(user: &str, group: &str) {
+    let o = run(Command::new("gpasswd").args(["-a", user, group]));
+    assert!(o.status.success(), "gpasswd -a {user} {group}: {}", stderr(&o));
+}
+
+/// Runs `args` as `user` through `runuser` (a real login-less switch of all ids).
+pub fn as_user(user: &str, args: &[&str]) -> Output {
+    run(Command::new("runuser").args(["-u", user, "--"]).args(args))
+}
+
+/// `sudo -n ARGS` as `user`, started through `su` like a user at a shell would.
+pub fn sudo_as(user: &str, args: &str) -> Output {
+    run(Command::new("su").args([user, "-s", "/bin/sh", "-c", &format!("sudo -n {args}")]))
+}
+
+/// Secondary group names of `user`, from the group database (what a new login gets).
+pub fn groups_of(user: &str) -> Vec<String> {
+    let o = run(Command::new("id").args(["-Gn", user]));
+    stdout(&o).split_whitespace().map(str::to_string).collect()
+}
+
+/// jitd drop-ins present in /etc/sudoers.d.
+pub fn drop_ins() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir("/etc/sudoers.d")
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("jitd-") || n.starts_with(".jitd-"))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// `visudo -c` over the whole sudoers configuration.
+pub fn sudoers_valid() -> bool {
+    run(Command::new("visudo").arg("-c")).status.success()
+}
+
+/// A jitd instance with its own state and policy in the sandbox.
+pub struct Daemon {
+    pub dir: PathBuf,
+    pub config: PathBuf,
+    child: Option<Child>,
+    bin: PathBuf,
+}
+
+impl Daemon {
+    /// Writes `policy` and a config under `<sandbox>/<name>`, starts jitd and waits until it
+    /// owns its bus name.
+    pub fn start(sb: &Sandbox, name: &str, policy: &str) -> Daemon {
+        let dir = sb.dir.join(name);
+        std::fs::create_dir_all(dir.join("policy.d")).unwrap();
+        std::fs::create_dir_all(dir.join("state")).unwrap();
+        std::fs::write(dir.join("policy.toml"), policy).unwrap();
+        let config = dir.join("jitd.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "state_dir = {:?}\npolicy_file = {:?}\npolicy_dir = {:?}\nhostname = \"sandbox\"\n",
+                dir.join("state"),
+                dir.join("policy.toml"),
+                dir.join("policy.d"),
+            ),
+        )
+        .unwrap();
+        let mut d = Daemon { dir, config, child: None, bin: sb.bin.clone() };
+        d.spawn();
+        d
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("jitd.log"))
+            .unwrap();
+        let child = Command::new(self.bin.join("jitd"))
+            .arg("--config")
+            .arg(&self.config)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start jitd");
+        self.child = Some(child);
+        wait_for(Duration::from_secs(10), "jitd to own its bus name", || {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("jitd exited at start ({status}):\n{}", self.log());
+            }
+            bus_name_owned()
+        });
+    }
+
+    /// The daemon's output (its audit lines go there when there is no syslog socket).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("jitd.log")).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap_or(0)
+    }
+
+    /// SIGKILL: no chance to clean up, as in a crash.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        wait_for(Duration::from_secs(5), "the bus name to be released", || !bus_name_owned());
+    }
+
+    /// SIGTERM and wait.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: kill(2) with a pid we spawned and still own (not yet reaped).
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let _ = c.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+
+    /// Runs `jitd <subcommand>` with this daemon's config (sweep, purge).
+    pub fn oneshot(&self, sub: &str) -> Output {
+        run(Command::new(self.bin.join("jitd")).arg("--config").arg(&self.config).arg(sub))
+    }
+
+    pub fn set_policy(&self, policy: &str) {
+        std::fs::write(self.dir.join("policy.toml"), policy).unwrap();
+    }
+
+    pub fn state_db(&self) -> PathBuf {
+        self.dir.join("state/jitd.db")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill9();
+        // Leave nothing for the next test: every grant of this instance off the system.
+        let _ = self.oneshot("purge");
+    }
+}
+
+/// Whether someone owns org.jitd.Jitd1 on the sandbox's system bus.
+pub fn bus_name_owned() -> bool {
+    run(Command::new("busctl").args(["--system", "status", jitd::client::BUS_NAME]))
+        .status
+        .success()
+}
+
+/// Polls `cond` until true or panics after `limit`.
+pub fn wait_for(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        if start.elapsed() > limit {
+            panic!("timed out after {limit:?} waiting for {what}");
+        }
+        sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits until `path` does not exist, up to `limit`; returns how long it took.
+pub fn wait_gone(path: &Path, limit: Duration) -> Duration {
+    let start = Instant::now();
+    wait_for(limit, &format!("{} to disappear", path.display()), || !path.exists());
+    start.elapsed()
+}

@@ -1,0 +1,203 @@
+//! The two bus interfaces the daemon serves at `/org/jitd/Jitd1`.
+//!
+//! Every method starts by asking the bus who the caller is (`GetConnectionCredentials` on the
+//! message's sender). Arguments never say who the caller is. If the bus cannot say — the caller
+//! already disconnected (polkit CVE-2021-3560), or the reply lacks a uid — the call is refused.
+//! The Gate interface is also restricted to uid 0 by the bus policy file; it is checked here
+//! again so a mistaken bus policy cannot open it.
+
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use zbus::Connection;
+use zbus::message::Header;
+
+use crate::client::{Error, Explanation, GateDecision, GrantInfo, RequestOutcome, SessionInfo};
+use crate::clock::Clock;
+use crate::engine::{Engine, GateIndex};
+
+/// State shared by both interfaces.
+#[derive(Clone)]
+pub struct Shared {
+    pub engine: Arc<Mutex<Engine>>,
+    pub gate: Arc<RwLock<GateIndex>>,
+    pub clock: Arc<dyn Clock>,
+    /// Wakes the expiry loop when a grant is added, so its next deadline is known at once.
+    pub wake: Arc<tokio::sync::Notify>,
+}
+
+impl Shared {
+    fn engine(&self) -> MutexGuard<'_, Engine> {
+        // A panic while holding the lock must not wedge revocation: take the state as it is.
+        self.engine.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The uid of the connection that sent `header`, from the bus daemon.
+async fn caller_uid(conn: &Connection, header: &Header<'_>) -> Result<u32, Error> {
+    let Some(sender) = header.sender() else {
+        return Err(Error::NotAllowed("the call carries no sender".into()));
+    };
+    let dbus = zbus::fdo::DBusProxy::new(conn)
+        .await
+        .map_err(|e| Error::NotAllowed(format!("cannot identify the caller: {e}")))?;
+    let creds = dbus
+        .get_connection_credentials(sender.clone().into())
+        .await
+        .map_err(|e| Error::NotAllowed(format!("cannot identify the caller: {e}")))?;
+    creds
+        .unix_user_id()
+        .ok_or_else(|| Error::NotAllowed("the bus did not report the caller's uid".into()))
+}
+
+pub struct Manager(pub Shared);
+
+#[zbus::interface(name = "org.jitd.Jitd1.Manager")]
+impl Manager {
+    async fn request(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        privilege: &str,
+        duration_secs: u64,
+        reason: &str,
+        ticket: &str,
+    ) -> Result<RequestOutcome, Error> {
+        let uid = caller_uid(conn, &header).await?;
+        let outcome =
+            self.0.engine().request(uid, privilege, duration_secs, reason, ticket, "bus");
+        self.0.wake.notify_one();
+        outcome
+    }
+
+    async fn list_mine(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        include_ended: bool,
+    ) -> Result<Vec<GrantInfo>, Error> {
+        let uid = caller_uid(conn, &header).await?;
+        self.0.engine().list(Some(uid), include_ended)
+    }
+
+    async fn list_all(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        include_ended: bool,
+    ) -> Result<Vec<GrantInfo>, Error> {
+        let uid = caller_uid(conn, &header).await?;
+        let engine = self.0.engine();
+        if !engine.is_admin(uid) {
+            return Err(Error::NotAllowed(format!(
+                "listing every grant needs root or membership of {}",
+                engine.config().admin_group
+            )));
+        }
+        engine.list(None, include_ended)
+    }
+
+    async fn revoke(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        grant_id: &str,
+        reason: &str,
+    ) -> Result<GrantInfo, Error> {
+        let uid = caller_uid(conn, &header).await?;
+        let out = self.0.engine().revoke(uid, grant_id, reason);
+        self.0.wake.notify_one();
+        out
+    }
+
+    async fn explain(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        privilege: &str,
+    ) -> Result<Explanation, Error> {
+        let uid = caller_uid(conn, &header).await?;
+        self.0.engine().explain(uid, privilege)
+    }
+
+    async fn reload_policy(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        let uid = caller_uid(conn, &header).await?;
+        let mut engine = self.0.engine();
+        if !engine.is_admin(uid) {
+            return Err(Error::NotAllowed(format!(
+                "reloading the policy needs root or membership of {}",
+                engine.config().admin_group
+            )));
+        }
+        engine.reload_policy()
+    }
+}
+
+pub struct Gate(pub Shared);
+
+impl Gate {
+    async fn require_root(conn: &Connection, header: &Header<'_>) -> Result<(), Error> {
+        match caller_uid(conn, header).await? {
+            0 => Ok(()),
+            uid => Err(Error::NotAllowed(format!("the Gate interface is for root only, not uid {uid}"))),
+        }
+    }
+}
+
+#[zbus::interface(name = "org.jitd.Jitd1.Gate")]
+impl Gate {
+    /// Answered from the in-memory index: no database access, no engine lock.
+    async fn check_access(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        uid: u32,
+        service: &str,
+        _tty: &str,
+        _rhost: &str,
+    ) -> Result<GateDecision, Error> {
+        Self::require_root(conn, &header).await?;
+        let now = self.0.clock.now();
+        let gate = self.0.gate.read().unwrap_or_else(|p| p.into_inner());
+        Ok(gate.check(uid, service, &now))
+    }
+
+    async fn request_for(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        uid: u32,
+        privilege: &str,
+        duration_secs: u64,
+        reason: &str,
+        ticket: &str,
+    ) -> Result<RequestOutcome, Error> {
+        Self::require_root(conn, &header).await?;
+        let out = self.0.engine().request(uid, privilege, duration_secs, reason, ticket, "pam");
+        self.0.wake.notify_one();
+        out
+    }
+
+    async fn session_opened(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        session: SessionInfo,
+    ) -> Result<String, Error> {
+        Self::require_root(conn, &header).await?;
+        self.0.engine().session_opened(session)
+    }
+
+    async fn session_closed(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        session_id: &str,
+    ) -> Result<(), Error> {
+        Self::require_root(conn, &header).await?;
+        self.0.engine().session_closed(session_id)
+    }
+}
