@@ -1011,13 +1011,17 @@ commands = ["/usr/bin/id -u"]
 kind = "sudo"
 commands = ["/usr/bin/journalctl"]
 
+[privilege.disk]
+kind = "sudo"
+commands = ["/usr/bin/df"]
+
 [[rule]]
 name = "admins"
 users = ["root"]
-privileges = ["whoami", "logs"]
+privileges = ["whoami", "logs", "disk"]
 max_duration = "1h"
 reason_required = false
-max_active = 1
+max_active = 2
 "#;
 
     struct World {
@@ -1167,8 +1171,9 @@ max_active = 1
         w.grant("whoami", 60);
         let again = w.engine.request(0, "whoami", 60, "", "", "test").unwrap_err();
         assert!(matches!(again, Error::PolicyDenied(_)), "{again:?}");
-        let second = w.engine.request(0, "logs", 60, "", "", "test").unwrap_err();
-        assert!(matches!(second, Error::PolicyDenied(_)), "max_active = 1: {second:?}");
+        w.grant("logs", 60);
+        let third = w.engine.request(0, "disk", 60, "", "", "test").unwrap_err();
+        assert!(matches!(third, Error::PolicyDenied(_)), "max_active = 2: {third:?}");
     }
 
     #[test]
