@@ -120,6 +120,9 @@ fn one_shot(cfg: Config, audit: Arc<Audit>, purge: bool) -> Result<(), String> {
 }
 
 fn serve(cfg: Config, audit: Arc<Audit>) -> Result<(), String> {
+    if let Err(e) = jitd::sys::drop_capabilities() {
+        audit.log(Level::Warning, &format!("could not drop capabilities: {e}"));
+    }
     let policy = match Engine::load_policy(&cfg, &SystemAccounts) {
         Ok(policy) => policy,
         Err(errors) => {

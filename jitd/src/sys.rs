@@ -87,6 +87,43 @@ pub fn sd_notify(state: &str) {
     let _ = sent;
 }
 
+/// Capabilities the daemon and the tools it runs (visudo, gpasswd, sudo --version) need:
+/// owning and replacing root files in /etc and the state dir, and signalling processes for
+/// recall. Everything else (CAP_SYS_ADMIN, CAP_NET_*, CAP_SYS_PTRACE, ...) is dropped from the
+/// bounding set too, so no child can regain it, setuid binaries included.
+const KEPT_CAPABILITIES: &[caps::Capability] = &[
+    caps::Capability::CAP_CHOWN,
+    caps::Capability::CAP_DAC_OVERRIDE,
+    caps::Capability::CAP_DAC_READ_SEARCH,
+    caps::Capability::CAP_FOWNER,
+    caps::Capability::CAP_FSETID,
+    caps::Capability::CAP_KILL,
+    caps::Capability::CAP_SETUID,
+    caps::Capability::CAP_SETGID,
+    caps::Capability::CAP_AUDIT_WRITE,
+];
+
+/// Drops every capability not in [`KEPT_CAPABILITIES`]. Does nothing when not root.
+pub fn drop_capabilities() -> Result<(), String> {
+    use caps::CapSet;
+    if !nix::unistd::geteuid().is_root() {
+        return Ok(());
+    }
+    let keep: caps::CapsHashSet = KEPT_CAPABILITIES.iter().copied().collect();
+    // The bounding set first: dropping from it needs CAP_SETPCAP, which goes next.
+    for cap in caps::all() {
+        if !keep.contains(&cap) && caps::has_cap(None, CapSet::Bounding, cap).unwrap_or(false) {
+            caps::drop(None, CapSet::Bounding, cap).map_err(|e| format!("bounding {cap}: {e}"))?;
+        }
+    }
+    caps::set(None, CapSet::Inheritable, &caps::CapsHashSet::new()).map_err(|e| e.to_string())?;
+    let have = caps::read(None, CapSet::Permitted).map_err(|e| e.to_string())?;
+    let keep: caps::CapsHashSet = keep.intersection(&have).copied().collect();
+    caps::set(None, CapSet::Effective, &keep).map_err(|e| e.to_string())?;
+    caps::set(None, CapSet::Permitted, &keep).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,147 @@
+//! Benchmarks of the figures users feel, against the real daemon, bus and sudo, inside the
+//! sandbox. Prints a Markdown table; never fails on speed. Run with `bench/run`.
+//!
+//! - elevate→usable: from the start of `jitctl elevate` to the first `sudo -n` that succeeds.
+//! - Gate round trip: one `CheckAccess` call over the bus, as pam_jit makes it.
+//! - expiry lateness: how long after its deadline a grant is gone, from the audit `late_ms`.
+//! - mass expiry: N grants with the same deadline, time until all drop-ins are gone.
+//! - sudo with pam_jit vs without: interleaved runs of `sudo -n true`, median ratio.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use jitd_tests::*;
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+fn summary(mut v: Vec<f64>) -> (f64, f64, f64, usize) {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    (percentile(&v, 0.5), percentile(&v, 0.99), v.last().copied().unwrap_or(f64::NAN), v.len())
+}
+
+const POLICY: &str = r#"
+[privilege.bench]
+kind = "sudo"
+commands = ["/usr/bin/true"]
+pam_services = ["sudo", "sudo-i"]
+
+[[rule]]
+name = "bench"
+groups = ["jitdbench"]
+privileges = ["bench"]
+max_duration = "1h"
+reason_required = false
+max_active = 1
+"#;
+
+fn main() {
+    let Some(sb) = sandbox() else {
+        eprintln!("run bench/run as root");
+        std::process::exit(1);
+    };
+    let runs: usize = std::env::var("BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(30);
+    ensure_group("jitdbench");
+    ensure_user("benchuser");
+    add_to_group("benchuser", "jitdbench");
+    let d = Daemon::start(&sb, "bench", POLICY);
+    let mut rows: Vec<(String, (f64, f64, f64, usize), &str)> = Vec::new();
+
+    // elevate → usable
+    let mut usable = Vec::new();
+    for _ in 0..runs {
+        let start = Instant::now();
+        let o = as_user("benchuser", &["jitctl", "--json", "elevate", "bench", "--for", "10m", "--reason", "bench"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let ok = sudo_as("benchuser", "/usr/bin/true");
+        assert!(ok.status.success(), "{}", stderr(&ok));
+        usable.push(start.elapsed().as_secs_f64() * 1000.0);
+        let id: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let id = id["grant"]["id"].as_str().unwrap().to_string();
+        let o = as_user("benchuser", &["jitctl", "drop", &id]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    rows.push(("elevate → sudo usable (jitctl + su + sudo, process start-ups included)".into(), summary(usable), "ms"));
+
+    // Gate round trip, over the real bus as root (what pam_jit does minus connection set-up).
+    let uid = uid_of("benchuser").unwrap();
+    let gate_runs = runs * 100;
+    let (connect, calls) = zbus::block_on(async {
+        let mut connect = Vec::new();
+        let mut calls = Vec::new();
+        for i in 0..gate_runs {
+            let t = Instant::now();
+            let conn = jitd::client::connect(None).await.unwrap();
+            let gate = jitd::client::GateProxy::new(&conn).await.unwrap();
+            let t_call = Instant::now();
+            let _ = gate.check_access(uid, "sudo", "", "").await.unwrap();
+            calls.push(t_call.elapsed().as_secs_f64() * 1000.0);
+            if i % 10 == 0 {
+                connect.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+        }
+        (connect, calls)
+    });
+    rows.push(("Gate CheckAccess round trip (connected)".into(), summary(calls), "ms"));
+    rows.push(("Gate connect + CheckAccess (what one sudo pays)".into(), summary(connect), "ms"));
+
+    // Expiry lateness with the daemon alive.
+    let mut late = Vec::new();
+    for _ in 0..runs.min(20) {
+        let o = as_user("benchuser", &["jitctl", "--json", "elevate", "bench", "--for", "1s", "--reason", "bench"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let id: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let id = id["grant"]["id"].as_str().unwrap().to_string();
+        let path = std::path::Path::new("/etc/sudoers.d").join(format!("jitd-{id}"));
+        wait_gone(&path, Duration::from_secs(10));
+        let log = d.log();
+        let line = log
+            .lines()
+            .find(|l| l.contains("event=grant.expired") && l.contains(&id))
+            .expect("expiry audited");
+        let ms: f64 = line
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix("late_ms="))
+            .and_then(|v| v.parse().ok())
+            .unwrap();
+        late.push(ms);
+    }
+    rows.push(("expiry lateness, daemon alive (audit late_ms)".into(), summary(late), "ms"));
+
+    // sudo with vs without pam_jit, interleaved.
+    let pam_line = format!("account required {}/pam_jit.so\n", sb.bin.display());
+    let plain = std::fs::read_to_string("/etc/pam.d/sudo").unwrap();
+    let o = as_user("benchuser", &["jitctl", "elevate", "bench", "--for", "30m", "--reason", "bench"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut with = Vec::new();
+    let mut without = Vec::new();
+    for i in 0..runs * 2 {
+        let gated = i % 2 == 0;
+        let text = if gated { format!("{plain}{pam_line}") } else { plain.clone() };
+        std::fs::write("/etc/pam.d/sudo", text).unwrap();
+        let t = Instant::now();
+        let o = run(Command::new("runuser").args(["-u", "benchuser", "--", "sudo", "-n", "/usr/bin/true"]));
+        let ms = t.elapsed().as_secs_f64() * 1000.0;
+        if !o.status.success() {
+            eprintln!("sudo failed (gated={gated}): {}", stderr(&o));
+            continue;
+        }
+        if gated { with.push(ms) } else { without.push(ms) }
+    }
+    std::fs::write("/etc/pam.d/sudo", &plain).unwrap();
+    let (w, wp99, _, wn) = summary(with);
+    let (wo, wop99, _, won) = summary(without);
+    rows.push(("sudo -n true with pam_jit (live grant)".into(), (w, wp99, f64::NAN, wn), "ms"));
+    rows.push(("sudo -n true without pam_jit".into(), (wo, wop99, f64::NAN, won), "ms"));
+
+    println!("\n| measure | p50 | p99 | max | n |\n|---|---|---|---|---|");
+    for (name, (p50, p99, max, n), unit) in &rows {
+        println!("| {name} | {p50:.2} {unit} | {p99:.2} {unit} | {max:.2} {unit} | {n} |");
+    }
+    println!("\nratio of medians, sudo with / without pam_jit: {:.3}", w / wo);
+}
