@@ -118,14 +118,14 @@ impl Audit {
     pub fn record(&self, store: Option<&Store>, at_ms: i64, event: &Event) {
         let line = event.line();
         self.to_syslog(event.level, &line);
-        if let Some(store) = store {
-            if let Err(e) = store.append_audit(at_ms, &line) {
-                let gap = Event::new("audit.db_write_failed")
-                    .level(Level::Warning)
-                    .field("error", e)
-                    .field("lost", &line);
-                self.to_syslog(Level::Warning, &gap.line());
-            }
+        if let Some(store) = store
+            && let Err(e) = store.append_audit(at_ms, &line)
+        {
+            let gap = Event::new("audit.db_write_failed")
+                .level(Level::Warning)
+                .field("error", e)
+                .field("lost", &line);
+            self.to_syslog(Level::Warning, &gap.line());
         }
     }
 

@@ -63,8 +63,10 @@ impl Manager {
         ticket: &str,
     ) -> Result<RequestOutcome, Error> {
         let uid = caller_uid(conn, &header).await?;
-        let outcome =
-            self.0.engine().request(uid, privilege, duration_secs, reason, ticket, "bus");
+        let outcome = self
+            .0
+            .engine()
+            .request(uid, privilege, duration_secs, reason, ticket, "bus");
         self.0.wake.notify_one();
         outcome
     }
@@ -142,7 +144,9 @@ impl Gate {
     async fn require_root(conn: &Connection, header: &Header<'_>) -> Result<(), Error> {
         match caller_uid(conn, header).await? {
             0 => Ok(()),
-            uid => Err(Error::NotAllowed(format!("the Gate interface is for root only, not uid {uid}"))),
+            uid => Err(Error::NotAllowed(format!(
+                "the Gate interface is for root only, not uid {uid}"
+            ))),
         }
     }
 }
@@ -165,6 +169,7 @@ impl Gate {
         Ok(gate.check(uid, service, &now))
     }
 
+    #[allow(clippy::too_many_arguments)] // the bus method's arguments plus zbus's two
     async fn request_for(
         &self,
         #[zbus(header)] header: Header<'_>,
@@ -176,7 +181,10 @@ impl Gate {
         ticket: &str,
     ) -> Result<RequestOutcome, Error> {
         Self::require_root(conn, &header).await?;
-        let out = self.0.engine().request(uid, privilege, duration_secs, reason, ticket, "pam");
+        let out = self
+            .0
+            .engine()
+            .request(uid, privilege, duration_secs, reason, ticket, "pam");
         self.0.wake.notify_one();
         out
     }

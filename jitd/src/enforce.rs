@@ -46,9 +46,12 @@ pub struct SystemEnforcer {
 /// What a group grant's stored payload names, re-validated: the record is trusted only as far
 /// as the types allow.
 fn group_target(g: &GrantRecord) -> Result<(UserName, GroupName), GrantError> {
-    let user = UserName::parse(&g.user).map_err(|e| GrantError::Verify { what: e.to_string() })?;
-    let group =
-        GroupName::parse(&g.payload).map_err(|e| GrantError::Verify { what: e.to_string() })?;
+    let user = UserName::parse(&g.user).map_err(|e| GrantError::Verify {
+        what: e.to_string(),
+    })?;
+    let group = GroupName::parse(&g.payload).map_err(|e| GrantError::Verify {
+        what: e.to_string(),
+    })?;
     // Bound to the uid, not the name: if the name now belongs to someone else, touch nothing.
     match crate::sys::account_by_uid(g.uid) {
         Some(account) if account.name == g.user => Ok((user, group)),
@@ -66,7 +69,9 @@ impl Enforcer for SystemEnforcer {
                 let (user, group) = group_target(g)?;
                 self.groups.add(&user, &group)
             }
-            other => Err(GrantError::Verify { what: format!("unknown grant kind {other:?}") }),
+            other => Err(GrantError::Verify {
+                what: format!("unknown grant kind {other:?}"),
+            }),
         }
     }
 
@@ -76,13 +81,17 @@ impl Enforcer for SystemEnforcer {
             "group" => {
                 // Removal must not depend on the account still resolving: use the stored name
                 // when the uid lookup fails, since the membership was added under that name.
-                let user = UserName::parse(&g.user)
-                    .map_err(|e| GrantError::Verify { what: e.to_string() })?;
-                let group = GroupName::parse(&g.payload)
-                    .map_err(|e| GrantError::Verify { what: e.to_string() })?;
+                let user = UserName::parse(&g.user).map_err(|e| GrantError::Verify {
+                    what: e.to_string(),
+                })?;
+                let group = GroupName::parse(&g.payload).map_err(|e| GrantError::Verify {
+                    what: e.to_string(),
+                })?;
                 self.groups.remove(&user, &group)
             }
-            other => Err(GrantError::Verify { what: format!("unknown grant kind {other:?}") }),
+            other => Err(GrantError::Verify {
+                what: format!("unknown grant kind {other:?}"),
+            }),
         }
     }
 
@@ -101,7 +110,9 @@ impl Enforcer for SystemEnforcer {
                     Presence::Missing
                 })
             }
-            other => Err(GrantError::Verify { what: format!("unknown grant kind {other:?}") }),
+            other => Err(GrantError::Verify {
+                what: format!("unknown grant kind {other:?}"),
+            }),
         }
     }
 

@@ -15,7 +15,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
 use crate::audit::{Audit, Event, Level};
-use crate::client::{self, Error, Explanation, GateDecision, GrantInfo, RequestOutcome, SessionInfo};
+use crate::client::{
+    self, Error, Explanation, GateDecision, GrantInfo, RequestOutcome, SessionInfo,
+};
 use crate::clock::{Clock, Deadline, Now, started_in_future};
 use crate::config::Config;
 use crate::enforce::{Enforcer, Presence};
@@ -46,9 +48,12 @@ pub struct GateIndex {
 impl GateIndex {
     /// Whether `uid` holds a live grant covering PAM service `service` at `now`.
     pub fn check(&self, uid: u32, service: &str, now: &Now) -> GateDecision {
-        let live = self.by_uid.get(&uid).into_iter().flatten().find(|e| {
-            !e.deadline.is_due(now) && e.services.iter().any(|s| s == service)
-        });
+        let live = self
+            .by_uid
+            .get(&uid)
+            .into_iter()
+            .flatten()
+            .find(|e| !e.deadline.is_due(now) && e.services.iter().any(|s| s == service));
         if let Some(e) = live {
             return GateDecision {
                 allowed: true,
@@ -138,11 +143,22 @@ pub struct Parts {
 
 impl Engine {
     pub fn open(parts: Parts) -> Result<Self, String> {
-        let Parts { cfg, clock, audit, enforcer, accounts, flavor, policy } = parts;
+        let Parts {
+            cfg,
+            clock,
+            audit,
+            enforcer,
+            accounts,
+            flavor,
+            policy,
+        } = parts;
         let busy = std::time::Duration::from_millis(cfg.db_busy_timeout_ms);
         let store = Store::open(&cfg.db_path(), busy).map_err(|e| e.to_string())?;
-        let hostname =
-            if cfg.hostname.is_empty() { crate::sys::hostname() } else { cfg.hostname.clone() };
+        let hostname = if cfg.hostname.is_empty() {
+            crate::sys::hostname()
+        } else {
+            cfg.hostname.clone()
+        };
         let policy = Arc::new(policy);
         let gate = Arc::new(RwLock::new(GateIndex {
             by_uid: HashMap::new(),
@@ -175,7 +191,8 @@ impl Engine {
     }
 
     fn event(&self, event: Event) {
-        self.audit.record(Some(&self.store), self.clock.now().wall_ms, &event);
+        self.audit
+            .record(Some(&self.store), self.clock.now().wall_ms, &event);
     }
 
     // ---- start-up ---------------------------------------------------------------------------
@@ -260,7 +277,10 @@ impl Engine {
                         .field("grant", &g.id)
                         .field("found", what)
                         .field("ok", outcome.is_ok())
-                        .field("error", outcome.err().map(|e| e.to_string()).unwrap_or_default()),
+                        .field(
+                            "error",
+                            outcome.err().map(|e| e.to_string()).unwrap_or_default(),
+                        ),
                 );
             }
             Err(e) => self.warn("grant.check_failed", &format!("{}: {e}", g.id)),
@@ -319,7 +339,9 @@ impl Engine {
         }
         let Some(account) = crate::sys::account_by_uid(uid) else {
             refused(self, "no account");
-            return Err(Error::NotAllowed(format!("uid {uid} has no account on this host")));
+            return Err(Error::NotAllowed(format!(
+                "uid {uid} has no account on this host"
+            )));
         };
         let who = Requester {
             uid,
@@ -327,7 +349,10 @@ impl Engine {
             name: account.name.clone(),
         };
         let live_by_rule = |rule: &str| {
-            self.live.values().filter(|g| g.uid == uid && g.rule == rule).count() as u32
+            self.live
+                .values()
+                .filter(|g| g.uid == uid && g.rule == rule)
+                .count() as u32
         };
         let decision = self.policy.decide(&Request {
             who: &who,
@@ -338,7 +363,11 @@ impl Engine {
             active_under: &live_by_rule,
         });
         let (rule, secs, clamped) = match decision {
-            Decision::Allow { rule, duration_secs, clamped } => (rule, duration_secs, clamped),
+            Decision::Allow {
+                rule,
+                duration_secs,
+                clamped,
+            } => (rule, duration_secs, clamped),
             Decision::Deny { why } => {
                 self.event(
                     Event::new("request.denied")
@@ -355,7 +384,11 @@ impl Engine {
                 return Err(Error::PolicyDenied(why));
             }
         };
-        if let Some(held) = self.live.values().find(|g| g.uid == uid && g.privilege == privilege) {
+        if let Some(held) = self
+            .live
+            .values()
+            .find(|g| g.uid == uid && g.privilege == privilege)
+        {
             let why = format!(
                 "you already hold {privilege} (grant {}) until {}: use it, or drop it first with `jitctl drop {}`",
                 held.id,
@@ -364,7 +397,8 @@ impl Engine {
             );
             return Err(Error::PolicyDenied(why));
         }
-        let record = self.build_record(&account.name, uid, privilege, &rule, secs, reason, ticket)?;
+        let record =
+            self.build_record(&account.name, uid, privilege, &rule, secs, reason, ticket)?;
         self.event(
             Event::new("request.approved")
                 .field("grant", &record.id)
@@ -385,7 +419,12 @@ impl Engine {
             utc(grant.expires_ms),
             crate::duration::format(secs)
         );
-        Ok(RequestOutcome { status: "active".into(), message, grant: info(&grant), clamped })
+        Ok(RequestOutcome {
+            status: "active".into(),
+            message,
+            grant: info(&grant),
+            clamped,
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -407,7 +446,12 @@ impl Engine {
         let now = self.clock.now();
         let deadline = Deadline::after(&now, (secs as i64).saturating_mul(1000));
         let (kind, payload) = match &p.kind {
-            PrivilegeKind::Sudo { run_as_uid, commands, password_each_time, .. } => {
+            PrivilegeKind::Sudo {
+                run_as_uid,
+                commands,
+                password_each_time,
+                ..
+            } => {
                 let drop_in = DropIn {
                     grant: &id,
                     uid,
@@ -475,7 +519,9 @@ impl Engine {
         if let Err(e) = self.enforcer.apply(&g) {
             let undo = self.enforcer.remove(&g);
             let now = self.clock.now().wall_ms;
-            let _ = self.store.mark_ended(&g.id, GrantState::Failed, now, &e.to_string());
+            let _ = self
+                .store
+                .mark_ended(&g.id, GrantState::Failed, now, &e.to_string());
             self.event(
                 Event::new("grant.apply_failed")
                     .level(Level::Warning)
@@ -483,7 +529,9 @@ impl Engine {
                     .field("error", &e)
                     .field("rolled_back", undo.is_ok()),
             );
-            return Err(Error::Unavailable(format!("could not apply the grant: {e}")));
+            return Err(Error::Unavailable(format!(
+                "could not apply the grant: {e}"
+            )));
         }
         #[cfg(feature = "failpoints")]
         failpoint("after-apply");
@@ -496,7 +544,9 @@ impl Engine {
                     .field("error", &e)
                     .field("rolled_back", undo.is_ok()),
             );
-            return Err(Error::Unavailable(format!("cannot record the grant ({e}); it was rolled back")));
+            return Err(Error::Unavailable(format!(
+                "cannot record the grant ({e}); it was rolled back"
+            )));
         }
         g.state = GrantState::Active;
         self.event(
@@ -633,13 +683,20 @@ impl Engine {
                 let why = g.end_reason.clone();
                 self.finish_removal(g, end, &why);
             } else if started_in_future(g.starts_ms, &now) {
-                self.end(g, GrantState::Revoked, "record dated in the future: clock or state tampered with");
+                self.end(
+                    g,
+                    GrantState::Revoked,
+                    "record dated in the future: clock or state tampered with",
+                );
             } else {
                 self.end(g, GrantState::Expired, "expired");
             }
         }
         let now = self.clock.now();
-        self.live.values().map(|g| self.deadline_of(g).remaining_ms(&now)).min()
+        self.live
+            .values()
+            .map(|g| self.deadline_of(g).remaining_ms(&now))
+            .min()
     }
 
     /// Removes every grant on the system and every jitd drop-in (package removal).
@@ -658,7 +715,11 @@ impl Engine {
     }
 
     fn deadline_of(&self, g: &GrantRecord) -> Deadline {
-        Deadline { wall_ms: g.expires_ms, boot_id: g.boot_id.clone(), boot_ms: g.expires_boot_ms }
+        Deadline {
+            wall_ms: g.expires_ms,
+            boot_id: g.boot_id.clone(),
+            boot_ms: g.expires_boot_ms,
+        }
     }
 
     // ---- reads ------------------------------------------------------------------------------
@@ -684,7 +745,9 @@ impl Engine {
 
     pub fn explain(&self, uid: u32, privilege: &str) -> Result<Explanation, Error> {
         let Some(account) = crate::sys::account_by_uid(uid) else {
-            return Err(Error::NotAllowed(format!("uid {uid} has no account on this host")));
+            return Err(Error::NotAllowed(format!(
+                "uid {uid} has no account on this host"
+            )));
         };
         let who = Requester {
             uid,
@@ -712,8 +775,11 @@ impl Engine {
         if uid == 0 {
             return true;
         }
-        crate::sys::account_by_uid(uid)
-            .is_some_and(|a| self.accounts.user_groups(&a.name).contains(&self.cfg.admin_group))
+        crate::sys::account_by_uid(uid).is_some_and(|a| {
+            self.accounts
+                .user_groups(&a.name)
+                .contains(&self.cfg.admin_group)
+        })
     }
 
     // ---- policy -----------------------------------------------------------------------------
@@ -724,9 +790,15 @@ impl Engine {
             file: Some(cfg.policy_file.clone()),
             dir: Some(cfg.policy_dir.clone()),
         };
-        Policy::load(&src, accounts).map(|l| l.policy).map_err(|errors| {
-            errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
-        })
+        Policy::load(&src, accounts)
+            .map(|l| l.policy)
+            .map_err(|errors| {
+                errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
     }
 
     /// Re-reads the policy; on any error the policy in force stays.
@@ -775,7 +847,8 @@ impl Engine {
                 .field("rhost", &s.rhost),
         );
         let opened_ms = self.clock.now().wall_ms;
-        self.sessions.insert(id.clone(), SessionRecord { info: s, opened_ms });
+        self.sessions
+            .insert(id.clone(), SessionRecord { info: s, opened_ms });
         Ok(id)
     }
 
@@ -802,14 +875,24 @@ impl Engine {
             .privilege(&g.privilege)
             .map(|p| p.pam_services.clone())
             // A grant whose privilege left the policy keeps what sudo grants always cover.
-            .unwrap_or_else(|| if g.kind == "sudo" { vec!["sudo".into(), "sudo-i".into()] } else { vec![] });
+            .unwrap_or_else(|| {
+                if g.kind == "sudo" {
+                    vec!["sudo".into(), "sudo-i".into()]
+                } else {
+                    vec![]
+                }
+            });
         let entry = GateEntry {
             id: g.id.clone(),
             privilege: g.privilege.clone(),
             services,
             deadline: self.deadline_of(g),
         };
-        self.write_gate().by_uid.entry(g.uid).or_default().push(entry);
+        self.write_gate()
+            .by_uid
+            .entry(g.uid)
+            .or_default()
+            .push(entry);
     }
 
     fn unindex(&self, id: &GrantId) {
@@ -825,7 +908,11 @@ impl Engine {
     }
 
     fn warn(&self, kind: &'static str, message: &str) {
-        self.event(Event::new(kind).level(Level::Warning).field("error", message));
+        self.event(
+            Event::new(kind)
+                .level(Level::Warning)
+                .field("error", message),
+        );
     }
 
     pub fn hostname(&self) -> &str {
@@ -842,7 +929,9 @@ impl Engine {
 pub fn check_text(what: &str, text: &str, max_chars: usize) -> Result<(), String> {
     let n = text.chars().count();
     if n > max_chars {
-        return Err(format!("{what} is {n} characters long; at most {max_chars} are allowed"));
+        return Err(format!(
+            "{what} is {n} characters long; at most {max_chars} are allowed"
+        ));
     }
     let hostile = |c: char| {
         c.is_control()
@@ -863,7 +952,12 @@ pub fn utc(ms: i64) -> String {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
@@ -935,7 +1029,9 @@ mod tests {
     struct FakeEnforcer(Arc<FakeSystem>);
 
     fn boom() -> GrantError {
-        GrantError::Verify { what: "injected failure".into() }
+        GrantError::Verify {
+            what: "injected failure".into(),
+        }
     }
 
     impl Enforcer for FakeEnforcer {
@@ -1032,7 +1128,11 @@ max_active = 2
     }
 
     fn world_in(dir: PathBuf, system: Arc<FakeSystem>, clock: Arc<FakeClock>) -> World {
-        let cfg = Config { state_dir: dir.clone(), hostname: "test".into(), ..Config::default() };
+        let cfg = Config {
+            state_dir: dir.clone(),
+            hostname: "test".into(),
+            ..Config::default()
+        };
         let policy = Policy::parse_str(Path::new("policy.toml"), POLICY, &RootOnly)
             .unwrap_or_else(|e| panic!("{e:?}"))
             .policy;
@@ -1042,18 +1142,29 @@ max_active = 2
             audit: Arc::new(Audit::new(false)),
             enforcer: Box::new(FakeEnforcer(system.clone())),
             accounts: Box::new(RootOnly),
-            flavor: SudoFlavor::Classic { version: "1.9.13".into(), notafter: true },
+            flavor: SudoFlavor::Classic {
+                version: "1.9.13".into(),
+                notafter: true,
+            },
             policy,
         })
         .unwrap();
-        World { engine, clock, system, dir }
+        World {
+            engine,
+            clock,
+            system,
+            dir,
+        }
     }
 
     fn world() -> World {
         let dir = std::env::temp_dir().join(format!(
             "jitd-engine-{}-{}",
             std::process::id(),
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
         ));
         std::fs::create_dir_all(&dir).unwrap();
         world_in(dir, Arc::default(), Arc::new(FakeClock::new(T0)))
@@ -1061,7 +1172,10 @@ max_active = 2
 
     impl World {
         fn grant(&mut self, privilege: &str, secs: u64) -> GrantId {
-            let out = self.engine.request(0, privilege, secs, "", "", "test").unwrap();
+            let out = self
+                .engine
+                .request(0, privilege, secs, "", "", "test")
+                .unwrap();
             GrantId::parse(&out.grant.id).unwrap()
         }
         fn on(&self, id: &GrantId) -> bool {
@@ -1071,7 +1185,12 @@ max_active = 2
             self.engine.store.get(id).unwrap().unwrap().state
         }
         fn gate_allows(&self, service: &str) -> bool {
-            self.engine.gate.read().unwrap().check(0, service, &self.clock.now()).allowed
+            self.engine
+                .gate
+                .read()
+                .unwrap()
+                .check(0, service, &self.clock.now())
+                .allowed
         }
         /// A new engine over the same database and system, as after a restart.
         fn restart(self) -> World {
@@ -1140,7 +1259,10 @@ max_active = 2
     fn a_failed_apply_is_rolled_back_and_recorded_as_failed() {
         let mut w = world();
         *w.system.fail_apply.lock().unwrap() = true;
-        let err = w.engine.request(0, "whoami", 60, "", "", "test").unwrap_err();
+        let err = w
+            .engine
+            .request(0, "whoami", 60, "", "", "test")
+            .unwrap_err();
         assert!(matches!(err, Error::Unavailable(_)), "{err:?}");
         assert!(w.system.on.lock().unwrap().is_empty());
         let rows = w.engine.store.list(None, true, 10).unwrap();
@@ -1169,18 +1291,27 @@ max_active = 2
     fn limits_refuse_a_second_grant_of_the_same_privilege_and_beyond_max_active() {
         let mut w = world();
         w.grant("whoami", 60);
-        let again = w.engine.request(0, "whoami", 60, "", "", "test").unwrap_err();
+        let again = w
+            .engine
+            .request(0, "whoami", 60, "", "", "test")
+            .unwrap_err();
         assert!(matches!(again, Error::PolicyDenied(_)), "{again:?}");
         w.grant("logs", 60);
         let third = w.engine.request(0, "disk", 60, "", "", "test").unwrap_err();
-        assert!(matches!(third, Error::PolicyDenied(_)), "max_active = 2: {third:?}");
+        assert!(
+            matches!(third, Error::PolicyDenied(_)),
+            "max_active = 2: {third:?}"
+        );
     }
 
     #[test]
     fn hostile_reasons_are_refused_before_the_policy_is_asked() {
         let mut w = world();
         for reason in ["a\nb", "\u{1b}[2J", "x\u{202e}y", &"r".repeat(2000)] {
-            let e = w.engine.request(0, "whoami", 60, reason, "", "test").unwrap_err();
+            let e = w
+                .engine
+                .request(0, "whoami", 60, reason, "", "test")
+                .unwrap_err();
             assert!(matches!(e, Error::InvalidArgument(_)), "{reason:?}: {e:?}");
         }
         assert!(w.system.on.lock().unwrap().is_empty());
@@ -1213,7 +1344,11 @@ max_active = 2
         w.system.on.lock().unwrap().insert(half.id.to_string());
         // A live grant deleted behind jitd's back, and an orphan drop-in the DB never knew.
         w.system.on.lock().unwrap().remove(live.as_str());
-        w.system.orphans.lock().unwrap().push(GrantId::from_random(0xdef));
+        w.system
+            .orphans
+            .lock()
+            .unwrap()
+            .push(GrantId::from_random(0xdef));
         w.clock.advance_ms(61_000);
 
         let mut w = w.restart();
@@ -1224,7 +1359,10 @@ max_active = 2
         assert_eq!(w.state(&expiring), GrantState::Expired);
         assert!(!w.on(&half.id), "interrupted apply undone");
         assert_eq!(w.state(&half.id), GrantState::Failed);
-        assert!(w.system.orphans.lock().unwrap().is_empty(), "orphan removed");
+        assert!(
+            w.system.orphans.lock().unwrap().is_empty(),
+            "orphan removed"
+        );
         assert!(w.gate_allows("sudo"));
     }
 

@@ -20,7 +20,11 @@ use jitd::policy::{Policy, SystemAccounts};
 use jitd::sys::sd_notify;
 
 #[derive(Parser)]
-#[command(name = "jitd", version, about = "Just-in-time privilege elevation daemon")]
+#[command(
+    name = "jitd",
+    version,
+    about = "Just-in-time privilege elevation daemon"
+)]
 struct Cli {
     /// Configuration file.
     #[arg(long, global = true, value_name = "PATH")]
@@ -42,7 +46,9 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let explicit = cli.config.is_some();
-    let path = cli.config.unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH));
+    let path = cli
+        .config
+        .unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH));
     let cfg = match Config::load(&path, explicit) {
         Ok(cfg) => cfg,
         Err(e) => {
@@ -68,15 +74,25 @@ fn main() -> ExitCode {
 /// Which sudo is installed decides whether rules may carry `NOTAFTER`.
 fn sudo_flavor(cfg: &Config, audit: &Audit) -> SudoFlavor {
     match cfg.sudo {
-        SudoChoice::Classic => SudoFlavor::Classic { version: "configured".into(), notafter: true },
-        SudoChoice::SudoRs => SudoFlavor::SudoRs { version: "configured".into() },
+        SudoChoice::Classic => SudoFlavor::Classic {
+            version: "configured".into(),
+            notafter: true,
+        },
+        SudoChoice::SudoRs => SudoFlavor::SudoRs {
+            version: "configured".into(),
+        },
         SudoChoice::Auto => match sudoers::detect(&cfg.sudo_path) {
             Ok(flavor) => flavor,
             Err(e) => {
                 // Without knowing the implementation, leave NOTAFTER out: sudo-rs would reject
                 // the whole file, and jitd's own clocks still end the grant.
-                audit.log(Level::Warning, &format!("cannot detect sudo ({e}); rules carry no NOTAFTER"));
-                SudoFlavor::SudoRs { version: "unknown".into() }
+                audit.log(
+                    Level::Warning,
+                    &format!("cannot detect sudo ({e}); rules carry no NOTAFTER"),
+                );
+                SudoFlavor::SudoRs {
+                    version: "unknown".into(),
+                }
             }
         },
     }
@@ -112,7 +128,9 @@ fn one_shot(cfg: Config, audit: Arc<Audit>, purge: bool) -> Result<(), String> {
         audit.record(
             None,
             SystemClock::new().now().wall_ms,
-            &Event::new("sweep.done").field("removed", removed).field("live", after),
+            &Event::new("sweep.done")
+                .field("removed", removed)
+                .field("live", after),
         );
         println!("jitd sweep: removed {removed} expired grant(s), {after} still live");
     }
@@ -134,7 +152,10 @@ fn serve(cfg: Config, audit: Arc<Audit>) -> Result<(), String> {
                 &Event::new("policy.rejected")
                     .level(Level::Warning)
                     .field("errors", &errors)
-                    .field("action", "starting with an empty policy: every request is denied"),
+                    .field(
+                        "action",
+                        "starting with an empty policy: every request is denied",
+                    ),
             );
             Policy::empty()
         }
@@ -174,7 +195,11 @@ async fn run(shared: Shared, bus_address: Option<String>, audit: Arc<Audit>) -> 
     sd_notify("READY=1");
     audit.log(Level::Info, &format!("serving {BUS_NAME}"));
     loop {
-        let next = shared.engine.lock().unwrap_or_else(|p| p.into_inner()).tick();
+        let next = shared
+            .engine
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .tick();
         // Never sleep more than a second: a wall-clock jump or a resume from suspend is then
         // noticed within a second even with no deadline near.
         let sleep_ms = next.unwrap_or(1000).clamp(0, 1000) as u64;
@@ -195,6 +220,9 @@ async fn run(shared: Shared, bus_address: Option<String>, audit: Arc<Audit>) -> 
     // Stop taking calls, then wait for the one in flight (it holds the engine lock) to finish.
     drop(conn);
     drop(shared.engine.lock().unwrap_or_else(|p| p.into_inner()));
-    audit.log(Level::Info, "stopped; live grants stay until their deadline");
+    audit.log(
+        Level::Info,
+        "stopped; live grants stay until their deadline",
+    );
     Ok(())
 }

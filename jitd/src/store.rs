@@ -220,7 +220,11 @@ impl Store {
 
     /// The grant is on the system.
     pub fn mark_active(&self, id: &GrantId) -> Result<(), StoreError> {
-        self.update(id, "UPDATE grants SET state = 'active' WHERE id = ?1", params![id.as_str()])
+        self.update(
+            id,
+            "UPDATE grants SET state = 'active' WHERE id = ?1",
+            params![id.as_str()],
+        )
     }
 
     /// Commits the intent to take the grant off the system, and what it will be once off.
@@ -258,9 +262,15 @@ impl Store {
     pub fn end_state(&self, id: &GrantId) -> Result<GrantState, StoreError> {
         let s: Option<String> = self
             .conn
-            .query_row("SELECT end_state FROM grants WHERE id = ?1", [id.as_str()], |r| r.get(0))
+            .query_row(
+                "SELECT end_state FROM grants WHERE id = ?1",
+                [id.as_str()],
+                |r| r.get(0),
+            )
             .optional()?;
-        Ok(s.as_deref().and_then(GrantState::parse).unwrap_or(GrantState::Revoked))
+        Ok(s.as_deref()
+            .and_then(GrantState::parse)
+            .unwrap_or(GrantState::Revoked))
     }
 
     fn update<P: rusqlite::Params>(&self, id: &GrantId, sql: &str, p: P) -> Result<(), StoreError> {
@@ -471,10 +481,14 @@ mod tests {
         store.insert(&g).unwrap();
         assert_eq!(store.live().unwrap(), vec![g.clone()]);
         store.mark_active(&g.id).unwrap();
-        store.mark_removing(&g.id, GrantState::Expired, 200, "expired").unwrap();
+        store
+            .mark_removing(&g.id, GrantState::Expired, 200, "expired")
+            .unwrap();
         assert_eq!(store.live().unwrap().len(), 1, "removing is still live");
         assert_eq!(store.end_state(&g.id).unwrap(), GrantState::Expired);
-        store.mark_ended(&g.id, GrantState::Expired, 200, "expired").unwrap();
+        store
+            .mark_ended(&g.id, GrantState::Expired, 200, "expired")
+            .unwrap();
         assert!(store.live().unwrap().is_empty());
         let back = store.get(&g.id).unwrap().unwrap();
         assert_eq!(

@@ -25,14 +25,27 @@ pub fn account_by_uid(uid: u32) -> Option<Account> {
     // the buffer's real size. getpwuid_r stores pointers into `buf` only, which outlives
     // every read below.
     let rc = unsafe {
-        libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr().cast(), buf.len(), &mut result)
+        libc::getpwuid_r(
+            uid,
+            &mut pwd,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            &mut result,
+        )
     };
     if rc != 0 || result.is_null() || pwd.pw_name.is_null() {
         return None;
     }
     // SAFETY: on success pw_name points to a NUL-terminated string inside `buf`.
-    let name = unsafe { CStr::from_ptr(pwd.pw_name) }.to_str().ok()?.to_string();
-    Some(Account { uid: pwd.pw_uid, gid: pwd.pw_gid, name })
+    let name = unsafe { CStr::from_ptr(pwd.pw_name) }
+        .to_str()
+        .ok()?
+        .to_string();
+    Some(Account {
+        uid: pwd.pw_uid,
+        gid: pwd.pw_gid,
+        name,
+    })
 }
 
 /// The kernel's node name.

@@ -38,7 +38,8 @@ pub fn sandbox() -> Option<Sandbox> {
 
 /// Runs a command, capturing everything.
 pub fn run(cmd: &mut Command) -> Output {
-    cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
 }
 
 pub fn stdout(o: &Output) -> String {
@@ -57,7 +58,10 @@ pub fn ensure_user(name: &str) -> u32 {
 /// Like [`ensure_user`], with extra `useradd` flags (e.g. `--badname`).
 pub fn ensure_user_with(name: &str, flags: &[&str]) -> u32 {
     if uid_of(name).is_none() {
-        let o = run(Command::new("useradd").args(["-M", "-l", "-s", "/bin/sh"]).args(flags).arg(name));
+        let o = run(Command::new("useradd")
+            .args(["-M", "-l", "-s", "/bin/sh"])
+            .args(flags)
+            .arg(name));
         assert!(o.status.success(), "useradd {name}: {}", stderr(&o));
     }
     uid_of(name).unwrap_or_else(|| panic!("user {name} missing after useradd"))
@@ -65,7 +69,10 @@ pub fn ensure_user_with(name: &str, flags: &[&str]) -> u32 {
 
 pub fn uid_of(name: &str) -> Option<u32> {
     let o = run(Command::new("id").args(["-u", name]));
-    o.status.success().then(|| stdout(&o).trim().parse().ok()).flatten()
+    o.status
+        .success()
+        .then(|| stdout(&o).trim().parse().ok())
+        .flatten()
 }
 
 pub fn ensure_group(name: &str) {
@@ -79,7 +86,11 @@ pub fn ensure_group(name: &str) {
 /// Adds `user` to `group` permanently (test set-up, not through jitd).
 pub fn add_to_group(user: &str, group: &str) {
     let o = run(Command::new("gpasswd").args(["-a", user, group]));
-    assert!(o.status.success(), "gpasswd -a {user} {group}: {}", stderr(&o));
+    assert!(
+        o.status.success(),
+        "gpasswd -a {user} {group}: {}",
+        stderr(&o)
+    );
 }
 
 /// Runs `args` as `user` through `runuser` (a real login-less switch of all ids).
@@ -144,7 +155,12 @@ impl Daemon {
             ),
         )
         .unwrap();
-        let mut d = Daemon { dir, config, child: None, bin: sb.bin.clone() };
+        let mut d = Daemon {
+            dir,
+            config,
+            child: None,
+            bin: sb.bin.clone(),
+        };
         d.spawn();
         d
     }
@@ -165,7 +181,11 @@ impl Daemon {
             .expect("start jitd");
         self.child = Some(child);
         wait_for(Duration::from_secs(10), "jitd to own its bus name", || {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 panic!("jitd exited at start ({status}):\n{}", self.log());
             }
             bus_name_owned()
@@ -187,7 +207,11 @@ impl Daemon {
             let _ = c.kill();
             let _ = c.wait();
         }
-        wait_for(Duration::from_secs(5), "the bus name to be released", || !bus_name_owned());
+        wait_for(
+            Duration::from_secs(5),
+            "the bus name to be released",
+            || !bus_name_owned(),
+        );
     }
 
     /// SIGTERM and wait.
@@ -206,7 +230,10 @@ impl Daemon {
 
     /// Runs `jitd <subcommand>` with this daemon's config (sweep, purge).
     pub fn oneshot(&self, sub: &str) -> Output {
-        run(Command::new(self.bin.join("jitd")).arg("--config").arg(&self.config).arg(sub))
+        run(Command::new(self.bin.join("jitd"))
+            .arg("--config")
+            .arg(&self.config)
+            .arg(sub))
     }
 
     pub fn set_policy(&self, policy: &str) {
@@ -247,6 +274,8 @@ pub fn wait_for(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
 /// Waits until `path` does not exist, up to `limit`; returns how long it took.
 pub fn wait_gone(path: &Path, limit: Duration) -> Duration {
     let start = Instant::now();
-    wait_for(limit, &format!("{} to disappear", path.display()), || !path.exists());
+    wait_for(limit, &format!("{} to disappear", path.display()), || {
+        !path.exists()
+    });
     start.elapsed()
 }

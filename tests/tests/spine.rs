@@ -50,33 +50,78 @@ fn elevate_gives_exactly_the_privilege_and_expiry_takes_it_away() {
     let d = Daemon::start(&sb, "loop", POLICY);
 
     let before = sudo_as("alice", "/usr/bin/id -u");
-    assert!(!before.status.success(), "no sudo before a grant: {}", stdout(&before));
+    assert!(
+        !before.status.success(),
+        "no sudo before a grant: {}",
+        stdout(&before)
+    );
 
-    let o = jitctl("alice", &["elevate", "whoami", "--for", "3s", "--reason", "end-to-end loop test"]);
-    assert!(o.status.success(), "elevate failed: {}{}", stdout(&o), stderr(&o));
-    assert_eq!(drop_ins().len(), 1, "one drop-in per grant: {:?}", drop_ins());
+    let o = jitctl(
+        "alice",
+        &[
+            "elevate",
+            "whoami",
+            "--for",
+            "3s",
+            "--reason",
+            "end-to-end loop test",
+        ],
+    );
+    assert!(
+        o.status.success(),
+        "elevate failed: {}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    assert_eq!(
+        drop_ins().len(),
+        1,
+        "one drop-in per grant: {:?}",
+        drop_ins()
+    );
     assert!(sudoers_valid(), "sudoers must stay valid");
 
     let during = sudo_as("alice", "/usr/bin/id -u");
-    assert!(during.status.success(), "sudo during the grant: {}", stderr(&during));
+    assert!(
+        during.status.success(),
+        "sudo during the grant: {}",
+        stderr(&during)
+    );
     assert_eq!(stdout(&during).trim(), "0", "ran as root");
 
     let other_args = sudo_as("alice", "/usr/bin/id -g");
-    assert!(!other_args.status.success(), "only the exact command line is granted");
+    assert!(
+        !other_args.status.success(),
+        "only the exact command line is granted"
+    );
     let other_user = sudo_as("bob", "/usr/bin/id -u");
-    assert!(!other_user.status.success(), "the grant is bound to alice's uid");
+    assert!(
+        !other_user.status.success(),
+        "the grant is bound to alice's uid"
+    );
 
     let id = drop_ins()[0].trim_start_matches("jitd-").to_string();
-    wait_gone(&Path::new("/etc/sudoers.d").join(format!("jitd-{id}")), Duration::from_secs(5));
+    wait_gone(
+        &Path::new("/etc/sudoers.d").join(format!("jitd-{id}")),
+        Duration::from_secs(5),
+    );
     let after = sudo_as("alice", "/usr/bin/id -u");
-    assert!(!after.status.success(), "sudo refused after expiry: {}", stdout(&after));
+    assert!(
+        !after.status.success(),
+        "sudo refused after expiry: {}",
+        stdout(&after)
+    );
 
     let status = jitctl("alice", &["--json", "list", "--ended"]);
     let list: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(list[0]["id"], id.as_str());
     assert_eq!(list[0]["state"], "expired");
     let log = d.log();
-    for event in ["event=request.approved", "event=grant.applied", "event=grant.expired"] {
+    for event in [
+        "event=request.approved",
+        "event=grant.applied",
+        "event=grant.expired",
+    ] {
         assert!(log.contains(event), "audit has {event}:\n{log}");
     }
 }
@@ -85,19 +130,38 @@ fn elevate_gives_exactly_the_privilege_and_expiry_takes_it_away() {
 fn notafter_is_written_in_utc_for_classic_sudo() {
     let Some(sb) = setup() else { return };
     let _d = Daemon::start(&sb, "notafter", POLICY);
-    let o = jitctl("alice", &["elevate", "whoami", "--for", "10m", "--reason", "check notafter"]);
+    let o = jitctl(
+        "alice",
+        &[
+            "elevate",
+            "whoami",
+            "--for",
+            "10m",
+            "--reason",
+            "check notafter",
+        ],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let name = &drop_ins()[0];
     let text = std::fs::read_to_string(Path::new("/etc/sudoers.d").join(name)).unwrap();
     let uid = uid_of("alice").unwrap();
-    let rule: Vec<&str> = text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()).collect();
+    let rule: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .collect();
     assert_eq!(rule.len(), 1, "exactly one rule:\n{text}");
-    assert!(rule[0].starts_with(&format!("#{uid} ALL=(#0) NOTAFTER=")), "{text}");
+    assert!(
+        rule[0].starts_with(&format!("#{uid} ALL=(#0) NOTAFTER=")),
+        "{text}"
+    );
     let stamp = rule[0].split("NOTAFTER=").nth(1).unwrap();
     assert_eq!(&stamp[14..15], "Z", "UTC stamp: {stamp}");
     let meta = std::fs::metadata(Path::new("/etc/sudoers.d").join(name)).unwrap();
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    assert_eq!((meta.uid(), meta.gid(), meta.permissions().mode() & 0o7777), (0, 0, 0o440));
+    assert_eq!(
+        (meta.uid(), meta.gid(), meta.permissions().mode() & 0o7777),
+        (0, 0, 0o440)
+    );
 }
 
 #[test]
@@ -105,15 +169,36 @@ fn group_grant_adds_membership_and_expiry_removes_it() {
     let Some(sb) = setup() else { return };
     let _d = Daemon::start(&sb, "group", POLICY);
     assert!(!groups_of("bob").contains(&"jitde2e".to_string()));
-    let o = jitctl("bob", &["elevate", "e2e-group", "--for", "2s", "--reason", "group grant test"]);
+    let o = jitctl(
+        "bob",
+        &[
+            "elevate",
+            "e2e-group",
+            "--for",
+            "2s",
+            "--reason",
+            "group grant test",
+        ],
+    );
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
-    assert!(groups_of("bob").contains(&"jitde2e".to_string()), "member during the grant");
+    assert!(
+        groups_of("bob").contains(&"jitde2e".to_string()),
+        "member during the grant"
+    );
     wait_for(Duration::from_secs(5), "membership to be removed", || {
         !groups_of("bob").contains(&"jitde2e".to_string())
     });
     let gshadow = std::fs::read_to_string("/etc/gshadow").unwrap();
     let line = gshadow.lines().find(|l| l.starts_with("jitde2e:")).unwrap();
-    assert!(!line.split(':').nth(3).unwrap_or("").split(',').any(|m| m == "bob"), "{line}");
+    assert!(
+        !line
+            .split(':')
+            .nth(3)
+            .unwrap_or("")
+            .split(',')
+            .any(|m| m == "bob"),
+        "{line}"
+    );
 }
 
 #[test]
@@ -121,26 +206,66 @@ fn standing_membership_is_never_granted_nor_taken_away() {
     let Some(sb) = setup() else { return };
     ensure_user("carol");
     add_to_group("carol", "jitde2e");
-    let _d = Daemon::start(&sb, "standing", &POLICY.replace("[\"alice\", \"bob\"]", "[\"carol\"]"));
-    let o = jitctl("carol", &["elevate", "e2e-group", "--for", "2s", "--reason", "already a member"]);
+    let _d = Daemon::start(
+        &sb,
+        "standing",
+        &POLICY.replace("[\"alice\", \"bob\"]", "[\"carol\"]"),
+    );
+    let o = jitctl(
+        "carol",
+        &[
+            "elevate",
+            "e2e-group",
+            "--for",
+            "2s",
+            "--reason",
+            "already a member",
+        ],
+    );
     assert_eq!(o.status.code(), Some(3), "policy denial: {}", stderr(&o));
     assert!(stderr(&o).contains("already a member"), "{}", stderr(&o));
     sleep(Duration::from_secs(3));
-    assert!(groups_of("carol").contains(&"jitde2e".to_string()), "standing membership kept");
+    assert!(
+        groups_of("carol").contains(&"jitde2e".to_string()),
+        "standing membership kept"
+    );
 }
 
 #[test]
 fn restart_after_kill_removes_expired_keeps_live_and_cleans_orphans() {
     let Some(sb) = setup() else { return };
     let mut d = Daemon::start(&sb, "restart", POLICY);
-    let short = jitctl("alice", &["--json", "elevate", "whoami", "--for", "2s", "--reason", "short grant"]);
+    let short = jitctl(
+        "alice",
+        &[
+            "--json",
+            "elevate",
+            "whoami",
+            "--for",
+            "2s",
+            "--reason",
+            "short grant",
+        ],
+    );
     assert!(short.status.success(), "{}", stderr(&short));
-    let long = jitctl("bob", &["--json", "elevate", "whoami", "--for", "30m", "--reason", "long grant"]);
+    let long = jitctl(
+        "bob",
+        &[
+            "--json",
+            "elevate",
+            "whoami",
+            "--for",
+            "30m",
+            "--reason",
+            "long grant",
+        ],
+    );
     assert!(long.status.success(), "{}", stderr(&long));
-    let short_id = serde_json::from_slice::<serde_json::Value>(&short.stdout).unwrap()["grant"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let short_id =
+        serde_json::from_slice::<serde_json::Value>(&short.stdout).unwrap()["grant"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
     let long_id = serde_json::from_slice::<serde_json::Value>(&long.stdout).unwrap()["grant"]["id"]
         .as_str()
         .unwrap()
@@ -149,7 +274,11 @@ fn restart_after_kill_removes_expired_keeps_live_and_cleans_orphans() {
     d.kill9();
     // An orphan with jitd's marker (a grant the DB does not know) and a foreign look-alike.
     let orphan = "/etc/sudoers.d/jitd-g0000000000aa";
-    std::fs::write(orphan, "# jitd grant g0000000000aa: managed by jitd, do not edit\n").unwrap();
+    std::fs::write(
+        orphan,
+        "# jitd grant g0000000000aa: managed by jitd, do not edit\n",
+    )
+    .unwrap();
     let foreign = "/etc/sudoers.d/jitd-g0000000000bb";
     std::fs::write(foreign, "# someone else's file\n").unwrap();
     std::fs::set_permissions(foreign, std::os::unix::fs::PermissionsExt::from_mode(0o440)).unwrap();
@@ -159,11 +288,20 @@ fn restart_after_kill_removes_expired_keeps_live_and_cleans_orphans() {
 
     d.restart();
     let names = drop_ins();
-    assert!(!names.contains(&format!("jitd-{short_id}")), "expired grant removed: {names:?}");
-    assert!(names.contains(&format!("jitd-{long_id}")), "live grant restored: {names:?}");
+    assert!(
+        !names.contains(&format!("jitd-{short_id}")),
+        "expired grant removed: {names:?}"
+    );
+    assert!(
+        names.contains(&format!("jitd-{long_id}")),
+        "live grant restored: {names:?}"
+    );
     assert!(!Path::new(orphan).exists(), "orphan removed");
     assert!(Path::new(foreign).exists(), "foreign file untouched");
-    assert!(sudo_as("bob", "/usr/bin/id -u").status.success(), "live grant works after restart");
+    assert!(
+        sudo_as("bob", "/usr/bin/id -u").status.success(),
+        "live grant works after restart"
+    );
     assert!(!sudo_as("alice", "/usr/bin/id -u").status.success());
     let log = d.log();
     assert!(log.contains("event=grant.repaired"), "{log}");
@@ -175,22 +313,52 @@ fn restart_after_kill_removes_expired_keeps_live_and_cleans_orphans() {
 fn drop_and_revoke_end_a_grant_at_once_and_only_for_the_right_caller() {
     let Some(sb) = setup() else { return };
     let _d = Daemon::start(&sb, "revoke", POLICY);
-    let o = jitctl("alice", &["--json", "elevate", "whoami", "--for", "30m", "--reason", "drop test one"]);
+    let o = jitctl(
+        "alice",
+        &[
+            "--json",
+            "elevate",
+            "whoami",
+            "--for",
+            "30m",
+            "--reason",
+            "drop test one",
+        ],
+    );
     let id = serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["grant"]["id"]
         .as_str()
         .unwrap()
         .to_string();
 
     let bob = jitctl("bob", &["revoke", &id]);
-    assert_eq!(bob.status.code(), Some(7), "another user sees no such grant: {}", stderr(&bob));
-    assert!(sudo_as("alice", "/usr/bin/id -u").status.success(), "still live");
+    assert_eq!(
+        bob.status.code(),
+        Some(7),
+        "another user sees no such grant: {}",
+        stderr(&bob)
+    );
+    assert!(
+        sudo_as("alice", "/usr/bin/id -u").status.success(),
+        "still live"
+    );
 
     let drop = jitctl("alice", &["drop", &id]);
     assert!(drop.status.success(), "{}", stderr(&drop));
     assert!(drop_ins().is_empty(), "{:?}", drop_ins());
     assert!(!sudo_as("alice", "/usr/bin/id -u").status.success());
 
-    let o = jitctl("alice", &["--json", "elevate", "whoami", "--for", "30m", "--reason", "revoke test two"]);
+    let o = jitctl(
+        "alice",
+        &[
+            "--json",
+            "elevate",
+            "whoami",
+            "--for",
+            "30m",
+            "--reason",
+            "revoke test two",
+        ],
+    );
     let id = serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["grant"]["id"]
         .as_str()
         .unwrap()
@@ -200,9 +368,19 @@ fn drop_and_revoke_end_a_grant_at_once_and_only_for_the_right_caller() {
     assert!(drop_ins().is_empty());
     let all = run(Command::new("jitctl").args(["--json", "list", "--all", "--ended"]));
     let list: serde_json::Value = serde_json::from_slice(&all.stdout).unwrap();
-    let row = list.as_array().unwrap().iter().find(|g| g["id"] == id.as_str()).unwrap();
+    let row = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["id"] == id.as_str())
+        .unwrap();
     assert_eq!(row["state"], "revoked");
-    assert!(row["end_reason"].as_str().unwrap().contains("incident over"));
+    assert!(
+        row["end_reason"]
+            .as_str()
+            .unwrap()
+            .contains("incident over")
+    );
 }
 
 #[test]
@@ -210,21 +388,100 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
     let Some(sb) = setup() else { return };
     let _d = Daemon::start(&sb, "badinput", POLICY);
     let cases: &[(&[&str], i32, &str)] = &[
-        (&["elevate", "nosuch", "--for", "5m", "--reason", "unknown privilege"], 3, "no privilege named nosuch"),
-        (&["elevate", "whoami", "--for", "2h", "--reason", "above the maximum"], 3, "maximum"),
-        (&["elevate", "whoami", "--for", "5m", "--reason", "short"], 3, "reason"),
-        (&["elevate", "whoami", "--for", "0s", "--reason", "zero duration"], 2, "at least 1s"),
-        (&["elevate", "whoami", "--for", "10y", "--reason", "bad unit here"], 2, "unexpected"),
-        (&["elevate", "whoami", "--for", "-5m", "--reason", "negative here"], 2, ""),
-        (&["elevate", "whoami", "--for", "5m", "--reason", "line one\nline two"], 6, "control character"),
+        (
+            &[
+                "elevate",
+                "nosuch",
+                "--for",
+                "5m",
+                "--reason",
+                "unknown privilege",
+            ],
+            3,
+            "no privilege named nosuch",
+        ),
+        (
+            &[
+                "elevate",
+                "whoami",
+                "--for",
+                "2h",
+                "--reason",
+                "above the maximum",
+            ],
+            3,
+            "maximum",
+        ),
+        (
+            &["elevate", "whoami", "--for", "5m", "--reason", "short"],
+            3,
+            "reason",
+        ),
+        (
+            &[
+                "elevate",
+                "whoami",
+                "--for",
+                "0s",
+                "--reason",
+                "zero duration",
+            ],
+            2,
+            "at least 1s",
+        ),
+        (
+            &[
+                "elevate",
+                "whoami",
+                "--for",
+                "10y",
+                "--reason",
+                "bad unit here",
+            ],
+            2,
+            "unexpected",
+        ),
+        (
+            &[
+                "elevate",
+                "whoami",
+                "--for",
+                "-5m",
+                "--reason",
+                "negative here",
+            ],
+            2,
+            "",
+        ),
+        (
+            &[
+                "elevate",
+                "whoami",
+                "--for",
+                "5m",
+                "--reason",
+                "line one\nline two",
+            ],
+            6,
+            "control character",
+        ),
     ];
     for (args, code, needle) in cases {
         let o = jitctl("alice", args);
-        assert_eq!(o.status.code(), Some(*code), "{args:?}: {}{}", stdout(&o), stderr(&o));
+        assert_eq!(
+            o.status.code(),
+            Some(*code),
+            "{args:?}: {}{}",
+            stdout(&o),
+            stderr(&o)
+        );
         assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
     }
     let huge = "x".repeat(1 << 20);
-    let o = jitctl("alice", &["elevate", "whoami", "--for", "5m", "--reason", &huge]);
+    let o = jitctl(
+        "alice",
+        &["elevate", "whoami", "--for", "5m", "--reason", &huge],
+    );
     assert_eq!(o.status.code(), Some(6), "1 MiB reason: {}", stderr(&o));
     assert!(drop_ins().is_empty(), "nothing applied: {:?}", drop_ins());
     assert!(sudoers_valid());
@@ -237,33 +494,85 @@ fn only_root_may_call_the_gate_and_only_admins_may_list_everything() {
     let uid = uid_of("alice").unwrap().to_string();
     let gate = as_user(
         "alice",
-        &["busctl", "--system", "call", "org.jitd.Jitd1", "/org/jitd/Jitd1", "org.jitd.Jitd1.Gate",
-          "CheckAccess", "usss", &uid, "sudo", "", ""],
+        &[
+            "busctl",
+            "--system",
+            "call",
+            "org.jitd.Jitd1",
+            "/org/jitd/Jitd1",
+            "org.jitd.Jitd1.Gate",
+            "CheckAccess",
+            "usss",
+            &uid,
+            "sudo",
+            "",
+            "",
+        ],
     );
-    assert!(!gate.status.success(), "bus policy refuses the Gate to users");
-    assert!(stderr(&gate).contains("Access denied") || stderr(&gate).contains("AccessDenied"), "{}", stderr(&gate));
+    assert!(
+        !gate.status.success(),
+        "bus policy refuses the Gate to users"
+    );
+    assert!(
+        stderr(&gate).contains("Access denied") || stderr(&gate).contains("AccessDenied"),
+        "{}",
+        stderr(&gate)
+    );
 
     let all = jitctl("alice", &["list", "--all"]);
     assert_eq!(all.status.code(), Some(4), "{}", stderr(&all));
 
     let root_gate = run(Command::new("busctl").args([
-        "--system", "call", "org.jitd.Jitd1", "/org/jitd/Jitd1", "org.jitd.Jitd1.Gate",
-        "CheckAccess", "usss", &uid, "sudo", "", "",
+        "--system",
+        "call",
+        "org.jitd.Jitd1",
+        "/org/jitd/Jitd1",
+        "org.jitd.Jitd1.Gate",
+        "CheckAccess",
+        "usss",
+        &uid,
+        "sudo",
+        "",
+        "",
     ]));
     assert!(root_gate.status.success(), "{}", stderr(&root_gate));
-    assert!(stdout(&root_gate).contains("false"), "no grant yet: {}", stdout(&root_gate));
-    assert!(stdout(&root_gate).contains("jitctl elevate whoami"), "refusal says what to do: {}", stdout(&root_gate));
+    assert!(
+        stdout(&root_gate).contains("false"),
+        "no grant yet: {}",
+        stdout(&root_gate)
+    );
+    assert!(
+        stdout(&root_gate).contains("jitctl elevate whoami"),
+        "refusal says what to do: {}",
+        stdout(&root_gate)
+    );
 }
 
 #[test]
 fn a_broken_policy_is_refused_on_reload_and_the_old_one_stays() {
     let Some(sb) = setup() else { return };
     let d = Daemon::start(&sb, "reload", POLICY);
-    d.set_policy(&format!("{POLICY}\n[privilege.broken]\nkind = \"sudo\"\ncommands = [\"relative/path\"]\n"));
+    d.set_policy(&format!(
+        "{POLICY}\n[privilege.broken]\nkind = \"sudo\"\ncommands = [\"relative/path\"]\n"
+    ));
     let o = run(Command::new("jitctl").args(["reload"]));
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("policy.toml:"), "file:line:col in the error: {}", stderr(&o));
-    let ok = jitctl("alice", &["elevate", "whoami", "--for", "5m", "--reason", "old policy in force"]);
+    assert!(
+        stderr(&o).contains("policy.toml:"),
+        "file:line:col in the error: {}",
+        stderr(&o)
+    );
+    let ok = jitctl(
+        "alice",
+        &[
+            "elevate",
+            "whoami",
+            "--for",
+            "5m",
+            "--reason",
+            "old policy in force",
+        ],
+    );
     assert!(ok.status.success(), "{}", stderr(&ok));
 }
 
@@ -276,11 +585,27 @@ fn a_user_named_all_gets_a_rule_bound_to_the_uid_only() {
     add_to_group("ALL", "jitdodd");
     let policy = POLICY.replace("users = [\"alice\", \"bob\"]", "groups = [\"jitdodd\"]");
     let _d = Daemon::start(&sb, "oddname", &policy);
-    let o = jitctl("ALL", &["elevate", "whoami", "--for", "5m", "--reason", "hostile user name"]);
+    let o = jitctl(
+        "ALL",
+        &[
+            "elevate",
+            "whoami",
+            "--for",
+            "5m",
+            "--reason",
+            "hostile user name",
+        ],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let text = std::fs::read_to_string(Path::new("/etc/sudoers.d").join(&drop_ins()[0])).unwrap();
     assert!(text.contains(&format!("#{uid} ALL=")), "{text}");
-    assert!(!text.lines().any(|l| l.starts_with("ALL")), "the name never appears as a user: {text}");
-    assert!(!sudo_as("alice", "/usr/bin/id -u").status.success(), "not everyone");
+    assert!(
+        !text.lines().any(|l| l.starts_with("ALL")),
+        "the name never appears as a user: {text}"
+    );
+    assert!(
+        !sudo_as("alice", "/usr/bin/id -u").status.success(),
+        "not everyone"
+    );
     assert!(sudo_as("ALL", "/usr/bin/id -u").status.success());
 }

@@ -20,9 +20,17 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[idx.min(sorted.len() - 1)]
 }
 
-fn summary(mut v: Vec<f64>) -> (f64, f64, f64, usize) {
+/// p50, p99, max and count of a sample.
+type Summary = (f64, f64, f64, usize);
+
+fn summary(mut v: Vec<f64>) -> Summary {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
-    (percentile(&v, 0.5), percentile(&v, 0.99), v.last().copied().unwrap_or(f64::NAN), v.len())
+    (
+        percentile(&v, 0.5),
+        percentile(&v, 0.99),
+        v.last().copied().unwrap_or(f64::NAN),
+        v.len(),
+    )
 }
 
 const POLICY: &str = r#"
@@ -45,18 +53,26 @@ fn main() {
         eprintln!("run bench/run as root");
         std::process::exit(1);
     };
-    let runs: usize = std::env::var("BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(30);
+    let runs: usize = std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30);
     ensure_group("jitdbench");
     ensure_user("benchuser");
     add_to_group("benchuser", "jitdbench");
     let d = Daemon::start(&sb, "bench", POLICY);
-    let mut rows: Vec<(String, (f64, f64, f64, usize), &str)> = Vec::new();
+    let mut rows: Vec<(String, Summary, &str)> = Vec::new();
 
     // elevate → usable
     let mut usable = Vec::new();
     for _ in 0..runs {
         let start = Instant::now();
-        let o = as_user("benchuser", &["jitctl", "--json", "elevate", "bench", "--for", "10m", "--reason", "bench"]);
+        let o = as_user(
+            "benchuser",
+            &[
+                "jitctl", "--json", "elevate", "bench", "--for", "10m", "--reason", "bench",
+            ],
+        );
         assert!(o.status.success(), "{}", stderr(&o));
         let ok = sudo_as("benchuser", "/usr/bin/true");
         assert!(ok.status.success(), "{}", stderr(&ok));
@@ -66,7 +82,11 @@ fn main() {
         let o = as_user("benchuser", &["jitctl", "drop", &id]);
         assert!(o.status.success(), "{}", stderr(&o));
     }
-    rows.push(("elevate → sudo usable (jitctl + su + sudo, process start-ups included)".into(), summary(usable), "ms"));
+    rows.push((
+        "elevate → sudo usable (jitctl + su + sudo, process start-ups included)".into(),
+        summary(usable),
+        "ms",
+    ));
 
     // Gate round trip, over the real bus as root (what pam_jit does minus connection set-up).
     let uid = uid_of("benchuser").unwrap();
@@ -87,13 +107,26 @@ fn main() {
         }
         (connect, calls)
     });
-    rows.push(("Gate CheckAccess round trip (connected)".into(), summary(calls), "ms"));
-    rows.push(("Gate connect + CheckAccess (what one sudo pays)".into(), summary(connect), "ms"));
+    rows.push((
+        "Gate CheckAccess round trip (connected)".into(),
+        summary(calls),
+        "ms",
+    ));
+    rows.push((
+        "Gate connect + CheckAccess (what one sudo pays)".into(),
+        summary(connect),
+        "ms",
+    ));
 
     // Expiry lateness with the daemon alive.
     let mut late = Vec::new();
     for _ in 0..runs.min(20) {
-        let o = as_user("benchuser", &["jitctl", "--json", "elevate", "bench", "--for", "1s", "--reason", "bench"]);
+        let o = as_user(
+            "benchuser",
+            &[
+                "jitctl", "--json", "elevate", "bench", "--for", "1s", "--reason", "bench",
+            ],
+        );
         assert!(o.status.success(), "{}", stderr(&o));
         let id: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
         let id = id["grant"]["id"].as_str().unwrap().to_string();
@@ -111,37 +144,72 @@ fn main() {
             .unwrap();
         late.push(ms);
     }
-    rows.push(("expiry lateness, daemon alive (audit late_ms)".into(), summary(late), "ms"));
+    rows.push((
+        "expiry lateness, daemon alive (audit late_ms)".into(),
+        summary(late),
+        "ms",
+    ));
 
     // sudo with vs without pam_jit, interleaved.
     let pam_line = format!("account required {}/pam_jit.so\n", sb.bin.display());
     let plain = std::fs::read_to_string("/etc/pam.d/sudo").unwrap();
-    let o = as_user("benchuser", &["jitctl", "elevate", "bench", "--for", "30m", "--reason", "bench"]);
+    let o = as_user(
+        "benchuser",
+        &[
+            "jitctl", "elevate", "bench", "--for", "30m", "--reason", "bench",
+        ],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let mut with = Vec::new();
     let mut without = Vec::new();
     for i in 0..runs * 2 {
         let gated = i % 2 == 0;
-        let text = if gated { format!("{plain}{pam_line}") } else { plain.clone() };
+        let text = if gated {
+            format!("{plain}{pam_line}")
+        } else {
+            plain.clone()
+        };
         std::fs::write("/etc/pam.d/sudo", text).unwrap();
         let t = Instant::now();
-        let o = run(Command::new("runuser").args(["-u", "benchuser", "--", "sudo", "-n", "/usr/bin/true"]));
+        let o = run(Command::new("runuser").args([
+            "-u",
+            "benchuser",
+            "--",
+            "sudo",
+            "-n",
+            "/usr/bin/true",
+        ]));
         let ms = t.elapsed().as_secs_f64() * 1000.0;
         if !o.status.success() {
             eprintln!("sudo failed (gated={gated}): {}", stderr(&o));
             continue;
         }
-        if gated { with.push(ms) } else { without.push(ms) }
+        if gated {
+            with.push(ms)
+        } else {
+            without.push(ms)
+        }
     }
     std::fs::write("/etc/pam.d/sudo", &plain).unwrap();
     let (w, wp99, _, wn) = summary(with);
     let (wo, wop99, _, won) = summary(without);
-    rows.push(("sudo -n true with pam_jit (live grant)".into(), (w, wp99, f64::NAN, wn), "ms"));
-    rows.push(("sudo -n true without pam_jit".into(), (wo, wop99, f64::NAN, won), "ms"));
+    rows.push((
+        "sudo -n true with pam_jit (live grant)".into(),
+        (w, wp99, f64::NAN, wn),
+        "ms",
+    ));
+    rows.push((
+        "sudo -n true without pam_jit".into(),
+        (wo, wop99, f64::NAN, won),
+        "ms",
+    ));
 
     println!("\n| measure | p50 | p99 | max | n |\n|---|---|---|---|---|");
     for (name, (p50, p99, max, n), unit) in &rows {
         println!("| {name} | {p50:.2} {unit} | {p99:.2} {unit} | {max:.2} {unit} | {n} |");
     }
-    println!("\nratio of medians, sudo with / without pam_jit: {:.3}", w / wo);
+    println!(
+        "\nratio of medians, sudo with / without pam_jit: {:.3}",
+        w / wo
+    );
 }
