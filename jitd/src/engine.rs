@@ -12,6 +12,7 @@
 //! - Everything the engine knows about time comes from its [`Clock`].
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 use std::sync::{Arc, RwLock};
 
 use crate::audit::{Audit, Event, Level};
@@ -23,11 +24,23 @@ use crate::config::Config;
 use crate::enforce::{Enforcer, Presence};
 use crate::grant::sudoers::{self, DropIn, SudoFlavor};
 use crate::names::GrantId;
-use crate::policy::{Accounts, Decision, Policy, PolicySource, PrivilegeKind, Request, Requester};
+use crate::policy::{
+    Accounts, Decision, OnEnd, Policy, PolicySource, PrivilegeKind, Request, Requester,
+};
+use crate::recall;
 use crate::store::{GrantRecord, GrantState, Store};
 
 /// Most rows a listing returns.
 const LIST_LIMIT: u32 = 500;
+/// How long recalled processes get between SIGTERM and SIGKILL.
+const RECALL_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn join(pids: &[u32]) -> String {
+    pids.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
 
 /// A live grant as the gate sees it: enough to answer a PAM check from memory.
 #[derive(Debug, Clone)]
@@ -660,7 +673,59 @@ impl Engine {
             event = event.field("late_ms", late_ms);
         }
         self.event(event);
+        if state != GrantState::Failed {
+            self.recall(&g);
+        }
+        self.sessions
+            .retain(|_, s| s.info.grant_id != g.id.as_str());
         g
+    }
+
+    /// Ends what still runs with an ended grant's privilege, when the privilege says so.
+    /// SIGTERM goes out now; the SIGKILL after the grace period runs on a short-lived thread so
+    /// the engine is not held up.
+    fn recall(&self, g: &GrantRecord) {
+        let Some(p) = self.policy.privilege(&g.privilege) else {
+            return;
+        };
+        if !matches!(p.on_end, OnEnd::Terminate) {
+            return;
+        }
+        let procs = recall::scan(Path::new("/proc"));
+        let mut pids: Vec<u32> = match &p.kind {
+            PrivilegeKind::Group { gid, .. } => recall::holding_group(&procs, g.uid, *gid),
+            PrivilegeKind::Sudo { .. } => self
+                .sessions
+                .values()
+                .filter(|s| s.info.grant_id == g.id.as_str() && s.info.pid > 1)
+                .flat_map(|s| recall::tree(&procs, s.info.pid))
+                .collect(),
+        };
+        let own = std::process::id();
+        pids.retain(|&pid| pid > 1 && pid != own);
+        pids.sort_unstable();
+        pids.dedup();
+        if pids.is_empty() {
+            return;
+        }
+        self.event(
+            Event::new("recall.started")
+                .level(Level::Notice)
+                .field("grant", &g.id)
+                .field("uid", g.uid)
+                .field("pids", join(&pids)),
+        );
+        let audit = self.audit.clone();
+        let id = g.id.clone();
+        std::thread::spawn(move || {
+            let out = recall::terminate(&pids, RECALL_GRACE);
+            let event = Event::new("recall.finished")
+                .level(Level::Notice)
+                .field("grant", &id)
+                .field("terminated", join(&out.terminated))
+                .field("killed", join(&out.killed));
+            audit.record(None, 0, &event);
+        });
     }
 
     /// Ends every grant that is due, retries failed removals; returns ms until the next

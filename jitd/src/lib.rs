@@ -34,6 +34,8 @@ pub mod enforce;
 #[cfg(feature = "daemon")]
 pub mod engine;
 #[cfg(feature = "daemon")]
+pub mod recall;
+#[cfg(feature = "daemon")]
 pub mod store;
 #[cfg(feature = "daemon")]
 pub mod sys;
