@@ -192,6 +192,16 @@ async fn run(shared: Shared, bus_address: Option<String>, audit: Arc<Audit>) -> 
     let mut hangup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
     let mut terminate = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    let mut clock_watch = match jitd::clockwatch::ClockWatch::new() {
+        Ok(watch) => Some(watch),
+        Err(e) => {
+            audit.log(
+                Level::Warning,
+                &format!("no clock-change notification ({e}); checking every second"),
+            );
+            None
+        }
+    };
     sd_notify("READY=1");
     audit.log(Level::Info, &format!("serving {BUS_NAME}"));
     loop {
@@ -206,6 +216,14 @@ async fn run(shared: Shared, bus_address: Option<String>, audit: Arc<Audit>) -> 
         tokio::select! {
             () = tokio::time::sleep(Duration::from_millis(sleep_ms)) => {}
             () = shared.wake.notified() => {}
+            changed = clock_changed(&mut clock_watch) => {
+                if let Err(e) = changed {
+                    audit.log(Level::Warning, &format!("clock-change notification failed: {e}"));
+                    clock_watch = None;
+                } else {
+                    audit.record(None, 0, &Event::new("clock.changed").level(Level::Notice));
+                }
+            }
             _ = hangup.recv() => {
                 let outcome = shared.engine.lock().unwrap_or_else(|p| p.into_inner()).reload_policy();
                 if let Err(e) = outcome {
@@ -225,4 +243,12 @@ async fn run(shared: Shared, bus_address: Option<String>, audit: Arc<Audit>) -> 
         "stopped; live grants stay until their deadline",
     );
     Ok(())
+}
+
+/// Waits for a wall-clock change, or forever when there is no watch.
+async fn clock_changed(watch: &mut Option<jitd::clockwatch::ClockWatch>) -> std::io::Result<()> {
+    match watch {
+        Some(watch) => watch.changed().await,
+        None => std::future::pending().await,
+    }
 }
