@@ -58,9 +58,10 @@ impl ClockWatch {
         // SAFETY: `raw` is a fresh fd owned by nothing else.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         arm(&fd)?;
-        Ok(Self {
-            fd: AsyncFd::new(fd)?,
-        })
+        // SAFETY: the OwnedFd is moved into the AsyncFd, which owns it until dropped; an
+        // OwnedFd always reports the same open descriptor from as_raw_fd.
+        let fd = unsafe { AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }?;
+        Ok(Self { fd })
     }
 
     /// Resolves when the wall clock has been set since the last call.
