@@ -92,17 +92,32 @@ impl Clock for SystemClock {
         let wall_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-            // A clock before 1970 is broken; 0 makes every deadline due, the safe reading.
+            // A clock before 1970 is broken; the far future makes every deadline due, the safe reading.
             .unwrap_or(i64::MAX);
         let boot_ms = nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME)
             .map(|ts| ts.tv_sec() * 1000 + ts.tv_nsec() / 1_000_000)
             .unwrap_or(0);
         Now {
-            wall_ms,
+            wall_ms: wall_ms.saturating_add(test_wall_offset_ms()),
             boot_ms,
             boot_id: self.boot_id.clone(),
         }
     }
+}
+
+/// Debug builds only: the end-to-end suites move the daemon's wall clock (not the host's) by
+/// writing an offset in milliseconds to the file named by `JITD_TEST_WALL_OFFSET_FILE`.
+#[cfg(debug_assertions)]
+fn test_wall_offset_ms() -> i64 {
+    std::env::var_os("JITD_TEST_WALL_OFFSET_FILE")
+        .and_then(|path| std::fs::read_to_string(path).ok())
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[cfg(not(debug_assertions))]
+fn test_wall_offset_ms() -> i64 {
+    0
 }
 
 /// A clock for tests: both clocks move only when told.

@@ -527,7 +527,7 @@ impl Engine {
             self.warn("grant.not_recorded", &why);
             return Err(Error::Unavailable(why));
         }
-        #[cfg(feature = "failpoints")]
+        #[cfg(debug_assertions)]
         failpoint("after-intent");
         if let Err(e) = self.enforcer.apply(&g) {
             let undo = self.enforcer.remove(&g);
@@ -546,7 +546,7 @@ impl Engine {
                 "could not apply the grant: {e}"
             )));
         }
-        #[cfg(feature = "failpoints")]
+        #[cfg(debug_assertions)]
         failpoint("after-apply");
         if let Err(e) = self.store.mark_active(&g.id) {
             let undo = self.enforcer.remove(&g);
@@ -631,7 +631,7 @@ impl Engine {
 
     fn finish_removal(&mut self, mut g: GrantRecord, state: GrantState, why: &str) -> GrantRecord {
         self.unindex(&g.id);
-        #[cfg(feature = "failpoints")]
+        #[cfg(debug_assertions)]
         failpoint("before-remove");
         let now = self.clock.now().wall_ms;
         if let Err(e) = self.enforcer.remove(&g) {
@@ -648,7 +648,7 @@ impl Engine {
             self.live.insert(g.id.clone(), g.clone());
             return g;
         }
-        #[cfg(feature = "failpoints")]
+        #[cfg(debug_assertions)]
         failpoint("after-remove");
         if let Err(e) = self.store.mark_ended(&g.id, state, now, why) {
             self.warn("grant.db_write_failed", &format!("{}: {e}", g.id));
@@ -1059,9 +1059,10 @@ pub fn info(g: &GrantRecord) -> GrantInfo {
     }
 }
 
-/// Test-only crash points: `JITD_FAILPOINT=<name>` makes the process exit abruptly there, as
-/// a `kill -9` would, so recovery can be tested at every step.
-#[cfg(feature = "failpoints")]
+/// Crash points for the test suites, compiled into debug builds only (packages are release
+/// builds): `JITD_FAILPOINT=<name>` makes the process exit abruptly there, as a `kill -9`
+/// would, so recovery can be tested at every step of apply and remove.
+#[cfg(debug_assertions)]
 fn failpoint(name: &str) {
     if std::env::var("JITD_FAILPOINT").is_ok_and(|v| v == name) {
         // SAFETY: _exit ends the process at once without running destructors, which is exactly
