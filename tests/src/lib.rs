@@ -134,6 +134,8 @@ pub struct Daemon {
     pub config: PathBuf,
     child: Option<Child>,
     bin: PathBuf,
+    /// Extra environment for the next start (e.g. `JITD_FAILPOINT`).
+    env: Vec<(String, String)>,
 }
 
 impl Daemon {
@@ -174,6 +176,11 @@ impl Daemon {
         let child = Command::new(self.bin.join("jitd"))
             .arg("--config")
             .arg(&self.config)
+            .env(
+                "JITD_TEST_WALL_OFFSET_FILE",
+                self.dir.join("wall-offset-ms"),
+            )
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -190,6 +197,26 @@ impl Daemon {
             }
             bus_name_owned()
         });
+    }
+
+    /// Sets an environment variable for the next (re)start; `None` removes it.
+    pub fn set_env(&mut self, key: &str, value: Option<&str>) {
+        self.env.retain(|(k, _)| k != key);
+        if let Some(value) = value {
+            self.env.push((key.to_string(), value.to_string()));
+        }
+    }
+
+    /// Moves this daemon's wall clock (debug builds read the offset on every clock reading).
+    pub fn set_wall_offset_ms(&self, ms: i64) {
+        std::fs::write(self.dir.join("wall-offset-ms"), ms.to_string()).unwrap();
+    }
+
+    /// Whether the daemon process has exited (e.g. at a failpoint).
+    pub fn exited(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_some())
     }
 
     /// The daemon's output (its audit lines go there when there is no syslog socket).
@@ -223,6 +250,7 @@ impl Daemon {
         }
     }
 
+    /// Kills the daemon if it runs (it may have exited at a failpoint) and starts it again.
     pub fn restart(&mut self) {
         self.kill9();
         self.spawn();

@@ -1,0 +1,270 @@
+//! Access ends on time under every failure we can produce: a crash at each step of apply and
+//! remove (failpoints in the debug build), the daemon dead at the deadline (the sweep), the wall
+//! clock moved by a day either way, many grants ending in the same second.
+
+use std::path::Path;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use jitd_tests::*;
+
+const POLICY: &str = r#"
+[privilege.whoami]
+kind = "sudo"
+commands = ["/usr/bin/id -u"]
+
+[[rule]]
+name = "crash tests"
+users = ["alice", "bob"]
+privileges = ["whoami"]
+max_duration = "1d"
+reason_required = false
+max_active = 1
+"#;
+
+fn setup() -> Option<Sandbox> {
+    let sb = sandbox()?;
+    ensure_user("alice");
+    ensure_user("bob");
+    Some(sb)
+}
+
+fn elevate(user: &str, secs: &str) -> std::process::Output {
+    as_user(
+        user,
+        &[
+            "jitctl",
+            "--json",
+            "elevate",
+            "whoami",
+            "--for",
+            secs,
+            "--reason",
+            "crash test",
+        ],
+    )
+}
+
+fn grant_id(o: &std::process::Output) -> String {
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}{}", stdout(o), stderr(o)));
+    v["grant"]["id"].as_str().unwrap().to_string()
+}
+
+fn state_of(d: &Daemon, id: &str) -> String {
+    let o = run(std::process::Command::new("jitctl").args(["--json", "list", "--all", "--ended"]));
+    let list: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}{}\n{}", stdout(&o), stderr(&o), d.log()));
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["id"] == id)
+        .map(|g| g["state"].as_str().unwrap().to_string())
+        .unwrap_or_else(|| panic!("grant {id} not listed: {list}"))
+}
+
+/// A crash while a grant is being applied: the requester got no success, so after restart
+/// the grant is undone — nothing on the system, recorded as failed.
+#[test]
+fn crash_during_apply_is_undone_at_restart() {
+    let Some(sb) = setup() else { return };
+    for point in ["after-intent", "after-apply"] {
+        let mut d = Daemon::start(&sb, &format!("crash-{point}"), POLICY);
+        d.set_env("JITD_FAILPOINT", Some(point));
+        d.restart();
+        let o = elevate("alice", "30m");
+        assert!(!o.status.success(), "{point}: the request cannot succeed");
+        wait_for(
+            Duration::from_secs(5),
+            "the daemon to die at the failpoint",
+            || d.exited(),
+        );
+        assert!(
+            !drop_ins().iter().any(|n| n.starts_with(".jitd")),
+            "no temp file: {:?}",
+            drop_ins()
+        );
+        d.set_env("JITD_FAILPOINT", None);
+        d.restart();
+        assert!(
+            drop_ins().is_empty(),
+            "{point}: nothing left applied: {:?}",
+            drop_ins()
+        );
+        assert!(
+            !sudo_as("alice", "/usr/bin/id -u").status.success(),
+            "{point}"
+        );
+        assert!(
+            d.log().contains("event=grant.rolled_back"),
+            "{point}:\n{}",
+            d.log()
+        );
+        assert!(sudoers_valid());
+    }
+}
+
+/// A crash while a grant is being removed at its deadline: the next start, or the sweep with
+/// the daemon still dead, finishes the removal.
+#[test]
+fn crash_during_removal_is_finished_by_restart_or_by_the_sweep() {
+    let Some(sb) = setup() else { return };
+    for (point, recover) in [
+        ("before-remove", "sweep"),
+        ("before-remove", "restart"),
+        ("after-remove", "restart"),
+    ] {
+        let mut d = Daemon::start(&sb, &format!("remove-{point}-{recover}"), POLICY);
+        d.set_env("JITD_FAILPOINT", Some(point));
+        d.restart();
+        let id = grant_id(&elevate("alice", "2s"));
+        wait_for(
+            Duration::from_secs(6),
+            "the daemon to die at the failpoint",
+            || d.exited(),
+        );
+        d.set_env("JITD_FAILPOINT", None);
+        if recover == "sweep" {
+            assert!(
+                drop_ins().contains(&format!("jitd-{id}")),
+                "still there while jitd is dead"
+            );
+            let o = d.oneshot("sweep");
+            assert!(o.status.success(), "{}", stderr(&o));
+            assert!(
+                drop_ins().is_empty(),
+                "the sweep removed it: {:?}",
+                drop_ins()
+            );
+            d.restart();
+        } else {
+            d.restart();
+            assert!(
+                drop_ins().is_empty(),
+                "{point}: removed at start: {:?}",
+                drop_ins()
+            );
+        }
+        assert_eq!(state_of(&d, &id), "expired", "{point}/{recover}");
+        assert!(!sudo_as("alice", "/usr/bin/id -u").status.success());
+    }
+}
+
+/// The daemon killed with a live grant: nobody restarts it; the sweep (what the systemd timer
+/// runs) removes the expired grant, and sudo's own NOTAFTER refused it already.
+#[test]
+fn with_the_daemon_dead_sudo_refuses_and_the_sweep_removes_the_grant() {
+    let Some(sb) = setup() else { return };
+    let mut d = Daemon::start(&sb, "dead", POLICY);
+    let id = grant_id(&elevate("alice", "3s"));
+    let live = grant_id(&elevate("bob", "1h"));
+    d.kill9();
+    sleep(Duration::from_secs(4));
+    assert!(
+        drop_ins().contains(&format!("jitd-{id}")),
+        "the file outlives the dead daemon"
+    );
+    let refused = sudo_as("alice", "/usr/bin/id -u");
+    assert!(
+        !refused.status.success(),
+        "NOTAFTER: sudo itself refuses after the deadline"
+    );
+    let o = d.oneshot("sweep");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("removed 1"), "{}", stdout(&o));
+    assert_eq!(
+        drop_ins(),
+        vec![format!("jitd-{live}")],
+        "only the expired one went"
+    );
+    assert!(
+        sudo_as("bob", "/usr/bin/id -u").status.success(),
+        "the live grant still works"
+    );
+    d.restart();
+    assert_eq!(state_of(&d, &id), "expired");
+}
+
+/// The wall clock moved forward a day: grants end at once. Moved back a day: the boot-time
+/// deadline still ends them on time, and a grant now apparently started in the future is
+/// treated as tampering and revoked.
+#[test]
+fn moving_the_wall_clock_either_way_never_extends_access() {
+    let Some(sb) = setup() else { return };
+    let d = Daemon::start(&sb, "clock", POLICY);
+    let id = grant_id(&elevate("alice", "1h"));
+    d.set_wall_offset_ms(86_400_000);
+    wait_gone(
+        &Path::new("/etc/sudoers.d").join(format!("jitd-{id}")),
+        Duration::from_secs(3),
+    );
+    assert_eq!(state_of(&d, &id), "expired");
+
+    d.set_wall_offset_ms(0);
+    let id = grant_id(&elevate("bob", "1h"));
+    d.set_wall_offset_ms(-86_400_000);
+    wait_gone(
+        &Path::new("/etc/sudoers.d").join(format!("jitd-{id}")),
+        Duration::from_secs(3),
+    );
+    assert_eq!(state_of(&d, &id), "revoked");
+    assert!(d.log().contains("dated in the future"), "{}", d.log());
+
+    d.set_wall_offset_ms(-200_000);
+    let id = grant_id(&elevate("alice", "3s"));
+    d.set_wall_offset_ms(-400_000);
+    wait_gone(
+        &Path::new("/etc/sudoers.d").join(format!("jitd-{id}")),
+        Duration::from_secs(6),
+    );
+    assert_eq!(
+        state_of(&d, &id),
+        "expired",
+        "ended by CLOCK_BOOTTIME although the wall clock went back"
+    );
+}
+
+/// Many users' grants ending in the same second are all removed promptly.
+#[test]
+fn a_thousand_grants_expiring_in_the_same_second_are_all_removed() {
+    let Some(sb) = setup() else { return };
+    let n: usize = std::env::var("JITD_MASS_GRANTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let mut policy = String::new();
+    for i in 0..n {
+        policy.push_str(&format!(
+            "[privilege.p{i}]\nkind = \"sudo\"\ncommands = [\"/usr/bin/id -u\"]\n"
+        ));
+    }
+    let names: Vec<String> = (0..n).map(|i| format!("\"p{i}\"")).collect();
+    policy.push_str(&format!(
+        "[[rule]]\nname = \"mass\"\nusers = [\"alice\"]\nprivileges = [{}]\nmax_duration = \"1d\"\nreason_required = false\nmax_active = {n}\n",
+        names.join(", ")
+    ));
+    let d = Daemon::start(&sb, "mass", &policy);
+    // Through the bus as alice, with one connection (a process per request would dominate).
+    let uid = uid_of("alice").unwrap();
+    let o = as_user("alice", &["jitctl", "--json", "status"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let start = Instant::now();
+    let script = (0..n)
+        .map(|i| format!("jitctl elevate p{i} --for 1h --reason x >/dev/null || echo FAIL p{i}"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let o = run(std::process::Command::new("su").args(["alice", "-s", "/bin/sh", "-c", &script]));
+    assert!(!stdout(&o).contains("FAIL"), "{}", stdout(&o));
+    eprintln!("{n} grants applied in {:?} (uid {uid})", start.elapsed());
+    assert_eq!(drop_ins().len(), n);
+    d.set_wall_offset_ms(2 * 3_600_000);
+    let start = Instant::now();
+    wait_for(
+        Duration::from_secs(120),
+        "every drop-in to be removed",
+        || drop_ins().is_empty(),
+    );
+    eprintln!("{n} simultaneous expiries removed in {:?}", start.elapsed());
+    assert_eq!(d.log().matches("event=grant.expired").count(), n);
+    assert!(sudoers_valid());
+}
