@@ -162,6 +162,7 @@ impl Daemon {
             config,
             child: None,
             bin: sb.bin.clone(),
+            env: Vec::new(),
         };
         d.spawn();
         d
