@@ -61,6 +61,38 @@ pub fn started_in_future(started_ms: i64, now: &Now) -> bool {
     started_ms > now.wall_ms.saturating_add(FUTURE_TOLERANCE_MS)
 }
 
+/// Days since 1970-01-01 to a proleptic Gregorian (year, month, day) — Howard Hinnant's
+/// `civil_from_days`. Pure arithmetic: no time zone, no locale, no TZ variable can change it.
+pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+fn utc_parts(secs: i64) -> (i64, i64, i64, i64, i64, i64) {
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    let rem = secs.rem_euclid(86_400);
+    (y, m, d, rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// A UTC timestamp for messages: `2026-11-22 15:42:07Z`.
+pub fn utc(ms: i64) -> String {
+    let (y, m, d, hh, mm, ss) = utc_parts(ms.div_euclid(1000));
+    format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}:{ss:02}Z")
+}
+
+/// sudoers' generalized time in UTC, as `NOTAFTER` wants it: `20261122154207Z`.
+pub fn sudoers_stamp(secs: i64) -> String {
+    let (y, m, d, hh, mm, ss) = utc_parts(secs);
+    format!("{y:04}{m:02}{d:02}{hh:02}{mm:02}{ss:02}Z")
+}
+
 pub trait Clock: Send + Sync {
     fn now(&self) -> Now;
 }
@@ -201,6 +233,16 @@ mod tests {
         // if it were compared across boots; the wall clock is what counts now.
         clock.set_wall_ms(T0 + 60_000);
         assert!(d.is_due(&clock.now()));
+    }
+
+    #[test]
+    fn utc_stamps_are_calendar_correct_without_any_time_zone() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00Z");
+        assert_eq!(utc(951_782_400_000), "2000-02-29 00:00:00Z");
+        assert_eq!(utc(4_102_444_799_000), "2099-12-31 23:59:59Z");
+        assert_eq!(sudoers_stamp(2_147_483_648), "20380119031408Z");
+        assert_eq!(sudoers_stamp(1_704_067_199), "20231231235959Z");
+        assert_eq!(sudoers_stamp(1_709_164_800), "20240229000000Z");
     }
 
     #[test]

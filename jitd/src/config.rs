@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::position::line_col;
+
 /// Default location of the configuration file.
 pub const DEFAULT_PATH: &str = "/etc/jitd/jitd.toml";
 
@@ -88,15 +90,6 @@ impl Config {
     }
 }
 
-/// 1-based line and column (in characters) of byte offset `at` in `text`.
-pub fn line_col(text: &str, at: usize) -> (usize, usize) {
-    let at = at.min(text.len());
-    let before = text.get(..at).unwrap_or(text);
-    let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, col)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,11 +118,5 @@ mod tests {
         let missing = Path::new("/nonexistent/jitd.toml");
         assert!(Config::load(missing, false).is_ok());
         assert!(Config::load(missing, true).is_err());
-    }
-
-    #[test]
-    fn line_col_counts_characters() {
-        assert_eq!(line_col("ab\ncé d", 7), (2, 4));
-        assert_eq!(line_col("", 5), (1, 1));
     }
 }

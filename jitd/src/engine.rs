@@ -19,7 +19,7 @@ use crate::audit::{Audit, Event, Level};
 use crate::client::{
     self, Error, Explanation, GateDecision, GrantInfo, RequestOutcome, SessionInfo,
 };
-use crate::clock::{Clock, Deadline, Now, started_in_future};
+use crate::clock::{Clock, Deadline, Now, started_in_future, utc};
 use crate::config::Config;
 use crate::enforce::{Enforcer, Presence};
 use crate::grant::sudoers::{self, DropIn, SudoFlavor};
@@ -1011,33 +1011,6 @@ pub fn check_text(what: &str, text: &str, max_chars: usize) -> Result<(), String
     Ok(())
 }
 
-/// A UTC timestamp for messages: `2026-11-22 15:42:07Z`.
-pub fn utc(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
 /// The wire form of a stored grant.
 pub fn info(g: &GrantRecord) -> GrantInfo {
     GrantInfo {
@@ -1440,12 +1413,5 @@ max_active = 2
         w.engine.tick();
         assert!(!w.on(&id));
         assert_eq!(w.state(&id), GrantState::Revoked);
-    }
-
-    #[test]
-    fn utc_stamps_are_calendar_correct() {
-        assert_eq!(utc(0), "1970-01-01 00:00:00Z");
-        assert_eq!(utc(951_782_400_000), "2000-02-29 00:00:00Z");
-        assert_eq!(utc(4_102_444_799_000), "2099-12-31 23:59:59Z");
     }
 }

@@ -11,6 +11,7 @@
 
 pub mod duration;
 pub mod names;
+pub mod position;
 
 #[cfg(feature = "client")]
 pub mod client;

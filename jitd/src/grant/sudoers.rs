@@ -1,1 +1,757 @@
-//! sudoers drop-ins (being written).
+//! sudoers drop-ins: one file per grant, `/etc/sudoers.d/jitd-<grant id>`.
+//!
+//! Invariants:
+//! - The text is produced only by [`render`] from validated types: exactly one user
+//!   specification, for `#<uid>` (never a name: no alias confusion with `ALL` or upper-case
+//!   names), run-as `(#<uid>)`, the admin's exact commands, `NOTAFTER=<UTC>Z` on classic sudo.
+//!   uid 4294967295 (-1, CVE-2019-14287) is refused.
+//! - The first line is jitd's marker. jitd only ever replaces or deletes a regular file that
+//!   carries it; anything else at its path (symlink, FIFO, directory, someone's file) is
+//!   reported and left alone.
+//! - Install is: temp file `.jitd-<id>.tmp` (a name with a dot, which sudo never reads) opened
+//!   `O_EXCL|O_NOFOLLOW`, root 0440, written, fsynced, checked by `visudo -cf`, renamed over
+//!   the final name, directory fsynced. Every failure removes the temp file, so a broken
+//!   drop-in can never become visible to sudo.
+
+use std::ffi::OsStr;
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use super::{GrantError, run_tool};
+use crate::clock::sudoers_stamp;
+use crate::names::{GrantId, PrivilegeName, SudoCommand};
+
+/// Which sudo reads the drop-ins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SudoFlavor {
+    /// The original sudo; `notafter` when it is 1.8.20 or later.
+    Classic { version: String, notafter: bool },
+    /// sudo-rs, which rejects `NOTAFTER`.
+    SudoRs { version: String },
+}
+
+/// Reads the implementation and version from `sudo --version`.
+pub fn detect(sudo: &Path) -> Result<SudoFlavor, GrantError> {
+    let out = run_tool(sudo, &[OsStr::new("--version")])?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    parse_version(&text).ok_or_else(|| GrantError::ToolMissing {
+        tool: sudo.to_path_buf(),
+        why: format!(
+            "unrecognised `sudo --version` output: {:?}",
+            text.lines().next()
+        ),
+    })
+}
+
+/// Parses the first line of `sudo --version`.
+pub fn parse_version(stdout: &str) -> Option<SudoFlavor> {
+    let first = stdout.lines().next()?.trim();
+    if let Some(rest) = first.strip_prefix("sudo-rs ") {
+        return Some(SudoFlavor::SudoRs {
+            version: rest.trim().to_string(),
+        });
+    }
+    let version = first.strip_prefix("Sudo version ")?.trim().to_string();
+    let mut parts = version
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|p| !p.is_empty());
+    let major: u32 = parts.next()?.parse().ok()?;
+    let minor: u32 = parts.next()?.parse().ok()?;
+    let patch: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    let notafter = (major, minor, patch) >= (1, 8, 20);
+    Some(SudoFlavor::Classic { version, notafter })
+}
+
+/// One grant's sudo rule.
+#[derive(Debug, Clone)]
+pub struct DropIn<'a> {
+    pub grant: &'a GrantId,
+    pub uid: u32,
+    pub privilege: &'a PrivilegeName,
+    pub run_as_uid: u32,
+    pub commands: &'a [SudoCommand],
+    pub password_each_time: bool,
+    pub not_after_unix_secs: i64,
+}
+
+/// The first line of every jitd drop-in.
+pub fn marker(id: &GrantId) -> String {
+    format!("# jitd grant {id}: managed by jitd, do not edit")
+}
+
+const MARKER_PREFIX: &str = "# jitd grant ";
+
+/// The drop-in text for `d`.
+pub fn render(d: &DropIn<'_>, flavor: &SudoFlavor) -> Result<String, GrantError> {
+    if d.uid == u32::MAX || d.run_as_uid == u32::MAX {
+        return Err(GrantError::Verify {
+            what: "uid 4294967295 (-1) is never granted".into(),
+        });
+    }
+    if d.commands.is_empty() {
+        return Err(GrantError::Verify {
+            what: "a sudo grant needs at least one command".into(),
+        });
+    }
+    let stamp = sudoers_stamp(d.not_after_unix_secs);
+    let notafter = match flavor {
+        SudoFlavor::Classic { notafter: true, .. } => format!(" NOTAFTER={stamp}"),
+        _ => String::new(),
+    };
+    let tag = if d.password_each_time {
+        "PASSWD:"
+    } else {
+        "NOPASSWD:"
+    };
+    let specs: Vec<String> = d
+        .commands
+        .iter()
+        .map(|c| format!("(#{}){notafter} {tag} {}", d.run_as_uid, c.to_sudoers()))
+        .collect();
+    let mut text = format!(
+        "{}\n# privilege {} for uid {} until {stamp} (UTC)\n",
+        marker(d.grant),
+        d.privilege,
+        d.uid
+    );
+    if d.password_each_time {
+        // Ask for the password on every use while the grant lasts, not once per 15 minutes.
+        text.push_str(&format!("Defaults:#{} timestamp_timeout=0\n", d.uid));
+    }
+    text.push_str(&format!("#{} ALL={}\n", d.uid, specs.join(", ")));
+    Ok(text)
+}
+
+/// Whether a drop-in is on disk as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DropInStatus {
+    Missing,
+    Intact,
+    Tampered(String),
+}
+
+/// The sudoers drop-in directory.
+pub struct SudoersDir {
+    dir: PathBuf,
+    visudo: PathBuf,
+}
+
+impl SudoersDir {
+    pub fn new(dir: PathBuf, visudo: PathBuf) -> Self {
+        Self { dir, visudo }
+    }
+
+    pub fn path_for(&self, id: &GrantId) -> PathBuf {
+        self.dir.join(format!("jitd-{id}"))
+    }
+
+    fn temp_for(&self, id: &GrantId) -> PathBuf {
+        self.dir.join(format!(".jitd-{id}.tmp"))
+    }
+
+    /// The directory must be a real directory, owned by root, writable by nobody else:
+    /// otherwise someone else could swap files under sudo, and jitd refuses to take part.
+    pub fn check_dir(&self) -> Result<(), GrantError> {
+        let meta = fs::symlink_metadata(&self.dir).map_err(|e| GrantError::io(&self.dir, e))?;
+        let unsafe_dir = |why: &str| GrantError::UnsafeDir {
+            path: self.dir.clone(),
+            why: why.into(),
+        };
+        if !meta.file_type().is_dir() {
+            return Err(unsafe_dir("not a directory (or a symlink)"));
+        }
+        if meta.uid() != 0 {
+            return Err(unsafe_dir("not owned by root"));
+        }
+        if meta.mode() & 0o022 != 0 {
+            return Err(unsafe_dir(
+                "writable by group or others; run: chmod go-w on it",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Puts `text` at the grant's path. Idempotent: the same text already there is success.
+    pub fn install(&self, id: &GrantId, text: &str) -> Result<(), GrantError> {
+        if !text.starts_with(&marker(id)) {
+            return Err(GrantError::Verify {
+                what: "drop-in text lacks its marker".into(),
+            });
+        }
+        self.check_dir()?;
+        let path = self.path_for(id);
+        match fs::symlink_metadata(&path) {
+            Ok(meta) if meta.file_type().is_file() && self.carries_marker(&path, id) => {
+                if meta.uid() == 0
+                    && meta.gid() == 0
+                    && meta.mode() & 0o7777 == 0o440
+                    && read_small(&path).as_deref() == Some(text)
+                {
+                    return Ok(());
+                }
+                // Ours but altered: replaced below by the same safe path as a new file.
+            }
+            Ok(_) => return Err(GrantError::Foreign { path }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(GrantError::io(&path, e)),
+        }
+        let temp = self.temp_for(id);
+        let result = self.write_checked(&temp, text).and_then(|()| {
+            fs::rename(&temp, &path).map_err(|e| GrantError::io(&path, e))?;
+            sync_dir(&self.dir)
+        });
+        if result.is_err() {
+            let _ = remove_if_ours_temp(&temp);
+        }
+        result
+    }
+
+    fn write_checked(&self, temp: &Path, text: &str) -> Result<(), GrantError> {
+        let mut file = match create_exclusive(temp) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                // A leftover from a crash: ours if it is a plain file; else refuse.
+                if !remove_if_ours_temp(temp)? {
+                    return Err(GrantError::Foreign {
+                        path: temp.to_path_buf(),
+                    });
+                }
+                create_exclusive(temp).map_err(|e| GrantError::io(temp, e))?
+            }
+            Err(_) if fs::symlink_metadata(temp).is_ok() => {
+                return Err(GrantError::Foreign {
+                    path: temp.to_path_buf(),
+                });
+            }
+            Err(e) => return Err(GrantError::io(temp, e)),
+        };
+        let io = |e| GrantError::io(temp, e);
+        std::os::unix::fs::fchown(&file, Some(0), Some(0)).map_err(io)?;
+        file.set_permissions(fs::Permissions::from_mode(0o440))
+            .map_err(io)?;
+        file.write_all(text.as_bytes()).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        drop(file);
+        let out = run_tool(
+            &self.visudo,
+            &[OsStr::new("-c"), OsStr::new("-f"), temp.as_os_str()],
+        )?;
+        if !out.status.success() {
+            let mut output = String::from_utf8_lossy(&out.stderr).into_owned();
+            output.push_str(&String::from_utf8_lossy(&out.stdout));
+            return Err(GrantError::Visudo {
+                path: temp.to_path_buf(),
+                output: output.trim().replace('\n', " | "),
+            });
+        }
+        Ok(())
+    }
+
+    /// Removes the grant's drop-in. Missing is success (`Ok(false)`); a file jitd did not write
+    /// is never removed.
+    pub fn remove(&self, id: &GrantId) -> Result<bool, GrantError> {
+        let path = self.path_for(id);
+        let _ = remove_if_ours_temp(&self.temp_for(id));
+        match fs::symlink_metadata(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(GrantError::io(&path, e)),
+            Ok(meta) if meta.file_type().is_file() && self.carries_marker(&path, id) => {
+                fs::remove_file(&path).map_err(|e| GrantError::io(&path, e))?;
+                sync_dir(&self.dir)?;
+                Ok(true)
+            }
+            Ok(_) => Err(GrantError::Foreign { path }),
+        }
+    }
+
+    /// Compares the file on disk with `expected`.
+    pub fn status(&self, id: &GrantId, expected: &str) -> Result<DropInStatus, GrantError> {
+        let path = self.path_for(id);
+        let meta = match fs::symlink_metadata(&path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(DropInStatus::Missing),
+            Err(e) => return Err(GrantError::io(&path, e)),
+        };
+        let tampered = |why: &str| Ok(DropInStatus::Tampered(why.to_string()));
+        if !meta.file_type().is_file() {
+            return tampered("not a regular file");
+        }
+        if meta.uid() != 0 || meta.gid() != 0 {
+            return tampered("owner is not root:root");
+        }
+        if meta.mode() & 0o7777 != 0o440 {
+            return tampered(&format!("mode is {:o}, not 440", meta.mode() & 0o7777));
+        }
+        if read_small(&path).as_deref() != Some(expected) {
+            return tampered("content changed");
+        }
+        Ok(DropInStatus::Intact)
+    }
+
+    /// Grant ids of the drop-ins in the directory that carry jitd's marker.
+    pub fn owned(&self) -> Result<Vec<GrantId>, GrantError> {
+        let mut ids = Vec::new();
+        for (name, path) in self.entries()? {
+            if let Some(id) = name
+                .strip_prefix("jitd-")
+                .and_then(|s| GrantId::parse(s).ok())
+                && fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_file())
+                && self.carries_marker(&path, &id)
+            {
+                ids.push(id);
+            }
+        }
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Files named like jitd drop-ins that are not jitd's: reported, never touched.
+    pub fn foreign_lookalikes(&self) -> Result<Vec<PathBuf>, GrantError> {
+        let owned = self.owned()?;
+        let mut out: Vec<PathBuf> = self
+            .entries()?
+            .into_iter()
+            .filter(|(name, _)| name.starts_with("jitd-"))
+            .filter(|(name, _)| {
+                !name
+                    .strip_prefix("jitd-")
+                    .and_then(|s| GrantId::parse(s).ok())
+                    .is_some_and(|id| owned.contains(&id))
+            })
+            .map(|(_, path)| path)
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    /// Removes jitd temp files a crash left behind (sudo ignores them, but they are litter).
+    pub fn remove_stale_temp(&self) -> Result<usize, GrantError> {
+        let mut n = 0;
+        for (name, path) in self.entries()? {
+            let is_temp = name
+                .strip_prefix(".jitd-")
+                .and_then(|s| s.strip_suffix(".tmp"))
+                .is_some_and(|id| GrantId::parse(id).is_ok());
+            if is_temp && remove_if_ours_temp(&path)? {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    fn entries(&self) -> Result<Vec<(String, PathBuf)>, GrantError> {
+        let rd = fs::read_dir(&self.dir).map_err(|e| GrantError::io(&self.dir, e))?;
+        Ok(rd
+            .filter_map(Result::ok)
+            .filter_map(|e| e.file_name().into_string().ok().map(|n| (n, e.path())))
+            .collect())
+    }
+
+    /// Whether `path` (already known to be a regular file) starts with `id`'s marker line.
+    fn carries_marker(&self, path: &Path, id: &GrantId) -> bool {
+        let Ok(mut file) = open_nofollow(path) else {
+            return false;
+        };
+        let mut head = [0u8; 128];
+        let n = file.read(&mut head).unwrap_or(0);
+        let head = String::from_utf8_lossy(&head[..n]);
+        head.lines()
+            .next()
+            .is_some_and(|l| l.starts_with(MARKER_PREFIX) && l == marker(id))
+    }
+}
+
+fn create_exclusive(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o400)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+}
+
+/// Opens for reading without following a symlink and without blocking on a FIFO.
+fn open_nofollow(path: &Path) -> std::io::Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)?;
+    if !file.metadata()?.file_type().is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    Ok(file)
+}
+
+/// Reads a file of at most 64 KiB (drop-ins are far smaller); `None` if larger or unreadable.
+fn read_small(path: &Path) -> Option<String> {
+    let mut file = open_nofollow(path).ok()?;
+    let mut buf = String::new();
+    (&mut file)
+        .take(64 * 1024 + 1)
+        .read_to_string(&mut buf)
+        .ok()?;
+    (buf.len() <= 64 * 1024).then_some(buf)
+}
+
+/// Removes `path` if it is a regular file (jitd's temp names are jitd's); true if removed.
+fn remove_if_ours_temp(path: &Path) -> Result<bool, GrantError> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_file() => {
+            fs::remove_file(path).map_err(|e| GrantError::io(path, e))?;
+            Ok(true)
+        }
+        Ok(_) => Ok(false),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(GrantError::io(path, e)),
+    }
+}
+
+/// Makes a rename or unlink in `dir` durable.
+fn sync_dir(dir: &Path) -> Result<(), GrantError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| GrantError::io(dir, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::symlink;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const CLASSIC: SudoFlavor = SudoFlavor::Classic {
+        version: String::new(),
+        notafter: true,
+    };
+
+    fn id() -> GrantId {
+        GrantId::parse("g0123456789ab").unwrap()
+    }
+
+    fn priv_name() -> PrivilegeName {
+        PrivilegeName::parse("nginx-admin").unwrap()
+    }
+
+    fn cmds(list: &[&str]) -> Vec<SudoCommand> {
+        list.iter()
+            .map(|c| SudoCommand::parse(c).unwrap())
+            .collect()
+    }
+
+    fn text_for(uid: u32, commands: &[SudoCommand], flavor: &SudoFlavor, pw: bool) -> String {
+        let id = id();
+        let name = priv_name();
+        render(
+            &DropIn {
+                grant: &id,
+                uid,
+                privilege: &name,
+                run_as_uid: 0,
+                commands,
+                password_each_time: pw,
+                not_after_unix_secs: 1_795_000_000,
+            },
+            flavor,
+        )
+        .unwrap()
+    }
+
+    /// A root-owned temp dir that stands in for /etc/sudoers.d.
+    fn temp_dir() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "jitd-sudoers-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        fs::create_dir_all(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o750)).unwrap();
+        dir
+    }
+
+    fn visudo_ok(text: &str) -> (bool, String) {
+        let dir = temp_dir();
+        let path = dir.join("check");
+        fs::write(&path, text).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o440)).unwrap();
+        let out = std::process::Command::new("/usr/sbin/visudo")
+            .arg("-cf")
+            .arg(&path)
+            .output()
+            .unwrap();
+        let _ = fs::remove_dir_all(&dir);
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    #[test]
+    fn versions_of_both_implementations_are_recognised() {
+        assert_eq!(
+            parse_version("Sudo version 1.9.13p3\nSudoers policy plugin version 1.9.13p3\n"),
+            Some(SudoFlavor::Classic {
+                version: "1.9.13p3".into(),
+                notafter: true
+            })
+        );
+        assert_eq!(
+            parse_version("Sudo version 1.8.19p2\n"),
+            Some(SudoFlavor::Classic {
+                version: "1.8.19p2".into(),
+                notafter: false
+            })
+        );
+        assert_eq!(
+            parse_version("Sudo version 1.8.20\n"),
+            Some(SudoFlavor::Classic {
+                version: "1.8.20".into(),
+                notafter: true
+            })
+        );
+        assert_eq!(
+            parse_version("sudo-rs 0.2.5\n"),
+            Some(SudoFlavor::SudoRs {
+                version: "0.2.5".into()
+            })
+        );
+        assert_eq!(parse_version(""), None);
+        assert_eq!(parse_version("Sudo version banana"), None);
+    }
+
+    #[test]
+    fn the_rule_names_the_uid_the_exact_commands_and_the_utc_deadline() {
+        let text = text_for(
+            1001,
+            &cmds(&["/usr/bin/systemctl restart nginx", "/usr/bin/id"]),
+            &CLASSIC,
+            false,
+        );
+        assert_eq!(
+            text,
+            "# jitd grant g0123456789ab: managed by jitd, do not edit\n\
+             # privilege nginx-admin for uid 1001 until 20261118110640Z (UTC)\n\
+             #1001 ALL=(#0) NOTAFTER=20261118110640Z NOPASSWD: /usr/bin/systemctl restart nginx, \
+             (#0) NOTAFTER=20261118110640Z NOPASSWD: /usr/bin/id \"\"\n"
+        );
+        let (ok, err) = visudo_ok(&text);
+        assert!(ok, "{err}");
+    }
+
+    #[test]
+    fn sudo_rs_rules_carry_no_notafter_and_password_each_time_is_honoured() {
+        let rs = SudoFlavor::SudoRs {
+            version: "0.2".into(),
+        };
+        let text = text_for(1001, &cmds(&["/usr/bin/id"]), &rs, true);
+        assert!(!text.contains("NOTAFTER"));
+        assert!(text.contains("PASSWD: /usr/bin/id"));
+        assert!(text.contains("Defaults:#1001 timestamp_timeout=0\n"));
+        let (ok, err) = visudo_ok(&text);
+        assert!(ok, "{err}");
+    }
+
+    #[test]
+    fn uid_minus_one_is_never_rendered() {
+        let id = id();
+        let name = priv_name();
+        let c = cmds(&["/usr/bin/id"]);
+        for (uid, run_as) in [(u32::MAX, 0), (1000, u32::MAX)] {
+            let d = DropIn {
+                grant: &id,
+                uid,
+                privilege: &name,
+                run_as_uid: run_as,
+                commands: &c,
+                password_each_time: false,
+                not_after_unix_secs: 0,
+            };
+            assert!(render(&d, &CLASSIC).is_err());
+        }
+    }
+
+    fn arb_command() -> impl Strategy<Value = SudoCommand> {
+        let word = "[A-Za-z0-9_.+@-]{1,12}";
+        let arg = "[A-Za-z0-9_.+/@=:,%-]{1,12}";
+        (
+            proptest::collection::vec(word, 1..4),
+            proptest::collection::vec(arg, 0..4),
+        )
+            .prop_filter_map("valid command", |(parts, args)| {
+                let path = format!("/{}", parts.join("/"));
+                let line = if args.is_empty() {
+                    path
+                } else {
+                    format!("{path} {}", args.join(" "))
+                };
+                SudoCommand::parse(&line).ok()
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 200, .. ProptestConfig::default() })]
+
+        #[test]
+        fn every_rendered_drop_in_passes_visudo_and_holds_exactly_one_rule_for_the_uid(
+            uid in prop_oneof![Just(0u32), Just(u32::MAX - 1), 1u32..70000, any::<u32>().prop_filter("not -1", |u| *u != u32::MAX)],
+            commands in proptest::collection::vec(arb_command(), 1..4),
+            classic in any::<bool>(),
+            pw in any::<bool>(),
+        ) {
+            let flavor = if classic { CLASSIC } else { SudoFlavor::SudoRs { version: String::new() } };
+            let text = text_for(uid, &commands, &flavor, pw);
+            let rules: Vec<&str> = text.lines().filter(|l| !l.starts_with("# ") && !l.starts_with("Defaults:")).collect();
+            prop_assert_eq!(rules.len(), 1, "{}", text);
+            let prefix = format!("#{uid} ALL=(#0)");
+            prop_assert!(rules[0].starts_with(&prefix), "{}", text);
+            let (ok, err) = visudo_ok(&text);
+            prop_assert!(ok, "visudo refused:\n{}\n{}", text, err);
+        }
+    }
+
+    fn installed(dir: &Path) -> SudoersDir {
+        SudoersDir::new(dir.to_path_buf(), PathBuf::from("/usr/sbin/visudo"))
+    }
+
+    #[test]
+    fn install_writes_a_root_0440_file_and_is_idempotent() {
+        let dir = temp_dir();
+        let sd = installed(&dir);
+        let text = text_for(1001, &cmds(&["/usr/bin/id"]), &CLASSIC, false);
+        sd.install(&id(), &text).unwrap();
+        sd.install(&id(), &text).unwrap();
+        let meta = fs::metadata(sd.path_for(&id())).unwrap();
+        assert_eq!(
+            (meta.uid(), meta.gid(), meta.mode() & 0o7777),
+            (0, 0, 0o440)
+        );
+        assert_eq!(sd.status(&id(), &text).unwrap(), DropInStatus::Intact);
+        assert_eq!(sd.owned().unwrap(), vec![id()]);
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 1, "no temp file left");
+        assert!(sd.remove(&id()).unwrap());
+        assert!(!sd.remove(&id()).unwrap(), "removing twice is fine");
+        assert_eq!(sd.status(&id(), &text).unwrap(), DropInStatus::Missing);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn tampering_is_detected_and_repaired_by_reinstall() {
+        let dir = temp_dir();
+        let sd = installed(&dir);
+        let text = text_for(1001, &cmds(&["/usr/bin/id"]), &CLASSIC, false);
+        sd.install(&id(), &text).unwrap();
+        let path = sd.path_for(&id());
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(matches!(
+            sd.status(&id(), &text).unwrap(),
+            DropInStatus::Tampered(_)
+        ));
+        fs::write(&path, format!("{text}#1001 ALL=(ALL) NOPASSWD: ALL\n")).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o440)).unwrap();
+        assert_eq!(
+            sd.status(&id(), &text).unwrap(),
+            DropInStatus::Tampered("content changed".into())
+        );
+        sd.install(&id(), &text).unwrap();
+        assert_eq!(sd.status(&id(), &text).unwrap(), DropInStatus::Intact);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_symlink_fifo_or_directory_at_our_paths_is_never_followed_or_removed() {
+        let dir = temp_dir();
+        let sd = installed(&dir);
+        let text = text_for(1001, &cmds(&["/usr/bin/id"]), &CLASSIC, false);
+        let target = dir.join("victim");
+        fs::write(&target, "precious\n").unwrap();
+        symlink(&target, sd.path_for(&id())).unwrap();
+        assert!(matches!(
+            sd.install(&id(), &text),
+            Err(GrantError::Foreign { .. })
+        ));
+        assert!(matches!(sd.remove(&id()), Err(GrantError::Foreign { .. })));
+        assert_eq!(fs::read_to_string(&target).unwrap(), "precious\n");
+        fs::remove_file(sd.path_for(&id())).unwrap();
+
+        nix::unistd::mkfifo(
+            &sd.temp_for(&id()),
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        )
+        .unwrap();
+        assert!(
+            matches!(sd.install(&id(), &text), Err(GrantError::Foreign { .. })),
+            "no blocking on a FIFO"
+        );
+        fs::remove_file(sd.temp_for(&id())).unwrap();
+
+        fs::create_dir(sd.path_for(&id())).unwrap();
+        assert!(matches!(
+            sd.install(&id(), &text),
+            Err(GrantError::Foreign { .. })
+        ));
+        assert_eq!(sd.foreign_lookalikes().unwrap(), vec![sd.path_for(&id())]);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_foreign_file_with_our_name_is_reported_and_kept() {
+        let dir = temp_dir();
+        let sd = installed(&dir);
+        fs::write(sd.path_for(&id()), "alice ALL=(ALL) ALL\n").unwrap();
+        assert!(sd.owned().unwrap().is_empty());
+        assert_eq!(sd.foreign_lookalikes().unwrap(), vec![sd.path_for(&id())]);
+        assert!(matches!(sd.remove(&id()), Err(GrantError::Foreign { .. })));
+        assert!(sd.path_for(&id()).exists());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_group_writable_directory_is_refused() {
+        let dir = temp_dir();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o770)).unwrap();
+        let sd = installed(&dir);
+        let text = text_for(1001, &cmds(&["/usr/bin/id"]), &CLASSIC, false);
+        assert!(matches!(
+            sd.install(&id(), &text),
+            Err(GrantError::UnsafeDir { .. })
+        ));
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 0);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_visudo_failure_installs_nothing_and_leaves_no_temp_file() {
+        let dir = temp_dir();
+        let sd = SudoersDir::new(dir.clone(), PathBuf::from("/bin/false"));
+        let text = text_for(1001, &cmds(&["/usr/bin/id"]), &CLASSIC, false);
+        assert!(matches!(
+            sd.install(&id(), &text),
+            Err(GrantError::Visudo { .. })
+        ));
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 0);
+        let missing = SudoersDir::new(dir.clone(), PathBuf::from("/nonexistent/visudo"));
+        assert!(matches!(
+            missing.install(&id(), &text),
+            Err(GrantError::ToolMissing { .. })
+        ));
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 0);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn stale_temp_files_are_cleaned() {
+        let dir = temp_dir();
+        let sd = installed(&dir);
+        fs::write(sd.temp_for(&id()), "half written").unwrap();
+        fs::write(dir.join(".unrelated"), "keep").unwrap();
+        assert_eq!(sd.remove_stale_temp().unwrap(), 1);
+        assert!(dir.join(".unrelated").exists());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

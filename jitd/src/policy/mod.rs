@@ -1,1 +1,441 @@
-//! Policy (being written).
+//! The policy: admin-defined privileges and the rules that say who may request them, for how
+//! long and on what conditions. Default deny: no rule, no grant.
+//!
+//! Files: one optional `policy.toml` plus every `*.toml` in `policy.d/` (name order; names
+//! starting with `.` skipped), read together as one policy. The schema is strict: unknown keys,
+//! wrong types, duplicate keys, dangling references and unsafe values are errors, each reported
+//! with file, line and column, all of them at once. Loading is all-or-nothing: a policy with
+//! any error is not used.
+//!
+//! Everything the system is asked during loading (users, groups, paths) goes through
+//! [`Accounts`], so tests run without real accounts.
+
+mod load;
+mod system;
+
+use std::fmt;
+use std::path::PathBuf;
+
+use regex::Regex;
+
+use crate::names::{GroupName, PrivilegeName, SudoCommand, UserName};
+
+pub use system::SystemAccounts;
+
+/// The questions loading and deciding ask of the system.
+pub trait Accounts {
+    fn user_uid(&self, name: &str) -> Option<u32>;
+    fn group_gid(&self, name: &str) -> Option<u32>;
+    /// Names of every group `name` belongs to, primary and supplementary.
+    fn user_groups(&self, name: &str) -> Vec<String>;
+    fn path_exists(&self, path: &std::path::Path) -> bool;
+}
+
+/// Where the policy comes from.
+#[derive(Debug, Clone, Default)]
+pub struct PolicySource {
+    pub file: Option<PathBuf>,
+    pub dir: Option<PathBuf>,
+}
+
+/// One problem in a policy file, at a position an editor can jump to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file.display(),
+            self.line,
+            self.column,
+            self.message
+        )
+    }
+}
+
+/// A policy that loaded, with what deserves a look.
+#[derive(Debug)]
+pub struct Loaded {
+    pub policy: Policy,
+    pub warnings: Vec<Diagnostic>,
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnEnd {
+    /// Processes started during the grant keep running (and are reported).
+    Keep,
+    /// Processes still holding the privilege are ended at the grant's end.
+    Terminate,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrivilegeKind {
+    Sudo {
+        run_as: UserName,
+        run_as_uid: u32,
+        commands: Vec<SudoCommand>,
+        password_each_time: bool,
+    },
+    Group {
+        group: GroupName,
+        gid: u32,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Privilege {
+    pub name: PrivilegeName,
+    pub description: String,
+    pub kind: PrivilegeKind,
+    /// PAM services a live grant opens through pam_jit.
+    pub pam_services: Vec<String>,
+    pub on_end: OnEnd,
+}
+
+impl Privilege {
+    /// What the privilege gives, in words.
+    pub fn describe(&self) -> String {
+        match &self.kind {
+            PrivilegeKind::Sudo {
+                run_as, commands, ..
+            } => {
+                let list: Vec<String> = commands.iter().map(ToString::to_string).collect();
+                format!("as {run_as}: {}", list.join(", "))
+            }
+            PrivilegeKind::Group { group, .. } => format!("member of group {group}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OverMax {
+    Refuse,
+    Clamp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Approval {
+    /// Granted at once when every condition holds.
+    Auto,
+}
+
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub name: String,
+    pub users: Vec<UserName>,
+    pub groups: Vec<GroupName>,
+    pub privileges: Vec<PrivilegeName>,
+    pub default_secs: u64,
+    pub max_secs: u64,
+    pub over_max: OverMax,
+    pub reason_required: bool,
+    pub reason_min_chars: u32,
+    /// Anchored: the whole ticket must match.
+    pub ticket_pattern: Option<Regex>,
+    /// The pattern as the admin wrote it.
+    pub ticket_pattern_text: Option<String>,
+    pub approval: Approval,
+    pub max_active: u32,
+}
+
+impl Rule {
+    fn matches(&self, who: &Requester) -> bool {
+        self.users.iter().any(|u| u.as_str() == who.name)
+            || self
+                .groups
+                .iter()
+                .any(|g| who.groups.iter().any(|h| h == g.as_str()))
+    }
+
+    fn covers(&self, privilege: &str) -> bool {
+        self.privileges.iter().any(|p| p.as_str() == privilege)
+    }
+}
+
+/// The caller, as the daemon resolved it from bus credentials.
+#[derive(Debug, Clone)]
+pub struct Requester {
+    pub uid: u32,
+    pub name: String,
+    pub groups: Vec<String>,
+}
+
+/// A request to decide.
+pub struct Request<'a> {
+    pub who: &'a Requester,
+    pub privilege: &'a str,
+    /// `None`: the rule's default.
+    pub duration_secs: Option<u64>,
+    pub reason: &'a str,
+    pub ticket: &'a str,
+    /// Live grants of this user under the named rule.
+    pub active_under: &'a dyn Fn(&str) -> u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Allow {
+        rule: String,
+        duration_secs: u64,
+        clamped: bool,
+    },
+    Deny {
+        why: String,
+    },
+}
+
+/// What the policy would decide, and why, line by line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Explanation {
+    pub privilege: String,
+    /// Whether some rule lets the requester ask (conditions on the request itself, such as the
+    /// reason, still apply).
+    pub allowed: bool,
+    pub rule: Option<String>,
+    pub reasons: Vec<String>,
+    pub default_secs: u64,
+    pub max_secs: u64,
+    pub reason_required: bool,
+    pub reason_min_chars: u32,
+    pub ticket_pattern: Option<String>,
+    pub approval: String,
+    pub grants: String,
+}
+
+#[derive(Debug, Default)]
+pub struct Policy {
+    privileges: Vec<Privilege>,
+    rules: Vec<Rule>,
+}
+
+impl Policy {
+    /// Nothing allowed.
+    pub fn empty() -> Self {
+        Self::default()
+    }
+
+    pub fn load(src: &PolicySource, accounts: &dyn Accounts) -> Result<Loaded, Vec<Diagnostic>> {
+        load::load(src, accounts)
+    }
+
+    /// One file's text (tests, fuzzing, `jitctl policy check` of a single file).
+    pub fn parse_str(
+        file: &std::path::Path,
+        text: &str,
+        accounts: &dyn Accounts,
+    ) -> Result<Loaded, Vec<Diagnostic>> {
+        load::from_texts(
+            &[(file.to_path_buf(), text.to_string())],
+            accounts,
+            Vec::new(),
+        )
+    }
+
+    pub fn privilege(&self, name: &str) -> Option<&Privilege> {
+        self.privileges.iter().find(|p| p.name.as_str() == name)
+    }
+
+    pub fn privileges(&self) -> impl Iterator<Item = &Privilege> {
+        self.privileges.iter()
+    }
+
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    fn first_rule(&self, who: &Requester, privilege: &str) -> Option<&Rule> {
+        self.rules
+            .iter()
+            .find(|r| r.covers(privilege) && r.matches(who))
+    }
+
+    /// Decides a request. Default deny; the first rule that covers the privilege and matches
+    /// the requester decides, and every condition of that rule must hold.
+    pub fn decide(&self, req: &Request<'_>) -> Decision {
+        let deny = |why: String| Decision::Deny { why };
+        if self.privilege(req.privilege).is_none() {
+            return deny(format!(
+                "no privilege named {}; `jitctl explain` on a name from the policy shows what you may request",
+                req.privilege
+            ));
+        }
+        let Some(rule) = self.first_rule(req.who, req.privilege) else {
+            return deny(format!(
+                "no rule lets {} request {}",
+                req.who.name, req.privilege
+            ));
+        };
+        let mut clamped = false;
+        let secs = match req.duration_secs {
+            None => rule.default_secs,
+            Some(s) if s > rule.max_secs => match rule.over_max {
+                OverMax::Refuse => {
+                    return deny(format!(
+                        "{} is above the maximum {} of rule \"{}\"; ask for {} or less",
+                        crate::duration::format(s),
+                        crate::duration::format(rule.max_secs),
+                        rule.name,
+                        crate::duration::format(rule.max_secs)
+                    ));
+                }
+                OverMax::Clamp => {
+                    clamped = true;
+                    rule.max_secs
+                }
+            },
+            Some(0) => return deny("a duration must be at least 1s".into()),
+            Some(s) => s,
+        };
+        let chars = req.reason.trim().chars().count();
+        if rule.reason_required && chars == 0 {
+            return deny(format!(
+                "rule \"{}\" requires a reason (--reason \"...\")",
+                rule.name
+            ));
+        }
+        if (chars as u64) < u64::from(rule.reason_min_chars) && (rule.reason_required || chars > 0)
+        {
+            return deny(format!(
+                "the reason must be at least {} characters under rule \"{}\" (it has {chars})",
+                rule.reason_min_chars, rule.name
+            ));
+        }
+        if let Some(pattern) = &rule.ticket_pattern {
+            if req.ticket.is_empty() {
+                return deny(format!(
+                    "rule \"{}\" requires a ticket matching {} (--ticket ID)",
+                    rule.name,
+                    rule.ticket_pattern_text.as_deref().unwrap_or("")
+                ));
+            }
+            if !pattern.is_match(req.ticket) {
+                return deny(format!(
+                    "ticket {:?} does not match {} required by rule \"{}\"",
+                    req.ticket.chars().take(64).collect::<String>(),
+                    rule.ticket_pattern_text.as_deref().unwrap_or(""),
+                    rule.name
+                ));
+            }
+        }
+        let active = (req.active_under)(&rule.name);
+        if active >= rule.max_active {
+            return deny(format!(
+                "already {active} live grant(s) under rule \"{}\" (at most {}); drop one first (jitctl status, jitctl drop ID)",
+                rule.name, rule.max_active
+            ));
+        }
+        Decision::Allow {
+            rule: rule.name.clone(),
+            duration_secs: secs,
+            clamped,
+        }
+    }
+
+    /// What [`decide`](Self::decide) would consider for `who` and `privilege`, without a
+    /// request: the matching rule and its conditions.
+    pub fn explain(&self, who: &Requester, privilege: &str) -> Explanation {
+        let mut e = Explanation {
+            privilege: privilege.to_string(),
+            allowed: false,
+            rule: None,
+            reasons: Vec::new(),
+            default_secs: 0,
+            max_secs: 0,
+            reason_required: false,
+            reason_min_chars: 0,
+            ticket_pattern: None,
+            approval: String::new(),
+            grants: String::new(),
+        };
+        let Some(p) = self.privilege(privilege) else {
+            let known: Vec<&str> = self.privileges.iter().map(|p| p.name.as_str()).collect();
+            e.reasons.push(format!(
+                "no privilege named {privilege} (defined: {})",
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            ));
+            return e;
+        };
+        e.grants = p.describe();
+        e.reasons.push(format!("{privilege} gives: {}", e.grants));
+        let covering: Vec<&Rule> = self.rules.iter().filter(|r| r.covers(privilege)).collect();
+        if covering.is_empty() {
+            e.reasons
+                .push(format!("no rule covers {privilege}: nobody may request it"));
+            return e;
+        }
+        let Some(rule) = covering.iter().find(|r| r.matches(who)) else {
+            e.reasons.push(format!(
+                "rules covering {privilege} ({}) do not include {} or any of their groups ({})",
+                covering
+                    .iter()
+                    .map(|r| format!("\"{}\"", r.name))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                who.name,
+                who.groups.join(", ")
+            ));
+            return e;
+        };
+        e.allowed = true;
+        e.rule = Some(rule.name.clone());
+        e.default_secs = rule.default_secs;
+        e.max_secs = rule.max_secs;
+        e.reason_required = rule.reason_required;
+        e.reason_min_chars = rule.reason_min_chars;
+        e.ticket_pattern = rule.ticket_pattern_text.clone();
+        e.approval = "auto".into();
+        let via = if rule.users.iter().any(|u| u.as_str() == who.name) {
+            format!("user {}", who.name)
+        } else {
+            let g = rule
+                .groups
+                .iter()
+                .find(|g| who.groups.iter().any(|h| h == g.as_str()))
+                .map_or(String::new(), ToString::to_string);
+            format!("membership of group {g}")
+        };
+        e.reasons
+            .push(format!("rule \"{}\" matches you by {via}", rule.name));
+        e.reasons.push(format!(
+            "duration: default {}, at most {} ({} above it)",
+            crate::duration::format(rule.default_secs),
+            crate::duration::format(rule.max_secs),
+            match rule.over_max {
+                OverMax::Refuse => "refused",
+                OverMax::Clamp => "cut to the maximum",
+            }
+        ));
+        e.reasons.push(if rule.reason_required {
+            format!(
+                "a reason of at least {} characters is required",
+                rule.reason_min_chars
+            )
+        } else {
+            "a reason is optional".into()
+        });
+        if let Some(t) = &rule.ticket_pattern_text {
+            e.reasons.push(format!("a ticket matching {t} is required"));
+        }
+        e.reasons.push(format!(
+            "at most {} live grant(s) under this rule",
+            rule.max_active
+        ));
+        e.reasons.push("approval: automatic".into());
+        e
+    }
+}
+
+#[cfg(test)]
+mod tests;
