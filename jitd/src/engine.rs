@@ -376,6 +376,28 @@ impl Engine {
             active_under: &live_by_rule,
         });
         let (rule, secs, clamped) = match decision {
+            Decision::Allow { rule, .. }
+                if via == "pam"
+                    && !self
+                        .policy
+                        .rules()
+                        .iter()
+                        .any(|r| r.name == rule && r.interactive) =>
+            {
+                let why = format!(
+                    "rule \"{rule}\" does not take requests from the sudo prompt (interactive = false): run `jitctl elevate {privilege} --for ... --reason ...`"
+                );
+                self.event(
+                    Event::new("request.denied")
+                        .level(Level::Notice)
+                        .field("uid", uid)
+                        .field("user", &account.name)
+                        .field("via", via)
+                        .field("privilege", privilege)
+                        .field("why", &why),
+                );
+                return Err(Error::PolicyDenied(why));
+            }
             Decision::Allow {
                 rule,
                 duration_secs,
@@ -487,6 +509,7 @@ impl Engine {
                 }
                 ("group", group.to_string())
             }
+            PrivilegeKind::Gate => ("gate", String::new()),
         };
         Ok(GrantRecord {
             id,
@@ -694,7 +717,7 @@ impl Engine {
         let procs = recall::scan(Path::new("/proc"));
         let mut pids: Vec<u32> = match &p.kind {
             PrivilegeKind::Group { gid, .. } => recall::holding_group(&procs, g.uid, *gid),
-            PrivilegeKind::Sudo { .. } => self
+            PrivilegeKind::Sudo { .. } | PrivilegeKind::Gate => self
                 .sessions
                 .values()
                 .filter(|s| s.info.grant_id == g.id.as_str() && s.info.pid > 1)
@@ -929,6 +952,23 @@ impl Engine {
                 .field("uid", s.info.uid)
                 .field("seconds", secs),
         );
+        let bound = self
+            .live
+            .values()
+            .find(|g| g.id.as_str() == s.info.grant_id)
+            .filter(|g| {
+                self.policy
+                    .privilege(&g.privilege)
+                    .is_some_and(|p| p.session_bound)
+            })
+            .cloned();
+        if let Some(g) = bound {
+            self.end(
+                g,
+                GrantState::Revoked,
+                &format!("session {id} closed (session-bound privilege)"),
+            );
+        }
         Ok(())
     }
 

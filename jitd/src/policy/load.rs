@@ -44,6 +44,7 @@ struct RawPrivilege {
     allow_sensitive_group: Option<bool>,
     pam_services: Option<Vec<Spanned<String>>>,
     on_end: Option<Spanned<String>>,
+    session_bound: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -63,6 +64,7 @@ struct RawRule {
     ticket_pattern: Option<Spanned<String>>,
     approval: Option<Spanned<String>>,
     max_active: Option<Spanned<i64>>,
+    interactive: Option<bool>,
 }
 
 /// Collects diagnostics for one file.
@@ -416,10 +418,32 @@ fn privilege(
                 },
             }
         }
+        "gate" => {
+            for (span, field) in [
+                (raw.run_as.as_ref().map(Spanned::span), "run_as"),
+                (raw.commands.as_ref().map(Spanned::span), "commands"),
+                (
+                    raw.password_each_time.as_ref().map(Spanned::span),
+                    "password_each_time",
+                ),
+                (raw.group.as_ref().map(Spanned::span), "group"),
+            ] {
+                if let Some(span) = span {
+                    r.at(span, format!("{field} has no meaning for kind = \"gate\": the admin's own sudoers rule says what may be run"));
+                }
+            }
+            if raw.pam_services.is_none() {
+                r.at(
+                    raw.kind.span(),
+                    format!("privilege {name}: kind = \"gate\" needs pam_services = [\"sudo\", ...]: the services whose pam_jit gate it opens"),
+                );
+            }
+            Some(PrivilegeKind::Gate)
+        }
         other => {
             r.at(
                 raw.kind.span(),
-                format!("kind must be \"sudo\" or \"group\", not {other:?}"),
+                format!("kind must be \"sudo\", \"group\" or \"gate\", not {other:?}"),
             );
             None
         }
@@ -462,6 +486,15 @@ fn privilege(
             OnEnd::Keep
         }
     };
+    if matches!(kind, Some(PrivilegeKind::Gate))
+        && pam_services.is_empty()
+        && raw.pam_services.is_some()
+    {
+        r.at(
+            raw.kind.span(),
+            format!("privilege {name}: pam_services must not be empty for kind = \"gate\""),
+        );
+    }
     if r.out.len() > before {
         return None;
     }
@@ -471,6 +504,7 @@ fn privilege(
         kind: kind?,
         pam_services,
         on_end,
+        session_bound: raw.session_bound.unwrap_or(false),
     })
 }
 
@@ -666,5 +700,6 @@ fn rule(
         ticket_pattern_text,
         approval,
         max_active,
+        interactive: raw.interactive.unwrap_or(false),
     })
 }

@@ -88,6 +88,10 @@ pub enum PrivilegeKind {
         group: GroupName,
         gid: u32,
     },
+    /// Static eligibility: the admin's own sudoers (or other) rule names what may be run, and
+    /// the grant only opens pam_jit's gate for the privilege's PAM services. jitd writes nothing
+    /// to the system for it.
+    Gate,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,6 +102,8 @@ pub struct Privilege {
     /// PAM services a live grant opens through pam_jit.
     pub pam_services: Vec<String>,
     pub on_end: OnEnd,
+    /// The grant ends when the first elevated session recorded under it closes.
+    pub session_bound: bool,
 }
 
 impl Privilege {
@@ -111,6 +117,7 @@ impl Privilege {
                 format!("as {run_as}: {}", list.join(", "))
             }
             PrivilegeKind::Group { group, .. } => format!("member of group {group}"),
+            PrivilegeKind::Gate => format!("pam_jit opens {}", self.pam_services.join(", ")),
         }
     }
 }
@@ -144,6 +151,8 @@ pub struct Rule {
     pub ticket_pattern_text: Option<String>,
     pub approval: Approval,
     pub max_active: u32,
+    /// Whether pam_jit may submit requests under this rule from the sudo/su prompt.
+    pub interactive: bool,
 }
 
 impl Rule {

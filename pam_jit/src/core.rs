@@ -1,0 +1,454 @@
+//! Every decision pam_jit makes, written against two seams so it runs without PAM or a bus:
+//! [`Pam`] (the handle: items, conversation, module data, log, account lookups) and
+//! [`GateClient`] (jitd's `Gate` interface).
+//!
+//! Whose grant is checked (the *subject*):
+//! 1. the real uid of the process, when it is not 0. `su` runs with the invoker's real uid, so
+//!    this is the kernel's word for who typed `su`, and nothing the user controls can change it;
+//! 2. otherwise `PAM_RUSER`, when set. `sudo` switches its real uid to 0 before PAM runs and
+//!    sets `PAM_RUSER` to the invoking user it resolved from its own real uid at start-up;
+//!    `PAM_USER` would be wrong there in the session phase (the target user) and under
+//!    `rootpw`/`targetpw`;
+//! 3. otherwise `PAM_USER`: services started by root for someone else, such as `sshd` and
+//!    `login`, where the user being let in is the subject.
+//!
+//! The subject uid 0 is never gated: root needs no elevation, and a break-glass root login must
+//! not depend on jitd.
+
+use jitd::client::{GateDecision, RequestOutcome, SessionInfo};
+use jitd::duration;
+
+use crate::args::{FailMode, Options};
+
+/// PAM return codes pam_jit uses (values of Linux-PAM's `_pam_types.h`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    Success = 0,
+    ServiceErr = 3,
+    SystemErr = 4,
+    PermDenied = 6,
+    AuthErr = 7,
+    AuthinfoUnavail = 9,
+    UserUnknown = 10,
+    SessionErr = 14,
+    Ignore = 25,
+}
+
+/// The PAM items pam_jit reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Item {
+    Service,
+    User,
+    Ruser,
+    Tty,
+    Rhost,
+}
+
+/// Conversation message styles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    PromptEchoOn,
+    ErrorMsg,
+    TextInfo,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Debug,
+    Info,
+    Notice,
+    Warning,
+    Err,
+    Alert,
+}
+
+/// What the core needs from the PAM handle and the host.
+pub trait Pam {
+    /// An item as text. `Ok(None)` when unset; `Err` when PAM fails or the text is not UTF-8.
+    fn item(&self, item: Item) -> Result<Option<String>, String>;
+    /// One message through the application's conversation; the reply for prompts.
+    fn converse(&self, style: Style, text: &str) -> Result<Option<String>, String>;
+    /// The process's real uid, from the kernel.
+    fn real_uid(&self) -> u32;
+    fn pid(&self) -> u32;
+    /// The uid of an account name, from NSS.
+    fn uid_of(&self, name: &str) -> Option<u32>;
+    /// Keeps the session id between open_session and close_session (PAM module data).
+    fn set_session_id(&mut self, id: &str) -> Result<(), String>;
+    fn session_id(&self) -> Option<String>;
+    fn log(&self, level: Level, msg: &str);
+    /// Whether the application asked for silence (`PAM_SILENT`).
+    fn silent(&self) -> bool;
+}
+
+/// Why an exchange with jitd did not produce an answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GateError {
+    /// No answer: bus or daemon down, timeout, malformed reply. The fail mode applies.
+    Unreachable(String),
+    /// jitd answered with an error (`org.jitd.Jitd1.Error.*`): its message is for the user.
+    Refused { name: String, message: String },
+}
+
+/// jitd's `Gate` interface, as the core uses it.
+pub trait GateClient {
+    fn check(
+        &mut self,
+        uid: u32,
+        service: &str,
+        tty: &str,
+        rhost: &str,
+    ) -> Result<GateDecision, GateError>;
+    fn request(
+        &mut self,
+        uid: u32,
+        privilege: &str,
+        duration_secs: u64,
+        reason: &str,
+    ) -> Result<RequestOutcome, GateError>;
+    fn session_opened(&mut self, s: &SessionInfo) -> Result<String, GateError>;
+    fn session_closed(&mut self, id: &str) -> Result<(), GateError>;
+}
+
+/// Who the grant is checked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subject {
+    pub uid: u32,
+    /// How the uid was found, for the log.
+    pub source: &'static str,
+}
+
+/// Resolves the subject as the module documentation says. `Err` carries the code to return.
+pub fn subject(pam: &dyn Pam) -> Result<Subject, Code> {
+    let ruid = pam.real_uid();
+    if ruid != 0 {
+        return Ok(Subject {
+            uid: ruid,
+            source: "real uid",
+        });
+    }
+    for (item, source) in [(Item::Ruser, "PAM_RUSER"), (Item::User, "PAM_USER")] {
+        match pam.item(item) {
+            Err(e) => {
+                pam.log(Level::Err, &format!("cannot read {source}: {e}"));
+                return Err(Code::ServiceErr);
+            }
+            Ok(Some(name)) if !name.is_empty() => {
+                return match pam.uid_of(&name) {
+                    Some(uid) => Ok(Subject { uid, source }),
+                    None => {
+                        pam.log(
+                            Level::Notice,
+                            &format!("{source} {:?} has no account", name.escape_debug()),
+                        );
+                        Err(Code::UserUnknown)
+                    }
+                };
+            }
+            Ok(_) => {}
+        }
+    }
+    pam.log(Level::Err, "no user to check: PAM_RUSER and PAM_USER unset");
+    Err(Code::UserUnknown)
+}
+
+/// The facts of this PAM call that jitd is told.
+struct Context {
+    service: String,
+    tty: String,
+    rhost: String,
+}
+
+fn context(pam: &dyn Pam) -> Result<Context, Code> {
+    let get = |item: Item| match pam.item(item) {
+        Ok(v) => Ok(v.unwrap_or_default()),
+        Err(e) => {
+            pam.log(Level::Err, &format!("cannot read {item:?}: {e}"));
+            Err(Code::ServiceErr)
+        }
+    };
+    let service = get(Item::Service)?;
+    if service.is_empty() {
+        pam.log(Level::Err, "PAM_SERVICE is unset");
+        return Err(Code::ServiceErr);
+    }
+    Ok(Context {
+        service,
+        tty: get(Item::Tty)?,
+        rhost: get(Item::Rhost)?,
+    })
+}
+
+fn tell(pam: &dyn Pam, style: Style, text: &str) {
+    if pam.silent() || text.is_empty() {
+        return;
+    }
+    // A failed message changes no decision; the log has the reason anyway.
+    if let Err(e) = pam.converse(style, text) {
+        pam.log(Level::Debug, &format!("conversation failed: {e}"));
+    }
+}
+
+/// The outcome when jitd cannot answer, by fail mode.
+fn unreachable(pam: &dyn Pam, o: &Options, uid: u32, why: &str, deny: Code) -> Code {
+    match o.fail {
+        FailMode::Closed => {
+            pam.log(
+                Level::Err,
+                &format!("uid {uid}: denied, jitd did not answer ({why}); fail=closed"),
+            );
+            tell(
+                pam,
+                Style::ErrorMsg,
+                "jitd is not answering, so elevation cannot be confirmed: access denied. \
+                 Ask an administrator (break-glass: the root account, which jitd never gates).",
+            );
+            deny
+        }
+        FailMode::Open => {
+            pam.log(
+                Level::Alert,
+                &format!("uid {uid}: ALLOWED WITHOUT A GRANT because jitd did not answer ({why}) and this PAM line says fail=open"),
+            );
+            Code::Success
+        }
+    }
+}
+
+/// `account`: success only while jitd confirms a live grant covering this service.
+pub fn account(pam: &mut dyn Pam, gate: &mut dyn GateClient, o: &Options) -> Code {
+    gatekeep(pam, gate, o, o.interactive, Code::PermDenied)
+}
+
+/// `auth`: makes sure a grant exists, asking for one in place when there is none.
+pub fn authenticate(pam: &mut dyn Pam, gate: &mut dyn GateClient, o: &Options) -> Code {
+    gatekeep(pam, gate, o, true, Code::AuthErr)
+}
+
+fn gatekeep(
+    pam: &mut dyn Pam,
+    gate: &mut dyn GateClient,
+    o: &Options,
+    ask: bool,
+    deny: Code,
+) -> Code {
+    let who = match subject(pam) {
+        Ok(who) => who,
+        Err(code) => return code,
+    };
+    if who.uid == 0 {
+        if o.debug {
+            pam.log(Level::Debug, "subject is root: not gated");
+        }
+        return Code::Success;
+    }
+    let cx = match context(pam) {
+        Ok(cx) => cx,
+        Err(code) => return code,
+    };
+    let decision = match gate.check(who.uid, &cx.service, &cx.tty, &cx.rhost) {
+        Ok(d) => d,
+        Err(GateError::Unreachable(why)) => return unreachable(pam, o, who.uid, &why, deny),
+        Err(GateError::Refused { name, message }) => {
+            pam.log(
+                Level::Err,
+                &format!("uid {}: jitd refused the check: {name}: {message}", who.uid),
+            );
+            return deny;
+        }
+    };
+    if decision.allowed {
+        if o.debug {
+            pam.log(
+                Level::Info,
+                &format!(
+                    "uid {} ({}): allowed for {} by grant {} ({})",
+                    who.uid, who.source, cx.service, decision.grant_id, decision.privilege
+                ),
+            );
+        }
+        return Code::Success;
+    }
+    if ask {
+        return request_in_place(pam, gate, o, &who, &cx, &decision.message, deny);
+    }
+    pam.log(
+        Level::Notice,
+        &format!(
+            "uid {} ({}): denied for {}: no live grant",
+            who.uid, who.source, cx.service
+        ),
+    );
+    tell(pam, Style::ErrorMsg, &decision.message);
+    deny
+}
+
+/// Asks the user for privilege, duration and reason, submits the request to jitd and checks
+/// that the new grant opens this service. Any doubt (no answer, empty answer, refusal) denies.
+fn request_in_place(
+    pam: &mut dyn Pam,
+    gate: &mut dyn GateClient,
+    o: &Options,
+    who: &Subject,
+    cx: &Context,
+    refusal: &str,
+    deny: Code,
+) -> Code {
+    let denied = |pam: &dyn Pam, why: &str| {
+        pam.log(
+            Level::Notice,
+            &format!(
+                "uid {}: denied for {}: no live grant; in-place request: {why}",
+                who.uid, cx.service
+            ),
+        );
+        deny
+    };
+    tell(pam, Style::TextInfo, refusal);
+    let ask = |pam: &dyn Pam, prompt: &str| -> Result<String, String> {
+        match pam.converse(Style::PromptEchoOn, prompt) {
+            Ok(Some(answer)) if !answer.trim().is_empty() => Ok(answer.trim().to_string()),
+            Ok(_) => Err("no answer".to_string()),
+            Err(e) => Err(format!("conversation failed: {e}")),
+        }
+    };
+    let privilege = match &o.privilege {
+        Some(p) => p.as_str().to_string(),
+        None => match ask(pam, "jitd: privilege to request: ") {
+            Ok(p) => p,
+            Err(why) => return denied(pam, &why),
+        },
+    };
+    let secs = match ask(pam, &format!("jitd: {privilege} for how long (e.g. 15m): ")) {
+        Ok(text) => match duration::parse(&text) {
+            Ok(secs) => secs,
+            Err(e) => {
+                tell(pam, Style::ErrorMsg, &format!("jitd: {e}"));
+                return denied(pam, "bad duration");
+            }
+        },
+        Err(why) => return denied(pam, &why),
+    };
+    let reason = match ask(pam, "jitd: reason: ") {
+        Ok(r) => r,
+        Err(why) => return denied(pam, &why),
+    };
+    match gate.request(who.uid, &privilege, secs, &reason) {
+        Ok(outcome) if outcome.status == "active" => {
+            tell(pam, Style::TextInfo, &format!("jitd: {}", outcome.message));
+        }
+        Ok(outcome) => {
+            tell(pam, Style::ErrorMsg, &format!("jitd: {}", outcome.message));
+            return denied(pam, &format!("request is {}", outcome.status));
+        }
+        Err(GateError::Refused { message, .. }) => {
+            tell(pam, Style::ErrorMsg, &format!("jitd: {message}"));
+            return denied(pam, &message);
+        }
+        Err(GateError::Unreachable(why)) => return unreachable(pam, o, who.uid, &why, deny),
+    }
+    // The grant is live; it must also cover this service, or the user is let through on a
+    // privilege that does not open this door.
+    match gate.check(who.uid, &cx.service, &cx.tty, &cx.rhost) {
+        Ok(d) if d.allowed => {
+            pam.log(
+                Level::Info,
+                &format!(
+                    "uid {}: allowed for {} by grant {} requested in place",
+                    who.uid, cx.service, d.grant_id
+                ),
+            );
+            Code::Success
+        }
+        Ok(d) => {
+            tell(pam, Style::ErrorMsg, &d.message);
+            denied(pam, &format!("{privilege} does not cover {}", cx.service))
+        }
+        Err(GateError::Unreachable(why)) => unreachable(pam, o, who.uid, &why, deny),
+        Err(GateError::Refused { message, .. }) => denied(pam, &message),
+    }
+}
+
+/// `session` open: records the elevated session with jitd under the grant that allows it.
+pub fn open_session(pam: &mut dyn Pam, gate: &mut dyn GateClient, o: &Options) -> Code {
+    let who = match subject(pam) {
+        Ok(who) => who,
+        Err(code) => return code,
+    };
+    if who.uid == 0 {
+        return Code::Ignore;
+    }
+    let cx = match context(pam) {
+        Ok(cx) => cx,
+        Err(code) => return code,
+    };
+    let decision = match gate.check(who.uid, &cx.service, &cx.tty, &cx.rhost) {
+        Ok(d) => d,
+        Err(GateError::Unreachable(why)) => {
+            return unreachable(pam, o, who.uid, &why, Code::SessionErr);
+        }
+        Err(GateError::Refused { name, message }) => {
+            pam.log(
+                Level::Err,
+                &format!("session check refused: {name}: {message}"),
+            );
+            return Code::SessionErr;
+        }
+    };
+    if !decision.allowed {
+        // Not an elevated session (the account phase decides access): nothing to record.
+        return Code::Ignore;
+    }
+    let info = SessionInfo {
+        grant_id: decision.grant_id.clone(),
+        uid: who.uid,
+        pid: pam.pid(),
+        service: cx.service,
+        tty: cx.tty,
+        rhost: cx.rhost,
+    };
+    match gate.session_opened(&info) {
+        Ok(id) => {
+            if let Err(e) = pam.set_session_id(&id) {
+                pam.log(Level::Err, &format!("cannot keep session id {id}: {e}"));
+            }
+            if o.debug {
+                pam.log(
+                    Level::Info,
+                    &format!("session {id} opened under grant {}", info.grant_id),
+                );
+            }
+            Code::Success
+        }
+        Err(GateError::Unreachable(why)) => unreachable(pam, o, who.uid, &why, Code::SessionErr),
+        Err(GateError::Refused { name, message }) => {
+            pam.log(
+                Level::Err,
+                &format!("jitd refused the session record: {name}: {message}"),
+            );
+            Code::SessionErr
+        }
+    }
+}
+
+/// `session` close: tells jitd the recorded session ended. Never fails the close.
+pub fn close_session(pam: &mut dyn Pam, gate: &mut dyn GateClient, o: &Options) -> Code {
+    let Some(id) = pam.session_id() else {
+        return Code::Ignore;
+    };
+    match gate.session_closed(&id) {
+        Ok(()) => {
+            if o.debug {
+                pam.log(Level::Info, &format!("session {id} closed"));
+            }
+        }
+        Err(e) => pam.log(
+            Level::Warning,
+            &format!("could not record the end of session {id}: {e:?}"),
+        ),
+    }
+    Code::Success
+}
+
+#[cfg(test)]
+mod tests;
