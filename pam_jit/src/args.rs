@@ -35,6 +35,8 @@ pub struct Options {
     pub privilege: Option<PrivilegeName>,
     /// Log every decision, not only refusals and faults.
     pub debug: bool,
+    /// Say nothing to the user, not even why access was refused.
+    pub silent: bool,
     /// Test builds only: panic inside the entry point, to prove the FFI layer contains it.
     #[cfg(debug_assertions)]
     pub test_panic: bool,
@@ -49,6 +51,7 @@ impl Default for Options {
             interactive: false,
             privilege: None,
             debug: false,
+            silent: false,
             #[cfg(debug_assertions)]
             test_panic: false,
         }
@@ -87,6 +90,7 @@ pub fn parse<'a>(args: impl IntoIterator<Item = &'a str>) -> Result<Options, Str
                     Some(PrivilegeName::parse(v).map_err(|e| format!("privilege={v:?}: {e}"))?);
             }
             ("debug", None) => o.debug = true,
+            ("silent", None) => o.silent = true,
             #[cfg(debug_assertions)]
             ("test_panic", None) => o.test_panic = true,
             _ => return Err(format!("unknown module argument {arg:?}")),

@@ -179,8 +179,11 @@ fn context(pam: &dyn Pam) -> Result<Context, Code> {
     })
 }
 
-fn tell(pam: &dyn Pam, style: Style, text: &str) {
-    if pam.silent() || text.is_empty() {
+/// Says something to the user. `PAM_SILENT` is not enough to keep quiet: sudo sets it on every
+/// account check, and a refused user must learn what to run. Only the `silent` argument of the
+/// PAM line silences pam_jit; `PAM_SILENT` still drops informational lines.
+fn tell(pam: &dyn Pam, o: &Options, style: Style, text: &str) {
+    if o.silent || text.is_empty() || (style == Style::TextInfo && pam.silent()) {
         return;
     }
     // A failed message changes no decision; the log has the reason anyway.
@@ -199,6 +202,7 @@ fn unreachable(pam: &dyn Pam, o: &Options, uid: u32, why: &str, deny: Code) -> C
             );
             tell(
                 pam,
+                o,
                 Style::ErrorMsg,
                 "jitd is not answering, so elevation cannot be confirmed: access denied. \
                  Ask an administrator (break-glass: the root account, which jitd never gates).",
@@ -279,7 +283,7 @@ fn gatekeep(
             who.uid, who.source, cx.service
         ),
     );
-    tell(pam, Style::ErrorMsg, &decision.message);
+    tell(pam, o, Style::ErrorMsg, &decision.message);
     deny
 }
 
@@ -304,7 +308,7 @@ fn request_in_place(
         );
         deny
     };
-    tell(pam, Style::TextInfo, refusal);
+    tell(pam, o, Style::TextInfo, refusal);
     let ask = |pam: &dyn Pam, prompt: &str| -> Result<String, String> {
         match pam.converse(Style::PromptEchoOn, prompt) {
             Ok(Some(answer)) if !answer.trim().is_empty() => Ok(answer.trim().to_string()),
@@ -323,7 +327,7 @@ fn request_in_place(
         Ok(text) => match duration::parse(&text) {
             Ok(secs) => secs,
             Err(e) => {
-                tell(pam, Style::ErrorMsg, &format!("jitd: {e}"));
+                tell(pam, o, Style::ErrorMsg, &format!("jitd: {e}"));
                 return denied(pam, "bad duration");
             }
         },
@@ -335,14 +339,24 @@ fn request_in_place(
     };
     match gate.request(who.uid, &privilege, secs, &reason) {
         Ok(outcome) if outcome.status == "active" => {
-            tell(pam, Style::TextInfo, &format!("jitd: {}", outcome.message));
+            tell(
+                pam,
+                o,
+                Style::TextInfo,
+                &format!("jitd: {}", outcome.message),
+            );
         }
         Ok(outcome) => {
-            tell(pam, Style::ErrorMsg, &format!("jitd: {}", outcome.message));
+            tell(
+                pam,
+                o,
+                Style::ErrorMsg,
+                &format!("jitd: {}", outcome.message),
+            );
             return denied(pam, &format!("request is {}", outcome.status));
         }
         Err(GateError::Refused { message, .. }) => {
-            tell(pam, Style::ErrorMsg, &format!("jitd: {message}"));
+            tell(pam, o, Style::ErrorMsg, &format!("jitd: {message}"));
             return denied(pam, &message);
         }
         Err(GateError::Unreachable(why)) => return unreachable(pam, o, who.uid, &why, deny),
@@ -361,7 +375,7 @@ fn request_in_place(
             Code::Success
         }
         Ok(d) => {
-            tell(pam, Style::ErrorMsg, &d.message);
+            tell(pam, o, Style::ErrorMsg, &d.message);
             denied(pam, &format!("{privilege} does not cover {}", cx.service))
         }
         Err(GateError::Unreachable(why)) => unreachable(pam, o, who.uid, &why, deny),

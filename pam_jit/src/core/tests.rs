@@ -323,11 +323,22 @@ fn account_denies_without_a_grant_and_tells_the_user_what_to_run() {
 }
 
 #[test]
-fn account_stays_quiet_under_pam_silent_but_still_denies() {
+fn the_refusal_is_shown_even_under_pam_silent_which_sudo_always_sets() {
     let mut pam = FakePam::sudo();
     pam.silent = true;
     let mut g = gate(vec![Ok(refused())]);
     assert_eq!(account(&mut pam, &mut g, &opts(&[])), Code::PermDenied);
+    assert_eq!(pam.said(Style::ErrorMsg).len(), 1);
+}
+
+#[test]
+fn the_silent_argument_keeps_the_module_quiet_but_still_denies() {
+    let mut pam = FakePam::sudo();
+    let mut g = gate(vec![Ok(refused())]);
+    assert_eq!(
+        account(&mut pam, &mut g, &opts(&["silent"])),
+        Code::PermDenied
+    );
     assert!(pam.said.borrow().is_empty());
 }
 

@@ -1,0 +1,430 @@
+//! pam_jit through real PAM: real sudo and su with the freshly built module in their stacks,
+//! pamtester, and an in-process PAM application that counts the threads the module leaves.
+//! Run by `tests/run` inside `tests/sandbox`; each test starts its own daemon.
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use jitd_tests::*;
+
+/// A `kind = "gate"` privilege: the admin's static sudoers line below says what alice may run;
+/// the grant only opens pam_jit's gate. `session-id` ends with its first sudo session.
+const POLICY: &str = r#"
+[privilege.gated-id]
+kind = "gate"
+description = "Run id as root through the static sudoers rule"
+pam_services = ["sudo", "su", "jit-test"]
+
+[privilege.once-id]
+kind = "gate"
+pam_services = ["sudo"]
+session_bound = true
+
+[privilege.other-service]
+kind = "gate"
+pam_services = ["cron"]
+
+[[rule]]
+name = "on call"
+users = ["alice"]
+privileges = ["gated-id", "once-id", "other-service"]
+max_duration = "1h"
+default_duration = "10m"
+reason_min_chars = 5
+max_active = 3
+interactive = true
+
+[[rule]]
+name = "cli only"
+users = ["carol"]
+privileges = ["gated-id"]
+max_duration = "1h"
+"#;
+
+/// The static eligibility rule the admin writes while pam_jit is the gate.
+const STATIC_SUDOERS: &str =
+    "alice ALL=(root) NOPASSWD: /usr/bin/id\ncarol ALL=(root) NOPASSWD: /usr/bin/id\n";
+
+/// Replaces a file for the life of the guard (PAM stacks and sudoers in the sandbox's /etc).
+struct Replaced {
+    path: PathBuf,
+    old: Option<Vec<u8>>,
+}
+
+impl Replaced {
+    fn new(path: &str, text: &str, mode: u32) -> Self {
+        use std::os::unix::fs::PermissionsExt;
+        let path = PathBuf::from(path);
+        let old = std::fs::read(&path).ok();
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        Self { path, old }
+    }
+}
+
+impl Drop for Replaced {
+    fn drop(&mut self) {
+        match &self.old {
+            Some(old) => std::fs::write(&self.path, old).unwrap(),
+            None => std::fs::remove_file(&self.path).unwrap(),
+        }
+    }
+}
+
+fn module() -> String {
+    let sb = std::env::var("JITD_SANDBOX").unwrap();
+    format!("{sb}/bin/pam_jit.so")
+}
+
+/// Debian's sudo stack with pam_jit in front of the account and session stacks.
+fn sudo_stack(account_args: &str) -> Replaced {
+    let m = module();
+    Replaced::new(
+        "/etc/pam.d/sudo",
+        &format!(
+            "#%PAM-1.0\n\
+             session    required   pam_limits.so\n\
+             @include common-auth\n\
+             account    requisite  {m} {account_args}\n\
+             @include common-account\n\
+             session    optional   {m} debug\n\
+             @include common-session-noninteractive\n"
+        ),
+        0o644,
+    )
+}
+
+struct Setup {
+    sb: Sandbox,
+    _sudoers: Replaced,
+}
+
+fn setup() -> Option<Setup> {
+    let sb = sandbox()?;
+    ensure_user("alice");
+    ensure_user("carol");
+    let sudoers = Replaced::new("/etc/sudoers.d/static-eligible", STATIC_SUDOERS, 0o440);
+    assert!(sudoers_valid());
+    Some(Setup {
+        sb,
+        _sudoers: sudoers,
+    })
+}
+
+fn jitctl(user: &str, args: &[&str]) -> Output {
+    let mut full = vec!["jitctl"];
+    full.extend_from_slice(args);
+    as_user(user, &full)
+}
+
+fn elevate(user: &str, privilege: &str, secs: u32) {
+    let o = jitctl(
+        user,
+        &[
+            "elevate",
+            privilege,
+            "--for",
+            &format!("{secs}s"),
+            "--reason",
+            "pam end-to-end test",
+        ],
+    );
+    assert!(o.status.success(), "elevate: {}{}", stdout(&o), stderr(&o));
+}
+
+/// `sudo -S` with nothing on stdin: like a user at a terminal who types nothing. (`sudo -n`
+/// would hide pam_jit's message: sudo runs no conversation at all then.)
+fn sudo_id(user: &str) -> Output {
+    run(Command::new("su")
+        .args([user, "-s", "/bin/sh", "-c", "sudo -S /usr/bin/id -u"])
+        .stdin(Stdio::null()))
+}
+
+fn allowed(o: &Output) -> bool {
+    o.status.success() && stdout(o).trim() == "0"
+}
+
+#[test]
+fn sudo_is_gated_refused_without_grant_allowed_during_refused_after() {
+    let Some(s) = setup() else { return };
+    let _pam = sudo_stack("");
+    let d = Daemon::start(&s.sb, "pam-gate", POLICY);
+
+    // The static rule alone is not enough any more.
+    let before = sudo_id("alice");
+    assert!(!allowed(&before), "no grant, no sudo: {}", stdout(&before));
+    let said = stderr(&before);
+    assert!(
+        said.contains("no active elevation for alice on sandbox")
+            && said.contains("jitctl elevate gated-id"),
+        "the refusal says what to run: {said}"
+    );
+
+    elevate("alice", "gated-id", 3);
+    assert!(drop_ins().is_empty(), "a gate grant writes no drop-in");
+    let during = sudo_id("alice");
+    assert!(
+        allowed(&during),
+        "sudo during the grant: {}",
+        stderr(&during)
+    );
+
+    // A grant that opens another service does not open sudo.
+    let other = sudo_id("carol");
+    assert!(!allowed(&other), "carol has no grant");
+
+    std::thread::sleep(Duration::from_millis(3500));
+    let after = sudo_id("alice");
+    assert!(!allowed(&after), "sudo after expiry: {}", stdout(&after));
+    let log = d.log();
+    assert!(log.contains("grant.expired"), "{log}");
+}
+
+#[test]
+fn a_grant_for_another_service_does_not_open_sudo() {
+    let Some(s) = setup() else { return };
+    let _pam = sudo_stack("");
+    let _d = Daemon::start(&s.sb, "pam-other", POLICY);
+    elevate("alice", "other-service", 60);
+    assert!(!allowed(&sudo_id("alice")), "a cron-only grant opened sudo");
+}
+
+#[test]
+fn jitd_stopped_or_frozen_fails_closed_without_hanging_sudo() {
+    let Some(s) = setup() else { return };
+    let _pam = sudo_stack("timeout_ms=700");
+    let mut d = Daemon::start(&s.sb, "pam-down", POLICY);
+    elevate("alice", "gated-id", 60);
+    assert!(allowed(&sudo_id("alice")), "allowed while jitd answers");
+
+    // Frozen: the bus accepts the call, nobody answers.
+    // SAFETY: kill(2) on the daemon we started.
+    unsafe { libc::kill(d.pid() as i32, libc::SIGSTOP) };
+    let start = Instant::now();
+    let frozen = sudo_id("alice");
+    let waited = start.elapsed();
+    // SAFETY: as above.
+    unsafe { libc::kill(d.pid() as i32, libc::SIGCONT) };
+    assert!(!allowed(&frozen), "a frozen jitd must not let sudo through");
+    assert!(
+        stderr(&frozen).contains("jitd is not answering"),
+        "{}",
+        stderr(&frozen)
+    );
+    assert!(
+        waited < Duration::from_secs(5),
+        "sudo returned after the module's timeout, not hung: {waited:?}"
+    );
+    assert!(allowed(&sudo_id("alice")), "allowed again once thawed");
+
+    // Gone: nobody owns the name.
+    d.kill9();
+    let gone = sudo_id("alice");
+    assert!(!allowed(&gone), "a stopped jitd must not let sudo through");
+
+    // fail=open is an explicit choice, and it is honoured.
+    drop(_pam);
+    let _open = sudo_stack("fail=open");
+    assert!(
+        allowed(&sudo_id("alice")),
+        "fail=open lets sudo through with jitd down"
+    );
+}
+
+#[test]
+fn su_is_gated_on_the_invoking_users_grant_and_ignores_the_environment() {
+    let Some(s) = setup() else { return };
+    ensure_user("target");
+    let m = module();
+    // Passwordless su for the test (the sandbox's /etc is throw-away); pam_jit is the gate.
+    let _pam = Replaced::new(
+        "/etc/pam.d/su",
+        &format!(
+            "#%PAM-1.0\nauth sufficient pam_permit.so\naccount requisite {m}\naccount required pam_permit.so\nsession required pam_permit.so\n"
+        ),
+        0o644,
+    );
+    let _d = Daemon::start(&s.sb, "pam-su", POLICY);
+    let su = |env: Option<&str>| {
+        let mut c = Command::new("runuser");
+        c.args([
+            "-u", "alice", "--", "su", "target", "-s", "/bin/sh", "-c", "id -un",
+        ]);
+        if let Some(addr) = env {
+            c.env("DBUS_SYSTEM_BUS_ADDRESS", addr);
+        }
+        run(c.stdin(Stdio::null()))
+    };
+    let before = su(None);
+    assert!(
+        !before.status.success(),
+        "su without a grant: {}",
+        stdout(&before)
+    );
+    elevate("alice", "gated-id", 60);
+    let during = su(None);
+    assert!(
+        during.status.success() && stdout(&during).trim() == "target",
+        "su with a grant: {}{}",
+        stdout(&during),
+        stderr(&during)
+    );
+    // Were the environment read, the module would talk to this dead address and fail closed.
+    let evil = su(Some("unix:path=/tmp/evil-bus"));
+    assert!(
+        evil.status.success(),
+        "DBUS_SYSTEM_BUS_ADDRESS must be ignored: {}",
+        stderr(&evil)
+    );
+    // And root's own su is never gated: the break-glass path does not depend on jitd.
+    let root = run(Command::new("su").args(["target", "-s", "/bin/sh", "-c", "true"]));
+    assert!(root.status.success(), "root su: {}", stderr(&root));
+}
+
+#[test]
+fn pamtester_sees_the_gate_and_a_panic_is_contained() {
+    let Some(s) = setup() else { return };
+    let m = module();
+    let _svc = Replaced::new(
+        "/etc/pam.d/jit-test",
+        &format!("account required {m}\n"),
+        0o644,
+    );
+    let _panic = Replaced::new(
+        "/etc/pam.d/jit-panic",
+        &format!("account required {m} test_panic\n"),
+        0o644,
+    );
+    let _bad = Replaced::new(
+        "/etc/pam.d/jit-badarg",
+        &format!("account required {m} fail=opne\n"),
+        0o644,
+    );
+    let _d = Daemon::start(&s.sb, "pam-tester", POLICY);
+    let pamtester = |svc: &str| {
+        run(Command::new("pamtester").args(["-I", "ruser=alice", svc, "alice", "acct_mgmt"]))
+    };
+    let o = pamtester("jit-test");
+    assert!(!o.status.success(), "no grant: {}", stdout(&o));
+    elevate("alice", "gated-id", 60);
+    let o = pamtester("jit-test");
+    assert!(
+        o.status.success(),
+        "with a grant: {}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+
+    let o = pamtester("jit-panic");
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "the host survives a panic inside the module and gets an error: {o:?}"
+    );
+    assert!(
+        stderr(&o).contains("Error in service module"),
+        "PAM_SERVICE_ERR: {}",
+        stderr(&o)
+    );
+    assert!(
+        !stderr(&o).contains("panicked"),
+        "the module prints nothing: {}",
+        stderr(&o)
+    );
+
+    let o = pamtester("jit-badarg");
+    assert!(
+        !o.status.success(),
+        "a misspelt fail= denies, it does not fail open"
+    );
+}
+
+#[test]
+fn the_module_leaves_no_thread_and_prints_nothing_in_the_host_process() {
+    let Some(s) = setup() else { return };
+    let m = module();
+    let _svc = Replaced::new(
+        "/etc/pam.d/jit-test",
+        &format!("account required {m}\nsession required {m}\n"),
+        0o644,
+    );
+    let _d = Daemon::start(&s.sb, "pam-threads", POLICY);
+    elevate("alice", "gated-id", 60);
+    let driver = env!("CARGO_BIN_EXE_pam-driver");
+    for phase in ["account", "session"] {
+        let o = run(Command::new(driver).args(["jit-test", "alice", phase, "alice"]));
+        assert_eq!(
+            stdout(&o).trim(),
+            "rc=0 threads_after=1",
+            "{phase}: {}",
+            stderr(&o)
+        );
+        assert_eq!(stderr(&o), "", "{phase}: nothing printed by the module");
+    }
+}
+
+#[test]
+fn an_in_place_request_at_the_sudo_prompt_lets_the_command_run() {
+    let Some(s) = setup() else { return };
+    let _pam = sudo_stack("interactive privilege=gated-id");
+    let d = Daemon::start(&s.sb, "pam-inplace", POLICY);
+    // sudo -S reads the answers from stdin: duration, then reason.
+    let ask = |user: &str, answers: &str| {
+        let mut child = Command::new("su")
+            .args([user, "-s", "/bin/sh", "-c", "sudo -S /usr/bin/id -u"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(answers.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let o = ask("alice", "15m\nrestart nginx after config change\n");
+    assert!(
+        allowed(&o),
+        "in-place request then sudo: {}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    let list = stdout(&jitctl("alice", &["status", "--json"]));
+    assert!(list.contains("gated-id"), "the grant is live: {list}");
+    assert!(d.log().contains("via=pam"), "audited as a PAM request");
+
+    // A rule without `interactive = true` refuses requests from the prompt.
+    let o = ask("carol", "15m\nrestart nginx after config change\n");
+    assert!(!allowed(&o), "carol's rule is CLI only: {}", stdout(&o));
+    assert!(
+        stderr(&o).contains("interactive"),
+        "says why: {}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn elevated_sessions_are_recorded_and_a_session_bound_grant_ends_with_its_session() {
+    let Some(s) = setup() else { return };
+    let _pam = sudo_stack("");
+    let d = Daemon::start(&s.sb, "pam-session", POLICY);
+    elevate("alice", "once-id", 60);
+    assert!(allowed(&sudo_id("alice")), "first use");
+    wait_for(
+        Duration::from_secs(5),
+        "the session-bound grant to end",
+        || d.log().contains("session-bound privilege"),
+    );
+    let log = d.log();
+    assert!(log.contains("session.opened"), "{log}");
+    assert!(log.contains("session.closed"), "{log}");
+    assert!(
+        !allowed(&sudo_id("alice")),
+        "the grant ended with its session"
+    );
+}
