@@ -199,6 +199,9 @@ fn run(command: Command, out: &Out) -> Result<(), Failure> {
         let conn = client::connect(address.as_deref()).await.map_err(|e| {
             Failure::Unreachable(format!("cannot connect to the bus ({e}): is dbus running?"))
         })?;
+        client::verify_owner(&conn)
+            .await
+            .map_err(Failure::Unreachable)?;
         let jitd = ManagerProxy::new(&conn)
             .await
             .map_err(|e| Failure::from(Error::ZBus(e)))?;

@@ -32,6 +32,35 @@ impl Shared {
     }
 }
 
+/// Refuses a state-changing call whose sender said it will not read the answer. A request
+/// fired and forgotten (the sender may already be gone, its unique name soon reused) is not one
+/// a person is waiting on; granting it would act for a caller nobody can see.
+fn require_reply_expected(header: &Header<'_>) -> Result<(), Error> {
+    if header
+        .primary()
+        .flags()
+        .contains(zbus::message::Flags::NO_REPLY_EXPECTED)
+    {
+        return Err(Error::InvalidArgument(
+            "this call changes state: send it expecting a reply".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether the sender of `header` is still on the bus.
+async fn still_connected(conn: &Connection, header: &Header<'_>) -> bool {
+    let Some(sender) = header.sender() else {
+        return false;
+    };
+    let Ok(dbus) = zbus::fdo::DBusProxy::new(conn).await else {
+        return false;
+    };
+    dbus.name_has_owner(sender.clone().into())
+        .await
+        .unwrap_or(false)
+}
+
 /// The uid of the connection that sent `header`, from the bus daemon.
 async fn caller_uid(conn: &Connection, header: &Header<'_>) -> Result<u32, Error> {
     let Some(sender) = header.sender() else {
@@ -62,13 +91,31 @@ impl Manager {
         reason: &str,
         ticket: &str,
     ) -> Result<RequestOutcome, Error> {
+        require_reply_expected(&header)?;
         let uid = caller_uid(conn, &header).await?;
-        let outcome = self
-            .0
-            .engine()
-            .request(uid, privilege, duration_secs, reason, ticket, "bus");
+        if !still_connected(conn, &header).await {
+            return Err(Error::NotAllowed(
+                "the caller disconnected before the answer".into(),
+            ));
+        }
+        let outcome =
+            self.0
+                .engine()
+                .request(uid, privilege, duration_secs, reason, ticket, "bus")?;
         self.0.wake.notify_one();
-        outcome
+        // A caller that left before its answer is not a person waiting to use the grant, and
+        // its unique name will never be seen again: take the grant back at once.
+        if !still_connected(conn, &header).await {
+            let _ = self.0.engine().revoke(
+                0,
+                &outcome.grant.id,
+                "the caller disconnected before the answer",
+            );
+            return Err(Error::NotAllowed(
+                "the caller disconnected before the answer".into(),
+            ));
+        }
+        Ok(outcome)
     }
 
     async fn list_mine(
@@ -180,6 +227,7 @@ impl Gate {
         reason: &str,
         ticket: &str,
     ) -> Result<RequestOutcome, Error> {
+        require_reply_expected(&header)?;
         Self::require_root(conn, &header).await?;
         let out = self
             .0

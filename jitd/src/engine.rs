@@ -334,6 +334,11 @@ impl Engine {
                     .field("why", why),
             );
         };
+        if let Err(e) = crate::names::PrivilegeName::parse(privilege) {
+            let why = e.to_string();
+            refused(self, &why);
+            return Err(Error::InvalidArgument(why));
+        }
         if let Err(why) = check_text("reason", reason, client::MAX_REASON_CHARS) {
             refused(self, &why);
             return Err(Error::InvalidArgument(why));
@@ -832,6 +837,8 @@ impl Engine {
     }
 
     pub fn explain(&self, uid: u32, privilege: &str) -> Result<Explanation, Error> {
+        crate::names::PrivilegeName::parse(privilege)
+            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
         let Some(account) = crate::sys::account_by_uid(uid) else {
             return Err(Error::NotAllowed(format!(
                 "uid {uid} has no account on this host"

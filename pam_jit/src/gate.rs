@@ -43,6 +43,9 @@ impl BusGate {
                     .build()
                     .await
                     .map_err(|e| GateError::Unreachable(format!("cannot connect: {e}")))?;
+                jitd::client::verify_owner(&conn)
+                    .await
+                    .map_err(GateError::Unreachable)?;
                 let proxy = GateProxy::new(&conn)
                     .await
                     .map_err(|e| GateError::Unreachable(format!("no proxy: {e}")))?;

@@ -127,3 +127,23 @@ pub async fn connect(address: Option<&str>) -> zbus::Result<zbus::Connection> {
         None => zbus::connection::Builder::system().build().await,
     }
 }
+
+/// Makes sure the name `org.jitd.Jitd1` is owned by a root process before anything is sent to
+/// it. The shipped bus policy lets only root own it; this check keeps a client safe on a bus
+/// whose policy was changed or is missing, where a user process could pose as jitd.
+pub async fn verify_owner(conn: &zbus::Connection) -> Result<(), String> {
+    let dbus = zbus::fdo::DBusProxy::new(conn)
+        .await
+        .map_err(|e| format!("cannot ask the bus who runs jitd: {e}"))?;
+    let name = zbus::names::BusName::try_from(BUS_NAME).map_err(|e| e.to_string())?;
+    match dbus.get_connection_unix_user(name).await {
+        Ok(0) => Ok(()),
+        Ok(uid) => Err(format!(
+            "{BUS_NAME} is owned by uid {uid}, not root: refusing to talk to an impostor"
+        )),
+        Err(zbus::fdo::Error::NameHasNoOwner(_)) => Err(format!(
+            "jitd is not running ({BUS_NAME} has no owner on the bus)"
+        )),
+        Err(e) => Err(format!("cannot ask the bus who runs jitd: {e}")),
+    }
+}

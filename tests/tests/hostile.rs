@@ -1,0 +1,643 @@
+//! The security suite's end-to-end groups: hostile callers on the real bus, hostile input
+//! through jitctl and the bus, and injected faults (locked database, full disk, failing visudo).
+//! Each case asserts the error the attacker gets, and that nothing changed on the host.
+//! Run by `tests/run` inside `tests/sandbox`; each test starts its own daemon.
+
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use jitd::client::{BUS_NAME, MANAGER_INTERFACE, OBJECT_PATH};
+use jitd_tests::*;
+
+const POLICY: &str = r#"
+[privilege.whoami]
+kind = "sudo"
+run_as = "root"
+commands = ["/usr/bin/id -u"]
+
+[[rule]]
+name = "hostile"
+users = ["alice", "bob"]
+privileges = ["whoami"]
+max_duration = "1h"
+reason_min_chars = 5
+max_active = 1
+"#;
+
+fn setup() -> Option<Sandbox> {
+    let sb = sandbox()?;
+    ensure_user("alice");
+    ensure_user("bob");
+    Some(sb)
+}
+
+fn jitctl(user: &str, args: &[&str]) -> Output {
+    let mut full = vec!["jitctl"];
+    full.extend_from_slice(args);
+    as_user(user, &full)
+}
+
+fn elevate(user: &str, secs: u32) -> String {
+    let o = jitctl(
+        user,
+        &[
+            "--json",
+            "elevate",
+            "whoami",
+            "--for",
+            &format!("{secs}s"),
+            "--reason",
+            "hostile suite",
+        ],
+    );
+    assert!(o.status.success(), "elevate: {}{}", stdout(&o), stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    v["grant"]["id"].as_str().unwrap().to_string()
+}
+
+/// Every grant on the host, as root sees it (live only).
+fn live_grants() -> usize {
+    let o = run(Command::new("jitctl").args(["--json", "list", "--all"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    v.as_array().map_or(0, Vec::len)
+}
+
+fn busctl_as(user: &str, args: &[&str]) -> Output {
+    let mut full = vec!["busctl", "--system", "call", BUS_NAME, OBJECT_PATH];
+    full.extend_from_slice(args);
+    as_user(user, &full)
+}
+
+fn host_unchanged() {
+    assert!(drop_ins().is_empty(), "no drop-in: {:?}", drop_ins());
+    assert!(sudoers_valid(), "sudoers still valid");
+}
+
+// ---- hostile callers -------------------------------------------------------------------------
+
+#[test]
+fn users_cannot_reach_the_gate_or_the_admin_methods() {
+    let Some(sb) = setup() else { return };
+    let _d = Daemon::start(&sb, "h-authz", POLICY);
+    let uid = uid_of("alice").unwrap().to_string();
+    let gate = "org.jitd.Jitd1.Gate";
+    for call in [
+        vec![
+            gate,
+            "RequestFor",
+            "ustss",
+            &uid,
+            "whoami",
+            "60",
+            "grant myself",
+            "",
+        ],
+        vec![gate, "SessionClosed", "s", "s000000000000"],
+        vec![gate, "CheckAccess", "usss", &uid, "sudo", "", ""],
+    ] {
+        let o = busctl_as("alice", &call);
+        assert!(!o.status.success(), "{call:?} reached the gate");
+        assert!(
+            stderr(&o).contains("Access denied"),
+            "{call:?}: refused by the bus policy: {}",
+            stderr(&o)
+        );
+    }
+    let o = busctl_as("alice", &[MANAGER_INTERFACE, "ReloadPolicy"]);
+    assert!(
+        stderr(&o).contains("admins") || stderr(&o).contains("not allowed"),
+        "reload is for admins: {}",
+        stderr(&o)
+    );
+    let o = busctl_as("alice", &[MANAGER_INTERFACE, "ListAll", "b", "true"]);
+    assert!(!o.status.success(), "list all is for admins");
+
+    // bob's grant is invisible and untouchable for alice: same answer as for an unknown id.
+    let id = elevate("bob", 60);
+    let o = jitctl("alice", &["revoke", &id, "--reason", "not mine"]);
+    assert_eq!(o.status.code(), Some(7), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("no grant {id}")),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(live_grants(), 1, "bob's grant survives");
+}
+
+#[test]
+fn ended_grant_ids_cannot_be_replayed() {
+    let Some(sb) = setup() else { return };
+    let _d = Daemon::start(&sb, "h-replay", POLICY);
+    let id = elevate("alice", 60);
+    let o = jitctl("alice", &["drop", &id]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for args in [vec!["drop", id.as_str()], vec!["revoke", id.as_str()]] {
+        let o = jitctl("alice", &args);
+        assert_eq!(o.status.code(), Some(7), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains("not live"), "{}", stderr(&o));
+    }
+    let expired = elevate("alice", 1);
+    wait_for(Duration::from_secs(5), "expiry", || drop_ins().is_empty());
+    let o = jitctl("alice", &["drop", &expired]);
+    assert_eq!(o.status.code(), Some(7), "{}", stderr(&o));
+    assert_eq!(live_grants(), 0);
+    host_unchanged();
+}
+
+#[test]
+fn malformed_and_oversized_calls_are_refused_and_the_bus_keeps_serving() {
+    let Some(sb) = setup() else { return };
+    let _d = Daemon::start(&sb, "h-malformed", POLICY);
+    let cases: &[&[&str]] = &[
+        &[MANAGER_INTERFACE, "Request", "s", "whoami"],
+        &[
+            MANAGER_INTERFACE,
+            "Request",
+            "ssss",
+            "whoami",
+            "60",
+            "reason here",
+            "",
+        ],
+        &[MANAGER_INTERFACE, "Request", "tttt", "1", "2", "3", "4"],
+        &[MANAGER_INTERFACE, "Revoke", "s", "g0000"],
+        &[MANAGER_INTERFACE, "Nonexistent"],
+        &["org.jitd.Jitd1.Nope", "Request"],
+    ];
+    for args in cases {
+        let o = busctl_as("alice", args);
+        assert!(!o.status.success(), "{args:?} succeeded: {}", stdout(&o));
+    }
+    let o = busctl_as(
+        "alice",
+        &[MANAGER_INTERFACE, "Explain", "s", "../../etc/shadow"],
+    );
+    assert!(
+        stderr(&o).contains("privilege name"),
+        "a name that is not a privilege name is refused as such: {}",
+        stderr(&o)
+    );
+    // Huge strings in every argument, straight through the project's own client.
+    let huge = "A".repeat(8 << 20);
+    let replies = zbus::block_on(async {
+        let conn = jitd::client::connect(None).await.unwrap();
+        let m = jitd::client::ManagerProxy::new(&conn).await.unwrap();
+        vec![
+            m.request(&huge, 60, "reason here", "").await.is_err(),
+            m.request("whoami", 60, "reason here", &huge).await.is_err(),
+            m.explain(&huge).await.is_err(),
+            m.revoke(&huge, "").await.is_err(),
+            m.request("whoami", u64::MAX, "reason here", "")
+                .await
+                .is_err(),
+        ]
+    });
+    assert!(replies.iter().all(|refused| *refused), "{replies:?}");
+    assert!(bus_name_owned(), "still serving");
+    assert_eq!(live_grants(), 0);
+    host_unchanged();
+    // And a proper request still works.
+    elevate("alice", 60);
+}
+
+#[test]
+fn callers_that_send_and_vanish_get_no_grant() {
+    let Some(sb) = setup() else { return };
+    let d = Daemon::start(&sb, "h-vanish", POLICY);
+    // dbus-send without --print-reply sends with NO_REPLY_EXPECTED and exits at once.
+    for _ in 0..100 {
+        let o = as_user(
+            "alice",
+            &[
+                "dbus-send",
+                "--system",
+                &format!("--dest={BUS_NAME}"),
+                "--type=method_call",
+                OBJECT_PATH,
+                &format!("{MANAGER_INTERFACE}.Request"),
+                "string:whoami",
+                "uint64:60",
+                "string:fire and forget",
+                "string:",
+            ],
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    // The project's client: send, then drop the connection without reading the answer.
+    for _ in 0..100 {
+        zbus::block_on(async {
+            let conn = jitd::client::connect(None).await.unwrap();
+            let msg = zbus::message::Message::method_call(OBJECT_PATH, "Request")
+                .destination(BUS_NAME)
+                .interface(MANAGER_INTERFACE)
+                .with_flags(zbus::message::Flags::NO_REPLY_EXPECTED)
+                .build(&("whoami", 60u64, "fire and forget", ""))
+                .unwrap();
+            conn.send(&msg).await.unwrap();
+        });
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(bus_name_owned(), "still serving");
+    // A request can be approved in the instant before its caller leaves; it is then taken back
+    // at once. No grant outlives a caller that did not wait for the answer.
+    let log = d.log();
+    let approved = log
+        .lines()
+        .filter(|l| l.contains("request.approved"))
+        .count();
+    let taken_back = log
+        .lines()
+        .filter(|l| l.contains("grant.revoked") && l.contains("disconnected before the answer"))
+        .count();
+    assert_eq!(approved, taken_back, "every approval taken back:\n{log}");
+    assert_eq!(live_grants(), 0, "zero grants left");
+    host_unchanged();
+}
+
+#[test]
+fn a_user_process_cannot_take_the_bus_name() {
+    let Some(sb) = setup() else { return };
+    drop(sb);
+    assert!(!bus_name_owned(), "no daemon in this test");
+    let o = as_user(
+        "alice",
+        &[
+            "busctl",
+            "--system",
+            "call",
+            "org.freedesktop.DBus",
+            "/org/freedesktop/DBus",
+            "org.freedesktop.DBus",
+            "RequestName",
+            "su",
+            BUS_NAME,
+            "0",
+        ],
+    );
+    assert!(
+        !o.status.success(),
+        "alice owned {BUS_NAME}: {}",
+        stdout(&o)
+    );
+    assert!(stderr(&o).contains("Access denied"), "{}", stderr(&o));
+    // With no owner, clients say jitd is not running rather than talk to whoever answers.
+    let o = jitctl("alice", &["status"]);
+    assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not running"), "{}", stderr(&o));
+}
+
+// ---- hostile input ---------------------------------------------------------------------------
+
+#[test]
+fn hostile_durations_and_reasons_are_refused_or_kept_inert() {
+    let Some(sb) = setup() else { return };
+    let d = Daemon::start(&sb, "h-input", POLICY);
+    for (duration, code) in [
+        ("0", 2),
+        ("1ns", 2),
+        ("18446744073709551615s", 2),
+        ("-9223372036854775808s", 2),
+        ("10y", 2),
+        ("367d", 2),
+        ("1h1h", 2),
+    ] {
+        let o = jitctl(
+            "alice",
+            &[
+                "elevate",
+                "whoami",
+                "--for",
+                duration,
+                "--reason",
+                "reason here",
+            ],
+        );
+        assert_eq!(o.status.code(), Some(code), "{duration}: {}", stderr(&o));
+    }
+    for reason in ["\u{1b}[31mred\u{1b}[0m", "tab\there", "nul\u{7f}del"] {
+        let o = jitctl(
+            "alice",
+            &["elevate", "whoami", "--for", "1m", "--reason", reason],
+        );
+        assert_eq!(o.status.code(), Some(6), "{reason:?}: {}", stderr(&o));
+    }
+    host_unchanged();
+    // Printable but format-looking text is kept as data, and audited on one escaped line.
+    let o = jitctl(
+        "alice",
+        &[
+            "elevate",
+            "whoami",
+            "--for",
+            "1m",
+            "--reason",
+            "%n%s%x ' \" ; ALL=(ALL) ALL",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let log = d.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("request.approved"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(line.contains("%n%s%x"), "{line}");
+    assert!(sudoers_valid());
+    let text = std::fs::read_to_string(format!("/etc/sudoers.d/{}", drop_ins()[0])).unwrap();
+    assert!(
+        !text.contains("%n%s"),
+        "the reason never reaches sudoers: {text}"
+    );
+}
+
+#[test]
+fn hostile_policy_files_are_refused_with_positions() {
+    let Some(_sb) = setup() else { return };
+    let dir = std::env::temp_dir().join("jitd-hostile-policies");
+    std::fs::create_dir_all(&dir).unwrap();
+    let base = "[privilege.p]\nkind = \"sudo\"\ncommands = [\"/usr/bin/id\"]\n";
+    let rule = "[[rule]]\nname = \"r\"\nprivileges = [\"p\"]\nmax_duration = \"1h\"\n";
+    let cases = [
+        (
+            "dup-key",
+            format!("{base}kind = \"group\"\n{rule}users = [\"alice\"]\n"),
+            "duplicate",
+        ),
+        (
+            "unknown-field",
+            format!("{base}colour = \"red\"\n{rule}users = [\"alice\"]\n"),
+            "unknown field",
+        ),
+        (
+            "missing-ref",
+            format!("{base}{rule}users = [\"alice\"]\n")
+                .replace("privileges = [\"p\"]", "privileges = [\"q\"]"),
+            "q",
+        ),
+        (
+            "wildcard",
+            base.replace("/usr/bin/id", "/usr/bin/*") + rule + "users = [\"alice\"]\n",
+            "wildcard",
+        ),
+        (
+            "relative",
+            base.replace("/usr/bin/id", "bin/id") + rule + "users = [\"alice\"]\n",
+            "absolute",
+        ),
+        (
+            "dotdot",
+            base.replace("/usr/bin/id", "/usr/bin/../bin/sh") + rule + "users = [\"alice\"]\n",
+            "normalised",
+        ),
+        (
+            "user-ALL",
+            format!("{base}{rule}users = [\"ALL\"]\n"),
+            "ALL",
+        ),
+        (
+            "user-percent",
+            format!("{base}{rule}users = [\"%admin\"]\n"),
+            "%admin",
+        ),
+        (
+            "user-plus",
+            format!("{base}{rule}users = [\"+net\"]\n"),
+            "+net",
+        ),
+        ("user-hash", format!("{base}{rule}users = [\"#0\"]\n"), "#0"),
+        (
+            "user-comma",
+            format!("{base}{rule}users = [\"a,b\"]\n"),
+            "a,b",
+        ),
+        (
+            "user-colon",
+            format!("{base}{rule}users = [\"a:b\"]\n"),
+            "a:b",
+        ),
+        (
+            "user-quote",
+            format!("{base}{rule}users = [\"a\\\"b\"]\n"),
+            "a\\\"b",
+        ),
+        (
+            "user-path",
+            format!("{base}{rule}users = [\"../x\"]\n"),
+            "../x",
+        ),
+        ("user-dot", format!("{base}{rule}users = [\".x\"]\n"), ".x"),
+        (
+            "user-tilde",
+            format!("{base}{rule}users = [\"x~\"]\n"),
+            "x~",
+        ),
+        (
+            "user-newline",
+            format!("{base}{rule}users = [\"a\\nb\"]\n"),
+            "a\\nb",
+        ),
+        (
+            "user-nul",
+            format!("{base}{rule}users = [\"a\\u0000b\"]\n"),
+            "a\\0b",
+        ),
+        (
+            "group-percent",
+            "[privilege.g]\nkind = \"group\"\ngroup = \"%wheel\"\n".to_string(),
+            "%wheel",
+        ),
+        (
+            "sensitive-group",
+            "[privilege.g]\nkind = \"group\"\ngroup = \"root\"\n".to_string(),
+            "as good as root",
+        ),
+        (
+            "sudoedit",
+            base.replace("/usr/bin/id", "sudoedit /etc/shadow") + rule + "users = [\"alice\"]\n",
+            "sudoedit",
+        ),
+        (
+            "bad-duration",
+            format!("{base}{rule}users = [\"alice\"]\n")
+                .replace("\"1h\"", "\"9999999999999999999999s\""),
+            "max_duration",
+        ),
+        ("non-utf8", String::new(), "UTF-8"),
+    ];
+    for (name, text, needle) in &cases {
+        let path = dir.join(format!("{name}.toml"));
+        if *name == "non-utf8" {
+            std::fs::write(&path, b"[privilege.p]\nkind = \"\xff\xfe\"\n").unwrap();
+        } else {
+            std::fs::write(&path, text).unwrap();
+        }
+        let o = run(Command::new("jitctl").args(["policy", "check"]).arg(&path));
+        let err = stderr(&o) + &stdout(&o);
+        assert!(!o.status.success(), "{name} accepted:\n{text}");
+        let located = err.contains(&format!("{}:", path.display()));
+        assert!(located, "{name}: error names the file and position: {err}");
+        assert!(
+            err.to_lowercase().contains(&needle.to_lowercase()),
+            "{name}: error mentions {needle:?}: {err}"
+        );
+    }
+}
+
+// ---- injected faults -------------------------------------------------------------------------
+
+#[test]
+fn a_locked_database_refuses_new_grants_in_bounded_time_but_expiry_proceeds() {
+    let Some(sb) = setup() else { return };
+    let d = Daemon::start(&sb, "h-locked", POLICY);
+    elevate("bob", 3);
+    // Another process takes the write lock and holds it.
+    let db = d.state_db();
+    let mut holder = Command::new("sqlite3")
+        .arg(&db)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("sqlite3 (tests/deps installs it)");
+    {
+        use std::io::Write;
+        let stdin = holder.stdin.as_mut().unwrap();
+        writeln!(stdin, "BEGIN EXCLUSIVE; SELECT 1;").unwrap();
+        stdin.flush().unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let start = Instant::now();
+    let o = jitctl(
+        "alice",
+        &[
+            "elevate",
+            "whoami",
+            "--for",
+            "1m",
+            "--reason",
+            "while locked",
+        ],
+    );
+    let took = start.elapsed();
+    assert_eq!(
+        o.status.code(),
+        Some(8),
+        "Unavailable: {}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    assert!(took < Duration::from_secs(10), "bounded wait: {took:?}");
+    // bob's grant still goes at its deadline, database or not.
+    wait_for(Duration::from_secs(8), "expiry while locked", || {
+        drop_ins().is_empty()
+    });
+    let _ = holder.kill();
+    let _ = holder.wait();
+    host_unchanged();
+}
+
+#[test]
+fn a_full_disk_refuses_new_grants_and_revocation_still_works() {
+    let Some(sb) = setup() else { return };
+    let mut d = Daemon::start(&sb, "h-full", POLICY);
+    d.stop();
+    let state = d.dir.join("state");
+    let _ = std::fs::remove_dir_all(&state);
+    std::fs::create_dir_all(&state).unwrap();
+    let o = run(Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m"])
+        .arg("tmpfs")
+        .arg(&state));
+    assert!(o.status.success(), "{}", stderr(&o));
+    d.restart();
+    let id = elevate("bob", 60);
+    // Fill the disk.
+    let _ = run(Command::new("dd")
+        .args(["if=/dev/zero", "bs=4k"])
+        .arg(format!("of={}", state.join("filler").display())));
+    let o = jitctl(
+        "alice",
+        &[
+            "elevate",
+            "whoami",
+            "--for",
+            "1m",
+            "--reason",
+            "disk is full",
+        ],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(8),
+        "Unavailable: {}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    assert_eq!(drop_ins().len(), 1, "only bob's grant: {:?}", drop_ins());
+    let o = run(Command::new("jitctl").args(["revoke", &id, "--reason", "disk full drill"]));
+    assert!(
+        o.status.success(),
+        "revocation works on a full disk: {}",
+        stderr(&o)
+    );
+    assert!(drop_ins().is_empty(), "{:?}", drop_ins());
+    d.kill9();
+    let _ = run(Command::new("umount").arg("-l").arg(&state));
+}
+
+#[test]
+fn a_failing_visudo_installs_nothing() {
+    let Some(sb) = setup() else { return };
+    let mut d = Daemon::start(&sb, "h-visudo", POLICY);
+    d.stop();
+    let cfg = std::fs::read_to_string(&d.config).unwrap();
+    std::fs::write(&d.config, format!("{cfg}visudo = \"/bin/false\"\n")).unwrap();
+    d.restart();
+    let o = jitctl(
+        "alice",
+        &[
+            "elevate",
+            "whoami",
+            "--for",
+            "1m",
+            "--reason",
+            "visudo fails",
+        ],
+    );
+    assert!(!o.status.success(), "granted without a checked file");
+    assert!(stderr(&o).contains("visudo"), "{}", stderr(&o));
+    assert_eq!(live_grants(), 0);
+    host_unchanged();
+}
+
+#[test]
+fn an_unrelated_broken_drop_in_is_never_made_worse() {
+    let Some(sb) = setup() else { return };
+    let broken = "/etc/sudoers.d/zz-someone-elses";
+    std::fs::write(broken, "this is not sudoers\n").unwrap();
+    let _d = Daemon::start(&sb, "h-broken", POLICY);
+    let o = jitctl(
+        "alice",
+        &[
+            "elevate",
+            "whoami",
+            "--for",
+            "1m",
+            "--reason",
+            "broken neighbour",
+        ],
+    );
+    // jitd's own file is checked on its own; the neighbour is left exactly as it was.
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_to_string(broken).unwrap(),
+        "this is not sudoers\n"
+    );
+    let ours = format!("/etc/sudoers.d/{}", drop_ins()[0]);
+    assert!(
+        run(Command::new("visudo").args(["-cf", &ours]))
+            .status
+            .success()
+    );
+    std::fs::remove_file(broken).unwrap();
+    assert!(sudoers_valid(), "valid again without the neighbour");
+}
