@@ -87,6 +87,12 @@ enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Print a shell completion script (bash, zsh or fish) built from this CLI's definition.
+    #[command(hide = true)]
+    Completions { shell: clap_complete::Shell },
+    /// Print the jitctl(1) manual page (roff) built from this CLI's definition.
+    #[command(hide = true)]
+    Manpage,
 }
 
 #[derive(Subcommand)]
@@ -188,6 +194,21 @@ fn main() -> ExitCode {
 }
 
 fn run(command: Command, out: &Out) -> Result<(), Failure> {
+    match command {
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut cli = Cli::command();
+            clap_complete::generate(shell, &mut cli, "jitctl", &mut std::io::stdout());
+            return Ok(());
+        }
+        Command::Manpage => {
+            use clap::CommandFactory;
+            return clap_mangen::Man::new(Cli::command())
+                .render(&mut std::io::stdout())
+                .map_err(|e| Failure::Other(format!("cannot write the manual page: {e}")));
+        }
+        _ => {}
+    }
     if let Command::Policy {
         command: PolicyCommand::Check { paths },
     } = command
@@ -254,7 +275,7 @@ fn run(command: Command, out: &Out) -> Result<(), Failure> {
                 let summary = jitd.reload_policy().await?;
                 out.message(&summary);
             }
-            Command::Policy { .. } => {}
+            Command::Policy { .. } | Command::Completions { .. } | Command::Manpage => {}
         }
         Ok(())
     })

@@ -37,6 +37,10 @@ pub struct Options {
     pub debug: bool,
     /// Say nothing to the user, not even why access was refused.
     pub silent: bool,
+    /// Gate only these PAM services and ignore the rest (`PAM_IGNORE`); `None` gates every
+    /// service whose stack names the module. For shared stacks such as Debian's
+    /// `common-account`, where the module would otherwise stand in front of every login.
+    pub services: Option<Vec<String>>,
     /// Test builds only: panic inside the entry point, to prove the FFI layer contains it.
     #[cfg(debug_assertions)]
     pub test_panic: bool,
@@ -52,6 +56,7 @@ impl Default for Options {
             privilege: None,
             debug: false,
             silent: false,
+            services: None,
             #[cfg(debug_assertions)]
             test_panic: false,
         }
@@ -91,6 +96,20 @@ pub fn parse<'a>(args: impl IntoIterator<Item = &'a str>) -> Result<Options, Str
             }
             ("debug", None) => o.debug = true,
             ("silent", None) => o.silent = true,
+            ("services", Some(v)) => {
+                let list: Vec<String> = v.split(',').map(str::to_string).collect();
+                if list.iter().any(|s| {
+                    s.is_empty()
+                        || !s
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+                }) {
+                    return Err(format!(
+                        "services={v:?}: expected service names separated by commas"
+                    ));
+                }
+                o.services = Some(list);
+            }
             #[cfg(debug_assertions)]
             ("test_panic", None) => o.test_panic = true,
             _ => return Err(format!("unknown module argument {arg:?}")),
@@ -141,6 +160,10 @@ mod tests {
         assert!(o.interactive && o.debug);
         assert_eq!(o.privilege.unwrap().as_str(), "nginx-admin");
         assert_eq!(
+            parse(["services=sudo,su-l"]).unwrap().services.unwrap(),
+            ["sudo", "su-l"]
+        );
+        assert_eq!(
             parse(["bus=unix:path=/run/b"]).unwrap().bus,
             "unix:path=/run/b"
         );
@@ -159,6 +182,9 @@ mod tests {
             "bus=/a,guid=1",
             "privilege=../x",
             "interactive=yes",
+            "services=",
+            "services=sudo,,su",
+            "services=sudo su",
             "nonsense",
         ] {
             assert!(parse([bad]).is_err(), "{bad} accepted");

@@ -159,6 +159,13 @@ struct Context {
     rhost: String,
 }
 
+/// Whether this service is one the PAM line asks pam_jit to gate.
+fn gated(o: &Options, service: &str) -> bool {
+    o.services
+        .as_ref()
+        .is_none_or(|list| list.iter().any(|s| s == service))
+}
+
 fn context(pam: &dyn Pam) -> Result<Context, Code> {
     let get = |item: Item| match pam.item(item) {
         Ok(v) => Ok(v.unwrap_or_default()),
@@ -250,6 +257,9 @@ fn gatekeep(
         Ok(cx) => cx,
         Err(code) => return code,
     };
+    if !gated(o, &cx.service) {
+        return Code::Ignore;
+    }
     let decision = match gate.check(who.uid, &cx.service, &cx.tty, &cx.rhost) {
         Ok(d) => d,
         Err(GateError::Unreachable(why)) => return unreachable(pam, o, who.uid, &why, deny),
@@ -396,6 +406,9 @@ pub fn open_session(pam: &mut dyn Pam, gate: &mut dyn GateClient, o: &Options) -
         Ok(cx) => cx,
         Err(code) => return code,
     };
+    if !gated(o, &cx.service) {
+        return Code::Ignore;
+    }
     let decision = match gate.check(who.uid, &cx.service, &cx.tty, &cx.rhost) {
         Ok(d) => d,
         Err(GateError::Unreachable(why)) => {

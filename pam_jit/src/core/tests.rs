@@ -568,3 +568,17 @@ fn closing_never_fails_even_when_jitd_is_gone() {
     );
     assert!(!pam.logged_at(Level::Warning).is_empty());
 }
+
+#[test]
+fn services_outside_the_list_are_left_alone_and_jitd_is_not_asked() {
+    let mut pam = FakePam::sudo();
+    pam.set("service", "sshd");
+    let mut g = gate(vec![]);
+    let o = opts(&["services=sudo,su"]);
+    assert_eq!(account(&mut pam, &mut g, &o), Code::Ignore);
+    assert_eq!(open_session(&mut pam, &mut g, &o), Code::Ignore);
+    assert!(g.calls.is_empty());
+    pam.set("service", "sudo");
+    let mut g = gate(vec![Ok(refused())]);
+    assert_eq!(account(&mut pam, &mut g, &o), Code::PermDenied);
+}
