@@ -75,6 +75,10 @@ enum Command {
         id: String,
         #[arg(long, default_value = "")]
         reason: String,
+        /// Also end the processes still holding the privilege (sessions started under it,
+        /// or processes carrying the group), whatever the privilege's on_end says.
+        #[arg(long)]
+        terminate: bool,
     },
     /// Give back one of your own grants before its deadline.
     Drop { id: String },
@@ -259,12 +263,16 @@ fn run(command: Command, out: &Out) -> Result<(), Failure> {
                 };
                 out.list(&grants, now_ms());
             }
-            Command::Revoke { id, reason } => {
-                let g = jitd.revoke(&id, &reason).await?;
+            Command::Revoke {
+                id,
+                reason,
+                terminate,
+            } => {
+                let g = jitd.revoke(&id, &reason, terminate).await?;
                 out.ended(&g, "Revoked");
             }
             Command::Drop { id } => {
-                let g = jitd.revoke(&id, "").await?;
+                let g = jitd.revoke(&id, "", false).await?;
                 out.ended(&g, "Dropped");
             }
             Command::Explain { privilege } => {

@@ -110,6 +110,7 @@ impl Manager {
                 0,
                 &outcome.grant.id,
                 "the caller disconnected before the answer",
+                false,
             );
             return Err(Error::NotAllowed(
                 "the caller disconnected before the answer".into(),
@@ -151,9 +152,10 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         grant_id: &str,
         reason: &str,
+        terminate: bool,
     ) -> Result<GrantInfo, Error> {
         let uid = caller_uid(conn, &header).await?;
-        let out = self.0.engine().revoke(uid, grant_id, reason);
+        let out = self.0.engine().revoke(uid, grant_id, reason, terminate);
         self.0.wake.notify_one();
         out
     }

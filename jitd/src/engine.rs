@@ -141,6 +141,9 @@ pub struct Engine {
     live: BTreeMap<GrantId, GrantRecord>,
     gate: Arc<RwLock<GateIndex>>,
     sessions: HashMap<String, SessionRecord>,
+    /// Grants whose end must also end their processes whatever `on_end` says
+    /// (`jitctl revoke --terminate`).
+    terminate_on_end: std::collections::HashSet<GrantId>,
 }
 
 /// Everything an engine is built from; the daemon passes the real ones, tests fakes.
@@ -191,6 +194,7 @@ impl Engine {
             live: BTreeMap::new(),
             gate,
             sessions: HashMap::new(),
+            terminate_on_end: Default::default(),
         })
     }
 
@@ -606,8 +610,15 @@ impl Engine {
 
     // ---- ending grants ----------------------------------------------------------------------
 
-    /// Revoke (admins) or drop (owner) a live grant.
-    pub fn revoke(&mut self, caller: u32, id: &str, reason: &str) -> Result<GrantInfo, Error> {
+    /// Revoke (admins) or drop (owner) a live grant; `terminate` also ends the processes that
+    /// still hold it (admins only), whatever the privilege's `on_end` says.
+    pub fn revoke(
+        &mut self,
+        caller: u32,
+        id: &str,
+        reason: &str,
+        terminate: bool,
+    ) -> Result<GrantInfo, Error> {
         let id = GrantId::parse(id).map_err(|e| Error::InvalidArgument(e.to_string()))?;
         check_text("reason", reason, client::MAX_REASON_CHARS).map_err(Error::InvalidArgument)?;
         let admin = self.is_admin(caller);
@@ -640,7 +651,16 @@ impl Engine {
             // Same answer as for an unknown id: do not reveal other users' grant ids.
             return Err(Error::NotFound(format!("no grant {id}")));
         };
+        if terminate {
+            if !admin {
+                return Err(Error::NotAllowed(
+                    "only admins may end processes with --terminate".into(),
+                ));
+            }
+            self.terminate_on_end.insert(g.id.clone());
+        }
         let ended = self.end(g, state, &why);
+        self.terminate_on_end.remove(&ended.id);
         Ok(info(&ended))
     }
 
@@ -716,7 +736,7 @@ impl Engine {
         let Some(p) = self.policy.privilege(&g.privilege) else {
             return;
         };
-        if !matches!(p.on_end, OnEnd::Terminate) {
+        if !matches!(p.on_end, OnEnd::Terminate) && !self.terminate_on_end.contains(&g.id) {
             return;
         }
         let procs = recall::scan(Path::new("/proc"));
@@ -1407,13 +1427,13 @@ max_active = 2
     fn an_owner_drops_and_only_admins_revoke_others() {
         let mut w = world();
         let id = w.grant("whoami", 600);
-        let e = w.engine.revoke(4242, id.as_str(), "").unwrap_err();
+        let e = w.engine.revoke(4242, id.as_str(), "", false).unwrap_err();
         assert!(matches!(e, Error::NotFound(_)), "{e:?}");
         assert!(w.on(&id));
-        let ended = w.engine.revoke(0, id.as_str(), "").unwrap();
+        let ended = w.engine.revoke(0, id.as_str(), "", false).unwrap();
         assert_eq!(ended.state, "dropped");
         assert!(!w.on(&id));
-        let e = w.engine.revoke(0, "g../../etc", "").unwrap_err();
+        let e = w.engine.revoke(0, "g../../etc", "", false).unwrap_err();
         assert!(matches!(e, Error::InvalidArgument(_)), "{e:?}");
     }
 

@@ -187,7 +187,7 @@ fn malformed_and_oversized_calls_are_refused_and_the_bus_keeps_serving() {
             m.request(&huge, 60, "reason here", "").await.is_err(),
             m.request("whoami", 60, "reason here", &huge).await.is_err(),
             m.explain(&huge).await.is_err(),
-            m.revoke(&huge, "").await.is_err(),
+            m.revoke(&huge, "", false).await.is_err(),
             m.request("whoami", u64::MAX, "reason here", "")
                 .await
                 .is_err(),

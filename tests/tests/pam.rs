@@ -43,8 +43,7 @@ max_duration = "1h"
 "#;
 
 /// The static eligibility rule the admin writes while pam_jit is the gate.
-const STATIC_SUDOERS: &str =
-    "alice ALL=(root) NOPASSWD: /usr/bin/id\ncarol ALL=(root) NOPASSWD: /usr/bin/id\n";
+const STATIC_SUDOERS: &str = "alice ALL=(root) NOPASSWD: /usr/bin/id, /usr/bin/sleep\ncarol ALL=(root) NOPASSWD: /usr/bin/id\n";
 
 /// Replaces a file for the life of the guard (PAM stacks and sudoers in the sandbox's /etc).
 struct Replaced {
@@ -427,4 +426,63 @@ fn elevated_sessions_are_recorded_and_a_session_bound_grant_ends_with_its_sessio
         !allowed(&sudo_id("alice")),
         "the grant ended with its session"
     );
+}
+
+#[test]
+fn revoke_terminate_ends_the_running_sudo_session_of_the_grant() {
+    let Some(s) = setup() else { return };
+    let _pam = sudo_stack("");
+    let d = Daemon::start(&s.sb, "pam-terminate", POLICY);
+    elevate("alice", "gated-id", 600);
+    let o = jitctl("alice", &["--json", "status"]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let id = v[0]["id"].as_str().unwrap().to_string();
+    let mut long = Command::new("su")
+        .args(["alice", "-s", "/bin/sh", "-c", "sudo -S /usr/bin/sleep 300"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !d.log().contains("session.opened") {
+        if let Some(status) = long.try_wait().unwrap() {
+            let mut err = String::new();
+            use std::io::Read;
+            long.stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            panic!("sudo ended early ({status}): {err}\n{}", d.log());
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "no session: {}",
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // on_end is "keep" for gated-id: only --terminate ends the session.
+    let o =
+        run(Command::new("jitctl").args(["revoke", &id, "--terminate", "--reason", "incident"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = long.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "the elevated session survived revoke --terminate"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        !status.success(),
+        "ended by a signal, not finished: {status:?}"
+    );
+    assert!(d.log().contains("recall.started"), "audited with the pids");
+    let o = jitctl("alice", &["revoke", "g000000000000", "--terminate"]);
+    assert_ne!(o.status.code(), Some(0));
 }

@@ -76,7 +76,8 @@ pub trait Manager {
     fn list_all(&self, include_ended: bool) -> Result<Vec<GrantInfo>, Error>;
 
     /// Ends a grant now. Admins may revoke any grant; the owner may drop their own.
-    fn revoke(&self, grant_id: &str, reason: &str) -> Result<GrantInfo, Error>;
+    /// `terminate` (admins only) also ends the processes still holding the privilege.
+    fn revoke(&self, grant_id: &str, reason: &str, terminate: bool) -> Result<GrantInfo, Error>;
 
     /// What the policy would decide if the caller asked for `privilege` now, and why.
     fn explain(&self, privilege: &str) -> Result<Explanation, Error>;
