@@ -1,5 +1,6 @@
 //! `jitd`: the daemon (`jitd` / `jitd serve`), the one-shot revocation sweep (`jitd sweep`) the
-//! systemd timer runs even when the daemon is dead, and `jitd purge` for package removal.
+//! systemd timer runs even when the daemon is dead, `jitd purge` for package removal, and
+//! `jitd reload` for `systemctl reload`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,6 +42,9 @@ enum Command {
     Sweep,
     /// Remove every grant and every jitd drop-in from the system (package removal).
     Purge,
+    /// Ask the running daemon to re-read the policy; fails, with the positions of the errors,
+    /// when the new policy is broken (the old one then stays in force). For `systemctl reload`.
+    Reload,
 }
 
 fn main() -> ExitCode {
@@ -61,6 +65,7 @@ fn main() -> ExitCode {
         Command::Serve => serve(cfg, audit),
         Command::Sweep => one_shot(cfg, audit, false),
         Command::Purge => one_shot(cfg, audit, true),
+        Command::Reload => reload(&cfg),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -69,6 +74,29 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Calls `ReloadPolicy` on the running daemon, as root, over the configured bus.
+fn reload(cfg: &Config) -> Result<(), String> {
+    zbus::block_on(async {
+        let conn = jitd::client::connect(cfg.bus_address.as_deref())
+            .await
+            .map_err(|e| format!("cannot connect to the bus: {e}"))?;
+        jitd::client::verify_owner(&conn).await?;
+        let manager = jitd::client::ManagerProxy::new(&conn)
+            .await
+            .map_err(|e| e.to_string())?;
+        let summary = manager.reload_policy().await.map_err(|e| match e {
+            jitd::client::Error::ZBus(e) => e.to_string(),
+            jitd::client::Error::NotAllowed(m)
+            | jitd::client::Error::InvalidArgument(m)
+            | jitd::client::Error::PolicyDenied(m)
+            | jitd::client::Error::NotFound(m)
+            | jitd::client::Error::Unavailable(m) => m,
+        })?;
+        println!("jitd reload: {summary}");
+        Ok(())
+    })
 }
 
 /// Which sudo is installed decides whether rules may carry `NOTAFTER`.

@@ -268,3 +268,64 @@ fn a_thousand_grants_expiring_in_the_same_second_are_all_removed() {
     assert_eq!(d.log().matches("event=grant.expired").count(), n);
     assert!(sudoers_valid());
 }
+
+/// Requests, drops, sweeps and expiries racing on the same user: whatever order they land in,
+/// every grant ends, no drop-in comes back after its grant ended, and sudoers stays valid.
+#[test]
+fn concurrent_grant_drop_sweep_and_expiry_leave_nothing_behind() {
+    let Some(sb) = setup() else { return };
+    let d = Daemon::start(&sb, "race", POLICY);
+    let config = d.config.clone();
+    let bin = sb.bin.clone();
+    let deadline = Instant::now() + Duration::from_secs(8);
+    let requester = std::thread::spawn(move || {
+        let mut ids = Vec::new();
+        while Instant::now() < deadline {
+            let o = elevate("alice", "1s");
+            if o.status.success() {
+                ids.push(grant_id(&o));
+            }
+        }
+        ids
+    });
+    let dropper = std::thread::spawn(move || {
+        while Instant::now() < deadline {
+            let o = as_user("alice", &["jitctl", "--json", "status"]);
+            let live: serde_json::Value =
+                serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null);
+            for g in live.as_array().into_iter().flatten() {
+                let id = g["id"].as_str().unwrap_or_default();
+                let _ = as_user("alice", &["jitctl", "drop", id]);
+            }
+        }
+    });
+    let sweeper = std::thread::spawn(move || {
+        while Instant::now() < deadline {
+            let _ = run(std::process::Command::new(bin.join("jitd"))
+                .arg("--config")
+                .arg(&config)
+                .arg("sweep"));
+        }
+    });
+    let ids = requester.join().unwrap();
+    dropper.join().unwrap();
+    sweeper.join().unwrap();
+    assert!(ids.len() > 3, "the race ran: {} grants", ids.len());
+    wait_for(Duration::from_secs(5), "every grant to end", || {
+        drop_ins().is_empty()
+    });
+    sleep(Duration::from_millis(1500));
+    assert!(
+        drop_ins().is_empty(),
+        "nothing resurrected: {:?}",
+        drop_ins()
+    );
+    assert!(sudoers_valid());
+    for id in &ids {
+        let state = state_of(&d, id);
+        assert!(
+            ["expired", "dropped", "revoked"].contains(&state.as_str()),
+            "{id} ended cleanly, not {state}"
+        );
+    }
+}
