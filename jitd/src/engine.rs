@@ -384,7 +384,8 @@ impl Engine {
             ticket,
             active_under: &live_by_rule,
         });
-        let (rule, secs, clamped) = match decision {
+        // Requests from the sudo prompt need a rule that takes them.
+        let decision = match decision {
             Decision::Allow { rule, .. }
                 if via == "pam"
                     && !self
@@ -393,20 +394,15 @@ impl Engine {
                         .iter()
                         .any(|r| r.name == rule && r.interactive) =>
             {
-                let why = format!(
-                    "rule \"{rule}\" does not take requests from the sudo prompt (interactive = false): run `jitctl elevate {privilege} --for ... --reason ...`"
-                );
-                self.event(
-                    Event::new("request.denied")
-                        .level(Level::Notice)
-                        .field("uid", uid)
-                        .field("user", &account.name)
-                        .field("via", via)
-                        .field("privilege", privilege)
-                        .field("why", &why),
-                );
-                return Err(Error::PolicyDenied(why));
+                Decision::Deny {
+                    why: format!(
+                        "rule \"{rule}\" does not take requests from the sudo prompt (interactive = false): run `jitctl elevate {privilege} --for ... --reason ...`"
+                    ),
+                }
             }
+            other => other,
+        };
+        let (rule, secs, clamped) = match decision {
             Decision::Allow {
                 rule,
                 duration_secs,

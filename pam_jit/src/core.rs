@@ -159,6 +159,39 @@ struct Context {
     rhost: String,
 }
 
+/// What a phase does before asking jitd.
+enum Prepared {
+    /// Ask jitd about this subject in this context.
+    Check(Subject, Context),
+    /// The subject is root, never gated.
+    Root,
+    /// The PAM line's `services=` leaves this service alone.
+    NotGated,
+    /// Deny with this code.
+    Fail(Code),
+}
+
+fn prepare(pam: &dyn Pam, o: &Options) -> Prepared {
+    let who = match subject(pam) {
+        Ok(who) => who,
+        Err(code) => return Prepared::Fail(code),
+    };
+    if who.uid == 0 {
+        if o.debug {
+            pam.log(Level::Debug, "subject is root: not gated");
+        }
+        return Prepared::Root;
+    }
+    let cx = match context(pam) {
+        Ok(cx) => cx,
+        Err(code) => return Prepared::Fail(code),
+    };
+    if !gated(o, &cx.service) {
+        return Prepared::NotGated;
+    }
+    Prepared::Check(who, cx)
+}
+
 /// Whether this service is one the PAM line asks pam_jit to gate.
 fn gated(o: &Options, service: &str) -> bool {
     o.services
@@ -243,23 +276,12 @@ fn gatekeep(
     ask: bool,
     deny: Code,
 ) -> Code {
-    let who = match subject(pam) {
-        Ok(who) => who,
-        Err(code) => return code,
+    let (who, cx) = match prepare(pam, o) {
+        Prepared::Check(who, cx) => (who, cx),
+        Prepared::Root => return Code::Success,
+        Prepared::NotGated => return Code::Ignore,
+        Prepared::Fail(code) => return code,
     };
-    if who.uid == 0 {
-        if o.debug {
-            pam.log(Level::Debug, "subject is root: not gated");
-        }
-        return Code::Success;
-    }
-    let cx = match context(pam) {
-        Ok(cx) => cx,
-        Err(code) => return code,
-    };
-    if !gated(o, &cx.service) {
-        return Code::Ignore;
-    }
     let decision = match gate.check(who.uid, &cx.service, &cx.tty, &cx.rhost) {
         Ok(d) => d,
         Err(GateError::Unreachable(why)) => return unreachable(pam, o, who.uid, &why, deny),
@@ -395,20 +417,12 @@ fn request_in_place(
 
 /// `session` open: records the elevated session with jitd under the grant that allows it.
 pub fn open_session(pam: &mut dyn Pam, gate: &mut dyn GateClient, o: &Options) -> Code {
-    let who = match subject(pam) {
-        Ok(who) => who,
-        Err(code) => return code,
+    let (who, cx) = match prepare(pam, o) {
+        Prepared::Check(who, cx) => (who, cx),
+        // Root's sessions are not elevated sessions: nothing to record.
+        Prepared::Root | Prepared::NotGated => return Code::Ignore,
+        Prepared::Fail(code) => return code,
     };
-    if who.uid == 0 {
-        return Code::Ignore;
-    }
-    let cx = match context(pam) {
-        Ok(cx) => cx,
-        Err(code) => return code,
-    };
-    if !gated(o, &cx.service) {
-        return Code::Ignore;
-    }
     let decision = match gate.check(who.uid, &cx.service, &cx.tty, &cx.rhost) {
         Ok(d) => d,
         Err(GateError::Unreachable(why)) => {

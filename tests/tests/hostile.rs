@@ -37,7 +37,16 @@ fn jitctl(user: &str, args: &[&str]) -> Output {
     as_user(user, &full)
 }
 
+/// `jitctl elevate whoami` as `user`, whatever the outcome.
+fn try_elevate(user: &str, duration: &str, reason: &str) -> Output {
+    jitctl(
+        user,
+        &["elevate", "whoami", "--for", duration, "--reason", reason],
+    )
+}
+
 fn elevate(user: &str, secs: u32) -> String {
+    let duration = format!("{secs}s");
     let o = jitctl(
         user,
         &[
@@ -45,7 +54,7 @@ fn elevate(user: &str, secs: u32) -> String {
             "elevate",
             "whoami",
             "--for",
-            &format!("{secs}s"),
+            &duration,
             "--reason",
             "hostile suite",
         ],
@@ -302,39 +311,16 @@ fn hostile_durations_and_reasons_are_refused_or_kept_inert() {
         ("367d", 2),
         ("1h1h", 2),
     ] {
-        let o = jitctl(
-            "alice",
-            &[
-                "elevate",
-                "whoami",
-                "--for",
-                duration,
-                "--reason",
-                "reason here",
-            ],
-        );
+        let o = try_elevate("alice", duration, "reason here");
         assert_eq!(o.status.code(), Some(code), "{duration}: {}", stderr(&o));
     }
     for reason in ["\u{1b}[31mred\u{1b}[0m", "tab\there", "nul\u{7f}del"] {
-        let o = jitctl(
-            "alice",
-            &["elevate", "whoami", "--for", "1m", "--reason", reason],
-        );
+        let o = try_elevate("alice", "1m", reason);
         assert_eq!(o.status.code(), Some(6), "{reason:?}: {}", stderr(&o));
     }
     host_unchanged();
     // Printable but format-looking text is kept as data, and audited on one escaped line.
-    let o = jitctl(
-        "alice",
-        &[
-            "elevate",
-            "whoami",
-            "--for",
-            "1m",
-            "--reason",
-            "%n%s%x ' \" ; ALL=(ALL) ALL",
-        ],
-    );
+    let o = try_elevate("alice", "1m", "%n%s%x ' \" ; ALL=(ALL) ALL");
     assert!(o.status.success(), "{}", stderr(&o));
     let log = d.log();
     let line = log
@@ -506,17 +492,7 @@ fn a_locked_database_refuses_new_grants_in_bounded_time_but_expiry_proceeds() {
     }
     std::thread::sleep(Duration::from_millis(300));
     let start = Instant::now();
-    let o = jitctl(
-        "alice",
-        &[
-            "elevate",
-            "whoami",
-            "--for",
-            "1m",
-            "--reason",
-            "while locked",
-        ],
-    );
+    let o = try_elevate("alice", "1m", "while locked");
     let took = start.elapsed();
     assert_eq!(
         o.status.code(),
@@ -554,17 +530,7 @@ fn a_full_disk_refuses_new_grants_and_revocation_still_works() {
     let _ = run(Command::new("dd")
         .args(["if=/dev/zero", "bs=4k"])
         .arg(format!("of={}", state.join("filler").display())));
-    let o = jitctl(
-        "alice",
-        &[
-            "elevate",
-            "whoami",
-            "--for",
-            "1m",
-            "--reason",
-            "disk is full",
-        ],
-    );
+    let o = try_elevate("alice", "1m", "disk is full");
     assert_eq!(
         o.status.code(),
         Some(8),
@@ -592,17 +558,7 @@ fn a_failing_visudo_installs_nothing() {
     let cfg = std::fs::read_to_string(&d.config).unwrap();
     std::fs::write(&d.config, format!("{cfg}visudo = \"/bin/false\"\n")).unwrap();
     d.restart();
-    let o = jitctl(
-        "alice",
-        &[
-            "elevate",
-            "whoami",
-            "--for",
-            "1m",
-            "--reason",
-            "visudo fails",
-        ],
-    );
+    let o = try_elevate("alice", "1m", "visudo fails");
     assert!(!o.status.success(), "granted without a checked file");
     assert!(stderr(&o).contains("visudo"), "{}", stderr(&o));
     assert_eq!(live_grants(), 0);
@@ -615,17 +571,7 @@ fn an_unrelated_broken_drop_in_is_never_made_worse() {
     let broken = "/etc/sudoers.d/zz-someone-elses";
     std::fs::write(broken, "this is not sudoers\n").unwrap();
     let _d = Daemon::start(&sb, "h-broken", POLICY);
-    let o = jitctl(
-        "alice",
-        &[
-            "elevate",
-            "whoami",
-            "--for",
-            "1m",
-            "--reason",
-            "broken neighbour",
-        ],
-    );
+    let o = try_elevate("alice", "1m", "broken neighbour");
     // jitd's own file is checked on its own; the neighbour is left exactly as it was.
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(
