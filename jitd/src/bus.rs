@@ -30,6 +30,29 @@ impl Shared {
         // A panic while holding the lock must not wedge revocation: take the state as it is.
         self.engine.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// Whether the caller (`uid`, the sender of `header`) may manage every grant: root and
+    /// members of `admin_group` without bus traffic, anyone else only on polkit's explicit yes
+    /// for `org.jitd.Jitd1.manage`. The engine lock is not held while polkit thinks.
+    async fn admin(&self, conn: &Connection, header: &Header<'_>, uid: u32, method: &str) -> bool {
+        if self.engine().is_admin(uid) {
+            return true;
+        }
+        let Some(sender) = header.sender() else {
+            return false;
+        };
+        let answer = crate::polkit::authorized(conn, sender.as_str(), crate::polkit::MANAGE).await;
+        self.engine().audit_polkit(uid, method, &answer);
+        answer.unwrap_or(false)
+    }
+
+    fn not_admin(&self, what: &str) -> Error {
+        Error::NotAllowed(format!(
+            "{what} needs root, membership of {} or a polkit rule granting {}",
+            self.engine().config().admin_group,
+            crate::polkit::MANAGE
+        ))
+    }
 }
 
 /// Refuses a state-changing call whose sender said it will not read the answer. A request
@@ -108,6 +131,7 @@ impl Manager {
         if !still_connected(conn, &header).await {
             let _ = self.0.engine().revoke(
                 0,
+                true,
                 &outcome.grant.id,
                 "the caller disconnected before the answer",
                 false,
@@ -136,14 +160,10 @@ impl Manager {
         include_ended: bool,
     ) -> Result<Vec<GrantInfo>, Error> {
         let uid = caller_uid(conn, &header).await?;
-        let engine = self.0.engine();
-        if !engine.is_admin(uid) {
-            return Err(Error::NotAllowed(format!(
-                "listing every grant needs root or membership of {}",
-                engine.config().admin_group
-            )));
+        if !self.0.admin(conn, &header, uid, "ListAll").await {
+            return Err(self.0.not_admin("listing every grant"));
         }
-        engine.list(None, include_ended)
+        self.0.engine().list(None, include_ended)
     }
 
     async fn revoke(
@@ -155,7 +175,14 @@ impl Manager {
         terminate: bool,
     ) -> Result<GrantInfo, Error> {
         let uid = caller_uid(conn, &header).await?;
-        let out = self.0.engine().revoke(uid, grant_id, reason, terminate);
+        // Dropping one's own grant needs nobody's permission: polkit is asked only when the
+        // caller acts on another user's grant or wants its processes ended.
+        let needs_admin = terminate || !self.0.engine().owns_live(uid, grant_id);
+        let admin = needs_admin && self.0.admin(conn, &header, uid, "Revoke").await;
+        let out = self
+            .0
+            .engine()
+            .revoke(uid, admin, grant_id, reason, terminate);
         self.0.wake.notify_one();
         out
     }
@@ -176,14 +203,10 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<String, Error> {
         let uid = caller_uid(conn, &header).await?;
-        let mut engine = self.0.engine();
-        if !engine.is_admin(uid) {
-            return Err(Error::NotAllowed(format!(
-                "reloading the policy needs root or membership of {}",
-                engine.config().admin_group
-            )));
+        if !self.0.admin(conn, &header, uid, "ReloadPolicy").await {
+            return Err(self.0.not_admin("reloading the policy"));
         }
-        engine.reload_policy()
+        self.0.engine().reload_policy()
     }
 }
 

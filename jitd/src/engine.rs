@@ -607,17 +607,18 @@ impl Engine {
     // ---- ending grants ----------------------------------------------------------------------
 
     /// Revoke (admins) or drop (owner) a live grant; `terminate` also ends the processes that
-    /// still hold it (admins only), whatever the privilege's `on_end` says.
+    /// still hold it (admins only), whatever the privilege's `on_end` says. `admin` is the
+    /// caller's standing, decided by the bus layer ([`Engine::is_admin`] or polkit).
     pub fn revoke(
         &mut self,
         caller: u32,
+        admin: bool,
         id: &str,
         reason: &str,
         terminate: bool,
     ) -> Result<GrantInfo, Error> {
         let id = GrantId::parse(id).map_err(|e| Error::InvalidArgument(e.to_string()))?;
         check_text("reason", reason, client::MAX_REASON_CHARS).map_err(Error::InvalidArgument)?;
-        let admin = self.is_admin(caller);
         let Some(g) = self.live.get(&id).cloned() else {
             return match self.store.get(&id) {
                 Ok(Some(g)) if admin || g.uid == caller => Err(Error::NotFound(format!(
@@ -833,6 +834,28 @@ impl Engine {
 
     // ---- reads ------------------------------------------------------------------------------
 
+    /// Whether `id` names a live grant of `uid`.
+    pub fn owns_live(&self, uid: u32, id: &str) -> bool {
+        GrantId::parse(id).is_ok_and(|id| self.live.get(&id).is_some_and(|g| g.uid == uid))
+    }
+
+    /// Records what polkit answered when a caller asked to act as an admin.
+    pub fn audit_polkit(&self, uid: u32, method: &str, answer: &Result<bool, String>) {
+        let (level, verdict) = match answer {
+            Ok(true) => (Level::Notice, "yes".to_string()),
+            Ok(false) => (Level::Info, "no".to_string()),
+            Err(e) => (Level::Warning, format!("error: {e}")),
+        };
+        self.event(
+            Event::new("admin.polkit")
+                .level(level)
+                .field("caller", uid)
+                .field("method", method)
+                .field("action", crate::polkit::MANAGE)
+                .field("answer", verdict),
+        );
+    }
+
     /// Grants of `uid`, or of everyone for `None` (callers check admin first).
     pub fn list(&self, uid: Option<u32>, include_ended: bool) -> Result<Vec<GrantInfo>, Error> {
         if !include_ended {
@@ -882,6 +905,7 @@ impl Engine {
     }
 
     /// Root, or a member of the configured admin group.
+    /// Whether `uid` is an admin without asking polkit: root or a member of `admin_group`.
     pub fn is_admin(&self, uid: u32) -> bool {
         if uid == 0 {
             return true;
@@ -1423,13 +1447,19 @@ max_active = 2
     fn an_owner_drops_and_only_admins_revoke_others() {
         let mut w = world();
         let id = w.grant("whoami", 600);
-        let e = w.engine.revoke(4242, id.as_str(), "", false).unwrap_err();
+        let e = w
+            .engine
+            .revoke(4242, false, id.as_str(), "", false)
+            .unwrap_err();
         assert!(matches!(e, Error::NotFound(_)), "{e:?}");
         assert!(w.on(&id));
-        let ended = w.engine.revoke(0, id.as_str(), "", false).unwrap();
+        let ended = w.engine.revoke(0, true, id.as_str(), "", false).unwrap();
         assert_eq!(ended.state, "dropped");
         assert!(!w.on(&id));
-        let e = w.engine.revoke(0, "g../../etc", "", false).unwrap_err();
+        let e = w
+            .engine
+            .revoke(0, true, "g../../etc", "", false)
+            .unwrap_err();
         assert!(matches!(e, Error::InvalidArgument(_)), "{e:?}");
     }
 

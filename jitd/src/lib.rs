@@ -7,7 +7,8 @@
 //! - `duration`, `names`: parsed, validated values shared by every part
 //! - `policy`: the policy files and the decisions they make (feature `policy`)
 //! - `grant`: putting a grant on the system and taking it off: sudoers drop-ins, group membership
-//! - the daemon itself: `config`, `store`, `audit`, `clock`, `engine`, `bus` (feature `daemon`)
+//! - the daemon itself: `config`, `store`, `audit`, `clock`, `engine`, `bus`, `polkit`
+//!   (feature `daemon`)
 
 pub mod duration;
 pub mod names;
@@ -36,6 +37,8 @@ pub mod config;
 pub mod enforce;
 #[cfg(feature = "daemon")]
 pub mod engine;
+#[cfg(feature = "daemon")]
+pub mod polkit;
 #[cfg(feature = "daemon")]
 pub mod recall;
 #[cfg(feature = "daemon")]

@@ -210,7 +210,10 @@ async fn run(shared: Shared, bus_address: Option<String>, audit: Arc<Audit>) -> 
         Some(address) => zbus::connection::Builder::address(address.as_str()),
         None => zbus::connection::Builder::system(),
     };
+    // Bounds every call the daemon makes (the bus daemon, polkit): a stuck peer costs one
+    // refused request, never a wedged interface.
     let conn = builder
+        .method_timeout(Duration::from_secs(5))
         .serve_at(OBJECT_PATH, Manager(shared.clone()))
         .serve_at(OBJECT_PATH, Gate(shared.clone()))
         .name(BUS_NAME)

@@ -99,16 +99,16 @@ struct Setup {
     _sudoers: Replaced,
 }
 
-fn setup() -> Option<Setup> {
-    let sb = sandbox()?;
+fn setup() -> Setup {
+    let sb = sandbox();
     ensure_user("alice");
     ensure_user("carol");
     let sudoers = Replaced::new("/etc/sudoers.d/static-eligible", STATIC_SUDOERS, 0o440);
     assert!(sudoers_valid());
-    Some(Setup {
+    Setup {
         sb,
         _sudoers: sudoers,
-    })
+    }
 }
 
 fn jitctl(user: &str, args: &[&str]) -> Output {
@@ -145,8 +145,9 @@ fn allowed(o: &Output) -> bool {
 }
 
 #[test]
+#[ignore = "needs root and the sandbox: run tests/run"]
 fn sudo_is_gated_refused_without_grant_allowed_during_refused_after() {
-    let Some(s) = setup() else { return };
+    let s = setup();
     let _pam = sudo_stack("");
     let d = Daemon::start(&s.sb, "pam-gate", POLICY);
 
@@ -181,8 +182,9 @@ fn sudo_is_gated_refused_without_grant_allowed_during_refused_after() {
 }
 
 #[test]
+#[ignore = "needs root and the sandbox: run tests/run"]
 fn a_grant_for_another_service_does_not_open_sudo() {
-    let Some(s) = setup() else { return };
+    let s = setup();
     let _pam = sudo_stack("");
     let _d = Daemon::start(&s.sb, "pam-other", POLICY);
     elevate("alice", "other-service", 60);
@@ -190,8 +192,9 @@ fn a_grant_for_another_service_does_not_open_sudo() {
 }
 
 #[test]
+#[ignore = "needs root and the sandbox: run tests/run"]
 fn jitd_stopped_or_frozen_fails_closed_without_hanging_sudo() {
-    let Some(s) = setup() else { return };
+    let s = setup();
     let _pam = sudo_stack("timeout_ms=700");
     let mut d = Daemon::start(&s.sb, "pam-down", POLICY);
     elevate("alice", "gated-id", 60);
@@ -232,8 +235,9 @@ fn jitd_stopped_or_frozen_fails_closed_without_hanging_sudo() {
 }
 
 #[test]
+#[ignore = "needs root and the sandbox: run tests/run"]
 fn su_is_gated_on_the_invoking_users_grant_and_ignores_the_environment() {
-    let Some(s) = setup() else { return };
+    let s = setup();
     ensure_user("target");
     let m = module();
     // Passwordless su for the test (the sandbox's /etc is throw-away); pam_jit is the gate.
@@ -282,8 +286,9 @@ fn su_is_gated_on_the_invoking_users_grant_and_ignores_the_environment() {
 }
 
 #[test]
+#[ignore = "needs root and the sandbox: run tests/run"]
 fn pamtester_sees_the_gate_and_a_panic_is_contained() {
-    let Some(s) = setup() else { return };
+    let s = setup();
     let m = module();
     let _svc = Replaced::new(
         "/etc/pam.d/jit-test",
@@ -340,8 +345,9 @@ fn pamtester_sees_the_gate_and_a_panic_is_contained() {
 }
 
 #[test]
+#[ignore = "needs root and the sandbox: run tests/run"]
 fn the_module_leaves_no_thread_and_prints_nothing_in_the_host_process() {
-    let Some(s) = setup() else { return };
+    let s = setup();
     let m = module();
     let _svc = Replaced::new(
         "/etc/pam.d/jit-test",
@@ -364,8 +370,9 @@ fn the_module_leaves_no_thread_and_prints_nothing_in_the_host_process() {
 }
 
 #[test]
+#[ignore = "needs root and the sandbox: run tests/run"]
 fn an_in_place_request_at_the_sudo_prompt_lets_the_command_run() {
-    let Some(s) = setup() else { return };
+    let s = setup();
     let _pam = sudo_stack("interactive privilege=gated-id");
     let d = Daemon::start(&s.sb, "pam-inplace", POLICY);
     // sudo -S reads the answers from stdin: duration, then reason.
@@ -408,8 +415,9 @@ fn an_in_place_request_at_the_sudo_prompt_lets_the_command_run() {
 }
 
 #[test]
+#[ignore = "needs root and the sandbox: run tests/run"]
 fn elevated_sessions_are_recorded_and_a_session_bound_grant_ends_with_its_session() {
-    let Some(s) = setup() else { return };
+    let s = setup();
     let _pam = sudo_stack("");
     let d = Daemon::start(&s.sb, "pam-session", POLICY);
     elevate("alice", "once-id", 60);
@@ -429,8 +437,9 @@ fn elevated_sessions_are_recorded_and_a_session_bound_grant_ends_with_its_sessio
 }
 
 #[test]
+#[ignore = "needs root and the sandbox: run tests/run"]
 fn revoke_terminate_ends_the_running_sudo_session_of_the_grant() {
-    let Some(s) = setup() else { return };
+    let s = setup();
     let _pam = sudo_stack("");
     let d = Daemon::start(&s.sb, "pam-terminate", POLICY);
     elevate("alice", "gated-id", 600);

@@ -36,17 +36,18 @@ fn jitctl(user: &str, args: &[&str]) -> std::process::Output {
     as_user(user, &full)
 }
 
-fn setup() -> Option<Sandbox> {
-    let sb = sandbox()?;
+fn setup() -> Sandbox {
+    let sb = sandbox();
     ensure_user("alice");
     ensure_user("bob");
     ensure_group("jitde2e");
-    Some(sb)
+    sb
 }
 
 #[test]
+#[ignore = "needs root and the sandbox: run tests/run"]
 fn elevate_gives_exactly_the_privilege_and_expiry_takes_it_away() {
-    let Some(sb) = setup() else { return };
+    let sb = setup();
     let d = Daemon::start(&sb, "loop", POLICY);
 
     let before = sudo_as("alice", "/usr/bin/id -u");
@@ -127,8 +128,9 @@ fn elevate_gives_exactly_the_privilege_and_expiry_takes_it_away() {
 }
 
 #[test]
+#[ignore = "needs root and the sandbox: run tests/run"]
 fn notafter_is_written_in_utc_for_classic_sudo() {
-    let Some(sb) = setup() else { return };
+    let sb = setup();
     let _d = Daemon::start(&sb, "notafter", POLICY);
     let o = jitctl(
         "alice",
@@ -165,8 +167,9 @@ fn notafter_is_written_in_utc_for_classic_sudo() {
 }
 
 #[test]
+#[ignore = "needs root and the sandbox: run tests/run"]
 fn group_grant_adds_membership_and_expiry_removes_it() {
-    let Some(sb) = setup() else { return };
+    let sb = setup();
     let _d = Daemon::start(&sb, "group", POLICY);
     assert!(!groups_of("bob").contains(&"jitde2e".to_string()));
     let o = jitctl(
@@ -202,8 +205,9 @@ fn group_grant_adds_membership_and_expiry_removes_it() {
 }
 
 #[test]
+#[ignore = "needs root and the sandbox: run tests/run"]
 fn standing_membership_is_never_granted_nor_taken_away() {
-    let Some(sb) = setup() else { return };
+    let sb = setup();
     ensure_user("carol");
     add_to_group("carol", "jitde2e");
     let _d = Daemon::start(
@@ -232,8 +236,9 @@ fn standing_membership_is_never_granted_nor_taken_away() {
 }
 
 #[test]
+#[ignore = "needs root and the sandbox: run tests/run"]
 fn restart_after_kill_removes_expired_keeps_live_and_cleans_orphans() {
-    let Some(sb) = setup() else { return };
+    let sb = setup();
     let mut d = Daemon::start(&sb, "restart", POLICY);
     let short = jitctl(
         "alice",
@@ -310,8 +315,9 @@ fn restart_after_kill_removes_expired_keeps_live_and_cleans_orphans() {
 }
 
 #[test]
+#[ignore = "needs root and the sandbox: run tests/run"]
 fn drop_and_revoke_end_a_grant_at_once_and_only_for_the_right_caller() {
-    let Some(sb) = setup() else { return };
+    let sb = setup();
     let _d = Daemon::start(&sb, "revoke", POLICY);
     let o = jitctl(
         "alice",
@@ -384,8 +390,9 @@ fn drop_and_revoke_end_a_grant_at_once_and_only_for_the_right_caller() {
 }
 
 #[test]
+#[ignore = "needs root and the sandbox: run tests/run"]
 fn bad_requests_get_clear_errors_and_change_nothing() {
-    let Some(sb) = setup() else { return };
+    let sb = setup();
     let _d = Daemon::start(&sb, "badinput", POLICY);
     let cases: &[(&[&str], i32, &str)] = &[
         (
@@ -497,8 +504,9 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
 }
 
 #[test]
+#[ignore = "needs root and the sandbox: run tests/run"]
 fn only_root_may_call_the_gate_and_only_admins_may_list_everything() {
-    let Some(sb) = setup() else { return };
+    let sb = setup();
     let _d = Daemon::start(&sb, "authz", POLICY);
     let uid = uid_of("alice").unwrap().to_string();
     let gate = as_user(
@@ -558,8 +566,9 @@ fn only_root_may_call_the_gate_and_only_admins_may_list_everything() {
 }
 
 #[test]
+#[ignore = "needs root and the sandbox: run tests/run"]
 fn a_broken_policy_is_refused_on_reload_and_the_old_one_stays() {
-    let Some(sb) = setup() else { return };
+    let sb = setup();
     let d = Daemon::start(&sb, "reload", POLICY);
     d.set_policy(&format!(
         "{POLICY}\n[privilege.broken]\nkind = \"sudo\"\ncommands = [\"relative/path\"]\n"
@@ -586,8 +595,9 @@ fn a_broken_policy_is_refused_on_reload_and_the_old_one_stays() {
 }
 
 #[test]
+#[ignore = "needs root and the sandbox: run tests/run"]
 fn a_user_named_all_gets_a_rule_bound_to_the_uid_only() {
-    let Some(sb) = setup() else { return };
+    let sb = setup();
     let uid = ensure_user_with("ALL", &["--badname"]);
     // Policy names must be portable, so the rule names ALL's group rather than the user.
     ensure_group("jitdodd");
