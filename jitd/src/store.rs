@@ -165,6 +165,8 @@ const GRANT_COLUMNS: &str = "id, uid, user, privilege, kind, rule, grants, paylo
 
 pub struct Store {
     conn: Connection,
+    /// Inside [`Store::begin_batch`] .. [`Store::commit_batch`].
+    in_batch: std::cell::Cell<bool>,
 }
 
 impl Store {
@@ -184,7 +186,10 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(open_err)?;
         conn.execute_batch(SCHEMA).map_err(open_err)?;
-        Ok(Self { conn })
+        Ok(Self {
+            conn,
+            in_batch: std::cell::Cell::new(false),
+        })
     }
 
     /// Commits the intent to grant: the row in state `applying`.
@@ -335,22 +340,73 @@ impl Store {
 
     /// Appends one audit line to the hash chain and returns its hash.
     pub fn append_audit(&self, at_ms: i64, line: &str) -> Result<String, StoreError> {
-        let tx = self.conn.unchecked_transaction()?;
-        let prev: String = tx
-            .query_row(
-                "SELECT hash FROM audit ORDER BY seq DESC LIMIT 1",
-                [],
-                |r| r.get(0),
-            )
-            .optional()?
-            .unwrap_or_default();
-        let hash = chain_hash(&prev, at_ms, line);
-        tx.execute(
-            "INSERT INTO audit (at_ms, line, prev_hash, hash) VALUES (?1, ?2, ?3, ?4)",
-            params![at_ms, line, prev, hash],
-        )?;
-        tx.commit()?;
-        Ok(hash)
+        self.in_savepoint("audit_append", || {
+            let prev: String = self
+                .conn
+                .query_row(
+                    "SELECT hash FROM audit ORDER BY seq DESC LIMIT 1",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .unwrap_or_default();
+            let hash = chain_hash(&prev, at_ms, line);
+            self.conn.execute(
+                "INSERT INTO audit (at_ms, line, prev_hash, hash) VALUES (?1, ?2, ?3, ?4)",
+                params![at_ms, line, prev, hash],
+            )?;
+            Ok(hash)
+        })
+    }
+
+    /// Starts a batch: the writes until [`Store::commit_batch`] are committed together, with
+    /// one sync instead of one each. Only for writes whose loss in a crash is repaired from
+    /// what is already durable (grants ending at their recorded deadline).
+    pub fn begin_batch(&self) -> Result<(), StoreError> {
+        self.conn.execute_batch("SAVEPOINT batch")?;
+        self.in_batch.set(true);
+        Ok(())
+    }
+
+    /// Commits the batch. If that fails (disk full, SQLite already rolled it back), the batch
+    /// is abandoned and the connection is left outside any transaction.
+    pub fn commit_batch(&self) -> Result<(), StoreError> {
+        self.in_batch.set(false);
+        let out = self.conn.execute_batch("RELEASE batch");
+        if out.is_err() {
+            let _ = self.conn.execute_batch("ROLLBACK TO batch; RELEASE batch");
+            self.leave_no_open_transaction();
+        }
+        Ok(out?)
+    }
+
+    /// Runs `f` in savepoint `name`, which nests inside a batch: its writes stay when it
+    /// succeeds and are undone when it fails. Outside a batch, releasing the savepoint is the
+    /// commit; when that fails, everything is rolled back, so no later write is left in an
+    /// open transaction that would never be committed.
+    fn in_savepoint<T>(
+        &self,
+        name: &str,
+        f: impl FnOnce() -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.conn.execute_batch(&format!("SAVEPOINT {name}"))?;
+        let out = f().and_then(|v| {
+            self.conn.execute_batch(&format!("RELEASE {name}"))?;
+            Ok(v)
+        });
+        if out.is_err() {
+            let _ = self
+                .conn
+                .execute_batch(&format!("ROLLBACK TO {name}; RELEASE {name}"));
+            self.leave_no_open_transaction();
+        }
+        out
+    }
+
+    fn leave_no_open_transaction(&self) {
+        if !self.in_batch.get() && !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
     }
 
     /// Audit rows with `seq > after`, oldest first, at most `limit`.
@@ -528,5 +584,43 @@ mod tests {
         other.execute_batch("BEGIN EXCLUSIVE").unwrap();
         let err = store.insert(&record(9, GrantState::Applying)).unwrap_err();
         assert!(err.is_busy(), "{err}");
+    }
+
+    /// Writes in a batch are invisible to another reader until committed, then all there, with
+    /// the audit chain intact across them.
+    #[test]
+    fn a_batch_commits_its_writes_together() {
+        let (dir, store) = temp_db();
+        for i in 1..=3 {
+            store.insert(&record(i, GrantState::Active)).unwrap();
+        }
+        let reader = Connection::open(dir.join("jitd.db")).unwrap();
+        let ended = || -> i64 {
+            reader
+                .query_row(
+                    "SELECT count(*) FROM grants WHERE state = 'expired'",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap()
+        };
+        store.begin_batch().unwrap();
+        for i in 1..=3 {
+            let id = GrantId::from_random(i);
+            store
+                .mark_removing(&id, GrantState::Expired, 5, "expired")
+                .unwrap();
+            store
+                .mark_ended(&id, GrantState::Expired, 5, "expired")
+                .unwrap();
+            store
+                .append_audit(5, &format!("event=grant.expired n={i}"))
+                .unwrap();
+        }
+        assert_eq!(ended(), 0, "nothing visible before the commit");
+        store.commit_batch().unwrap();
+        assert_eq!(ended(), 3);
+        assert_eq!(store.verify_chain().unwrap(), Ok(3));
+        assert!(store.live().unwrap().is_empty());
     }
 }
