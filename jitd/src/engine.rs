@@ -273,6 +273,7 @@ impl Engine {
                 );
             }
         }
+        self.restore_sessions();
         self.event(Event::new("daemon.reconciled").field("live", self.live.len()));
         Ok(())
     }
@@ -993,22 +994,45 @@ impl Engine {
                 .field("rhost", &s.rhost),
         );
         let opened_ms = self.clock.now().wall_ms;
+        // Kept in the database so a restart (an upgrade, a crash) still knows what runs with
+        // a grant. Without it the session still works; only that memory is lost.
+        if let Err(e) = self.store.insert_session(&id, &s, opened_ms) {
+            self.warn("session.db_write_failed", &format!("{id}: {e}"));
+        }
         self.sessions
             .insert(id.clone(), SessionRecord { info: s, opened_ms });
         Ok(id)
     }
 
     pub fn session_closed(&mut self, id: &str) -> Result<(), Error> {
-        let Some(s) = self.sessions.remove(id) else {
-            return Err(Error::NotFound(format!("no open session {id:?}")));
-        };
+        let recorded = self.store.close_session(id, self.clock.now().wall_ms);
+        match (self.sessions.remove(id), recorded) {
+            (Some(s), recorded) => {
+                if let Err(e) = recorded {
+                    self.warn("session.db_write_failed", &format!("{id}: {e}"));
+                }
+                self.close_session(id, s, "closed");
+                Ok(())
+            }
+            // Its grant ended while it ran: only the record is left to close.
+            (None, Ok(true)) => {
+                self.event(Event::new("session.closed").field("session", id));
+                Ok(())
+            }
+            (None, _) => Err(Error::NotFound(format!("no open session {id:?}"))),
+        }
+    }
+
+    /// Audits the end of a session and ends its grant if the privilege is session-bound.
+    fn close_session(&mut self, id: &str, s: SessionRecord, how: &str) {
         let secs = (self.clock.now().wall_ms - s.opened_ms) / 1000;
         self.event(
             Event::new("session.closed")
                 .field("session", id)
                 .field("grant", &s.info.grant_id)
                 .field("uid", s.info.uid)
-                .field("seconds", secs),
+                .field("seconds", secs)
+                .field("how", how),
         );
         let bound = self
             .live
@@ -1024,10 +1048,36 @@ impl Engine {
             self.end(
                 g,
                 GrantState::Revoked,
-                &format!("session {id} closed (session-bound privilege)"),
+                &format!("session {id} {how} (session-bound privilege)"),
             );
         }
-        Ok(())
+    }
+
+    /// At start-up: sessions recorded as open whose process is gone closed while jitd could
+    /// not hear it (pam_jit's close never fails the session); they are closed now, ending a
+    /// session-bound grant. Those still running are watched again, for recall.
+    fn restore_sessions(&mut self) {
+        let open = match self.store.open_sessions() {
+            Ok(open) => open,
+            Err(e) => {
+                self.warn("reconcile.sessions_failed", &e.to_string());
+                return;
+            }
+        };
+        let now = self.clock.now().wall_ms;
+        for (id, info, opened_ms) in open {
+            let running = info.pid > 1 && Path::new(&format!("/proc/{}", info.pid)).exists();
+            let grant_live = self.live.keys().any(|g| g.as_str() == info.grant_id);
+            let s = SessionRecord { info, opened_ms };
+            if !running {
+                if let Err(e) = self.store.close_session(&id, now) {
+                    self.warn("session.db_write_failed", &format!("{id}: {e}"));
+                }
+                self.close_session(&id, s, "ended while jitd was down");
+            } else if grant_live {
+                self.sessions.insert(id, s);
+            }
+        }
     }
 
     // ---- helpers ----------------------------------------------------------------------------

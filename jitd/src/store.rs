@@ -16,6 +16,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use sha2::{Digest, Sha256};
 
+use crate::client::SessionInfo;
 use crate::names::GrantId;
 
 #[derive(Debug, thiserror::Error)]
@@ -151,6 +152,18 @@ CREATE TABLE IF NOT EXISTS grants (
 );
 CREATE INDEX IF NOT EXISTS grants_state ON grants(state);
 CREATE INDEX IF NOT EXISTS grants_uid ON grants(uid);
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT PRIMARY KEY,
+    grant_id TEXT NOT NULL,
+    uid INTEGER NOT NULL,
+    pid INTEGER NOT NULL,
+    service TEXT NOT NULL,
+    tty TEXT NOT NULL,
+    rhost TEXT NOT NULL,
+    opened_ms INTEGER NOT NULL,
+    closed_ms INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS sessions_open ON sessions(closed_ms);
 CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     at_ms INTEGER NOT NULL,
@@ -339,6 +352,55 @@ impl Store {
     }
 
     /// Appends one audit line to the hash chain and returns its hash.
+    /// Records an elevated session pam_jit opened.
+    pub fn insert_session(
+        &self,
+        id: &str,
+        s: &SessionInfo,
+        opened_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO sessions (id, grant_id, uid, pid, service, tty, rhost, opened_ms) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                id, s.grant_id, s.uid, s.pid, s.service, s.tty, s.rhost, opened_ms
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Marks an open session closed; `false` when no open session has that id.
+    pub fn close_session(&self, id: &str, at_ms: i64) -> Result<bool, StoreError> {
+        let n = self.conn.execute(
+            "UPDATE sessions SET closed_ms = ?2 WHERE id = ?1 AND closed_ms = 0",
+            params![id, at_ms],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Sessions not closed yet, with when they opened.
+    pub fn open_sessions(&self) -> Result<Vec<(String, SessionInfo, i64)>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, grant_id, uid, pid, service, tty, rhost, opened_ms FROM sessions \
+             WHERE closed_ms = 0 ORDER BY opened_ms",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                SessionInfo {
+                    grant_id: r.get(1)?,
+                    uid: r.get(2)?,
+                    pid: r.get(3)?,
+                    service: r.get(4)?,
+                    tty: r.get(5)?,
+                    rhost: r.get(6)?,
+                },
+                r.get(7)?,
+            ))
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
     pub fn append_audit(&self, at_ms: i64, line: &str) -> Result<String, StoreError> {
         self.in_savepoint("audit_append", || {
             let prev: String = self

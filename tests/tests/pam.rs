@@ -436,16 +436,9 @@ fn elevated_sessions_are_recorded_and_a_session_bound_grant_ends_with_its_sessio
     );
 }
 
-#[test]
-#[ignore = "needs root and the sandbox: run tests/run"]
-fn revoke_terminate_ends_the_running_sudo_session_of_the_grant() {
-    let s = setup();
-    let _pam = sudo_stack("");
-    let d = Daemon::start(&s.sb, "pam-terminate", POLICY);
-    elevate("alice", "gated-id", 600);
-    let o = jitctl("alice", &["--json", "status"]);
-    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
-    let id = v[0]["id"].as_str().unwrap().to_string();
+/// Starts `sudo /usr/bin/sleep 300` as alice and waits until pam_jit has recorded its session
+/// (the `n`th `session.opened` in the daemon's log).
+fn long_sudo_session(d: &Daemon, n: usize) -> std::process::Child {
     let mut long = Command::new("su")
         .args(["alice", "-s", "/bin/sh", "-c", "sudo -S /usr/bin/sleep 300"])
         .stdin(Stdio::null())
@@ -454,7 +447,7 @@ fn revoke_terminate_ends_the_running_sudo_session_of_the_grant() {
         .spawn()
         .unwrap();
     let start = Instant::now();
-    while !d.log().contains("session.opened") {
+    while d.log().matches("event=session.opened").count() < n {
         if let Some(status) = long.try_wait().unwrap() {
             let mut err = String::new();
             use std::io::Read;
@@ -472,21 +465,49 @@ fn revoke_terminate_ends_the_running_sudo_session_of_the_grant() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    long
+}
+
+/// Waits for `child` to end, up to `limit`.
+fn wait_exit(
+    child: &mut std::process::Child,
+    limit: Duration,
+    what: &str,
+) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(start.elapsed() < limit, "{what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn live_grant_id(user: &str) -> String {
+    let o = jitctl(user, &["--json", "status"]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    v[0]["id"].as_str().unwrap().to_string()
+}
+
+#[test]
+#[ignore = "needs root and the sandbox: run tests/run"]
+fn revoke_terminate_ends_the_running_sudo_session_of_the_grant() {
+    let s = setup();
+    let _pam = sudo_stack("");
+    let d = Daemon::start(&s.sb, "pam-terminate", POLICY);
+    elevate("alice", "gated-id", 600);
+    let id = live_grant_id("alice");
+    let mut long = long_sudo_session(&d, 1);
     // on_end is "keep" for gated-id: only --terminate ends the session.
     let o =
         run(Command::new("jitctl").args(["revoke", &id, "--terminate", "--reason", "incident"]));
     assert!(o.status.success(), "{}", stderr(&o));
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = long.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(15),
-            "the elevated session survived revoke --terminate"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = wait_exit(
+        &mut long,
+        Duration::from_secs(15),
+        "the elevated session survived revoke --terminate",
+    );
     assert!(
         !status.success(),
         "ended by a signal, not finished: {status:?}"
@@ -494,4 +515,62 @@ fn revoke_terminate_ends_the_running_sudo_session_of_the_grant() {
     assert!(d.log().contains("recall.started"), "audited with the pids");
     let o = jitctl("alice", &["revoke", "g000000000000", "--terminate"]);
     assert_ne!(o.status.code(), Some(0));
+}
+
+/// Sessions are durable: after a crash and restart jitd still knows the running session (so
+/// `--terminate` reaches it), and a session that ended while jitd was down is closed at start,
+/// ending its session-bound grant then rather than at the deadline.
+#[test]
+#[ignore = "needs root and the sandbox: run tests/run"]
+fn sessions_outlive_a_daemon_restart() {
+    let s = setup();
+    let _pam = sudo_stack("");
+    let mut d = Daemon::start(&s.sb, "pam-restart", POLICY);
+
+    elevate("alice", "gated-id", 600);
+    let id = live_grant_id("alice");
+    let mut long = long_sudo_session(&d, 1);
+    d.restart();
+    let o = run(Command::new("jitctl").args([
+        "revoke",
+        &id,
+        "--terminate",
+        "--reason",
+        "after restart",
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let status = wait_exit(
+        &mut long,
+        Duration::from_secs(15),
+        "the session recorded before the restart survived revoke --terminate",
+    );
+    assert!(!status.success(), "ended by a signal: {status:?}");
+
+    elevate("alice", "once-id", 600);
+    let once = live_grant_id("alice");
+    let mut long = long_sudo_session(&d, 2);
+    d.kill9();
+    // The session ends while nobody listens: pam_jit's close cannot reach jitd.
+    let o = run(Command::new("pkill").args(["-f", "^/usr/bin/sleep 300"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    wait_exit(&mut long, Duration::from_secs(10), "sudo to finish");
+    d.restart();
+    let log = d.log();
+    assert!(
+        log.contains("ended while jitd was down (session-bound privilege)") && log.contains(&once),
+        "{log}"
+    );
+    let o = run(Command::new("jitctl").args(["--json", "list", "--all", "--ended"]));
+    let all: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let state = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["id"] == once.as_str())
+        .map(|g| g["state"].as_str().unwrap().to_string());
+    assert_eq!(state.as_deref(), Some("revoked"), "{all}");
+    assert!(
+        !allowed(&sudo_id("alice")),
+        "the session-bound grant ended at start-up"
+    );
 }
