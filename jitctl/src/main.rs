@@ -289,14 +289,13 @@ fn run(command: Command, out: &Out) -> Result<(), Failure> {
     })
 }
 
-/// Asks for a reason on the terminal; refuses when nobody is there to answer.
+/// Asks for a reason on the terminal. With nobody there to answer, the request goes without
+/// one: jitd refuses it, saying so, only if the rule wants a reason.
 fn ask_reason() -> Result<String, Failure> {
     if !std::io::stdin().is_terminal() {
-        return Err(Failure::Usage(
-            "--reason is required (stdin is not a terminal to ask on)".into(),
-        ));
+        return Ok(String::new());
     }
-    eprint!("Reason: ");
+    eprint!("Reason (empty if the rule needs none): ");
     let mut line = String::new();
     std::io::stdin()
         .read_line(&mut line)

@@ -40,6 +40,8 @@ pub struct Config {
     pub hostname: String,
     /// How long the daemon waits for a locked database before refusing a grant, in ms.
     pub db_busy_timeout_ms: u64,
+    /// How often the daemon re-checks every live grant on the system and repairs tampering.
+    pub integrity_check_secs: u64,
 }
 
 impl Default for Config {
@@ -57,6 +59,7 @@ impl Default for Config {
             admin_group: "jitd-admins".to_string(),
             hostname: String::new(),
             db_busy_timeout_ms: 2000,
+            integrity_check_secs: 10,
         }
     }
 }

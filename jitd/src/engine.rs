@@ -248,21 +248,7 @@ impl Engine {
                 _ => self.restore(g),
             }
         }
-        let known: Vec<GrantId> = self.live.keys().cloned().collect();
-        match self.enforcer.owned_drop_ins() {
-            Ok(ids) => {
-                for id in ids.into_iter().filter(|id| !known.contains(id)) {
-                    let outcome = self.enforcer.remove_orphan(&id);
-                    self.event(
-                        Event::new("reconcile.orphan_removed")
-                            .level(Level::Warning)
-                            .field("grant", &id)
-                            .field("ok", outcome.is_ok()),
-                    );
-                }
-            }
-            Err(e) => self.warn("reconcile.scan_failed", &e.to_string()),
-        }
+        self.remove_orphans();
         if let Ok(paths) = self.enforcer.foreign_lookalikes() {
             for path in paths {
                 self.event(
@@ -280,7 +266,15 @@ impl Engine {
 
     /// A live grant found at start-up: check it is on the system as written, repair if not.
     fn restore(&mut self, g: GrantRecord) {
-        match self.enforcer.presence(&g) {
+        self.check_on_system(&g);
+        self.index(&g);
+        self.live.insert(g.id.clone(), g);
+    }
+
+    /// Whether `g` is on the system exactly as jitd wrote it; if someone else deleted, edited or
+    /// re-permissioned it, or removed the membership, it is put back and the finding audited.
+    fn check_on_system(&self, g: &GrantRecord) {
+        match self.enforcer.presence(g) {
             Ok(Presence::Intact) => {}
             Ok(state) => {
                 let what = match &state {
@@ -288,7 +282,7 @@ impl Engine {
                     Presence::Tampered(why) => format!("tampered: {why}"),
                     Presence::Intact => String::new(),
                 };
-                let outcome = self.enforcer.apply(&g);
+                let outcome = self.enforcer.apply(g);
                 self.event(
                     Event::new("grant.repaired")
                         .level(Level::Warning)
@@ -303,8 +297,40 @@ impl Engine {
             }
             Err(e) => self.warn("grant.check_failed", &format!("{}: {e}", g.id)),
         }
-        self.index(&g);
-        self.live.insert(g.id.clone(), g);
+    }
+
+    /// The periodic integrity check (every `integrity_check_secs`): each live grant is checked
+    /// and repaired as at start-up, and a drop-in carrying jitd's marker that no live grant
+    /// owns (copied, or left by someone else) is removed.
+    pub fn check_integrity(&mut self) {
+        let active: Vec<GrantRecord> = self
+            .live
+            .values()
+            .filter(|g| g.state == GrantState::Active)
+            .cloned()
+            .collect();
+        for g in &active {
+            self.check_on_system(g);
+        }
+        self.remove_orphans();
+    }
+
+    /// Removes drop-ins carrying jitd's marker whose grant is not live.
+    fn remove_orphans(&self) {
+        match self.enforcer.owned_drop_ins() {
+            Ok(ids) => {
+                for id in ids.into_iter().filter(|id| !self.live.contains_key(id)) {
+                    let outcome = self.enforcer.remove_orphan(&id);
+                    self.event(
+                        Event::new("reconcile.orphan_removed")
+                            .level(Level::Warning)
+                            .field("grant", &id)
+                            .field("ok", outcome.is_ok()),
+                    );
+                }
+            }
+            Err(e) => self.warn("reconcile.scan_failed", &e.to_string()),
+        }
     }
 
     /// Loads the live set without touching the system (for the one-shot sweep).

@@ -189,6 +189,7 @@ fn serve(cfg: Config, audit: Arc<Audit>) -> Result<(), String> {
         }
     };
     let bus_address = cfg.bus_address.clone();
+    let check_every_secs = cfg.integrity_check_secs;
     let mut engine = Engine::open(parts(cfg, audit.clone(), policy))?;
     engine.reconcile()?;
     let shared = Shared {
@@ -201,10 +202,15 @@ fn serve(cfg: Config, audit: Arc<Audit>) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    runtime.block_on(run(shared, bus_address, audit))
+    runtime.block_on(run(shared, bus_address, check_every_secs, audit))
 }
 
-async fn run(shared: Shared, bus_address: Option<String>, audit: Arc<Audit>) -> Result<(), String> {
+async fn run(
+    shared: Shared,
+    bus_address: Option<String>,
+    check_every_secs: u64,
+    audit: Arc<Audit>,
+) -> Result<(), String> {
     use tokio::signal::unix::{SignalKind, signal};
     let builder = match &bus_address {
         Some(address) => zbus::connection::Builder::address(address.as_str()),
@@ -235,12 +241,18 @@ async fn run(shared: Shared, bus_address: Option<String>, audit: Arc<Audit>) -> 
     };
     sd_notify("READY=1");
     audit.log(Level::Info, &format!("serving {BUS_NAME}"));
+    let check_every = Duration::from_secs(check_every_secs.max(1));
+    let mut last_check = std::time::Instant::now();
     loop {
-        let next = shared
-            .engine
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .tick();
+        let next = {
+            let mut engine = shared.engine.lock().unwrap_or_else(|p| p.into_inner());
+            let next = engine.tick();
+            if last_check.elapsed() >= check_every {
+                engine.check_integrity();
+                last_check = std::time::Instant::now();
+            }
+            next
+        };
         // Never sleep more than a second: a wall-clock jump or a resume from suspend is then
         // noticed within a second even with no deadline near.
         let sleep_ms = next.unwrap_or(1000).clamp(0, 1000) as u64;

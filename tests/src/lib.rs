@@ -148,7 +148,8 @@ impl Daemon {
         std::fs::write(
             &config,
             format!(
-                "state_dir = {:?}\npolicy_file = {:?}\npolicy_dir = {:?}\nhostname = \"sandbox\"\n",
+                "state_dir = {:?}\npolicy_file = {:?}\npolicy_dir = {:?}\nhostname = \"sandbox\"\n\
+                 integrity_check_secs = 1\n",
                 dir.join("state"),
                 dir.join("policy.toml"),
                 dir.join("policy.d"),

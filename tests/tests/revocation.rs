@@ -338,3 +338,98 @@ fn concurrent_grant_drop_sweep_and_expiry_leave_nothing_behind() {
         );
     }
 }
+
+/// Someone else changes what jitd put on the system while it runs: a drop-in deleted, another
+/// widened and made world-readable, a membership removed, a copied drop-in posing as a grant.
+/// The periodic integrity check finds each one, puts back exactly what was granted, removes
+/// the impostor, and audits every finding.
+#[test]
+#[ignore = "needs root and the sandbox: run tests/run"]
+fn tampering_while_jitd_runs_is_repaired_and_audited() {
+    let sb = setup();
+    ensure_group("jitdtamper");
+    let policy = r#"
+[privilege.whoami]
+kind = "sudo"
+commands = ["/usr/bin/id -u"]
+
+[privilege.tamper]
+kind = "group"
+group = "jitdtamper"
+
+[[rule]]
+name = "tamper tests"
+users = ["alice", "bob"]
+privileges = ["whoami", "tamper"]
+max_duration = "1d"
+reason_required = false
+max_active = 2
+"#;
+    let d = Daemon::start(&sb, "tamper", policy);
+    let a = grant_id(&elevate("alice", "1h"));
+    let b = grant_id(&elevate("bob", "1h"));
+    // The rule needs no reason, so none is given.
+    let o = as_user(
+        "alice",
+        &["jitctl", "--json", "elevate", "tamper", "--for", "1h"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let g = grant_id(&o);
+    let dir = Path::new("/etc/sudoers.d");
+    let b_path = dir.join(format!("jitd-{b}"));
+    let b_text = std::fs::read_to_string(&b_path).unwrap();
+
+    std::fs::remove_file(dir.join(format!("jitd-{a}"))).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(&b_path, format!("{b_text}bob ALL=(ALL) NOPASSWD: ALL\n")).unwrap();
+        std::fs::set_permissions(&b_path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let o = run(std::process::Command::new("gpasswd").args(["-d", "alice", "jitdtamper"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let fake = "g0123456789ab";
+    let fake_path = dir.join(format!("jitd-{fake}"));
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(&fake_path, b_text.replace(&b, fake)).unwrap();
+        std::fs::set_permissions(&fake_path, std::fs::Permissions::from_mode(0o440)).unwrap();
+    }
+
+    wait_for(
+        Duration::from_secs(10),
+        "the integrity check to repair all",
+        || {
+            let log = d.log();
+            [&a, &b, &g].iter().all(|id| {
+                log.lines()
+                    .any(|l| l.contains("event=grant.repaired") && l.contains(id.as_str()))
+            }) && log.contains(&format!("event=reconcile.orphan_removed grant={fake}"))
+        },
+    );
+    let log = d.log();
+    assert!(log.contains("found=missing"), "{log}");
+    assert!(log.contains("found=\"tampered: "), "{log}");
+    assert_eq!(
+        std::fs::read_to_string(&b_path).unwrap(),
+        b_text,
+        "exactly what was granted"
+    );
+    assert!(
+        dir.join(format!("jitd-{a}")).exists(),
+        "the deleted drop-in is back"
+    );
+    assert!(!fake_path.exists(), "the impostor is gone");
+    assert!(
+        groups_of("alice").contains(&"jitdtamper".to_string()),
+        "membership restored"
+    );
+    assert!(sudoers_valid());
+    assert!(
+        sudo_as("alice", "/usr/bin/id -u").status.success(),
+        "alice's grant works again"
+    );
+    assert!(
+        !sudo_as("bob", "/usr/bin/id -un").status.success(),
+        "the widened rule is gone: bob may run only what was granted"
+    );
+}

@@ -424,6 +424,12 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
             3,
             "reason",
         ),
+        // No --reason and no terminal to ask on: the rule's own refusal, saying what to add.
+        (
+            &["elevate", "whoami", "--for", "5m"],
+            3,
+            "requires a reason",
+        ),
         (
             &[
                 "elevate",
