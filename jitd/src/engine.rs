@@ -28,7 +28,7 @@ use crate::policy::{
     Accounts, Decision, OnEnd, Policy, PolicySource, PrivilegeKind, Request, Requester,
 };
 use crate::recall;
-use crate::store::{GrantRecord, GrantState, Store};
+use crate::store::{GrantRecord, GrantState, SessionRow, Store};
 
 /// Most rows a listing returns.
 const LIST_LIMIT: u32 = 500;
@@ -121,13 +121,6 @@ impl GateIndex {
     }
 }
 
-/// An elevated session reported by pam_jit.
-#[derive(Debug, Clone)]
-pub struct SessionRecord {
-    pub info: SessionInfo,
-    pub opened_ms: i64,
-}
-
 pub struct Engine {
     cfg: Config,
     clock: Arc<dyn Clock>,
@@ -140,7 +133,7 @@ pub struct Engine {
     hostname: String,
     live: BTreeMap<GrantId, GrantRecord>,
     gate: Arc<RwLock<GateIndex>>,
-    sessions: HashMap<String, SessionRecord>,
+    sessions: HashMap<String, SessionRow>,
     /// Grants whose end must also end their processes whatever `on_end` says
     /// (`jitctl revoke --terminate`).
     terminate_on_end: std::collections::HashSet<GrantId>,
@@ -225,6 +218,7 @@ impl Engine {
             Ok(n) => self.event(Event::new("reconcile.temp_removed").field("count", n)),
             Err(e) => self.warn("reconcile.temp_failed", &e.to_string()),
         }
+        let gone = self.load_sessions();
         let records = self.store.live().map_err(|e| e.to_string())?;
         let now = self.clock.now();
         for g in records {
@@ -259,7 +253,7 @@ impl Engine {
                 );
             }
         }
-        self.restore_sessions();
+        self.finish_sessions(gone);
         self.event(Event::new("daemon.reconciled").field("live", self.live.len()));
         Ok(())
     }
@@ -303,10 +297,17 @@ impl Engine {
     /// and repaired as at start-up, and a drop-in carrying jitd's marker that no live grant
     /// owns (copied, or left by someone else) is removed.
     pub fn check_integrity(&mut self) {
+        // A grant at or past its end is left to `tick`: the sweep may be removing it right
+        // now, and putting it back would revive it.
+        let now = self.clock.now();
         let active: Vec<GrantRecord> = self
             .live
             .values()
-            .filter(|g| g.state == GrantState::Active)
+            .filter(|g| {
+                g.state == GrantState::Active
+                    && !self.deadline_of(g).is_due(&now)
+                    && !started_in_future(g.starts_ms, &now)
+            })
             .cloned()
             .collect();
         for g in &active {
@@ -769,7 +770,7 @@ impl Engine {
             PrivilegeKind::Sudo { .. } | PrivilegeKind::Gate => self
                 .sessions
                 .values()
-                .filter(|s| s.info.grant_id == g.id.as_str() && s.info.pid > 1)
+                .filter(|s| s.info.grant_id == g.id.as_str() && self.still_running(s))
                 .flat_map(|s| recall::tree(&procs, s.info.pid))
                 .collect(),
         };
@@ -1019,14 +1020,19 @@ impl Engine {
                 .field("tty", &s.tty)
                 .field("rhost", &s.rhost),
         );
-        let opened_ms = self.clock.now().wall_ms;
+        let now = self.clock.now();
+        let row = SessionRow {
+            start_ticks: recall::start_ticks(Path::new("/proc"), s.pid).unwrap_or(0),
+            boot_id: now.boot_id,
+            opened_ms: now.wall_ms,
+            info: s,
+        };
         // Kept in the database so a restart (an upgrade, a crash) still knows what runs with
         // a grant. Without it the session still works; only that memory is lost.
-        if let Err(e) = self.store.insert_session(&id, &s, opened_ms) {
+        if let Err(e) = self.store.insert_session(&id, &row) {
             self.warn("session.db_write_failed", &format!("{id}: {e}"));
         }
-        self.sessions
-            .insert(id.clone(), SessionRecord { info: s, opened_ms });
+        self.sessions.insert(id.clone(), row);
         Ok(id)
     }
 
@@ -1050,7 +1056,7 @@ impl Engine {
     }
 
     /// Audits the end of a session and ends its grant if the privilege is session-bound.
-    fn close_session(&mut self, id: &str, s: SessionRecord, how: &str) {
+    fn close_session(&mut self, id: &str, s: SessionRow, how: &str) {
         let secs = (self.clock.now().wall_ms - s.opened_ms) / 1000;
         self.event(
             Event::new("session.closed")
@@ -1079,30 +1085,62 @@ impl Engine {
         }
     }
 
-    /// At start-up: sessions recorded as open whose process is gone closed while jitd could
-    /// not hear it (pam_jit's close never fails the session); they are closed now, ending a
-    /// session-bound grant. Those still running are watched again, for recall.
-    fn restore_sessions(&mut self) {
+    /// Whether the session's process is the one pam_jit reported: same boot, same pid, same
+    /// start time. A pid alone may have been given to an unrelated process since.
+    fn still_running(&self, s: &SessionRow) -> bool {
+        s.info.pid > 1
+            && s.start_ticks != 0
+            && s.boot_id == self.clock.now().boot_id
+            && recall::start_ticks(Path::new("/proc"), s.info.pid) == Some(s.start_ticks)
+    }
+
+    /// At start-up, before grants are reconciled: sessions recorded as open whose process still
+    /// runs are watched again, so the grants that end now can recall them. Returns those whose
+    /// process is gone: they closed while jitd could not hear it (pam_jit's close never fails
+    /// the session), to be closed by [`Engine::finish_sessions`].
+    fn load_sessions(&mut self) -> Vec<(String, SessionRow)> {
         let open = match self.store.open_sessions() {
             Ok(open) => open,
             Err(e) => {
                 self.warn("reconcile.sessions_failed", &e.to_string());
-                return;
+                return Vec::new();
             }
         };
-        let now = self.clock.now().wall_ms;
-        for (id, info, opened_ms) in open {
-            let running = info.pid > 1 && Path::new(&format!("/proc/{}", info.pid)).exists();
-            let grant_live = self.live.keys().any(|g| g.as_str() == info.grant_id);
-            let s = SessionRecord { info, opened_ms };
-            if !running {
-                if let Err(e) = self.store.close_session(&id, now) {
-                    self.warn("session.db_write_failed", &format!("{id}: {e}"));
-                }
-                self.close_session(&id, s, "ended while jitd was down");
-            } else if grant_live {
+        let mut gone = Vec::new();
+        for (id, s) in open {
+            if self.still_running(&s) {
                 self.sessions.insert(id, s);
+            } else {
+                gone.push((id, s));
             }
+        }
+        gone
+    }
+
+    /// At start-up, after grants are reconciled: sessions that ended while jitd was down are
+    /// closed (ending a session-bound grant); sessions still running whose grant ended while
+    /// jitd was down (by the sweep) are recalled now if the privilege says so.
+    fn finish_sessions(&mut self, gone: Vec<(String, SessionRow)>) {
+        let now = self.clock.now().wall_ms;
+        for (id, s) in gone {
+            if let Err(e) = self.store.close_session(&id, now) {
+                self.warn("session.db_write_failed", &format!("{id}: {e}"));
+            }
+            self.close_session(&id, s, "ended while jitd was down");
+        }
+        let orphaned: Vec<String> = self
+            .sessions
+            .values()
+            .map(|s| s.info.grant_id.clone())
+            .filter(|grant| !self.live.keys().any(|g| g.as_str() == grant))
+            .collect();
+        for grant in orphaned {
+            if let Ok(id) = GrantId::parse(&grant)
+                && let Ok(Some(g)) = self.store.get(&id)
+            {
+                self.recall(&g);
+            }
+            self.sessions.retain(|_, s| s.info.grant_id != grant);
         }
     }
 

@@ -66,6 +66,21 @@ pub fn parse_status(pid: u32, text: &str) -> Option<ProcInfo> {
     })
 }
 
+/// When the process started, in clock ticks after boot: field 22 of `/proc/<pid>/stat`. With
+/// the boot id it tells a process from a later one that was given the same pid.
+pub fn parse_start_ticks(stat: &str) -> Option<u64> {
+    // The command name (field 2) is in parentheses and may hold spaces and ')': the fields
+    // that follow start after the last ')'; field 3 is the first of them.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(22 - 3)?.parse().ok()
+}
+
+/// [`parse_start_ticks`] of process `pid` under `proc_root`; `None` if it is gone.
+pub fn start_ticks(proc_root: &Path, pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(proc_root.join(pid.to_string()).join("stat")).ok()?;
+    parse_start_ticks(&text)
+}
+
 /// Every process readable under `proc_root` (normally `/proc`).
 pub fn scan(proc_root: &Path) -> Vec<ProcInfo> {
     let Ok(entries) = std::fs::read_dir(proc_root) else {
@@ -261,5 +276,16 @@ mod tests {
         let _ = stubborn.wait();
         assert_eq!(out.killed, vec![stubborn.id()]);
         assert_eq!(out.terminated, vec![polite.id()]);
+    }
+
+    #[test]
+    fn start_time_is_read_after_a_hostile_command_name() {
+        let stat = "4242 (a) b) 0 0) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 \
+                    1000 100";
+        assert_eq!(parse_start_ticks(stat), Some(987654));
+        assert_eq!(parse_start_ticks("4242 (x) S 1"), None);
+        assert_eq!(parse_start_ticks("no parenthesis"), None);
+        let own = start_ticks(Path::new("/proc"), std::process::id());
+        assert!(own.is_some_and(|t| t > 0), "this process's own start time");
     }
 }

@@ -160,6 +160,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     service TEXT NOT NULL,
     tty TEXT NOT NULL,
     rhost TEXT NOT NULL,
+    boot_id TEXT NOT NULL,
+    start_ticks INTEGER NOT NULL,
     opened_ms INTEGER NOT NULL,
     closed_ms INTEGER NOT NULL DEFAULT 0
 );
@@ -175,6 +177,17 @@ CREATE TABLE IF NOT EXISTS audit (
 
 const GRANT_COLUMNS: &str = "id, uid, user, privilege, kind, rule, grants, payload, reason, ticket, \
     state, requested_ms, starts_ms, expires_ms, boot_id, expires_boot_ms, ended_ms, end_reason";
+
+/// An elevated session pam_jit reported, with what identifies its process for good: the
+/// boot and the process's start time (a pid alone is reused).
+#[derive(Debug, Clone)]
+pub struct SessionRow {
+    pub info: SessionInfo,
+    pub boot_id: String,
+    /// `/proc/<pid>/stat` start time; 0 when it could not be read (never matches).
+    pub start_ticks: u64,
+    pub opened_ms: i64,
+}
 
 pub struct Store {
     conn: Connection,
@@ -353,17 +366,22 @@ impl Store {
 
     /// Appends one audit line to the hash chain and returns its hash.
     /// Records an elevated session pam_jit opened.
-    pub fn insert_session(
-        &self,
-        id: &str,
-        s: &SessionInfo,
-        opened_ms: i64,
-    ) -> Result<(), StoreError> {
+    pub fn insert_session(&self, id: &str, s: &SessionRow) -> Result<(), StoreError> {
+        let i = &s.info;
         self.conn.execute(
-            "INSERT INTO sessions (id, grant_id, uid, pid, service, tty, rhost, opened_ms) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO sessions (id, grant_id, uid, pid, service, tty, rhost, boot_id, \
+             start_ticks, opened_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             params![
-                id, s.grant_id, s.uid, s.pid, s.service, s.tty, s.rhost, opened_ms
+                id,
+                i.grant_id,
+                i.uid,
+                i.pid,
+                i.service,
+                i.tty,
+                i.rhost,
+                s.boot_id,
+                s.start_ticks,
+                s.opened_ms
             ],
         )?;
         Ok(())
@@ -378,24 +396,28 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// Sessions not closed yet, with when they opened.
-    pub fn open_sessions(&self) -> Result<Vec<(String, SessionInfo, i64)>, StoreError> {
+    /// Sessions not closed yet, oldest first.
+    pub fn open_sessions(&self) -> Result<Vec<(String, SessionRow)>, StoreError> {
         let mut stmt = self.conn.prepare(
-            "SELECT id, grant_id, uid, pid, service, tty, rhost, opened_ms FROM sessions \
-             WHERE closed_ms = 0 ORDER BY opened_ms",
+            "SELECT id, grant_id, uid, pid, service, tty, rhost, boot_id, start_ticks, opened_ms \
+             FROM sessions WHERE closed_ms = 0 ORDER BY opened_ms",
         )?;
         let rows = stmt.query_map([], |r| {
             Ok((
                 r.get(0)?,
-                SessionInfo {
-                    grant_id: r.get(1)?,
-                    uid: r.get(2)?,
-                    pid: r.get(3)?,
-                    service: r.get(4)?,
-                    tty: r.get(5)?,
-                    rhost: r.get(6)?,
+                SessionRow {
+                    info: SessionInfo {
+                        grant_id: r.get(1)?,
+                        uid: r.get(2)?,
+                        pid: r.get(3)?,
+                        service: r.get(4)?,
+                        tty: r.get(5)?,
+                        rhost: r.get(6)?,
+                    },
+                    boot_id: r.get(7)?,
+                    start_ticks: r.get(8)?,
+                    opened_ms: r.get(9)?,
                 },
-                r.get(7)?,
             ))
         })?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
@@ -425,7 +447,9 @@ impl Store {
     /// one sync instead of one each. Only for writes whose loss in a crash is repaired from
     /// what is already durable (grants ending at their recorded deadline).
     pub fn begin_batch(&self) -> Result<(), StoreError> {
-        self.conn.execute_batch("SAVEPOINT batch")?;
+        // IMMEDIATE: the write lock is taken now, so a sweep committing in between cannot
+        // make the batch's later writes fail on a stale snapshot.
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
         self.in_batch.set(true);
         Ok(())
     }
@@ -434,9 +458,8 @@ impl Store {
     /// is abandoned and the connection is left outside any transaction.
     pub fn commit_batch(&self) -> Result<(), StoreError> {
         self.in_batch.set(false);
-        let out = self.conn.execute_batch("RELEASE batch");
+        let out = self.conn.execute_batch("COMMIT");
         if out.is_err() {
-            let _ = self.conn.execute_batch("ROLLBACK TO batch; RELEASE batch");
             self.leave_no_open_transaction();
         }
         Ok(out?)

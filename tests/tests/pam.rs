@@ -25,10 +25,15 @@ session_bound = true
 kind = "gate"
 pam_services = ["cron"]
 
+[privilege.recall-id]
+kind = "gate"
+pam_services = ["sudo"]
+on_end = "terminate"
+
 [[rule]]
 name = "on call"
 users = ["alice"]
-privileges = ["gated-id", "once-id", "other-service"]
+privileges = ["gated-id", "once-id", "other-service", "recall-id"]
 max_duration = "1h"
 default_duration = "10m"
 reason_min_chars = 5
@@ -573,4 +578,30 @@ fn sessions_outlive_a_daemon_restart() {
         !allowed(&sudo_id("alice")),
         "the session-bound grant ended at start-up"
     );
+}
+
+/// A grant with `on_end = "terminate"` that reaches its deadline while jitd is dead: at the next
+/// start jitd ends the grant and the elevated session still running under it.
+#[test]
+#[ignore = "needs root and the sandbox: run tests/run"]
+fn a_session_whose_grant_ended_while_jitd_was_down_is_recalled_at_start() {
+    let s = setup();
+    let _pam = sudo_stack("");
+    let mut d = Daemon::start(&s.sb, "pam-recall-restart", POLICY);
+    elevate("alice", "recall-id", 3);
+    let mut long = long_sudo_session(&d, 1);
+    d.kill9();
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(
+        long.try_wait().unwrap().is_none(),
+        "nothing ended it while jitd was dead"
+    );
+    d.restart();
+    let status = wait_exit(
+        &mut long,
+        Duration::from_secs(15),
+        "the session outlived its grant after the restart",
+    );
+    assert!(!status.success(), "ended by a signal: {status:?}");
+    assert!(d.log().contains("event=recall.started"), "{}", d.log());
 }

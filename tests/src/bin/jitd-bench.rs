@@ -112,6 +112,47 @@ fn main() {
         summary(calls),
         "ms",
     ));
+    // Baselines for the round trip: the bus daemon alone, and jitd answering without work.
+    let (bus_only, peer_ping) = zbus::block_on(async {
+        let conn = jitd::client::connect(None).await.unwrap();
+        let mut bus_only = Vec::new();
+        let mut peer_ping = Vec::new();
+        for _ in 0..gate_runs {
+            let t = Instant::now();
+            conn.call_method(
+                Some("org.freedesktop.DBus"),
+                "/org/freedesktop/DBus",
+                Some("org.freedesktop.DBus"),
+                "GetId",
+                &(),
+            )
+            .await
+            .unwrap();
+            bus_only.push(t.elapsed().as_secs_f64() * 1000.0);
+            let t = Instant::now();
+            conn.call_method(
+                Some(jitd::client::BUS_NAME),
+                jitd::client::OBJECT_PATH,
+                Some("org.freedesktop.DBus.Peer"),
+                "Ping",
+                &(),
+            )
+            .await
+            .unwrap();
+            peer_ping.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        (bus_only, peer_ping)
+    });
+    rows.push((
+        "baseline: bus daemon GetId round trip".into(),
+        summary(bus_only),
+        "ms",
+    ));
+    rows.push((
+        "baseline: jitd Peer.Ping round trip (no work, no credentials)".into(),
+        summary(peer_ping),
+        "ms",
+    ));
     rows.push((
         "Gate connect + CheckAccess (what one sudo pays)".into(),
         summary(connect),
