@@ -588,9 +588,20 @@ impl Engine {
         if let Err(e) = self.enforcer.apply(&g) {
             let undo = self.enforcer.remove(&g);
             let now = self.clock.now().wall_ms;
-            let _ = self
-                .store
-                .mark_ended(&g.id, GrantState::Failed, now, &e.to_string());
+            let why = e.to_string();
+            if undo.is_ok() {
+                let _ = self.store.mark_ended(&g.id, GrantState::Failed, now, &why);
+            } else {
+                // Part of it may still be on the system (a tool that failed half-way): keep it
+                // in `removing`, never in the gate, so every tick retries until it is gone.
+                let _ = self
+                    .store
+                    .mark_removing(&g.id, GrantState::Failed, now, &why);
+                g.state = GrantState::Removing;
+                g.ended_ms = now;
+                g.end_reason = why;
+                self.live.insert(g.id.clone(), g.clone());
+            }
             self.event(
                 Event::new("grant.apply_failed")
                     .level(Level::Warning)

@@ -645,6 +645,107 @@ fn a_failing_visudo_installs_nothing() {
     host_unchanged();
 }
 
+/// gpasswd failing half-way (it rewrote /etc/group, then died before /etc/gshadow), on the way
+/// in and on the way out: jitd reads both files back, refuses or retries, and leaves neither
+/// file holding the membership. A fake gpasswd fails once per marker file, then runs the real one.
+#[test]
+#[ignore = "needs root and the sandbox: run tests/run"]
+fn gpasswd_failing_half_way_leaves_no_membership_behind() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = setup();
+    ensure_group("jitdhalf");
+    let policy = r#"
+[privilege.half]
+kind = "group"
+group = "jitdhalf"
+
+[[rule]]
+name = "half"
+users = ["alice"]
+privileges = ["half"]
+max_duration = "1h"
+reason_required = false
+"#;
+    let tools = sb.dir.join("half-tools");
+    std::fs::create_dir_all(&tools).unwrap();
+    let fake = tools.join("gpasswd");
+    std::fs::write(
+        &fake,
+        r#"#!/bin/sh
+d=/usr/bin/dirname; d=$($d "$0")
+case "$1" in
+-a) if [ -e "$d/add-half" ]; then /bin/rm -f "$d/add-half"
+      /bin/sed -i "s/^$3:\([^:]*\):\([0-9]*\):\$/$3:\1:\2:$2/" /etc/group; exit 1; fi ;;
+-d) if [ -e "$d/del-fail" ]; then /bin/rm -f "$d/del-fail"; exit 1; fi
+    if [ -e "$d/del-half" ]; then /bin/rm -f "$d/del-half"
+      /bin/sed -i "s/^$3:\([^:]*\):\([0-9]*\):$2\$/$3:\1:\2:/" /etc/group; exit 1; fi ;;
+esac
+exec /usr/bin/gpasswd "$@"
+"#,
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut d = Daemon::start(&sb, "h-gpasswd", policy);
+    d.stop();
+    let cfg = std::fs::read_to_string(&d.config).unwrap();
+    std::fs::write(&d.config, format!("{cfg}gpasswd = {fake:?}\n")).unwrap();
+    d.restart();
+    let member_anywhere = || {
+        ["/etc/group", "/etc/gshadow"].iter().any(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .lines()
+                .any(|l| l.starts_with("jitdhalf:") && l.ends_with("alice"))
+        })
+    };
+    let elevate_half = |secs: &str| jitctl("alice", &["--json", "elevate", "half", "--for", secs]);
+
+    // On the way in: half-applied, and the first undo fails too.
+    std::fs::write(tools.join("add-half"), "").unwrap();
+    std::fs::write(tools.join("del-fail"), "").unwrap();
+    let o = elevate_half("10m");
+    assert_eq!(
+        o.status.code(),
+        Some(8),
+        "refused: {}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    wait_for(
+        Duration::from_secs(5),
+        "the half-applied membership to be undone",
+        || !member_anywhere(),
+    );
+    assert!(
+        !tools.join("add-half").exists() && !tools.join("del-fail").exists(),
+        "both failures happened"
+    );
+    assert!(
+        d.log().contains("event=grant.rolled_back"),
+        "the retried undo is audited:\n{}",
+        d.log()
+    );
+
+    // On the way out: the removal dies after /etc/group; the retry clears /etc/gshadow.
+    let o = elevate_half("2s");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(member_anywhere());
+    std::fs::write(tools.join("del-half"), "").unwrap();
+    wait_for(
+        Duration::from_secs(8),
+        "the membership to be gone from both files",
+        || !member_anywhere(),
+    );
+    let log = d.log();
+    assert!(log.contains("event=grant.remove_failed"), "{log}");
+    assert!(log.contains("event=grant.expired"), "{log}");
+    assert!(
+        !tools.join("del-half").exists(),
+        "the half-way failure happened"
+    );
+    assert_eq!(live_grants(), 0);
+}
+
 #[test]
 #[ignore = "needs root and the sandbox: run tests/run"]
 fn an_unrelated_broken_drop_in_is_never_made_worse() {
