@@ -212,20 +212,16 @@ async fn run(
     audit: Arc<Audit>,
 ) -> Result<(), String> {
     use tokio::signal::unix::{SignalKind, signal};
-    let builder = match &bus_address {
-        Some(address) => zbus::connection::Builder::address(address.as_str()),
-        None => zbus::connection::Builder::system(),
-    };
-    // Bounds every call the daemon makes (the bus daemon, polkit): a stuck peer costs one
-    // refused request, never a wedged interface.
-    let conn = builder
-        .method_timeout(Duration::from_secs(5))
-        .serve_at(OBJECT_PATH, Manager(shared.clone()))
-        .serve_at(OBJECT_PATH, Gate(shared.clone()))
-        .name(BUS_NAME)
-        .build()
-        .await
-        .map_err(|e| format!("cannot serve {BUS_NAME} on the bus: {e}"))?;
+    let conn = serve_on_bus(&shared, bus_address.as_deref()).await?;
+    // Revocation below runs by the clock whether or not the bus is there; the bus is only how
+    // requests arrive. If it goes away (restarted, crashed), this task serves again once it is
+    // back, without ever holding up the expiry loop.
+    let on_bus = tokio::spawn(stay_on_bus(
+        conn,
+        shared.clone(),
+        bus_address.clone(),
+        audit.clone(),
+    ));
     let mut hangup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
     let mut terminate = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
@@ -253,6 +249,7 @@ async fn run(
             }
             next
         };
+
         // Never sleep more than a second: a wall-clock jump or a resume from suspend is then
         // noticed within a second even with no deadline near.
         let sleep_ms = next.unwrap_or(1000).clamp(0, 1000) as u64;
@@ -279,13 +276,89 @@ async fn run(
     }
     sd_notify("STOPPING=1");
     // Stop taking calls, then wait for the one in flight (it holds the engine lock) to finish.
-    drop(conn);
+    on_bus.abort();
+    let _ = on_bus.await;
     drop(shared.engine.lock().unwrap_or_else(|p| p.into_inner()));
     audit.log(
         Level::Info,
         "stopped; live grants stay until their deadline",
     );
     Ok(())
+}
+
+/// How often the daemon checks that it is still on the bus.
+const BUS_CHECK_EVERY: Duration = Duration::from_secs(2);
+
+/// Connects to the bus, serves both interfaces and takes the name.
+async fn serve_on_bus(
+    shared: &Shared,
+    bus_address: Option<&str>,
+) -> Result<zbus::Connection, String> {
+    let builder = match bus_address {
+        Some(address) => zbus::connection::Builder::address(address),
+        None => zbus::connection::Builder::system(),
+    };
+    // Bounds every call the daemon makes (the bus daemon, polkit): a stuck peer costs one
+    // refused request, never a wedged interface.
+    builder
+        .method_timeout(Duration::from_secs(5))
+        .serve_at(OBJECT_PATH, Manager(shared.clone()))
+        .serve_at(OBJECT_PATH, Gate(shared.clone()))
+        .name(BUS_NAME)
+        .build()
+        .await
+        .map_err(|e| format!("cannot serve {BUS_NAME} on the bus: {e}"))
+}
+
+/// Checks every [`BUS_CHECK_EVERY`] that the bus still answers, and serves anew when it is
+/// back after losing it. Owns the connection: aborting the task closes it.
+async fn stay_on_bus(
+    conn: zbus::Connection,
+    shared: Shared,
+    bus_address: Option<String>,
+    audit: Arc<Audit>,
+) {
+    let mut conn = Some(conn);
+    loop {
+        tokio::time::sleep(BUS_CHECK_EVERY).await;
+        conn = keep_serving(conn, &shared, bus_address.as_deref(), &audit).await;
+    }
+}
+
+/// The connection if the bus still answers on it; otherwise a new one once the bus is back
+/// (logged both ways), or `None` while it is not.
+async fn keep_serving(
+    conn: Option<zbus::Connection>,
+    shared: &Shared,
+    bus_address: Option<&str>,
+    audit: &Audit,
+) -> Option<zbus::Connection> {
+    if let Some(conn) = conn {
+        let alive = conn
+            .call_method(
+                Some("org.freedesktop.DBus"),
+                "/org/freedesktop/DBus",
+                Some("org.freedesktop.DBus"),
+                "GetId",
+                &(),
+            )
+            .await;
+        match alive {
+            // Any answer, even an error reply, comes from a bus that is there.
+            Ok(_) | Err(zbus::Error::MethodError(..)) => return Some(conn),
+            Err(e) => audit.log(
+                Level::Warning,
+                &format!("lost the bus ({e}); revoking by the clock, reconnecting"),
+            ),
+        }
+    }
+    match serve_on_bus(shared, bus_address).await {
+        Ok(conn) => {
+            audit.log(Level::Info, &format!("serving {BUS_NAME} again"));
+            Some(conn)
+        }
+        Err(_) => None,
+    }
 }
 
 /// Waits for a wall-clock change, or forever when there is no watch.

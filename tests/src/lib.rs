@@ -281,6 +281,39 @@ impl Drop for Daemon {
     }
 }
 
+/// Stops the sandbox's system bus (the dbus-daemon started by tests/sandbox).
+pub fn stop_bus(sb: &Sandbox) {
+    let pid: i32 = std::fs::read_to_string(sb.dir.join("bus.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // SAFETY: kill(2) on the sandbox's own dbus-daemon, whose pid tests/sandbox recorded.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    wait_for(Duration::from_secs(5), "the bus to stop", || {
+        std::os::unix::net::UnixStream::connect("/run/dbus/system_bus_socket").is_err()
+    });
+}
+
+/// Starts the sandbox's system bus again, with the same configuration, and records its pid
+/// where tests/sandbox looks for it when cleaning up.
+pub fn start_bus(sb: &Sandbox) {
+    let _ = std::fs::remove_file("/run/dbus/system_bus_socket");
+    let o = run(Command::new("dbus-daemon")
+        .arg(format!(
+            "--config-file={}",
+            sb.dir.join("busconf/system.conf").display()
+        ))
+        .args(["--fork", "--nopidfile", "--print-pid"]));
+    assert!(o.status.success(), "dbus-daemon: {}", stderr(&o));
+    std::fs::write(sb.dir.join("bus.pid"), stdout(&o).trim()).unwrap();
+    wait_for(Duration::from_secs(5), "the bus socket", || {
+        Path::new("/run/dbus/system_bus_socket").exists()
+    });
+    let o = run(Command::new("chmod").args(["666", "/run/dbus/system_bus_socket"]));
+    assert!(o.status.success());
+}
+
 /// Whether someone owns org.jitd.Jitd1 on the sandbox's system bus.
 pub fn bus_name_owned() -> bool {
     run(Command::new("busctl").args(["--system", "status", jitd::client::BUS_NAME]))

@@ -3,6 +3,7 @@
 //! Each case asserts the error the attacker gets, and that nothing changed on the host.
 //! Run by `tests/run` inside `tests/sandbox`; each test starts its own daemon.
 
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -744,6 +745,40 @@ exec /usr/bin/gpasswd "$@"
         "the half-way failure happened"
     );
     assert_eq!(live_grants(), 0);
+}
+
+/// The system bus goes away with a grant live: jitd keeps revoking by its own clock, and once
+/// the bus is back it serves requests again without being restarted.
+#[test]
+#[ignore = "needs root and the sandbox: run tests/run"]
+fn the_clock_revokes_while_the_bus_is_down_and_jitd_serves_again_after() {
+    let sb = setup();
+    let d = Daemon::start(&sb, "h-bus", POLICY);
+    // A healthy bus is never taken for a lost one (its check runs every 2 s).
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(!d.log().contains("lost the bus"), "{}", d.log());
+    let id = elevate("alice", 3);
+    stop_bus(&sb);
+    let took = wait_gone(
+        Path::new(&format!("/etc/sudoers.d/jitd-{id}")),
+        Duration::from_secs(8),
+    );
+    assert!(took < Duration::from_secs(5), "removed on time: {took:?}");
+    assert!(
+        !sudo_as("alice", "/usr/bin/id -u").status.success(),
+        "refused after the deadline"
+    );
+    start_bus(&sb);
+    wait_for(
+        Duration::from_secs(10),
+        "jitd back on the bus",
+        bus_name_owned,
+    );
+    let log = d.log();
+    assert_eq!(log.matches("lost the bus").count(), 1, "{log}");
+    assert!(log.contains("serving org.jitd.Jitd1 again"), "{log}");
+    let again = elevate("bob", 60);
+    assert!(drop_ins().contains(&format!("jitd-{again}")));
 }
 
 #[test]

@@ -259,7 +259,17 @@ fn a_thousand_grants_expiring_in_the_same_second_are_all_removed() {
         .collect::<Vec<_>>()
         .join("\n");
     let o = run(std::process::Command::new("su").args(["alice", "-s", "/bin/sh", "-c", &script]));
-    assert!(!stdout(&o).contains("FAIL"), "{}", stdout(&o));
+    assert!(
+        !stdout(&o).contains("FAIL"),
+        "{}{}\n{}",
+        stdout(&o),
+        stderr(&o),
+        d.log()
+            .lines()
+            .filter(|l| l.contains("event=daemon.log"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     eprintln!("{n} grants applied in {:?} (uid {uid})", start.elapsed());
     assert_eq!(drop_ins().len(), n);
     d.set_wall_offset_ms(2 * 3_600_000);
