@@ -224,6 +224,19 @@ impl Daemon {
         std::fs::read_to_string(self.dir.join("jitd.log")).unwrap_or_default()
     }
 
+    /// The state of grant `id` (`active`, `expired`, `revoked`, ...), as root lists it.
+    pub fn state_of(&self, id: &str) -> String {
+        let o = run(Command::new("jitctl").args(["--json", "list", "--all", "--ended"]));
+        let list: serde_json::Value = serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}{}\n{}", stdout(&o), stderr(&o), self.log()));
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["id"] == id)
+            .map(|g| g["state"].as_str().unwrap().to_string())
+            .unwrap_or_else(|| panic!("grant {id} not listed: {list}"))
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(Child::id).unwrap_or(0)
     }

@@ -565,15 +565,7 @@ fn sessions_outlive_a_daemon_restart() {
         log.contains("ended while jitd was down (session-bound privilege)") && log.contains(&once),
         "{log}"
     );
-    let o = run(Command::new("jitctl").args(["--json", "list", "--all", "--ended"]));
-    let all: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
-    let state = all
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|g| g["id"] == once.as_str())
-        .map(|g| g["state"].as_str().unwrap().to_string());
-    assert_eq!(state.as_deref(), Some("revoked"), "{all}");
+    assert_eq!(d.state_of(&once), "revoked");
     assert!(
         !allowed(&sudo_id("alice")),
         "the session-bound grant ended at start-up"

@@ -51,18 +51,6 @@ fn grant_id(o: &std::process::Output) -> String {
     v["grant"]["id"].as_str().unwrap().to_string()
 }
 
-fn state_of(d: &Daemon, id: &str) -> String {
-    let o = run(std::process::Command::new("jitctl").args(["--json", "list", "--all", "--ended"]));
-    let list: serde_json::Value = serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}{}\n{}", stdout(&o), stderr(&o), d.log()));
-    list.as_array()
-        .unwrap()
-        .iter()
-        .find(|g| g["id"] == id)
-        .map(|g| g["state"].as_str().unwrap().to_string())
-        .unwrap_or_else(|| panic!("grant {id} not listed: {list}"))
-}
-
 /// A crash while a grant is being applied: the requester got no success, so after restart
 /// the grant is undone — nothing on the system, recorded as failed.
 #[test]
@@ -147,7 +135,7 @@ fn crash_during_removal_is_finished_by_restart_or_by_the_sweep() {
                 drop_ins()
             );
         }
-        assert_eq!(state_of(&d, &id), "expired", "{point}/{recover}");
+        assert_eq!(d.state_of(&id), "expired", "{point}/{recover}");
         assert!(!sudo_as("alice", "/usr/bin/id -u").status.success());
     }
 }
@@ -185,7 +173,7 @@ fn with_the_daemon_dead_sudo_refuses_and_the_sweep_removes_the_grant() {
         "the live grant still works"
     );
     d.restart();
-    assert_eq!(state_of(&d, &id), "expired");
+    assert_eq!(d.state_of(&id), "expired");
 }
 
 /// The wall clock moved forward a day: grants end at once. Moved back a day: the boot-time
@@ -202,7 +190,7 @@ fn moving_the_wall_clock_either_way_never_extends_access() {
         &Path::new("/etc/sudoers.d").join(format!("jitd-{id}")),
         Duration::from_secs(3),
     );
-    assert_eq!(state_of(&d, &id), "expired");
+    assert_eq!(d.state_of(&id), "expired");
 
     d.set_wall_offset_ms(0);
     let id = grant_id(&elevate("bob", "1h"));
@@ -211,7 +199,7 @@ fn moving_the_wall_clock_either_way_never_extends_access() {
         &Path::new("/etc/sudoers.d").join(format!("jitd-{id}")),
         Duration::from_secs(3),
     );
-    assert_eq!(state_of(&d, &id), "revoked");
+    assert_eq!(d.state_of(&id), "revoked");
     assert!(d.log().contains("dated in the future"), "{}", d.log());
 
     d.set_wall_offset_ms(-200_000);
@@ -222,7 +210,7 @@ fn moving_the_wall_clock_either_way_never_extends_access() {
         Duration::from_secs(6),
     );
     assert_eq!(
-        state_of(&d, &id),
+        d.state_of(&id),
         "expired",
         "ended by CLOCK_BOOTTIME although the wall clock went back"
     );
@@ -341,7 +329,7 @@ fn concurrent_grant_drop_sweep_and_expiry_leave_nothing_behind() {
     );
     assert!(sudoers_valid());
     for id in &ids {
-        let state = state_of(&d, id);
+        let state = d.state_of(id);
         assert!(
             ["expired", "dropped", "revoked"].contains(&state.as_str()),
             "{id} ended cleanly, not {state}"
