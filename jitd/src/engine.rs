@@ -586,28 +586,14 @@ impl Engine {
         #[cfg(debug_assertions)]
         failpoint("after-intent");
         if let Err(e) = self.enforcer.apply(&g) {
-            let undo = self.enforcer.remove(&g);
-            let now = self.clock.now().wall_ms;
-            let why = e.to_string();
-            if undo.is_ok() {
-                let _ = self.store.mark_ended(&g.id, GrantState::Failed, now, &why);
-            } else {
-                // Part of it may still be on the system (a tool that failed half-way): keep it
-                // in `removing`, never in the gate, so every tick retries until it is gone.
-                let _ = self
-                    .store
-                    .mark_removing(&g.id, GrantState::Failed, now, &why);
-                g.state = GrantState::Removing;
-                g.ended_ms = now;
-                g.end_reason = why;
-                self.live.insert(g.id.clone(), g.clone());
-            }
+            let id = g.id.clone();
+            let rolled_back = self.abandon(g.clone(), &e.to_string());
             self.event(
                 Event::new("grant.apply_failed")
                     .level(Level::Warning)
-                    .field("grant", &g.id)
+                    .field("grant", &id)
                     .field("error", &e)
-                    .field("rolled_back", undo.is_ok()),
+                    .field("rolled_back", rolled_back),
             );
             return Err(Error::Unavailable(format!(
                 "could not apply the grant: {e}"
@@ -616,16 +602,21 @@ impl Engine {
         #[cfg(debug_assertions)]
         failpoint("after-apply");
         if let Err(e) = self.store.mark_active(&g.id) {
-            let undo = self.enforcer.remove(&g);
+            let rolled_back = self.abandon(g.clone(), &e.to_string());
             self.event(
                 Event::new("grant.apply_failed")
                     .level(Level::Warning)
                     .field("grant", &g.id)
                     .field("error", &e)
-                    .field("rolled_back", undo.is_ok()),
+                    .field("rolled_back", rolled_back),
             );
             return Err(Error::Unavailable(format!(
-                "cannot record the grant ({e}); it was rolled back"
+                "cannot record the grant ({e}); {}",
+                if rolled_back {
+                    "it was rolled back"
+                } else {
+                    "it is being taken off"
+                }
             )));
         }
         g.state = GrantState::Active;
@@ -644,6 +635,28 @@ impl Engine {
     }
 
     // ---- ending grants ----------------------------------------------------------------------
+
+    /// Takes off a grant that could not be put in place. If that fails too (a tool that died
+    /// half-way), the grant stays in `removing`, never in the gate, and every tick retries
+    /// until nothing of it is left. Returns whether it is off the system now.
+    fn abandon(&mut self, mut g: GrantRecord, why: &str) -> bool {
+        let undone = self.enforcer.remove(&g).is_ok();
+        let now = self.clock.now().wall_ms;
+        let recorded = if undone {
+            self.store.mark_ended(&g.id, GrantState::Failed, now, why)
+        } else {
+            g.state = GrantState::Removing;
+            g.ended_ms = now;
+            g.end_reason = why.to_string();
+            self.live.insert(g.id.clone(), g.clone());
+            self.store
+                .mark_removing(&g.id, GrantState::Failed, now, why)
+        };
+        if let Err(e) = recorded {
+            self.warn("grant.db_write_failed", &format!("{}: {e}", g.id));
+        }
+        undone
+    }
 
     /// Revoke (admins) or drop (owner) a live grant; `terminate` also ends the processes that
     /// still hold it (admins only), whatever the privilege's `on_end` says. `admin` is the
@@ -855,7 +868,11 @@ impl Engine {
         let now = self.clock.now();
         self.live
             .values()
-            .map(|g| self.deadline_of(g).remaining_ms(&now))
+            .map(|g| match g.state {
+                // A removal that failed is retried once a second, not in a tight loop.
+                GrantState::Removing => 1000,
+                _ => self.deadline_of(g).remaining_ms(&now),
+            })
             .min()
     }
 

@@ -286,10 +286,10 @@ async fn run(
     Ok(())
 }
 
-/// How often the daemon checks that it is still on the bus.
-const BUS_CHECK_EVERY: Duration = Duration::from_secs(2);
+/// How often the daemon tries the bus again after losing it.
+const BUS_RETRY_EVERY: Duration = Duration::from_secs(2);
 
-/// Connects to the bus, serves both interfaces and takes the name.
+/// Connects to the bus, serves both interfaces and takes the name, within 5 s.
 async fn serve_on_bus(
     shared: &Shared,
     bus_address: Option<&str>,
@@ -299,65 +299,53 @@ async fn serve_on_bus(
         None => zbus::connection::Builder::system(),
     };
     // Bounds every call the daemon makes (the bus daemon, polkit): a stuck peer costs one
-    // refused request, never a wedged interface.
-    builder
+    // refused request, never a wedged interface. The name is not given up to a later
+    // claimant (the bus policy lets only root own it; this keeps a second root jitd out too).
+    let build = builder
         .method_timeout(Duration::from_secs(5))
         .serve_at(OBJECT_PATH, Manager(shared.clone()))
         .serve_at(OBJECT_PATH, Gate(shared.clone()))
         .name(BUS_NAME)
-        .build()
-        .await
-        .map_err(|e| format!("cannot serve {BUS_NAME} on the bus: {e}"))
+        .allow_name_replacements(false)
+        .build();
+    match tokio::time::timeout(Duration::from_secs(5), build).await {
+        Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(e)) => Err(format!("cannot serve {BUS_NAME} on the bus: {e}")),
+        Err(_) => Err(format!(
+            "cannot serve {BUS_NAME} on the bus: no answer in 5 s"
+        )),
+    }
 }
 
-/// Checks every [`BUS_CHECK_EVERY`] that the bus still answers, and serves anew when it is
-/// back after losing it. Owns the connection: aborting the task closes it.
+/// Waits for the connection to close (the bus stopped, restarted or dropped jitd), then
+/// serves again as soon as the bus is back, logging the loss, the first failed attempt and the
+/// return. Owns the connection: aborting the task closes it.
 async fn stay_on_bus(
-    conn: zbus::Connection,
+    mut conn: zbus::Connection,
     shared: Shared,
     bus_address: Option<String>,
     audit: Arc<Audit>,
 ) {
-    let mut conn = Some(conn);
     loop {
-        tokio::time::sleep(BUS_CHECK_EVERY).await;
-        conn = keep_serving(conn, &shared, bus_address.as_deref(), &audit).await;
-    }
-}
-
-/// The connection if the bus still answers on it; otherwise a new one once the bus is back
-/// (logged both ways), or `None` while it is not.
-async fn keep_serving(
-    conn: Option<zbus::Connection>,
-    shared: &Shared,
-    bus_address: Option<&str>,
-    audit: &Audit,
-) -> Option<zbus::Connection> {
-    if let Some(conn) = conn {
-        let alive = conn
-            .call_method(
-                Some("org.freedesktop.DBus"),
-                "/org/freedesktop/DBus",
-                Some("org.freedesktop.DBus"),
-                "GetId",
-                &(),
-            )
-            .await;
-        match alive {
-            // Any answer, even an error reply, comes from a bus that is there.
-            Ok(_) | Err(zbus::Error::MethodError(..)) => return Some(conn),
-            Err(e) => audit.log(
-                Level::Warning,
-                &format!("lost the bus ({e}); revoking by the clock, reconnecting"),
-            ),
-        }
-    }
-    match serve_on_bus(shared, bus_address).await {
-        Ok(conn) => {
-            audit.log(Level::Info, &format!("serving {BUS_NAME} again"));
-            Some(conn)
-        }
-        Err(_) => None,
+        conn.closed().await;
+        audit.log(
+            Level::Warning,
+            "lost the bus; revoking by the clock, reconnecting",
+        );
+        let mut attempts = 0u32;
+        conn = loop {
+            tokio::time::sleep(BUS_RETRY_EVERY).await;
+            match serve_on_bus(&shared, bus_address.as_deref()).await {
+                Ok(conn) => break conn,
+                Err(e) => {
+                    if attempts == 0 {
+                        audit.log(Level::Warning, &format!("{e}; retrying every 2 s"));
+                    }
+                    attempts += 1;
+                }
+            }
+        };
+        audit.log(Level::Info, &format!("serving {BUS_NAME} again"));
     }
 }
 
