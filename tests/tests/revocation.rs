@@ -431,3 +431,72 @@ max_active = 2
         "the widened rule is gone: bob may run only what was granted"
     );
 }
+
+/// A group grant with `on_end = "terminate"`: at its deadline the user's processes that still
+/// carry the group (started during the grant) are ended and audited with their pids; the
+/// user's processes started before the grant, and other users' processes, keep running.
+#[test]
+#[ignore = "needs root and the sandbox: run tests/run"]
+fn a_terminating_group_grant_ends_the_processes_that_still_carry_the_group() {
+    let sb = setup();
+    ensure_group("jitdrecall");
+    let policy = r#"
+[privilege.recall]
+kind = "group"
+group = "jitdrecall"
+on_end = "terminate"
+
+[[rule]]
+name = "recall"
+users = ["alice"]
+privileges = ["recall"]
+max_duration = "1h"
+reason_required = false
+"#;
+    let d = Daemon::start(&sb, "recall-group", policy);
+    let spawn_sleep = |user: &str| {
+        std::process::Command::new("su")
+            .args([user, "-s", "/bin/sh", "-c", "exec /usr/bin/sleep 300"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut before = spawn_sleep("alice");
+    let o = as_user(
+        "alice",
+        &["jitctl", "--json", "elevate", "recall", "--for", "3s"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut during = spawn_sleep("alice");
+    let mut other = spawn_sleep("bob");
+    wait_for(Duration::from_secs(10), "the recall to finish", || {
+        d.log().contains("event=recall.finished")
+    });
+    wait_for(
+        Duration::from_secs(5),
+        "the process holding the group to end",
+        || during.try_wait().unwrap().is_some(),
+    );
+    assert!(
+        before.try_wait().unwrap().is_none(),
+        "started before the grant: untouched"
+    );
+    assert!(
+        other.try_wait().unwrap().is_none(),
+        "another user's process: untouched"
+    );
+    let log = d.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("event=recall.started") && l.contains("pids=")),
+        "{log}"
+    );
+    assert!(!groups_of("alice").contains(&"jitdrecall".to_string()));
+    for child in [&mut before, &mut other] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let _ = run(std::process::Command::new("pkill").args(["-f", "^/usr/bin/sleep 300"]));
+}
