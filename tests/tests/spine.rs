@@ -170,11 +170,12 @@ fn notafter_is_written_in_utc_for_classic_sudo() {
 #[ignore = "needs root and the sandbox: run tests/run"]
 fn group_grant_adds_membership_and_expiry_removes_it() {
     let sb = setup();
-    let _d = Daemon::start(&sb, "group", POLICY);
+    let d = Daemon::start(&sb, "group", POLICY);
     assert!(!groups_of("bob").contains(&"jitde2e".to_string()));
     let o = jitctl(
         "bob",
         &[
+            "--json",
             "elevate",
             "e2e-group",
             "--for",
@@ -184,13 +185,17 @@ fn group_grant_adds_membership_and_expiry_removes_it() {
         ],
     );
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let id = v["grant"]["id"].as_str().unwrap().to_string();
     assert!(
         groups_of("bob").contains(&"jitde2e".to_string()),
         "member during the grant"
     );
-    wait_for(Duration::from_secs(5), "membership to be removed", || {
-        !groups_of("bob").contains(&"jitde2e".to_string())
+    // Once jitd records the expiry, gpasswd has finished with both files.
+    wait_for(Duration::from_secs(5), "the grant to expire", || {
+        d.state_of(&id) == "expired"
     });
+    assert!(!groups_of("bob").contains(&"jitde2e".to_string()));
     let gshadow = std::fs::read_to_string("/etc/gshadow").unwrap();
     let line = gshadow.lines().find(|l| l.starts_with("jitde2e:")).unwrap();
     assert!(
