@@ -586,12 +586,11 @@ impl Engine {
         #[cfg(debug_assertions)]
         failpoint("after-intent");
         if let Err(e) = self.enforcer.apply(&g) {
-            let id = g.id.clone();
             let rolled_back = self.abandon(g.clone(), &e.to_string());
             self.event(
                 Event::new("grant.apply_failed")
                     .level(Level::Warning)
-                    .field("grant", &id)
+                    .field("grant", &g.id)
                     .field("error", &e)
                     .field("rolled_back", rolled_back),
             );
@@ -971,7 +970,6 @@ impl Engine {
         })
     }
 
-    /// Root, or a member of the configured admin group.
     /// Whether `uid` is an admin without asking polkit: root or a member of `admin_group`.
     pub fn is_admin(&self, uid: u32) -> bool {
         if uid == 0 {

@@ -332,17 +332,16 @@ async fn stay_on_bus(
             Level::Warning,
             "lost the bus; revoking by the clock, reconnecting",
         );
-        let mut attempts = 0u32;
+        let mut first_failure = true;
         conn = loop {
             tokio::time::sleep(BUS_RETRY_EVERY).await;
             match serve_on_bus(&shared, bus_address.as_deref()).await {
                 Ok(conn) => break conn,
-                Err(e) => {
-                    if attempts == 0 {
-                        audit.log(Level::Warning, &format!("{e}; retrying every 2 s"));
-                    }
-                    attempts += 1;
+                Err(e) if first_failure => {
+                    audit.log(Level::Warning, &format!("{e}; retrying every 2 s"));
+                    first_failure = false;
                 }
+                Err(_) => {}
             }
         };
         audit.log(Level::Info, &format!("serving {BUS_NAME} again"));
