@@ -3,16 +3,23 @@
 //! The crate is the daemon and, with only the `client` feature, the library that jitctl and
 //! pam_jit use to speak to it. Module map:
 //!
+//! - `duration`, `names`, `position`: parsed, validated values shared by every part
 //! - `client`: bus names, proxies, wire types, errors (feature `client`)
-//! - `duration`, `names`: parsed, validated values shared by every part
 //! - `policy`: the policy files and the decisions they make (feature `policy`)
-//! - `grant`: putting a grant on the system and taking it off: sudoers drop-ins, group membership
-//! - the daemon itself: `config`, `store`, `audit`, `clock`, `engine`, `bus`, `polkit`
-//!   (feature `daemon`)
+//! - the daemon (feature `daemon`):
+//!   - `daemon`: the request lifecycle and the grant state machine behind one lock
+//!   - `bus`: the two bus interfaces and who the caller is
+//!   - `store`: SQLite (grants, sessions, the audit chain) with migrations
+//!   - `audit`: the typed audit events, the chain, and where records go
+//!   - `effects`: what changes the system: sudoers drop-ins, group membership, recall
+//!   - `sys`: everything else that asks the OS: accounts, ids, capabilities, clock changes
+//!   - `config`, `clock`, `polkit`
 
 pub mod duration;
 pub mod names;
 pub mod position;
+#[cfg(feature = "client")]
+pub mod terms;
 
 #[cfg(feature = "client")]
 pub mod client;
@@ -21,26 +28,21 @@ pub mod client;
 pub mod policy;
 
 #[cfg(feature = "daemon")]
-pub mod grant;
-
-#[cfg(feature = "daemon")]
 pub mod audit;
 #[cfg(feature = "daemon")]
 pub mod bus;
 #[cfg(feature = "daemon")]
 pub mod clock;
 #[cfg(feature = "daemon")]
-pub mod clockwatch;
-#[cfg(feature = "daemon")]
 pub mod config;
 #[cfg(feature = "daemon")]
-pub mod enforce;
+pub mod daemon;
 #[cfg(feature = "daemon")]
-pub mod engine;
+pub mod effects;
+#[cfg(feature = "daemon")]
+pub mod grant;
 #[cfg(feature = "daemon")]
 pub mod polkit;
-#[cfg(feature = "daemon")]
-pub mod recall;
 #[cfg(feature = "daemon")]
 pub mod store;
 #[cfg(feature = "daemon")]

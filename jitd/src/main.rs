@@ -13,10 +13,10 @@ use jitd::bus::{Gate, Manager, Shared};
 use jitd::client::{BUS_NAME, OBJECT_PATH};
 use jitd::clock::{Clock, SystemClock};
 use jitd::config::{self, Config, SudoChoice};
-use jitd::enforce::SystemEnforcer;
-use jitd::engine::{Engine, Parts};
-use jitd::grant::group::Groups;
-use jitd::grant::sudoers::{self, SudoFlavor, SudoersDir};
+use jitd::daemon::{Engine, Parts};
+use jitd::effects::enforce::SystemEnforcer;
+use jitd::effects::group::Groups;
+use jitd::effects::sudoers::{self, SudoFlavor, SudoersDir};
 use jitd::policy::{Policy, SystemAccounts};
 use jitd::sys::sd_notify;
 
@@ -225,7 +225,7 @@ async fn run(
     let mut hangup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
     let mut terminate = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
-    let mut clock_watch = match jitd::clockwatch::ClockWatch::new() {
+    let mut clock_watch = match jitd::sys::clockwatch::ClockWatch::new() {
         Ok(watch) => Some(watch),
         Err(e) => {
             audit.log(
@@ -349,7 +349,9 @@ async fn stay_on_bus(
 }
 
 /// Waits for a wall-clock change, or forever when there is no watch.
-async fn clock_changed(watch: &mut Option<jitd::clockwatch::ClockWatch>) -> std::io::Result<()> {
+async fn clock_changed(
+    watch: &mut Option<jitd::sys::clockwatch::ClockWatch>,
+) -> std::io::Result<()> {
     match watch {
         Some(watch) => watch.changed().await,
         None => std::future::pending().await,

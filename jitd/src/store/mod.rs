@@ -17,7 +17,9 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use sha2::{Digest, Sha256};
 
 use crate::client::SessionInfo;
-use crate::names::GrantId;
+use crate::effects::sudoers;
+use crate::grant::{GrantKind, GrantRecord, GrantSpec, GrantState};
+use crate::names::{GrantId, GroupName};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -44,78 +46,6 @@ impl StoreError {
             Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
         )
     }
-}
-
-/// Where a grant is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum GrantState {
-    /// Committed intent; the system may or may not have it yet.
-    Applying,
-    Active,
-    /// Committed intent to remove; the system may still have it.
-    Removing,
-    Expired,
-    Revoked,
-    Dropped,
-    /// Never took effect (apply failed or was interrupted); nothing of it is on the system.
-    Failed,
-}
-
-impl GrantState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Applying => "applying",
-            Self::Active => "active",
-            Self::Removing => "removing",
-            Self::Expired => "expired",
-            Self::Revoked => "revoked",
-            Self::Dropped => "dropped",
-            Self::Failed => "failed",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "applying" => Self::Applying,
-            "active" => Self::Active,
-            "removing" => Self::Removing,
-            "expired" => Self::Expired,
-            "revoked" => Self::Revoked,
-            "dropped" => Self::Dropped,
-            "failed" => Self::Failed,
-            _ => return None,
-        })
-    }
-
-    /// Whether something of the grant may be on the system.
-    pub fn is_live(self) -> bool {
-        matches!(self, Self::Applying | Self::Active | Self::Removing)
-    }
-}
-
-/// A grant as stored. `payload` is what was put on the system: the exact drop-in text for a
-/// sudo grant, the group name for a group grant — so removal and tamper checks never depend on
-/// the current policy.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GrantRecord {
-    pub id: GrantId,
-    pub uid: u32,
-    pub user: String,
-    pub privilege: String,
-    pub kind: String,
-    pub rule: String,
-    pub grants: String,
-    pub payload: String,
-    pub reason: String,
-    pub ticket: String,
-    pub state: GrantState,
-    pub requested_ms: i64,
-    pub starts_ms: i64,
-    pub expires_ms: i64,
-    pub boot_id: String,
-    pub expires_boot_ms: i64,
-    pub ended_ms: i64,
-    pub end_reason: String,
 }
 
 /// One audit row.
@@ -230,10 +160,10 @@ impl Store {
                 g.uid,
                 g.user,
                 g.privilege,
-                g.kind,
+                g.kind().as_str(),
                 g.rule,
                 g.grants,
-                g.payload,
+                payload(g),
                 g.reason,
                 g.ticket,
                 g.state.as_str(),
@@ -544,33 +474,74 @@ fn chain_hash(prev: &str, at_ms: i64, line: &str) -> String {
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// What the `payload` column holds: the drop-in text of a sudo grant, the group of a group
+/// grant, nothing for a gate grant. The typed spec is read back from it ([`spec_of`]).
+fn payload(g: &GrantRecord) -> &str {
+    match &g.spec {
+        GrantSpec::Sudo { .. } => &g.drop_in,
+        GrantSpec::Group { group } => group.as_str(),
+        GrantSpec::Gate => "",
+    }
+}
+
+/// The spec and drop-in text of a stored grant, re-validated.
+fn spec_of(kind: GrantKind, uid: u32, payload: String) -> Result<(GrantSpec, String), String> {
+    match kind {
+        GrantKind::Sudo => {
+            let (run_as_uid, commands, password_each_time) = sudoers::parse_rule(&payload, uid)
+                .ok_or_else(|| "its drop-in text is not one jitd rendered".to_string())?;
+            let spec = GrantSpec::Sudo {
+                run_as_uid,
+                commands,
+                password_each_time,
+            };
+            Ok((spec, payload))
+        }
+        GrantKind::Group => {
+            let group = GroupName::parse(&payload).map_err(|e| e.to_string())?;
+            Ok((GrantSpec::Group { group }, String::new()))
+        }
+        GrantKind::Gate => Ok((GrantSpec::Gate, String::new())),
+    }
+}
+
 fn read_grant(r: &Row<'_>) -> rusqlite::Result<Result<GrantRecord, StoreError>> {
-    let id: String = r.get(0)?;
-    let state: String = r.get(10)?;
-    let (Ok(id), Some(state)) = (GrantId::parse(&id), GrantState::parse(&state)) else {
+    let id: String = r.get("id")?;
+    let state: String = r.get("state")?;
+    let kind: String = r.get("kind")?;
+    let uid: u32 = r.get("uid")?;
+    let (Ok(id), Some(state), Some(kind)) = (
+        GrantId::parse(&id),
+        GrantState::parse(&state),
+        GrantKind::parse(&kind),
+    ) else {
         return Ok(Err(StoreError::Corrupt(format!(
-            "grant {id:?} in state {state:?}"
+            "grant {id:?} of kind {kind:?} in state {state:?}"
         ))));
+    };
+    let (spec, drop_in) = match spec_of(kind, uid, r.get("payload")?) {
+        Ok(found) => found,
+        Err(why) => return Ok(Err(StoreError::Corrupt(format!("grant {id}: {why}")))),
     };
     Ok(Ok(GrantRecord {
         id,
-        uid: r.get(1)?,
-        user: r.get(2)?,
-        privilege: r.get(3)?,
-        kind: r.get(4)?,
-        rule: r.get(5)?,
-        grants: r.get(6)?,
-        payload: r.get(7)?,
-        reason: r.get(8)?,
-        ticket: r.get(9)?,
+        uid,
+        user: r.get("user")?,
+        privilege: r.get("privilege")?,
+        spec,
+        drop_in,
+        rule: r.get("rule")?,
+        grants: r.get("grants")?,
+        reason: r.get("reason")?,
+        ticket: r.get("ticket")?,
         state,
-        requested_ms: r.get(11)?,
-        starts_ms: r.get(12)?,
-        expires_ms: r.get(13)?,
-        boot_id: r.get(14)?,
-        expires_boot_ms: r.get(15)?,
-        ended_ms: r.get(16)?,
-        end_reason: r.get(17)?,
+        requested_ms: r.get("requested_ms")?,
+        starts_ms: r.get("starts_ms")?,
+        expires_ms: r.get("expires_ms")?,
+        boot_id: r.get("boot_id")?,
+        expires_boot_ms: r.get("expires_boot_ms")?,
+        ended_ms: r.get("ended_ms")?,
+        end_reason: r.get("end_reason")?,
     }))
 }
 
@@ -598,10 +569,12 @@ mod tests {
             uid: 1001,
             user: "alice".into(),
             privilege: "nginx-admin".into(),
-            kind: "sudo".into(),
+            spec: GrantSpec::Group {
+                group: GroupName::parse("docker").unwrap(),
+            },
+            drop_in: String::new(),
             rule: "web".into(),
-            grants: "as root: /usr/bin/id".into(),
-            payload: "text".into(),
+            grants: "member of group docker".into(),
             reason: "because".into(),
             ticket: String::new(),
             state,

@@ -3,6 +3,8 @@
 
 use std::ffi::CStr;
 
+pub mod clockwatch;
+
 use crate::names::GrantId;
 
 /// A local account, looked up by uid.

@@ -124,6 +124,47 @@ pub fn render(d: &DropIn<'_>, flavor: &SudoFlavor) -> Result<String, GrantError>
     Ok(text)
 }
 
+/// What a drop-in jitd rendered grants, read back from its text: the run-as uid, the exact
+/// commands and whether the password is asked each time. The inverse of [`render`] (a property
+/// test holds them together); `None` for text jitd did not render. Grants recorded before the
+/// typed [`crate::grant::GrantSpec`] existed are read this way.
+pub fn parse_rule(text: &str, uid: u32) -> Option<(u32, Vec<SudoCommand>, bool)> {
+    let prefix = format!("#{uid} ALL=");
+    let rule = text.lines().find_map(|l| l.strip_prefix(prefix.as_str()))?;
+    let mut run_as = None;
+    let mut password_each_time = None;
+    let mut commands = Vec::new();
+    // Specs are joined by ", (#"; a comma inside an argument is always escaped as "\,", and
+    // arguments cannot hold "(", so the split is exact.
+    for (i, spec) in rule.split(", (#").enumerate() {
+        let spec = if i == 0 {
+            spec.strip_prefix("(#")?
+        } else {
+            spec
+        };
+        let (runas, rest) = spec.split_once(')')?;
+        let runas: u32 = runas.parse().ok()?;
+        if *run_as.get_or_insert(runas) != runas {
+            return None;
+        }
+        let (each_time, command) = if let Some((_, c)) = rest.split_once(" NOPASSWD: ") {
+            (false, c)
+        } else {
+            (true, rest.split_once(" PASSWD: ")?.1)
+        };
+        if *password_each_time.get_or_insert(each_time) != each_time {
+            return None;
+        }
+        let command = command.strip_suffix(" \"\"").unwrap_or(command);
+        let command = command
+            .replace("\\,", ",")
+            .replace("\\:", ":")
+            .replace("\\=", "=");
+        commands.push(SudoCommand::parse(&command).ok()?);
+    }
+    Some((run_as?, commands, password_each_time?))
+}
+
 /// Whether a drop-in is on disk as written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DropInStatus {
@@ -613,6 +654,30 @@ mod tests {
             let (ok, err) = visudo_ok(&text);
             prop_assert!(ok, "visudo refused:\n{}\n{}", text, err);
         }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, .. ProptestConfig::default() })]
+
+        #[test]
+        fn a_rendered_drop_in_reads_back_as_what_it_grants(
+            uid in 0u32..70000,
+            commands in proptest::collection::vec(arb_command(), 1..4),
+            classic in any::<bool>(),
+            pw in any::<bool>(),
+        ) {
+            let flavor = if classic { CLASSIC } else { SudoFlavor::SudoRs { version: String::new() } };
+            let text = text_for(uid, &commands, &flavor, pw);
+            prop_assert_eq!(parse_rule(&text, uid), Some((0, commands, pw)), "{}", text);
+        }
+    }
+
+    #[test]
+    fn text_jitd_did_not_render_reads_back_as_nothing() {
+        assert_eq!(parse_rule("#1001 ALL=(ALL) ALL\n", 1001), None);
+        assert_eq!(parse_rule("", 1001), None);
+        let text = text_for(1001, &cmds(&["/usr/bin/id"]), &CLASSIC, false);
+        assert_eq!(parse_rule(&text, 1002), None, "another uid's rule");
     }
 
     fn installed(dir: &Path) -> SudoersDir {

@@ -21,14 +21,15 @@ use crate::client::{
 };
 use crate::clock::{Clock, Deadline, Now, started_in_future, utc};
 use crate::config::Config;
-use crate::enforce::{Enforcer, Presence};
-use crate::grant::sudoers::{self, DropIn, SudoFlavor};
+use crate::effects::enforce::{Enforcer, Presence};
+use crate::effects::recall;
+use crate::effects::sudoers::{self, DropIn, SudoFlavor};
+use crate::grant::{GrantKind, GrantRecord, GrantSpec, GrantState};
 use crate::names::GrantId;
 use crate::policy::{
     Accounts, Decision, OnEnd, Policy, PolicySource, PrivilegeKind, Request, Requester,
 };
-use crate::recall;
-use crate::store::{GrantRecord, GrantState, SessionRow, Store};
+use crate::store::{SessionRow, Store};
 
 /// Most rows a listing returns.
 const LIST_LIMIT: u32 = 500;
@@ -513,7 +514,7 @@ impl Engine {
             .map_err(|e| Error::Unavailable(format!("no random id: {e}")))?;
         let now = self.clock.now();
         let deadline = Deadline::after(&now, (secs as i64).saturating_mul(1000));
-        let (kind, payload) = match &p.kind {
+        let (spec, drop_in) = match &p.kind {
             PrivilegeKind::Sudo {
                 run_as_uid,
                 commands,
@@ -532,7 +533,12 @@ impl Engine {
                 };
                 let text = sudoers::render(&drop_in, &self.flavor)
                     .map_err(|e| Error::InvalidArgument(e.to_string()))?;
-                ("sudo", text)
+                let spec = GrantSpec::Sudo {
+                    run_as_uid: *run_as_uid,
+                    commands: commands.clone(),
+                    password_each_time: *password_each_time,
+                };
+                (spec, text)
             }
             PrivilegeKind::Group { group, .. } => {
                 if let Err(e) = crate::names::UserName::parse(user) {
@@ -540,19 +546,24 @@ impl Engine {
                         "group privileges need a portable user name: {e}"
                     )));
                 }
-                ("group", group.to_string())
+                (
+                    GrantSpec::Group {
+                        group: group.clone(),
+                    },
+                    String::new(),
+                )
             }
-            PrivilegeKind::Gate => ("gate", String::new()),
+            PrivilegeKind::Gate => (GrantSpec::Gate, String::new()),
         };
         Ok(GrantRecord {
             id,
             uid,
             user: user.to_string(),
             privilege: privilege.to_string(),
-            kind: kind.to_string(),
+            spec,
+            drop_in,
             rule: rule.to_string(),
             grants: p.describe(),
-            payload,
             reason: reason.to_string(),
             ticket: ticket.to_string(),
             state: GrantState::Applying,
@@ -568,10 +579,12 @@ impl Engine {
 
     /// Intent, apply, outcome — with rollback at each step that can fail.
     fn apply_new(&mut self, mut g: GrantRecord) -> Result<GrantRecord, Error> {
-        if g.kind == "group" && matches!(self.enforcer.presence(&g), Ok(Presence::Intact)) {
+        if let GrantSpec::Group { group } = &g.spec
+            && matches!(self.enforcer.presence(&g), Ok(Presence::Intact))
+        {
             return Err(Error::PolicyDenied(format!(
-                "{} is already a member of {} outside jitd; nothing to grant",
-                g.user, g.payload
+                "{} is already a member of {group} outside jitd; nothing to grant",
+                g.user
             )));
         }
         if let Err(e) = self.store.insert(&g) {
@@ -625,7 +638,7 @@ impl Engine {
                 .field("uid", g.uid)
                 .field("user", &g.user)
                 .field("privilege", &g.privilege)
-                .field("kind", &g.kind)
+                .field("kind", g.kind())
                 .field("expires", utc(g.expires_ms)),
         );
         self.index(&g);
@@ -1179,7 +1192,7 @@ impl Engine {
             .map(|p| p.pam_services.clone())
             // A grant whose privilege left the policy keeps what sudo grants always cover.
             .unwrap_or_else(|| {
-                if g.kind == "sudo" {
+                if g.kind() == GrantKind::Sudo {
                     vec!["sudo".into(), "sudo-i".into()]
                 } else {
                     vec![]
@@ -1256,7 +1269,7 @@ pub fn info(g: &GrantRecord) -> GrantInfo {
         uid: g.uid,
         user: g.user.clone(),
         privilege: g.privilege.clone(),
-        kind: g.kind.clone(),
+        kind: g.kind().as_str().to_string(),
         state: g.state.as_str().to_string(),
         rule: g.rule.clone(),
         grants: g.grants.clone(),
@@ -1290,7 +1303,7 @@ mod tests {
 
     use super::*;
     use crate::clock::FakeClock;
-    use crate::grant::GrantError;
+    use crate::effects::GrantError;
 
     const T0: i64 = 1_800_000_000_000;
 

@@ -13,7 +13,7 @@ use zbus::message::Header;
 
 use crate::client::{Error, Explanation, GateDecision, GrantInfo, RequestOutcome, SessionInfo};
 use crate::clock::Clock;
-use crate::engine::{Engine, GateIndex};
+use crate::daemon::{Engine, GateIndex};
 
 /// State shared by both interfaces.
 #[derive(Clone)]

@@ -61,3 +61,6 @@ pub(crate) fn run_tool(
             why: e.to_string(),
         })
 }
+
+pub mod enforce;
+pub mod recall;

@@ -8,11 +8,11 @@
 
 use std::path::PathBuf;
 
-use crate::grant::GrantError;
-use crate::grant::group::Groups;
-use crate::grant::sudoers::{DropInStatus, SudoersDir};
-use crate::names::{GrantId, GroupName, UserName};
-use crate::store::GrantRecord;
+use crate::effects::GrantError;
+use crate::effects::group::Groups;
+use crate::effects::sudoers::{DropInStatus, SudoersDir};
+use crate::grant::{GrantRecord, GrantSpec};
+use crate::names::{GrantId, UserName};
 
 /// Is a live grant still on the system as it was written?
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,18 +43,15 @@ pub struct SystemEnforcer {
     pub groups: Groups,
 }
 
-/// What a group grant's stored payload names, re-validated: the record is trusted only as far
-/// as the types allow.
-fn group_target(g: &GrantRecord) -> Result<(UserName, GroupName), GrantError> {
+/// Who a group grant's membership is for, re-validated: the record is trusted only as far as
+/// the types allow, and it is bound to the uid, not the name: if the name now belongs to
+/// someone else, nothing is touched.
+fn group_member(g: &GrantRecord) -> Result<UserName, GrantError> {
     let user = UserName::parse(&g.user).map_err(|e| GrantError::Verify {
         what: e.to_string(),
     })?;
-    let group = GroupName::parse(&g.payload).map_err(|e| GrantError::Verify {
-        what: e.to_string(),
-    })?;
-    // Bound to the uid, not the name: if the name now belongs to someone else, touch nothing.
     match crate::sys::account_by_uid(g.uid) {
-        Some(account) if account.name == g.user => Ok((user, group)),
+        Some(account) if account.name == g.user => Ok(user),
         _ => Err(GrantError::Verify {
             what: format!("uid {} is no longer the account {:?}", g.uid, g.user),
         }),
@@ -63,60 +60,42 @@ fn group_target(g: &GrantRecord) -> Result<(UserName, GroupName), GrantError> {
 
 impl Enforcer for SystemEnforcer {
     fn apply(&self, g: &GrantRecord) -> Result<(), GrantError> {
-        match g.kind.as_str() {
-            "sudo" => self.sudoers.install(&g.id, &g.payload),
-            "group" => {
-                let (user, group) = group_target(g)?;
-                self.groups.add(&user, &group)
-            }
+        match &g.spec {
+            GrantSpec::Sudo { .. } => self.sudoers.install(&g.id, &g.drop_in),
+            GrantSpec::Group { group } => self.groups.add(&group_member(g)?, group),
             // Nothing on the system: the grant lives in the gate index only.
-            "gate" => Ok(()),
-            other => Err(GrantError::Verify {
-                what: format!("unknown grant kind {other:?}"),
-            }),
+            GrantSpec::Gate => Ok(()),
         }
     }
 
     fn remove(&self, g: &GrantRecord) -> Result<(), GrantError> {
-        match g.kind.as_str() {
-            "sudo" => self.sudoers.remove(&g.id).map(|_| ()),
-            "group" => {
+        match &g.spec {
+            GrantSpec::Sudo { .. } => self.sudoers.remove(&g.id).map(|_| ()),
+            GrantSpec::Group { group } => {
                 // Removal must not depend on the account still resolving: use the stored name
                 // when the uid lookup fails, since the membership was added under that name.
                 let user = UserName::parse(&g.user).map_err(|e| GrantError::Verify {
                     what: e.to_string(),
                 })?;
-                let group = GroupName::parse(&g.payload).map_err(|e| GrantError::Verify {
-                    what: e.to_string(),
-                })?;
-                self.groups.remove(&user, &group)
+                self.groups.remove(&user, group)
             }
-            "gate" => Ok(()),
-            other => Err(GrantError::Verify {
-                what: format!("unknown grant kind {other:?}"),
-            }),
+            GrantSpec::Gate => Ok(()),
         }
     }
 
     fn presence(&self, g: &GrantRecord) -> Result<Presence, GrantError> {
-        match g.kind.as_str() {
-            "sudo" => Ok(match self.sudoers.status(&g.id, &g.payload)? {
+        match &g.spec {
+            GrantSpec::Sudo { .. } => Ok(match self.sudoers.status(&g.id, &g.drop_in)? {
                 DropInStatus::Intact => Presence::Intact,
                 DropInStatus::Missing => Presence::Missing,
                 DropInStatus::Tampered(why) => Presence::Tampered(why),
             }),
-            "group" => {
-                let (user, group) = group_target(g)?;
-                Ok(if self.groups.is_member(&user, &group)? {
-                    Presence::Intact
-                } else {
-                    Presence::Missing
-                })
-            }
-            "gate" => Ok(Presence::Intact),
-            other => Err(GrantError::Verify {
-                what: format!("unknown grant kind {other:?}"),
+            GrantSpec::Group { group } => Ok(if self.groups.is_member(&group_member(g)?, group)? {
+                Presence::Intact
+            } else {
+                Presence::Missing
             }),
+            GrantSpec::Gate => Ok(Presence::Intact),
         }
     }
 
