@@ -3,6 +3,7 @@
 
 use jitd::client::{Explanation, GrantInfo, RequestOutcome};
 use jitd::policy::{Diagnostic, Loaded};
+use jitd::terms::{GrantKind, Verdict};
 use serde::Serialize;
 
 pub struct Out {
@@ -145,9 +146,9 @@ impl Out {
         if o.clamped {
             println!("The duration was cut to the rule's maximum.");
         }
-        match (g.kind.as_str(), first_command(&g.grants)) {
-            ("sudo", Some(cmd)) => println!("Use it: sudo {cmd}"),
-            ("group", _) => {
+        match (g.kind, first_command(&g.grants)) {
+            (GrantKind::Sudo, Some(cmd)) => println!("Use it: sudo {cmd}"),
+            (GrantKind::Group, _) => {
                 let group = g.grants.rsplit(' ').next().unwrap_or("");
                 println!("Use it: open a new login shell, or run `newgrp {group}`");
             }
@@ -213,7 +214,7 @@ impl Out {
         if self.json {
             return self.json(e);
         }
-        let verdict = if e.decision == "allow" {
+        let verdict = if e.decision == Verdict::Allow {
             "you may request it"
         } else {
             "you may not request it"
@@ -222,7 +223,7 @@ impl Out {
         for r in &e.reasons {
             println!("  - {r}");
         }
-        if e.decision == "allow" {
+        if e.decision == Verdict::Allow {
             println!(
                 "Request it: jitctl elevate {} --for {} --reason \"...\"{}",
                 e.privilege,

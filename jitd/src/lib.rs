@@ -18,7 +18,7 @@
 pub mod duration;
 pub mod names;
 pub mod position;
-#[cfg(feature = "client")]
+#[cfg(any(feature = "client", feature = "policy"))]
 pub mod terms;
 
 #[cfg(feature = "client")]
@@ -39,6 +39,8 @@ pub mod config;
 pub mod daemon;
 #[cfg(feature = "daemon")]
 pub mod effects;
+#[cfg(feature = "daemon")]
+pub mod failpoint;
 #[cfg(feature = "daemon")]
 pub mod grant;
 #[cfg(feature = "daemon")]

@@ -13,9 +13,10 @@ use jitd::bus::{Gate, Manager, Shared};
 use jitd::client::{BUS_NAME, OBJECT_PATH};
 use jitd::clock::{Clock, SystemClock};
 use jitd::config::{self, Config, SudoChoice};
-use jitd::daemon::{Engine, Parts};
+use jitd::daemon::{Core, Parts};
 use jitd::effects::enforce::SystemEnforcer;
 use jitd::effects::group::Groups;
+use jitd::effects::recall::Recaller;
 use jitd::effects::sudoers::{self, SudoFlavor, SudoersDir};
 use jitd::policy::{Policy, SystemAccounts};
 use jitd::sys::sd_notify;
@@ -126,6 +127,9 @@ fn sudo_flavor(cfg: &Config, audit: &Audit) -> SudoFlavor {
     }
 }
 
+/// How long recalled processes get between SIGTERM and SIGKILL.
+const RECALL_GRACE: Duration = Duration::from_secs(5);
+
 fn parts(cfg: Config, audit: Arc<Audit>, policy: Policy) -> Parts {
     let flavor = sudo_flavor(&cfg, &audit);
     Parts {
@@ -136,14 +140,15 @@ fn parts(cfg: Config, audit: Arc<Audit>, policy: Policy) -> Parts {
         cfg,
         clock: Arc::new(SystemClock::new()),
         audit,
-        accounts: Box::new(SystemAccounts),
+        accounts: Arc::new(SystemAccounts),
+        recaller: Recaller::new(PathBuf::from("/proc"), RECALL_GRACE),
         flavor,
         policy,
     }
 }
 
 fn one_shot(cfg: Config, audit: Arc<Audit>, purge: bool) -> Result<(), String> {
-    let mut engine = Engine::open(parts(cfg, audit.clone(), Policy::empty()))?;
+    let mut engine = Core::open(parts(cfg, audit.clone(), Policy::empty()))?;
     engine.load_live()?;
     if purge {
         let n = engine.purge();
@@ -152,6 +157,7 @@ fn one_shot(cfg: Config, audit: Arc<Audit>, purge: bool) -> Result<(), String> {
         let before = engine.list(None, false).map(|l| l.len()).unwrap_or(0);
         engine.tick();
         let after = engine.list(None, false).map(|l| l.len()).unwrap_or(0);
+        engine.settle();
         let removed = before.saturating_sub(after);
         audit.record(
             None,
@@ -169,7 +175,7 @@ fn serve(cfg: Config, audit: Arc<Audit>) -> Result<(), String> {
     if let Err(e) = jitd::sys::drop_capabilities() {
         audit.log(Level::Warning, &format!("could not drop capabilities: {e}"));
     }
-    let policy = match Engine::load_policy(&cfg, &SystemAccounts) {
+    let policy = match Core::load_policy(&cfg, &SystemAccounts) {
         Ok(policy) => policy,
         Err(errors) => {
             // Start anyway with nothing allowed: revocation of existing grants must not depend
@@ -190,7 +196,7 @@ fn serve(cfg: Config, audit: Arc<Audit>) -> Result<(), String> {
     };
     let bus_address = cfg.bus_address.clone();
     let check_every_secs = cfg.integrity_check_secs;
-    let mut engine = Engine::open(parts(cfg, audit.clone(), policy))?;
+    let mut engine = Core::open(parts(cfg, audit.clone(), policy))?;
     engine.reconcile()?;
     let shared = Shared {
         gate: engine.gate(),

@@ -4,14 +4,13 @@
 //! string, a database column, an audit field), so a misspelt state cannot compile.
 
 use serde::{Deserialize, Serialize};
-use zbus::Type;
 
 /// Defines a closed set: the enum, its wire form (a D-Bus string), `as_str`, `parse`, Display.
 macro_rules! closed_set {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Type)]
-        #[zbus(signature = "s")]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[cfg_attr(feature = "client", derive(zbus::Type), zbus(signature = "s"))]
         pub enum $name {
             $($(#[$vmeta])* #[serde(rename = $text)] $variant),+
         }
@@ -101,6 +100,10 @@ closed_set! {
     RequestStatus {
         /// Allowed, and the grant is in force on return.
         Active = "active",
+        /// Waiting for a human decision. No rule can ask for one yet (the policy loader
+        /// refuses approval modes other than `auto`); clients already treat it as "not
+        /// granted", so the answer has room for it.
+        Pending = "pending",
     }
 }
 

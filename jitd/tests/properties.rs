@@ -15,6 +15,9 @@ use proptest::prelude::*;
 struct Everything;
 
 impl Accounts for Everything {
+    fn user_name(&self, _uid: u32) -> Option<String> {
+        None
+    }
     fn user_uid(&self, _: &str) -> Option<u32> {
         Some(1000)
     }

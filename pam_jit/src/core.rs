@@ -17,6 +17,7 @@
 
 use jitd::client::{GateDecision, RequestOutcome, SessionInfo};
 use jitd::duration;
+use jitd::terms::RequestStatus;
 
 use crate::args::{FailMode, Options};
 
@@ -370,7 +371,7 @@ fn request_in_place(
         Err(why) => return denied(pam, &why),
     };
     match gate.request(who.uid, &privilege, secs, &reason) {
-        Ok(outcome) if outcome.status == "active" => {
+        Ok(outcome) if outcome.status == RequestStatus::Active => {
             tell(
                 pam,
                 o,

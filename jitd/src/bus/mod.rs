@@ -13,12 +13,13 @@ use zbus::message::Header;
 
 use crate::client::{Error, Explanation, GateDecision, GrantInfo, RequestOutcome, SessionInfo};
 use crate::clock::Clock;
-use crate::daemon::{Engine, GateIndex};
+use crate::daemon::{Ask, Core, GateIndex};
+use crate::terms::Via;
 
 /// State shared by both interfaces.
 #[derive(Clone)]
 pub struct Shared {
-    pub engine: Arc<Mutex<Engine>>,
+    pub engine: Arc<Mutex<Core>>,
     pub gate: Arc<RwLock<GateIndex>>,
     pub clock: Arc<dyn Clock>,
     /// Wakes the expiry loop when a grant is added, so its next deadline is known at once.
@@ -26,7 +27,7 @@ pub struct Shared {
 }
 
 impl Shared {
-    fn engine(&self) -> MutexGuard<'_, Engine> {
+    fn engine(&self) -> MutexGuard<'_, Core> {
         // A panic while holding the lock must not wedge revocation: take the state as it is.
         self.engine.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -47,10 +48,9 @@ impl Shared {
     }
 
     fn not_admin(&self, what: &str) -> Error {
-        Error::NotAllowed(format!(
-            "{what} needs root, membership of {} or a polkit rule granting {}",
-            self.engine().config().admin_group,
-            crate::polkit::MANAGE
+        Error::NotAllowed(crate::daemon::not_admin(
+            what,
+            &self.engine().config().admin_group,
         ))
     }
 }
@@ -121,10 +121,14 @@ impl Manager {
                 "the caller disconnected before the answer".into(),
             ));
         }
-        let outcome =
-            self.0
-                .engine()
-                .request(uid, privilege, duration_secs, reason, ticket, "bus")?;
+        let ask = Ask {
+            privilege,
+            duration_secs,
+            reason,
+            ticket,
+            via: Via::Bus,
+        };
+        let outcome = self.0.engine().request(uid, &ask)?;
         self.0.wake.notify_one();
         // A caller that left before its answer is not a person waiting to use the grant, and
         // its unique name will never be seen again: take the grant back at once.
@@ -254,10 +258,14 @@ impl Gate {
     ) -> Result<RequestOutcome, Error> {
         require_reply_expected(&header)?;
         Self::require_root(conn, &header).await?;
-        let out = self
-            .0
-            .engine()
-            .request(uid, privilege, duration_secs, reason, ticket, "pam");
+        let ask = Ask {
+            privilege,
+            duration_secs,
+            reason,
+            ticket,
+            via: Via::Pam,
+        };
+        let out = self.0.engine().request(uid, &ask);
         self.0.wake.notify_one();
         out
     }

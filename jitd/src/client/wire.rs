@@ -4,6 +4,8 @@
 use serde::{Deserialize, Serialize};
 use zbus::Type;
 
+use crate::terms::{ApprovalMode, GrantKind, GrantState, RequestStatus, Verdict};
+
 /// One grant, as a client sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
 pub struct GrantInfo {
@@ -15,10 +17,8 @@ pub struct GrantInfo {
     pub user: String,
     /// Privilege name from the policy.
     pub privilege: String,
-    /// `sudo` or `group`.
-    pub kind: String,
-    /// `applying`, `active`, `removing`, `expired`, `revoked`, `dropped`, `failed`.
-    pub state: String,
+    pub kind: GrantKind,
+    pub state: GrantState,
     /// The policy rule that allowed it.
     pub rule: String,
     /// What the grant gives, in words: "as root: /usr/bin/systemctl restart nginx" or
@@ -35,18 +35,11 @@ pub struct GrantInfo {
     pub end_reason: String,
 }
 
-impl GrantInfo {
-    /// Whether the grant is in force (or being put in force).
-    pub fn is_live(&self) -> bool {
-        matches!(self.state.as_str(), "applying" | "active")
-    }
-}
-
 /// The answer to a request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
 pub struct RequestOutcome {
-    /// `active` when the grant is in force on return; later states (pending approval) extend this.
-    pub status: String,
+    /// What became of the request (`active`: the grant is in force on return).
+    pub status: RequestStatus,
     /// A one-line summary for a human.
     pub message: String,
     /// Set when a grant exists.
@@ -59,8 +52,7 @@ pub struct RequestOutcome {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
 pub struct Explanation {
     pub privilege: String,
-    /// `allow` or `deny`.
-    pub decision: String,
+    pub decision: Verdict,
     /// The first rule that matches the caller and the privilege ("" when none).
     pub rule: String,
     /// One line per consideration, in the order they were checked.
@@ -71,8 +63,8 @@ pub struct Explanation {
     pub reason_min_chars: u32,
     /// Ticket pattern the request must match ("" = no ticket required).
     pub ticket_pattern: String,
-    /// `auto` (more modes come with approvals).
-    pub approval: String,
+    /// How the matching rule approves (`auto`).
+    pub approval: ApprovalMode,
     /// What the privilege gives, in words.
     pub grants: String,
 }

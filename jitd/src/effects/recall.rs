@@ -12,8 +12,11 @@
 
 use std::collections::{HashMap, HashSet};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+use crate::names::GrantId;
 
 /// What recall needs to know about one process.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -196,6 +199,122 @@ pub fn terminate(pids: &[u32], grace: Duration) -> Outcome {
         }
     }
     out
+}
+
+/// One recall to carry out: the processes still holding an ended grant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    pub grant: GrantId,
+    pub pids: Vec<u32>,
+}
+
+/// A recall carried out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finished {
+    pub grant: GrantId,
+    pub outcome: Outcome,
+}
+
+/// Carries out recalls on one worker thread, so the grace period between SIGTERM and SIGKILL
+/// never holds up the core; the core collects what finished ([`Recaller::finished`]) and
+/// records it. Reads processes under `proc_root` (normally `/proc`).
+pub struct Recaller {
+    proc_root: PathBuf,
+    grace: Duration,
+    jobs: Option<mpsc::Sender<Job>>,
+    done: mpsc::Receiver<Finished>,
+    done_tx: mpsc::Sender<Finished>,
+    worker: Option<std::thread::JoinHandle<()>>,
+    pending: usize,
+}
+
+impl Recaller {
+    pub fn new(proc_root: PathBuf, grace: Duration) -> Self {
+        let (done_tx, done) = mpsc::channel();
+        Self {
+            proc_root,
+            grace,
+            jobs: None,
+            done,
+            done_tx,
+            worker: None,
+            pending: 0,
+        }
+    }
+
+    /// Every process readable now.
+    pub fn scan(&self) -> Vec<ProcInfo> {
+        scan(&self.proc_root)
+    }
+
+    /// The start time of `pid`, `None` if it is gone.
+    pub fn start_ticks(&self, pid: u32) -> Option<u64> {
+        start_ticks(&self.proc_root, pid)
+    }
+
+    /// Hands a recall to the worker (started on first use).
+    pub fn submit(&mut self, job: Job) {
+        if self.jobs.is_none() {
+            let (tx, rx) = mpsc::channel::<Job>();
+            let done = self.done_tx.clone();
+            let grace = self.grace;
+            let spawned = std::thread::Builder::new()
+                .name("jitd-recall".into())
+                .spawn(move || {
+                    for job in rx {
+                        let outcome = terminate(&job.pids, grace);
+                        let _ = done.send(Finished {
+                            grant: job.grant,
+                            outcome,
+                        });
+                    }
+                });
+            match spawned {
+                Ok(handle) => {
+                    self.worker = Some(handle);
+                    self.jobs = Some(tx);
+                }
+                // No thread to spare: carry it out here rather than not at all.
+                Err(_) => {
+                    let outcome = terminate(&job.pids, self.grace);
+                    let _ = self.done_tx.send(Finished {
+                        grant: job.grant,
+                        outcome,
+                    });
+                    self.pending += 1;
+                    return;
+                }
+            }
+        }
+        if let Some(jobs) = &self.jobs
+            && jobs.send(job).is_ok()
+        {
+            self.pending += 1;
+        }
+    }
+
+    /// Recalls finished since the last call.
+    pub fn finished(&mut self) -> Vec<Finished> {
+        let out: Vec<Finished> = self.done.try_iter().collect();
+        self.pending = self.pending.saturating_sub(out.len());
+        out
+    }
+
+    /// Waits until every submitted recall has finished, and returns them (the one-shot sweep,
+    /// which exits right after).
+    pub fn wait(&mut self) -> Vec<Finished> {
+        let mut out = Vec::new();
+        while self.pending > 0 {
+            match self.done.recv() {
+                Ok(f) => {
+                    self.pending -= 1;
+                    out.push(f);
+                }
+                Err(_) => break,
+            }
+        }
+        out
+    }
 }
 
 #[cfg(test)]

@@ -25,6 +25,8 @@ pub use system::SystemAccounts;
 /// The questions loading and deciding ask of the system.
 pub trait Accounts {
     fn user_uid(&self, name: &str) -> Option<u32>;
+    /// The name of the account `uid`, if it has one.
+    fn user_name(&self, uid: u32) -> Option<String>;
     fn group_gid(&self, name: &str) -> Option<u32>;
     /// Names of every group `name` belongs to, primary and supplementary.
     fn user_groups(&self, name: &str) -> Vec<String>;
@@ -215,7 +217,7 @@ pub struct Explanation {
     pub reason_required: bool,
     pub reason_min_chars: u32,
     pub ticket_pattern: Option<String>,
-    pub approval: String,
+    pub approval: crate::terms::ApprovalMode,
     pub grants: String,
 }
 
@@ -361,7 +363,7 @@ impl Policy {
             reason_required: false,
             reason_min_chars: 0,
             ticket_pattern: None,
-            approval: String::new(),
+            approval: crate::terms::ApprovalMode::Auto,
             grants: String::new(),
         };
         let Some(p) = self.privilege(privilege) else {
@@ -404,7 +406,6 @@ impl Policy {
         e.reason_required = rule.reason_required;
         e.reason_min_chars = rule.reason_min_chars;
         e.ticket_pattern = rule.ticket_pattern_text.clone();
-        e.approval = "auto".into();
         let via = if rule.users.iter().any(|u| u.as_str() == who.name) {
             format!("user {}", who.name)
         } else {

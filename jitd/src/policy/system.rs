@@ -76,6 +76,13 @@ fn group_name(gid: u32) -> Option<String> {
 }
 
 impl Accounts for SystemAccounts {
+    fn user_name(&self, uid: u32) -> Option<String> {
+        nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+            .ok()
+            .flatten()
+            .map(|u| u.name)
+    }
+
     fn user_uid(&self, name: &str) -> Option<u32> {
         passwd(name).map(|(uid, _)| uid)
     }

@@ -6,6 +6,9 @@ use super::*;
 struct FakeHost;
 
 impl Accounts for FakeHost {
+    fn user_name(&self, _uid: u32) -> Option<String> {
+        None
+    }
     fn user_uid(&self, name: &str) -> Option<u32> {
         match name {
             "root" => Some(0),

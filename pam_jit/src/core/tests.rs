@@ -153,15 +153,16 @@ fn refused() -> GateDecision {
 
 fn outcome(status: &str) -> RequestOutcome {
     RequestOutcome {
-        status: status.into(),
+        status: jitd::terms::RequestStatus::parse(status).unwrap(),
         message: format!("grant g0123456789ab is {status}"),
         grant: jitd::client::GrantInfo {
             id: "g0123456789ab".into(),
             uid: 1000,
             user: "alice".into(),
             privilege: "nginx-admin".into(),
-            kind: "gate".into(),
-            state: status.into(),
+            kind: jitd::terms::GrantKind::Gate,
+            state: jitd::terms::GrantState::parse(status)
+                .unwrap_or(jitd::terms::GrantState::Applying),
             rule: "r".into(),
             grants: String::new(),
             reason: String::new(),

@@ -1,0 +1,111 @@
+//! What pam_jit's checks read: the live grants by uid, in memory. Written by the core under its
+//! lock, read without it, so a `CheckAccess` never waits for a grant being written.
+
+#![forbid(unsafe_code)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::client::GateDecision;
+use crate::clock::{Deadline, Now};
+use crate::grant::{GrantKind, GrantRecord};
+use crate::names::GrantId;
+use crate::policy::{Accounts, Policy};
+
+/// A live grant as the gate sees it: enough to answer a PAM check from memory.
+#[derive(Debug, Clone)]
+struct GateEntry {
+    id: GrantId,
+    privilege: String,
+    services: Vec<String>,
+    deadline: Deadline,
+}
+
+pub struct GateIndex {
+    by_uid: HashMap<u32, Vec<GateEntry>>,
+    policy: Arc<Policy>,
+    hostname: String,
+    accounts: Arc<dyn Accounts + Send + Sync>,
+}
+
+impl GateIndex {
+    pub fn new(
+        policy: Arc<Policy>,
+        hostname: String,
+        accounts: Arc<dyn Accounts + Send + Sync>,
+    ) -> Self {
+        Self {
+            by_uid: HashMap::new(),
+            policy,
+            hostname,
+            accounts,
+        }
+    }
+
+    /// Whether `uid` holds a live grant covering PAM service `service` at `now`.
+    pub fn check(&self, uid: u32, service: &str, now: &Now) -> GateDecision {
+        let live = self
+            .by_uid
+            .get(&uid)
+            .into_iter()
+            .flatten()
+            .find(|e| !e.deadline.is_due(now) && e.services.iter().any(|s| s == service));
+        if let Some(e) = live {
+            return GateDecision {
+                allowed: true,
+                grant_id: e.id.to_string(),
+                privilege: e.privilege.clone(),
+                expires_ms: e.deadline.wall_ms,
+                message: String::new(),
+            };
+        }
+        GateDecision {
+            allowed: false,
+            grant_id: String::new(),
+            privilege: String::new(),
+            expires_ms: 0,
+            message: super::hints::refusal(
+                &self.policy,
+                self.accounts.as_ref(),
+                &self.hostname,
+                uid,
+                service,
+            ),
+        }
+    }
+
+    /// Puts a live grant in the index. A grant whose privilege left the policy keeps what sudo
+    /// grants always cover.
+    pub fn insert(&mut self, g: &GrantRecord) {
+        let services = self
+            .policy
+            .privilege(&g.privilege)
+            .map(|p| p.pam_services.clone())
+            .unwrap_or_else(|| {
+                if g.kind() == GrantKind::Sudo {
+                    vec!["sudo".into(), "sudo-i".into()]
+                } else {
+                    vec![]
+                }
+            });
+        self.by_uid.entry(g.uid).or_default().push(GateEntry {
+            id: g.id.clone(),
+            privilege: g.privilege.clone(),
+            services,
+            deadline: g.deadline(),
+        });
+    }
+
+    /// Forgets a grant: from now on no check is answered from it.
+    pub fn remove(&mut self, id: &GrantId) {
+        for entries in self.by_uid.values_mut() {
+            entries.retain(|e| &e.id != id);
+        }
+        self.by_uid.retain(|_, v| !v.is_empty());
+    }
+
+    /// The policy the refusal hints are computed from.
+    pub fn set_policy(&mut self, policy: Arc<Policy>) {
+        self.policy = policy;
+    }
+}

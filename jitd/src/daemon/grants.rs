@@ -1,0 +1,293 @@
+//! The grant state machine. A grant moves `applying → active → removing → expired | revoked |
+//! dropped`, or `applying → failed` (see [`GrantState::may_become`]); every move goes through
+//! [`Core::transition`], which keeps the store, the live set and the gate index in step. The
+//! system changes (enforcer) and the audit events sit around it in the order the invariants
+//! need: intent before change on the way in, gate first and database last on the way out.
+
+#![forbid(unsafe_code)]
+
+use super::{Core, hints, info};
+use crate::audit::{Event, Level};
+use crate::client::{Error, GrantInfo};
+use crate::clock::utc;
+use crate::effects::enforce::Presence;
+use crate::grant::{GrantRecord, GrantSpec, GrantState};
+use crate::names::GrantId;
+use crate::store::StoreError;
+
+/// How a live grant ends.
+#[derive(Debug, Clone, Copy)]
+pub struct Ending<'a> {
+    /// The final state.
+    pub state: GrantState,
+    pub why: &'a str,
+    /// End the processes still holding it whatever the privilege's `on_end` says
+    /// (`jitctl revoke --terminate`).
+    pub terminate: bool,
+}
+
+impl<'a> Ending<'a> {
+    pub fn new(state: GrantState, why: &'a str) -> Self {
+        Self {
+            state,
+            why,
+            terminate: false,
+        }
+    }
+}
+
+impl Core {
+    /// Moves `g` to `to`: the store first, then the live set and the gate index. Entering
+    /// `active` needs the durable record (no grant without one); leaving the live states does
+    /// not wait for the database: the move happens in memory whatever the store says, and the
+    /// store's error is returned for the caller to audit. `end` is the final state a grant
+    /// entering `removing` is headed for.
+    fn transition(
+        &mut self,
+        g: &mut GrantRecord,
+        to: GrantState,
+        end: GrantState,
+        why: &str,
+    ) -> Result<(), StoreError> {
+        let now = self.clock.now().wall_ms;
+        let recorded = match to {
+            GrantState::Applying => Ok(()),
+            GrantState::Active => self.store.mark_active(&g.id),
+            GrantState::Removing => self.store.mark_removing(&g.id, end, now, why),
+            state => self.store.mark_ended(&g.id, state, now, why),
+        };
+        if to == GrantState::Active && recorded.is_err() {
+            return recorded;
+        }
+        if to != GrantState::Active {
+            g.ended_ms = now;
+            g.end_reason = why.to_string();
+        }
+        g.state = to;
+        match to {
+            GrantState::Applying => {}
+            GrantState::Active => {
+                self.write_gate().insert(g);
+                self.live.insert(g.id.clone(), g.clone());
+            }
+            GrantState::Removing => {
+                self.write_gate().remove(&g.id);
+                self.live.insert(g.id.clone(), g.clone());
+            }
+            _ => {
+                self.write_gate().remove(&g.id);
+                self.live.remove(&g.id);
+            }
+        }
+        recorded
+    }
+
+    /// A live grant found at start-up (or by the sweep): into the live set and the gate.
+    pub(super) fn track(&mut self, g: GrantRecord) {
+        if g.state == GrantState::Active {
+            self.write_gate().insert(&g);
+        }
+        self.live.insert(g.id.clone(), g);
+    }
+
+    /// Intent, apply, outcome — with rollback at each step that can fail.
+    pub(super) fn apply_new(&mut self, mut g: GrantRecord) -> Result<GrantRecord, Error> {
+        if let GrantSpec::Group { group } = &g.spec
+            && matches!(self.enforcer.presence(&g), Ok(Presence::Intact))
+        {
+            return Err(Error::PolicyDenied(format!(
+                "{} is already a member of {group} outside jitd; nothing to grant",
+                g.user
+            )));
+        }
+        if let Err(e) = self.store.insert(&g) {
+            let why = hints::not_recorded(e.is_busy(), &e);
+            self.warn("grant.not_recorded", &why);
+            return Err(Error::Unavailable(why));
+        }
+        crate::failpoint::hit("after-intent");
+        if let Err(e) = self.enforcer.apply(&g) {
+            let rolled_back = self.abandon(g.clone(), &e.to_string());
+            self.apply_failed(&g.id, &e, rolled_back);
+            return Err(Error::Unavailable(format!(
+                "could not apply the grant: {e}"
+            )));
+        }
+        crate::failpoint::hit("after-apply");
+        if let Err(e) = self.transition(&mut g, GrantState::Active, GrantState::Active, "") {
+            let rolled_back = self.abandon(g.clone(), &e.to_string());
+            self.apply_failed(&g.id, &e, rolled_back);
+            return Err(Error::Unavailable(format!(
+                "cannot record the grant ({e}); {}",
+                if rolled_back {
+                    "it was rolled back"
+                } else {
+                    "it is being taken off"
+                }
+            )));
+        }
+        self.event(
+            Event::new("grant.applied")
+                .field("grant", &g.id)
+                .field("uid", g.uid)
+                .field("user", &g.user)
+                .field("privilege", &g.privilege)
+                .field("kind", g.kind())
+                .field("expires", utc(g.expires_ms)),
+        );
+        Ok(g)
+    }
+
+    fn apply_failed(&self, id: &GrantId, error: &dyn std::fmt::Display, rolled_back: bool) {
+        self.event(
+            Event::new("grant.apply_failed")
+                .level(Level::Warning)
+                .field("grant", id)
+                .field("error", error)
+                .field("rolled_back", rolled_back),
+        );
+    }
+
+    /// Takes off a grant that could not be put in place. If that fails too (a tool that died
+    /// half-way), the grant stays in `removing`, never in the gate, and every tick retries
+    /// until nothing of it is left. Returns whether it is off the system now.
+    fn abandon(&mut self, mut g: GrantRecord, why: &str) -> bool {
+        let undone = self.enforcer.remove(&g).is_ok();
+        let to = if undone {
+            GrantState::Failed
+        } else {
+            GrantState::Removing
+        };
+        if let Err(e) = self.transition(&mut g, to, GrantState::Failed, why) {
+            self.warn("grant.db_write_failed", &format!("{}: {e}", g.id));
+        }
+        undone
+    }
+
+    /// Revoke (admins) or drop (owner) a live grant; `terminate` also ends the processes that
+    /// still hold it (admins only), whatever the privilege's `on_end` says. `admin` is the
+    /// caller's standing, decided by the bus layer.
+    pub fn revoke(
+        &mut self,
+        caller: u32,
+        admin: bool,
+        id: &str,
+        reason: &str,
+        terminate: bool,
+    ) -> Result<GrantInfo, Error> {
+        let id = GrantId::parse(id).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        super::check_text("reason", reason, crate::client::MAX_REASON_CHARS)
+            .map_err(Error::InvalidArgument)?;
+        let Some(g) = self.live.get(&id).cloned() else {
+            return match self.store.get(&id) {
+                Ok(Some(g)) if admin || g.uid == caller => Err(Error::NotFound(format!(
+                    "grant {id} is not live (it is {})",
+                    g.state
+                ))),
+                _ => Err(Error::NotFound(format!("no grant {id}"))),
+            };
+        };
+        let (state, why) = if g.uid == caller {
+            (GrantState::Dropped, "dropped by owner".to_string())
+        } else if admin {
+            (
+                GrantState::Revoked,
+                hints::revoked_by(&self.name_of(caller), reason),
+            )
+        } else {
+            self.event(
+                Event::new("revoke.denied")
+                    .level(Level::Notice)
+                    .field("grant", &id)
+                    .field("caller", caller),
+            );
+            // Same answer as for an unknown id: do not reveal other users' grant ids.
+            return Err(Error::NotFound(format!("no grant {id}")));
+        };
+        if terminate && !admin {
+            return Err(Error::NotAllowed(
+                "only admins may end processes with --terminate".into(),
+            ));
+        }
+        let ended = self.end(
+            g,
+            Ending {
+                state,
+                why: &why,
+                terminate,
+            },
+        );
+        Ok(info(&ended))
+    }
+
+    /// Takes a live grant off: gate first, then durable intent, then the system, then the final
+    /// record. Returns the record as ended (or still `removing` if the system change failed; the
+    /// next tick retries).
+    pub(super) fn end(&mut self, mut g: GrantRecord, how: Ending<'_>) -> GrantRecord {
+        if let Err(e) = self.transition(&mut g, GrantState::Removing, how.state, how.why) {
+            // Revocation proceeds without the database.
+            self.warn("grant.db_write_failed", &format!("{}: {e}", g.id));
+        }
+        self.finish_removal(g, how)
+    }
+
+    /// Takes a grant in `removing` (or an interrupted `applying`) off the system and records
+    /// its final state; on failure it stays in `removing` and the next tick retries.
+    pub(super) fn finish_removal(&mut self, mut g: GrantRecord, how: Ending<'_>) -> GrantRecord {
+        self.write_gate().remove(&g.id);
+        crate::failpoint::hit("before-remove");
+        if let Err(e) = self.enforcer.remove(&g) {
+            self.event(
+                Event::new("grant.remove_failed")
+                    .level(Level::Warning)
+                    .field("grant", &g.id)
+                    .field("error", &e)
+                    .field("retry", "next tick"),
+            );
+            if let Err(e) = self.transition(&mut g, GrantState::Removing, how.state, how.why) {
+                self.warn("grant.db_write_failed", &format!("{}: {e}", g.id));
+            }
+            return g;
+        }
+        crate::failpoint::hit("after-remove");
+        if let Err(e) = self.transition(&mut g, how.state, how.state, how.why) {
+            self.warn("grant.db_write_failed", &format!("{}: {e}", g.id));
+        }
+        let mut event = Event::new(match how.state {
+            GrantState::Expired => "grant.expired",
+            GrantState::Dropped => "grant.dropped",
+            GrantState::Failed => "grant.rolled_back",
+            _ => "grant.revoked",
+        })
+        .field("grant", &g.id)
+        .field("uid", g.uid)
+        .field("user", &g.user)
+        .field("privilege", &g.privilege)
+        .field("why", how.why);
+        if how.state == GrantState::Expired {
+            event = event.field("late_ms", g.ended_ms - g.expires_ms);
+        }
+        self.event(event);
+        if how.state != GrantState::Failed {
+            self.recall(&g, how.terminate);
+        }
+        self.sessions
+            .retain(|_, s| s.info.grant_id != g.id.as_str());
+        g
+    }
+
+    /// Removes every grant on the system and every jitd drop-in (package removal).
+    pub fn purge(&mut self) -> usize {
+        let live: Vec<GrantRecord> = self.live.values().cloned().collect();
+        let count = live.len();
+        for g in live {
+            self.end(g, Ending::new(GrantState::Revoked, "jitd purged"));
+        }
+        if let Ok(ids) = self.enforcer.owned_drop_ins() {
+            for id in ids {
+                let _ = self.enforcer.remove_orphan(&id);
+            }
+        }
+        count
+    }
+}

@@ -1,0 +1,81 @@
+//! The one-line texts that tell a person what to do next. Kept apart from the decisions so the
+//! wording can change without touching what is decided.
+
+#![forbid(unsafe_code)]
+
+use crate::clock::utc;
+use crate::grant::GrantRecord;
+use crate::policy::{Accounts, Policy, Requester};
+
+/// What a refused PAM check shows: what the user could ask for, and how.
+pub fn refusal(
+    policy: &Policy,
+    accounts: &dyn Accounts,
+    hostname: &str,
+    uid: u32,
+    service: &str,
+) -> String {
+    let Some(name) = accounts.user_name(uid) else {
+        return format!("no active elevation for uid {uid} on {hostname}");
+    };
+    let who = Requester {
+        uid,
+        groups: accounts.user_groups(&name),
+        name: name.clone(),
+    };
+    let eligible: Vec<String> = policy
+        .privileges()
+        .filter(|p| p.pam_services.iter().any(|s| s == service))
+        .filter(|p| policy.explain(&who, p.name.as_str()).allowed)
+        .map(|p| p.name.to_string())
+        .collect();
+    match eligible.first() {
+        Some(first) => format!(
+            "no active elevation for {name} on {hostname}: run `jitctl elevate {first} --for 15m --reason ...`{}",
+            if eligible.len() > 1 {
+                format!(" (also eligible: {})", eligible[1..].join(", "))
+            } else {
+                String::new()
+            }
+        ),
+        None => format!(
+            "no active elevation for {name} on {hostname}, and no privilege you may request covers {service}"
+        ),
+    }
+}
+
+/// The answer to a request that was granted.
+pub fn granted(g: &GrantRecord, secs: u64) -> String {
+    format!(
+        "granted {} until {} ({})",
+        g.privilege,
+        utc(g.expires_ms),
+        crate::duration::format(secs)
+    )
+}
+
+/// Why a grant could not be recorded, for the requester.
+pub fn not_recorded(busy: bool, error: &dyn std::fmt::Display) -> String {
+    if busy {
+        "the state database is locked by another process; try again in a moment".into()
+    } else {
+        format!("cannot record the grant ({error}); nothing was changed")
+    }
+}
+
+/// The end reason of a grant ended by someone other than its owner.
+pub fn revoked_by(by: &str, reason: &str) -> String {
+    if reason.is_empty() {
+        format!("revoked by {by}")
+    } else {
+        format!("revoked by {by}: {reason}")
+    }
+}
+
+/// What a caller who is not an admin is told.
+pub fn not_admin(what: &str, admin_group: &str) -> String {
+    format!(
+        "{what} needs root, membership of {admin_group} or a polkit rule granting {}",
+        crate::polkit::MANAGE
+    )
+}

@@ -1,0 +1,148 @@
+//! Bringing the system and the database into agreement: at start-up (after a crash, a reboot,
+//! an upgrade) and periodically while running (someone edited, deleted or copied a drop-in, or
+//! removed a membership behind jitd's back).
+
+#![forbid(unsafe_code)]
+
+use super::Core;
+use super::grants::Ending;
+use crate::audit::{Event, Level};
+use crate::clock::started_in_future;
+use crate::effects::enforce::Presence;
+use crate::grant::{GrantRecord, GrantState};
+
+impl Core {
+    /// Brings the system and the database into agreement before the daemon serves anyone:
+    /// interrupted applies are undone, interrupted removals finished, expired grants removed,
+    /// live grants missing from the system put back, tampered ones rewritten, and drop-ins
+    /// carrying jitd's marker that the database does not know removed. Files jitd did not
+    /// write are reported and left alone.
+    pub fn reconcile(&mut self) -> Result<(), String> {
+        match self.enforcer.remove_stale_temp() {
+            Ok(0) => {}
+            Ok(n) => self.event(Event::new("reconcile.temp_removed").field("count", n)),
+            Err(e) => self.warn("reconcile.temp_failed", &e.to_string()),
+        }
+        let gone = self.load_sessions();
+        let records = self.store.live().map_err(|e| e.to_string())?;
+        let now = self.clock.now();
+        for g in records {
+            match g.state {
+                GrantState::Applying => {
+                    // The requester never got a success reply: undo rather than complete.
+                    self.finish_removal(
+                        g,
+                        Ending::new(GrantState::Failed, "interrupted before it took effect"),
+                    );
+                }
+                GrantState::Removing => {
+                    let end = self.store.end_state(&g.id).unwrap_or(GrantState::Revoked);
+                    let why = if g.end_reason.is_empty() {
+                        "removal interrupted".to_string()
+                    } else {
+                        g.end_reason.clone()
+                    };
+                    self.finish_removal(g, Ending::new(end, &why));
+                }
+                _ if g.deadline().is_due(&now) || started_in_future(g.starts_ms, &now) => {
+                    self.end(g, Ending::new(GrantState::Expired, "expired"));
+                }
+                _ => {
+                    self.check_on_system(&g);
+                    self.track(g);
+                }
+            }
+        }
+        self.remove_orphans();
+        if let Ok(paths) = self.enforcer.foreign_lookalikes() {
+            for path in paths {
+                self.event(
+                    Event::new("reconcile.foreign_file")
+                        .level(Level::Warning)
+                        .field("path", path.display())
+                        .field("action", "left untouched"),
+                );
+            }
+        }
+        self.finish_sessions(gone);
+        self.event(Event::new("daemon.reconciled").field("live", self.live.len()));
+        Ok(())
+    }
+
+    /// Whether `g` is on the system exactly as jitd wrote it; if someone else deleted, edited or
+    /// re-permissioned it, or removed the membership, it is put back and the finding audited.
+    fn check_on_system(&self, g: &GrantRecord) {
+        match self.enforcer.presence(g) {
+            Ok(Presence::Intact) => {}
+            Ok(state) => {
+                let what = match &state {
+                    Presence::Missing => "missing".to_string(),
+                    Presence::Tampered(why) => format!("tampered: {why}"),
+                    Presence::Intact => String::new(),
+                };
+                let outcome = self.enforcer.apply(g);
+                self.event(
+                    Event::new("grant.repaired")
+                        .level(Level::Warning)
+                        .field("grant", &g.id)
+                        .field("found", what)
+                        .field("ok", outcome.is_ok())
+                        .field(
+                            "error",
+                            outcome.err().map(|e| e.to_string()).unwrap_or_default(),
+                        ),
+                );
+            }
+            Err(e) => self.warn("grant.check_failed", &format!("{}: {e}", g.id)),
+        }
+    }
+
+    /// The periodic integrity check (every `integrity_check_secs`): each live grant is checked
+    /// and repaired as at start-up, and a drop-in carrying jitd's marker that no live grant
+    /// owns (copied, or left by someone else) is removed.
+    pub fn check_integrity(&mut self) {
+        // A grant at or past its end is left to `tick`: the sweep may be removing it right
+        // now, and putting it back would revive it.
+        let now = self.clock.now();
+        let active: Vec<GrantRecord> = self
+            .live
+            .values()
+            .filter(|g| {
+                g.state == GrantState::Active
+                    && !g.deadline().is_due(&now)
+                    && !started_in_future(g.starts_ms, &now)
+            })
+            .cloned()
+            .collect();
+        for g in &active {
+            self.check_on_system(g);
+        }
+        self.remove_orphans();
+    }
+
+    /// Removes drop-ins carrying jitd's marker whose grant is not live.
+    fn remove_orphans(&self) {
+        match self.enforcer.owned_drop_ins() {
+            Ok(ids) => {
+                for id in ids.into_iter().filter(|id| !self.live.contains_key(id)) {
+                    let outcome = self.enforcer.remove_orphan(&id);
+                    self.event(
+                        Event::new("reconcile.orphan_removed")
+                            .level(Level::Warning)
+                            .field("grant", &id)
+                            .field("ok", outcome.is_ok()),
+                    );
+                }
+            }
+            Err(e) => self.warn("reconcile.scan_failed", &e.to_string()),
+        }
+    }
+
+    /// Loads the live set without touching the system (for the one-shot sweep).
+    pub fn load_live(&mut self) -> Result<(), String> {
+        for g in self.store.live().map_err(|e| e.to_string())? {
+            self.track(g);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,273 @@
+//! Requests: validate what the caller sent, ask the policy, and on an allow hand a new grant
+//! to the grant state machine. Every refusal is audited with what was asked.
+
+#![forbid(unsafe_code)]
+
+use super::{Core, hints, info};
+use crate::audit::{Event, Level};
+use crate::client::{self, Error, RequestOutcome};
+use crate::clock::{Deadline, utc};
+use crate::effects::sudoers::{self, DropIn};
+use crate::grant::{GrantRecord, GrantSpec, GrantState};
+use crate::policy::{Decision, PrivilegeKind, Request};
+use crate::terms::{RequestStatus, Via};
+
+/// What was asked, as it came in.
+pub struct Ask<'a> {
+    pub privilege: &'a str,
+    /// 0: the rule's default.
+    pub duration_secs: u64,
+    pub reason: &'a str,
+    pub ticket: &'a str,
+    pub via: Via,
+}
+
+impl Core {
+    /// Handles a request from `uid` (taken from bus credentials, or from PAM via the root-only
+    /// Gate).
+    pub fn request(&mut self, uid: u32, ask: &Ask<'_>) -> Result<RequestOutcome, Error> {
+        let Ask {
+            privilege,
+            duration_secs,
+            reason,
+            ticket,
+            via,
+        } = *ask;
+        if let Err(why) = validate(ask) {
+            self.event(
+                Event::new("request.invalid")
+                    .level(Level::Notice)
+                    .field("uid", uid)
+                    .field("via", via)
+                    .field("privilege", privilege)
+                    .field("why", &why),
+            );
+            return Err(Error::InvalidArgument(why));
+        }
+        let Some(who) = self.requester(uid) else {
+            self.event(
+                Event::new("request.invalid")
+                    .level(Level::Notice)
+                    .field("uid", uid)
+                    .field("via", via)
+                    .field("privilege", privilege)
+                    .field("why", "no account"),
+            );
+            return Err(Error::NotAllowed(format!(
+                "uid {uid} has no account on this host"
+            )));
+        };
+        let live_by_rule = |rule: &str| {
+            self.live
+                .values()
+                .filter(|g| g.uid == uid && g.rule == rule)
+                .count() as u32
+        };
+        let decision = self.policy.decide(&Request {
+            who: &who,
+            privilege,
+            duration_secs: (duration_secs > 0).then_some(duration_secs),
+            reason,
+            ticket,
+            active_under: &live_by_rule,
+        });
+        // Requests from the sudo prompt need a rule that takes them.
+        let decision = match decision {
+            Decision::Allow { rule, .. }
+                if via == Via::Pam
+                    && !self
+                        .policy
+                        .rules()
+                        .iter()
+                        .any(|r| r.name == rule && r.interactive) =>
+            {
+                Decision::Deny {
+                    why: format!(
+                        "rule \"{rule}\" does not take requests from the sudo prompt (interactive = false): run `jitctl elevate {privilege} --for ... --reason ...`"
+                    ),
+                }
+            }
+            other => other,
+        };
+        let (rule, secs, clamped) = match decision {
+            Decision::Allow {
+                rule,
+                duration_secs,
+                clamped,
+            } => (rule, duration_secs, clamped),
+            Decision::Deny { why } => {
+                self.event(
+                    Event::new("request.denied")
+                        .level(Level::Notice)
+                        .field("uid", uid)
+                        .field("user", &who.name)
+                        .field("via", via)
+                        .field("privilege", privilege)
+                        .field("duration", duration_secs)
+                        .field("reason", reason)
+                        .field("ticket", ticket)
+                        .field("why", &why),
+                );
+                return Err(Error::PolicyDenied(why));
+            }
+        };
+        if let Some(held) = self
+            .live
+            .values()
+            .find(|g| g.uid == uid && g.privilege == privilege)
+        {
+            let why = format!(
+                "you already hold {privilege} (grant {}) until {}: use it, or drop it first with `jitctl drop {}`",
+                held.id,
+                utc(held.expires_ms),
+                held.id
+            );
+            return Err(Error::PolicyDenied(why));
+        }
+        let record = self.build_record(&who.name, uid, privilege, &rule, secs, reason, ticket)?;
+        self.event(
+            Event::new("request.approved")
+                .field("grant", &record.id)
+                .field("uid", uid)
+                .field("user", &who.name)
+                .field("via", via)
+                .field("privilege", privilege)
+                .field("rule", &rule)
+                .field("duration", secs)
+                .field("clamped", clamped)
+                .field("reason", reason)
+                .field("ticket", ticket)
+                .field("approval", "auto"),
+        );
+        let grant = self.apply_new(record)?;
+        Ok(RequestOutcome {
+            status: RequestStatus::Active,
+            message: hints::granted(&grant, secs),
+            grant: info(&grant),
+            clamped,
+        })
+    }
+
+    /// The record of a new grant, in state `applying`, with its drop-in rendered for the
+    /// sudo implementation on this host.
+    #[allow(clippy::too_many_arguments)]
+    fn build_record(
+        &self,
+        user: &str,
+        uid: u32,
+        privilege: &str,
+        rule: &str,
+        secs: u64,
+        reason: &str,
+        ticket: &str,
+    ) -> Result<GrantRecord, Error> {
+        let Some(p) = self.policy.privilege(privilege) else {
+            return Err(Error::NotFound(format!("no privilege named {privilege}")));
+        };
+        let id = crate::sys::new_grant_id()
+            .map_err(|e| Error::Unavailable(format!("no random id: {e}")))?;
+        let now = self.clock.now();
+        let deadline = Deadline::after(&now, (secs as i64).saturating_mul(1000));
+        let spec = match &p.kind {
+            PrivilegeKind::Sudo {
+                run_as_uid,
+                commands,
+                password_each_time,
+                ..
+            } => GrantSpec::Sudo {
+                run_as_uid: *run_as_uid,
+                commands: commands.clone(),
+                password_each_time: *password_each_time,
+            },
+            PrivilegeKind::Group { group, .. } => {
+                if let Err(e) = crate::names::UserName::parse(user) {
+                    return Err(Error::PolicyDenied(format!(
+                        "group privileges need a portable user name: {e}"
+                    )));
+                }
+                GrantSpec::Group {
+                    group: group.clone(),
+                }
+            }
+            PrivilegeKind::Gate => GrantSpec::Gate,
+        };
+        let drop_in = match &spec {
+            GrantSpec::Sudo {
+                run_as_uid,
+                commands,
+                password_each_time,
+            } => sudoers::render(
+                &DropIn {
+                    grant: &id,
+                    uid,
+                    privilege: &p.name,
+                    run_as_uid: *run_as_uid,
+                    commands,
+                    password_each_time: *password_each_time,
+                    // Floor to the second: sudo may refuse up to a second early, never late.
+                    not_after_unix_secs: deadline.wall_ms.div_euclid(1000),
+                },
+                &self.flavor,
+            )
+            .map_err(|e| Error::InvalidArgument(e.to_string()))?,
+            GrantSpec::Group { .. } | GrantSpec::Gate => String::new(),
+        };
+        Ok(GrantRecord {
+            id,
+            uid,
+            user: user.to_string(),
+            privilege: privilege.to_string(),
+            spec,
+            drop_in,
+            rule: rule.to_string(),
+            grants: p.describe(),
+            reason: reason.to_string(),
+            ticket: ticket.to_string(),
+            state: GrantState::Applying,
+            requested_ms: now.wall_ms,
+            starts_ms: now.wall_ms,
+            expires_ms: deadline.wall_ms,
+            boot_id: deadline.boot_id,
+            expires_boot_ms: deadline.boot_ms,
+            ended_ms: 0,
+            end_reason: String::new(),
+        })
+    }
+}
+
+/// Checks what the caller sent before anything else looks at it.
+fn validate(ask: &Ask<'_>) -> Result<(), String> {
+    crate::names::PrivilegeName::parse(ask.privilege).map_err(|e| e.to_string())?;
+    check_text("reason", ask.reason, client::MAX_REASON_CHARS)?;
+    check_text("ticket", ask.ticket, client::MAX_TICKET_CHARS)?;
+    if ask.duration_secs > crate::duration::MAX_SECS {
+        return Err(format!(
+            "duration {}s is above the longest jitd accepts ({})",
+            ask.duration_secs,
+            crate::duration::format(crate::duration::MAX_SECS)
+        ));
+    }
+    Ok(())
+}
+
+/// Reasons and tickets: bounded, and free of anything that could break a log line or a
+/// terminal (control characters, bidi overrides, zero-width characters).
+pub fn check_text(what: &str, text: &str, max_chars: usize) -> Result<(), String> {
+    let n = text.chars().count();
+    if n > max_chars {
+        return Err(format!(
+            "{what} is {n} characters long; at most {max_chars} are allowed"
+        ));
+    }
+    let hostile = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+    };
+    if let Some(c) = text.chars().find(|&c| hostile(c)) {
+        return Err(format!(
+            "{what} contains the control character U+{:04X}; use plain text on one line",
+            u32::from(c)
+        ));
+    }
+    Ok(())
+}

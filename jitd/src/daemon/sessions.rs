@@ -1,0 +1,289 @@
+//! Elevated sessions pam_jit reports, and recall: what still runs with a grant that ended.
+//! Which processes to end is planned here from a process snapshot; ending them is the
+//! recaller's job, on its own thread.
+
+#![forbid(unsafe_code)]
+
+use super::Core;
+use super::grants::Ending;
+use crate::audit::{Event, Level};
+use crate::client::{Error, SessionInfo};
+use crate::effects::recall::{self, Job, ProcInfo};
+use crate::grant::{GrantRecord, GrantState};
+use crate::names::GrantId;
+use crate::policy::{OnEnd, PrivilegeKind};
+use crate::store::SessionRow;
+
+fn join(pids: &[u32]) -> String {
+    pids.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The processes to end for a grant of `uid`: for a group grant every process of the user that
+/// still carries `gid`; otherwise the process trees of the grant's live sessions. Never pid 1
+/// or jitd itself.
+pub fn plan_recall(
+    procs: &[ProcInfo],
+    uid: u32,
+    group: Option<u32>,
+    session_roots: &[u32],
+    own_pid: u32,
+) -> Vec<u32> {
+    let mut pids: Vec<u32> = match group {
+        Some(gid) => recall::holding_group(procs, uid, gid),
+        None => session_roots
+            .iter()
+            .flat_map(|&root| recall::tree(procs, root))
+            .collect(),
+    };
+    pids.retain(|&pid| pid > 1 && pid != own_pid);
+    pids.sort_unstable();
+    pids.dedup();
+    pids
+}
+
+impl Core {
+    /// Ends what still runs with an ended grant's privilege, when the privilege (or an admin's
+    /// `--terminate`) says so. The signals go out on the recaller's thread.
+    pub(super) fn recall(&mut self, g: &GrantRecord, terminate: bool) {
+        let Some(p) = self.policy.privilege(&g.privilege) else {
+            return;
+        };
+        if !matches!(p.on_end, OnEnd::Terminate) && !terminate {
+            return;
+        }
+        let group = match &p.kind {
+            PrivilegeKind::Group { gid, .. } => Some(*gid),
+            PrivilegeKind::Sudo { .. } | PrivilegeKind::Gate => None,
+        };
+        let roots: Vec<u32> = self
+            .sessions
+            .values()
+            .filter(|s| s.info.grant_id == g.id.as_str() && self.still_running(s))
+            .map(|s| s.info.pid)
+            .collect();
+        let pids = plan_recall(
+            &self.recaller.scan(),
+            g.uid,
+            group,
+            &roots,
+            std::process::id(),
+        );
+        if pids.is_empty() {
+            return;
+        }
+        self.event(
+            Event::new("recall.started")
+                .level(Level::Notice)
+                .field("grant", &g.id)
+                .field("uid", g.uid)
+                .field("pids", join(&pids)),
+        );
+        self.recaller.submit(Job {
+            grant: g.id.clone(),
+            pids,
+        });
+    }
+
+    /// Records the recalls the recaller finished since the last look.
+    pub(super) fn record_recalls(&mut self) {
+        for done in self.recaller.finished() {
+            self.recall_finished(&done);
+        }
+    }
+
+    fn recall_finished(&self, done: &recall::Finished) {
+        self.event(
+            Event::new("recall.finished")
+                .level(Level::Notice)
+                .field("grant", &done.grant)
+                .field("terminated", join(&done.outcome.terminated))
+                .field("killed", join(&done.outcome.killed)),
+        );
+    }
+
+    /// Waits for every recall in flight and records it (the one-shot sweep, before it exits).
+    pub fn settle(&mut self) {
+        for done in self.recaller.wait() {
+            self.recall_finished(&done);
+        }
+    }
+
+    pub fn session_opened(&mut self, s: SessionInfo) -> Result<String, Error> {
+        let id = crate::sys::new_grant_id()
+            .map_err(|e| Error::Unavailable(e.to_string()))?
+            .to_string()
+            .replacen('g', "s", 1);
+        self.event(
+            Event::new("session.opened")
+                .field("session", &id)
+                .field("grant", &s.grant_id)
+                .field("uid", s.uid)
+                .field("pid", s.pid)
+                .field("service", &s.service)
+                .field("tty", &s.tty)
+                .field("rhost", &s.rhost),
+        );
+        let now = self.clock.now();
+        let row = SessionRow {
+            start_ticks: self.recaller.start_ticks(s.pid).unwrap_or(0),
+            boot_id: now.boot_id,
+            opened_ms: now.wall_ms,
+            info: s,
+        };
+        // Kept in the database so a restart (an upgrade, a crash) still knows what runs with
+        // a grant. Without it the session still works; only that memory is lost.
+        if let Err(e) = self.store.insert_session(&id, &row) {
+            self.warn("session.db_write_failed", &format!("{id}: {e}"));
+        }
+        self.sessions.insert(id.clone(), row);
+        Ok(id)
+    }
+
+    pub fn session_closed(&mut self, id: &str) -> Result<(), Error> {
+        let recorded = self.store.close_session(id, self.clock.now().wall_ms);
+        match (self.sessions.remove(id), recorded) {
+            (Some(s), recorded) => {
+                if let Err(e) = recorded {
+                    self.warn("session.db_write_failed", &format!("{id}: {e}"));
+                }
+                self.close_session(id, s, "closed");
+                Ok(())
+            }
+            // Its grant ended while it ran: only the record is left to close.
+            (None, Ok(true)) => {
+                self.event(Event::new("session.closed").field("session", id));
+                Ok(())
+            }
+            (None, _) => Err(Error::NotFound(format!("no open session {id:?}"))),
+        }
+    }
+
+    /// Audits the end of a session and ends its grant if the privilege is session-bound.
+    fn close_session(&mut self, id: &str, s: SessionRow, how: &str) {
+        let secs = (self.clock.now().wall_ms - s.opened_ms) / 1000;
+        self.event(
+            Event::new("session.closed")
+                .field("session", id)
+                .field("grant", &s.info.grant_id)
+                .field("uid", s.info.uid)
+                .field("seconds", secs)
+                .field("how", how),
+        );
+        let bound = self
+            .live
+            .values()
+            .find(|g| g.id.as_str() == s.info.grant_id)
+            .filter(|g| {
+                self.policy
+                    .privilege(&g.privilege)
+                    .is_some_and(|p| p.session_bound)
+            })
+            .cloned();
+        if let Some(g) = bound {
+            let why = format!("session {id} {how} (session-bound privilege)");
+            self.end(g, Ending::new(GrantState::Revoked, &why));
+        }
+    }
+
+    /// Whether the session's process is the one pam_jit reported: same boot, same pid, same
+    /// start time. A pid alone may have been given to an unrelated process since.
+    fn still_running(&self, s: &SessionRow) -> bool {
+        s.info.pid > 1
+            && s.start_ticks != 0
+            && s.boot_id == self.clock.now().boot_id
+            && self.recaller.start_ticks(s.info.pid) == Some(s.start_ticks)
+    }
+
+    /// At start-up, before grants are reconciled: sessions recorded as open whose process still
+    /// runs are watched again, so the grants that end now can recall them. Returns those whose
+    /// process is gone: they closed while jitd could not hear it (pam_jit's close never fails
+    /// the session), to be closed by [`Core::finish_sessions`].
+    pub(super) fn load_sessions(&mut self) -> Vec<(String, SessionRow)> {
+        let open = match self.store.open_sessions() {
+            Ok(open) => open,
+            Err(e) => {
+                self.warn("reconcile.sessions_failed", &e.to_string());
+                return Vec::new();
+            }
+        };
+        let mut gone = Vec::new();
+        for (id, s) in open {
+            if self.still_running(&s) {
+                self.sessions.insert(id, s);
+            } else {
+                gone.push((id, s));
+            }
+        }
+        gone
+    }
+
+    /// At start-up, after grants are reconciled: sessions that ended while jitd was down are
+    /// closed (ending a session-bound grant); sessions still running whose grant ended while
+    /// jitd was down (by the sweep) are recalled now if the privilege says so.
+    pub(super) fn finish_sessions(&mut self, gone: Vec<(String, SessionRow)>) {
+        let now = self.clock.now().wall_ms;
+        for (id, s) in gone {
+            if let Err(e) = self.store.close_session(&id, now) {
+                self.warn("session.db_write_failed", &format!("{id}: {e}"));
+            }
+            self.close_session(&id, s, "ended while jitd was down");
+        }
+        let orphaned: Vec<String> = self
+            .sessions
+            .values()
+            .map(|s| s.info.grant_id.clone())
+            .filter(|grant| !self.live.keys().any(|g| g.as_str() == grant))
+            .collect();
+        for grant in orphaned {
+            if let Ok(id) = GrantId::parse(&grant)
+                && let Ok(Some(g)) = self.store.get(&id)
+            {
+                self.recall(&g, false);
+            }
+            self.sessions.retain(|_, s| s.info.grant_id != grant);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proc(pid: u32, ppid: u32, uid: u32, groups: &[u32]) -> ProcInfo {
+        ProcInfo {
+            pid,
+            ppid,
+            uids: [uid; 4],
+            gids: [uid; 4],
+            groups: groups.to_vec(),
+        }
+    }
+
+    #[test]
+    fn recall_plans_the_group_holders_or_the_session_trees_and_never_init_or_jitd() {
+        let procs = [
+            proc(1, 0, 0, &[]),
+            proc(100, 1, 1001, &[998]),
+            proc(101, 100, 1001, &[]),
+            proc(200, 1, 1002, &[998]),
+            proc(300, 1, 0, &[]),
+            proc(301, 300, 0, &[]),
+            proc(302, 301, 0, &[]),
+        ];
+        assert_eq!(plan_recall(&procs, 1001, Some(998), &[], 42), vec![100]);
+        assert_eq!(
+            plan_recall(&procs, 1001, None, &[300], 42),
+            vec![300, 301, 302]
+        );
+        assert_eq!(plan_recall(&procs, 1001, None, &[300], 301), vec![300, 302]);
+        assert!(
+            plan_recall(&procs, 1001, None, &[1], 42)
+                .iter()
+                .all(|&p| p != 1)
+        );
+        assert!(plan_recall(&procs, 1001, None, &[], 42).is_empty());
+    }
+}
