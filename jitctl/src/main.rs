@@ -138,27 +138,16 @@ impl Failure {
 
     fn name(&self) -> &'static str {
         match self {
-            Self::Bus(Error::PolicyDenied(_)) => "PolicyDenied",
-            Self::Bus(Error::NotAllowed(_)) => "NotAllowed",
-            Self::Bus(Error::InvalidArgument(_)) => "InvalidArgument",
-            Self::Bus(Error::NotFound(_)) => "NotFound",
-            Self::Bus(Error::Unavailable(_)) => "Unavailable",
+            Self::Bus(e) => e.name(),
             Self::Unreachable(_) => "Unreachable",
             Self::Usage(_) => "Usage",
-            Self::Bus(Error::ZBus(_)) | Self::Other(_) => "Failed",
+            Self::Other(_) => "Failed",
         }
     }
 
     fn message(&self) -> String {
         match self {
-            Self::Bus(
-                Error::PolicyDenied(m)
-                | Error::NotAllowed(m)
-                | Error::InvalidArgument(m)
-                | Error::NotFound(m)
-                | Error::Unavailable(m),
-            ) => m.clone(),
-            Self::Bus(Error::ZBus(e)) => e.to_string(),
+            Self::Bus(e) => e.message(),
             Self::Unreachable(m) | Self::Usage(m) | Self::Other(m) => m.clone(),
         }
     }

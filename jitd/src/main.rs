@@ -87,14 +87,7 @@ fn reload(cfg: &Config) -> Result<(), String> {
         let manager = jitd::client::ManagerProxy::new(&conn)
             .await
             .map_err(|e| e.to_string())?;
-        let summary = manager.reload_policy().await.map_err(|e| match e {
-            jitd::client::Error::ZBus(e) => e.to_string(),
-            jitd::client::Error::NotAllowed(m)
-            | jitd::client::Error::InvalidArgument(m)
-            | jitd::client::Error::PolicyDenied(m)
-            | jitd::client::Error::NotFound(m)
-            | jitd::client::Error::Unavailable(m) => m,
-        })?;
+        let summary = manager.reload_policy().await.map_err(|e| e.message())?;
         println!("jitd reload: {summary}");
         Ok(())
     })

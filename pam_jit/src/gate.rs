@@ -67,17 +67,13 @@ impl BusGate {
 
 /// jitd's own errors carry a message for the user; anything else means no usable answer.
 fn classify(e: Error) -> GateError {
-    let refused = |name: &str, message: String| GateError::Refused {
-        name: format!("{}.{name}", jitd::client::ERROR_PREFIX),
-        message,
-    };
-    match e {
-        Error::NotAllowed(m) => refused("NotAllowed", m),
-        Error::InvalidArgument(m) => refused("InvalidArgument", m),
-        Error::PolicyDenied(m) => refused("PolicyDenied", m),
-        Error::NotFound(m) => refused("NotFound", m),
-        Error::Unavailable(m) => refused("Unavailable", m),
-        Error::ZBus(e) => GateError::Unreachable(e.to_string()),
+    if e.is_refusal() {
+        GateError::Refused {
+            name: format!("{}.{}", jitd::client::ERROR_PREFIX, e.name()),
+            message: e.message(),
+        }
+    } else {
+        GateError::Unreachable(e.message())
     }
 }
 

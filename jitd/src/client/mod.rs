@@ -52,6 +52,38 @@ pub enum Error {
     ZBus(zbus::Error),
 }
 
+impl Error {
+    /// The last element of the D-Bus error name (`PolicyDenied`, ...); `Failed` for a
+    /// transport failure.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::NotAllowed(_) => "NotAllowed",
+            Self::InvalidArgument(_) => "InvalidArgument",
+            Self::PolicyDenied(_) => "PolicyDenied",
+            Self::NotFound(_) => "NotFound",
+            Self::Unavailable(_) => "Unavailable",
+            Self::ZBus(_) => "Failed",
+        }
+    }
+
+    /// The message for a human.
+    pub fn message(&self) -> String {
+        match self {
+            Self::NotAllowed(m)
+            | Self::InvalidArgument(m)
+            | Self::PolicyDenied(m)
+            | Self::NotFound(m)
+            | Self::Unavailable(m) => m.clone(),
+            Self::ZBus(e) => e.to_string(),
+        }
+    }
+
+    /// Whether jitd answered (a refusal with a message), as opposed to no usable answer.
+    pub fn is_refusal(&self) -> bool {
+        !matches!(self, Self::ZBus(_))
+    }
+}
+
 /// Requests, listings, revocation and explanations, for any local user.
 #[zbus::proxy(
     interface = "org.jitd.Jitd1.Manager",

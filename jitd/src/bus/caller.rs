@@ -1,0 +1,53 @@
+//! Who is calling: the uid from the bus daemon's credentials for the message's sender, never
+//! from an argument; whether the sender is still there; whether it waits for the answer.
+
+use zbus::Connection;
+use zbus::message::Header;
+
+use crate::client::Error;
+
+/// Refuses a state-changing call whose sender said it will not read the answer. A request
+/// fired and forgotten (the sender may already be gone, its unique name soon reused) is not one
+/// a person is waiting on; granting it would act for a caller nobody can see.
+pub(super) fn require_reply_expected(header: &Header<'_>) -> Result<(), Error> {
+    if header
+        .primary()
+        .flags()
+        .contains(zbus::message::Flags::NO_REPLY_EXPECTED)
+    {
+        return Err(Error::InvalidArgument(
+            "this call changes state: send it expecting a reply".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether the sender of `header` is still on the bus.
+pub(super) async fn still_connected(conn: &Connection, header: &Header<'_>) -> bool {
+    let Some(sender) = header.sender() else {
+        return false;
+    };
+    let Ok(dbus) = zbus::fdo::DBusProxy::new(conn).await else {
+        return false;
+    };
+    dbus.name_has_owner(sender.clone().into())
+        .await
+        .unwrap_or(false)
+}
+
+/// The uid of the connection that sent `header`, from the bus daemon.
+pub(super) async fn caller_uid(conn: &Connection, header: &Header<'_>) -> Result<u32, Error> {
+    let Some(sender) = header.sender() else {
+        return Err(Error::NotAllowed("the call carries no sender".into()));
+    };
+    let dbus = zbus::fdo::DBusProxy::new(conn)
+        .await
+        .map_err(|e| Error::NotAllowed(format!("cannot identify the caller: {e}")))?;
+    let creds = dbus
+        .get_connection_credentials(sender.clone().into())
+        .await
+        .map_err(|e| Error::NotAllowed(format!("cannot identify the caller: {e}")))?;
+    creds
+        .unix_user_id()
+        .ok_or_else(|| Error::NotAllowed("the bus did not report the caller's uid".into()))
+}

@@ -1,0 +1,124 @@
+//! `org.jitd.Jitd1.Manager`: requests, listings, revocation, explanations and policy reload,
+//! for any local user, authorised per call.
+
+use zbus::Connection;
+use zbus::message::Header;
+
+use super::Shared;
+use super::caller::{caller_uid, require_reply_expected, still_connected};
+use crate::client::{Error, Explanation, GrantInfo, RequestOutcome};
+use crate::daemon::Ask;
+use crate::terms::Via;
+
+pub struct Manager(pub Shared);
+
+#[zbus::interface(name = "org.jitd.Jitd1.Manager")]
+impl Manager {
+    async fn request(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        privilege: &str,
+        duration_secs: u64,
+        reason: &str,
+        ticket: &str,
+    ) -> Result<RequestOutcome, Error> {
+        require_reply_expected(&header)?;
+        let uid = caller_uid(conn, &header).await?;
+        if !still_connected(conn, &header).await {
+            return Err(Error::NotAllowed(
+                "the caller disconnected before the answer".into(),
+            ));
+        }
+        let ask = Ask {
+            privilege,
+            duration_secs,
+            reason,
+            ticket,
+            via: Via::Bus,
+        };
+        let outcome = self.0.engine().request(uid, &ask)?;
+        self.0.wake.notify_one();
+        // A caller that left before its answer is not a person waiting to use the grant, and
+        // its unique name will never be seen again: take the grant back at once.
+        if !still_connected(conn, &header).await {
+            let _ = self.0.engine().revoke(
+                0,
+                true,
+                &outcome.grant.id,
+                "the caller disconnected before the answer",
+                false,
+            );
+            return Err(Error::NotAllowed(
+                "the caller disconnected before the answer".into(),
+            ));
+        }
+        Ok(outcome)
+    }
+
+    async fn list_mine(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        include_ended: bool,
+    ) -> Result<Vec<GrantInfo>, Error> {
+        let uid = caller_uid(conn, &header).await?;
+        self.0.engine().list(Some(uid), include_ended)
+    }
+
+    async fn list_all(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        include_ended: bool,
+    ) -> Result<Vec<GrantInfo>, Error> {
+        let uid = caller_uid(conn, &header).await?;
+        if !self.0.admin(conn, &header, uid, "ListAll").await {
+            return Err(self.0.not_admin("listing every grant"));
+        }
+        self.0.engine().list(None, include_ended)
+    }
+
+    async fn revoke(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        grant_id: &str,
+        reason: &str,
+        terminate: bool,
+    ) -> Result<GrantInfo, Error> {
+        let uid = caller_uid(conn, &header).await?;
+        // Dropping one's own grant needs nobody's permission: polkit is asked only when the
+        // caller acts on another user's grant or wants its processes ended.
+        let needs_admin = terminate || !self.0.engine().owns_live(uid, grant_id);
+        let admin = needs_admin && self.0.admin(conn, &header, uid, "Revoke").await;
+        let out = self
+            .0
+            .engine()
+            .revoke(uid, admin, grant_id, reason, terminate);
+        self.0.wake.notify_one();
+        out
+    }
+
+    async fn explain(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        privilege: &str,
+    ) -> Result<Explanation, Error> {
+        let uid = caller_uid(conn, &header).await?;
+        self.0.engine().explain(uid, privilege)
+    }
+
+    async fn reload_policy(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        let uid = caller_uid(conn, &header).await?;
+        if !self.0.admin(conn, &header, uid, "ReloadPolicy").await {
+            return Err(self.0.not_admin("reloading the policy"));
+        }
+        self.0.engine().reload_policy()
+    }
+}
