@@ -202,8 +202,11 @@ impl Engine {
     }
 
     fn event(&self, event: Event) {
-        self.audit
-            .record(Some(&self.store), self.clock.now().wall_ms, &event);
+        self.audit.record(
+            Some((&self.store, &self.hostname)),
+            self.clock.now().wall_ms,
+            &event,
+        );
     }
 
     // ---- start-up ---------------------------------------------------------------------------
