@@ -9,6 +9,8 @@
 //! Losing the syslog socket never stops the daemon: records then go to stderr (the journal,
 //! under systemd) and the logger reconnects on the next record.
 
+pub mod chain;
+
 use std::fmt::{self, Display, Write as _};
 use std::sync::Mutex;
 
@@ -112,14 +114,15 @@ impl Audit {
         }
     }
 
-    /// Writes `event` to syslog and, when a store is given, to the audit table. Never fails:
-    /// an audit sink that is down must not block a revocation. DB failures are reported back to
-    /// syslog/stderr so the gap itself is on record.
-    pub fn record(&self, store: Option<&Store>, at_ms: i64, event: &Event) {
+    /// Writes `event` to syslog and, when a store is given, to the audit table, sealed with the
+    /// host name that comes with it. Never fails: an audit sink that is down must not block a
+    /// revocation. DB failures are reported back to syslog/stderr so the gap itself is on
+    /// record.
+    pub fn record(&self, store: Option<(&Store, &str)>, at_ms: i64, event: &Event) {
         let line = event.line();
         self.to_syslog(event.level, &line);
-        if let Some(store) = store
-            && let Err(e) = store.append_audit(at_ms, &line)
+        if let Some((store, host)) = store
+            && let Err(e) = store.append_audit(at_ms, host, &line)
         {
             let gap = Event::new("audit.db_write_failed")
                 .level(Level::Warning)

@@ -135,8 +135,11 @@ impl Core {
     }
 
     fn event(&self, event: Event) {
-        self.audit
-            .record(Some(&self.store), self.clock.now().wall_ms, &event);
+        self.audit.record(
+            Some((&self.store, &self.hostname)),
+            self.clock.now().wall_ms,
+            &event,
+        );
     }
 
     fn warn(&self, kind: &'static str, message: &str) {

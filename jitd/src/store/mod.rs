@@ -1,4 +1,4 @@
-//! Durable state in SQLite: grants and the audit chain.
+//! Durable state in SQLite: grants, elevated sessions and the audit chain.
 //!
 //! Invariants:
 //! - WAL, `synchronous=FULL`: a committed row survives a power cut.
@@ -7,19 +7,32 @@
 //!   undoes whatever a crash interrupted, so the DB and the system cannot disagree for long.
 //! - One writer per process (the daemon keeps its connection behind a mutex); the sweep is a
 //!   second process and waits on SQLite's lock with a bounded busy timeout.
-//! - Audit rows form a hash chain: each row's hash covers the previous row's hash, so editing or
-//!   deleting a row in the middle is detected by [`Store::verify_chain`].
+//! - The schema is versioned ([`migrate`]): a writable open brings an older database up to date,
+//!   and no open ever touches a database newer than this build.
+//! - Audit rows form a hash chain ([`crate::audit::chain`]): each row's hash covers the previous
+//!   row's hash, so editing, deleting or reordering rows is detected by [`Store::verify_chain`].
+//!
+//! One `impl Store` block per table: [`grants`](self::grants), [`sessions`](self::sessions),
+//! [`audit_log`](self::audit_log).
 
+mod audit_log;
+mod grants;
+mod migrate;
+mod sessions;
+
+use std::cell::Cell;
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
-use sha2::{Digest, Sha256};
+use rusqlite::{Connection, OpenFlags, ToSql};
 
-use crate::client::SessionInfo;
-use crate::effects::sudoers;
-use crate::grant::{GrantKind, GrantRecord, GrantSpec, GrantState};
-use crate::names::{GrantId, GroupName};
+pub use audit_log::AuditRow;
+pub use migrate::SCHEMA_VERSION;
+pub use sessions::SessionRow;
+
+/// How long a read-only open waits on a lock: readers only meet one while a writer
+/// checkpoints or recovers the WAL, which is short.
+const READ_ONLY_BUSY: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -32,14 +45,40 @@ pub enum StoreError {
     Sql(#[from] rusqlite::Error),
     #[error("state database: corrupt row: {0}")]
     Corrupt(String),
+    #[error(
+        "state database {path}: schema version {found} is newer than this jitd knows \
+         ({known}); refusing to open it (a database is never downgraded)"
+    )]
+    TooNew {
+        path: String,
+        found: u32,
+        known: u32,
+    },
+    #[error(
+        "state database {path}: database at schema version {found} needs jitd to start once \
+         to migrate (this jitd uses version {known})"
+    )]
+    NeedsMigration {
+        path: String,
+        found: u32,
+        known: u32,
+    },
+    #[error("state database {path}: migration to schema version {version} failed: {source}")]
+    Migrate {
+        path: String,
+        version: u32,
+        source: rusqlite::Error,
+    },
 }
 
 impl StoreError {
     /// Whether the failure is the database being locked by someone else (after the busy wait).
     pub fn is_busy(&self) -> bool {
         let code = match self {
-            Self::Open { source, .. } | Self::Sql(source) => source.sqlite_error_code(),
-            Self::Corrupt(_) => None,
+            Self::Open { source, .. } | Self::Sql(source) | Self::Migrate { source, .. } => {
+                source.sqlite_error_code()
+            }
+            Self::Corrupt(_) | Self::TooNew { .. } | Self::NeedsMigration { .. } => None,
         };
         matches!(
             code,
@@ -48,328 +87,64 @@ impl StoreError {
     }
 }
 
-/// One audit row.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditRow {
-    pub seq: i64,
-    pub at_ms: i64,
-    pub line: String,
-    pub prev_hash: String,
-    pub hash: String,
-}
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS grants (
-    id TEXT PRIMARY KEY,
-    uid INTEGER NOT NULL,
-    user TEXT NOT NULL,
-    privilege TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    rule TEXT NOT NULL,
-    grants TEXT NOT NULL,
-    payload TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    ticket TEXT NOT NULL,
-    state TEXT NOT NULL,
-    requested_ms INTEGER NOT NULL,
-    starts_ms INTEGER NOT NULL,
-    expires_ms INTEGER NOT NULL,
-    boot_id TEXT NOT NULL,
-    expires_boot_ms INTEGER NOT NULL,
-    ended_ms INTEGER NOT NULL DEFAULT 0,
-    end_reason TEXT NOT NULL DEFAULT '',
-    end_state TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX IF NOT EXISTS grants_state ON grants(state);
-CREATE INDEX IF NOT EXISTS grants_uid ON grants(uid);
-CREATE TABLE IF NOT EXISTS sessions (
-    id TEXT PRIMARY KEY,
-    grant_id TEXT NOT NULL,
-    uid INTEGER NOT NULL,
-    pid INTEGER NOT NULL,
-    service TEXT NOT NULL,
-    tty TEXT NOT NULL,
-    rhost TEXT NOT NULL,
-    boot_id TEXT NOT NULL,
-    start_ticks INTEGER NOT NULL,
-    opened_ms INTEGER NOT NULL,
-    closed_ms INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS sessions_open ON sessions(closed_ms);
-CREATE TABLE IF NOT EXISTS audit (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    at_ms INTEGER NOT NULL,
-    line TEXT NOT NULL,
-    prev_hash TEXT NOT NULL,
-    hash TEXT NOT NULL
-);
-";
-
-const GRANT_COLUMNS: &str = "id, uid, user, privilege, kind, rule, grants, payload, reason, ticket, \
-    state, requested_ms, starts_ms, expires_ms, boot_id, expires_boot_ms, ended_ms, end_reason";
-
-/// An elevated session pam_jit reported, with what identifies its process for good: the
-/// boot and the process's start time (a pid alone is reused).
-#[derive(Debug, Clone)]
-pub struct SessionRow {
-    pub info: SessionInfo,
-    pub boot_id: String,
-    /// `/proc/<pid>/stat` start time; 0 when it could not be read (never matches).
-    pub start_ticks: u64,
-    pub opened_ms: i64,
-}
-
 pub struct Store {
     conn: Connection,
     /// Inside [`Store::begin_batch`] .. [`Store::commit_batch`].
-    in_batch: std::cell::Cell<bool>,
+    in_batch: Cell<bool>,
 }
 
 impl Store {
-    /// Opens (creating if needed) the database at `path`, which must be in a root-only directory.
+    /// Opens (creating if needed) the database at `path`, which must be in a root-only
+    /// directory, and migrates it to [`SCHEMA_VERSION`].
     pub fn open(path: &Path, busy_timeout: Duration) -> Result<Self, StoreError> {
         let open_err = |source| StoreError::Open {
             path: path.display().to_string(),
             source,
         };
-        let conn = Connection::open(path).map_err(open_err)?;
+        let mut conn = Connection::open(path).map_err(open_err)?;
         conn.busy_timeout(busy_timeout).map_err(open_err)?;
-        // WAL lets the sweep read while the daemon writes; FULL makes each commit durable.
+        // WAL lets the sweep and read-only tools read while the daemon writes; FULL makes each
+        // commit durable.
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(open_err)?;
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(open_err)?;
-        conn.pragma_update(None, "foreign_keys", "ON")
-            .map_err(open_err)?;
-        conn.execute_batch(SCHEMA).map_err(open_err)?;
+        migrate::upgrade(&mut conn, path)?;
         Ok(Self {
             conn,
-            in_batch: std::cell::Cell::new(false),
+            in_batch: Cell::new(false),
         })
     }
 
-    /// Commits the intent to grant: the row in state `applying`.
-    pub fn insert(&self, g: &GrantRecord) -> Result<(), StoreError> {
-        self.conn.execute(
-            &format!(
-                "INSERT INTO grants ({GRANT_COLUMNS}) VALUES \
-                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
-            ),
-            params![
-                g.id.as_str(),
-                g.uid,
-                g.user,
-                g.privilege,
-                g.kind().as_str(),
-                g.rule,
-                g.grants,
-                payload(g),
-                g.reason,
-                g.ticket,
-                g.state.as_str(),
-                g.requested_ms,
-                g.starts_ms,
-                g.expires_ms,
-                g.boot_id,
-                g.expires_boot_ms,
-                g.ended_ms,
-                g.end_reason
-            ],
-        )?;
-        Ok(())
-    }
-
-    /// The grant is on the system.
-    pub fn mark_active(&self, id: &GrantId) -> Result<(), StoreError> {
-        self.update(
-            id,
-            "UPDATE grants SET state = 'active' WHERE id = ?1",
-            params![id.as_str()],
-        )
-    }
-
-    /// Commits the intent to take the grant off the system, and what it will be once off.
-    pub fn mark_removing(
-        &self,
-        id: &GrantId,
-        end_state: GrantState,
-        at_ms: i64,
-        why: &str,
-    ) -> Result<(), StoreError> {
-        self.update(
-            id,
-            "UPDATE grants SET state = 'removing', end_state = ?2, ended_ms = ?3, end_reason = ?4 \
-             WHERE id = ?1",
-            params![id.as_str(), end_state.as_str(), at_ms, why],
-        )
-    }
-
-    /// The grant is off the system for good, in final `state`.
-    pub fn mark_ended(
-        &self,
-        id: &GrantId,
-        state: GrantState,
-        at_ms: i64,
-        why: &str,
-    ) -> Result<(), StoreError> {
-        self.update(
-            id,
-            "UPDATE grants SET state = ?2, ended_ms = ?3, end_reason = ?4 WHERE id = ?1",
-            params![id.as_str(), state.as_str(), at_ms, why],
-        )
-    }
-
-    /// The final state a grant in `removing` was headed for (`revoked` when unknown).
-    pub fn end_state(&self, id: &GrantId) -> Result<GrantState, StoreError> {
-        let s: Option<String> = self
-            .conn
-            .query_row(
-                "SELECT end_state FROM grants WHERE id = ?1",
-                [id.as_str()],
-                |r| r.get(0),
-            )
-            .optional()?;
-        Ok(s.as_deref()
-            .and_then(GrantState::parse)
-            .unwrap_or(GrantState::Revoked))
-    }
-
-    fn update<P: rusqlite::Params>(&self, id: &GrantId, sql: &str, p: P) -> Result<(), StoreError> {
-        match self.conn.execute(sql, p)? {
-            1 => Ok(()),
-            _ => Err(StoreError::Corrupt(format!("grant {id} has no row"))),
-        }
-    }
-
-    pub fn get(&self, id: &GrantId) -> Result<Option<GrantRecord>, StoreError> {
-        let sql = format!("SELECT {GRANT_COLUMNS} FROM grants WHERE id = ?1");
-        let row = self
-            .conn
-            .query_row(&sql, [id.as_str()], read_grant)
-            .optional()?;
-        row.transpose()
-    }
-
-    /// Every grant something of which may be on the system.
-    pub fn live(&self) -> Result<Vec<GrantRecord>, StoreError> {
-        self.query(
-            &format!(
-                "SELECT {GRANT_COLUMNS} FROM grants \
-                 WHERE state IN ('applying', 'active', 'removing') ORDER BY expires_ms"
-            ),
-            [],
-        )
-    }
-
-    /// Grants of `uid` (or everyone's), newest first; ended ones only when asked.
-    pub fn list(
-        &self,
-        uid: Option<u32>,
-        include_ended: bool,
-        limit: u32,
-    ) -> Result<Vec<GrantRecord>, StoreError> {
-        let live = if include_ended {
-            ""
-        } else {
-            "AND state IN ('applying', 'active', 'removing')"
+    /// Opens an existing database for reading only, so a tool can read while the daemon runs:
+    /// a missing database is an error, not created, and nothing is migrated or written. (On a
+    /// WAL database no writer has open, SQLite itself makes the `-wal` and `-shm` files that
+    /// readers and writers coordinate through, with the database's owner and mode; the
+    /// database file is never written.) A database at any version other than
+    /// [`SCHEMA_VERSION`] is refused: an older one needs the daemon to migrate it first, a
+    /// newer one belongs to a newer jitd.
+    pub fn open_read_only(path: &Path) -> Result<Self, StoreError> {
+        let open_err = |source| StoreError::Open {
+            path: path.display().to_string(),
+            source,
         };
-        let sql = format!(
-            "SELECT {GRANT_COLUMNS} FROM grants WHERE (?1 IS NULL OR uid = ?1) {live} \
-             ORDER BY requested_ms DESC LIMIT ?2"
-        );
-        self.query(&sql, params![uid, limit])
-    }
-
-    fn query<P: rusqlite::Params>(
-        &self,
-        sql: &str,
-        params: P,
-    ) -> Result<Vec<GrantRecord>, StoreError> {
-        let mut stmt = self.conn.prepare(sql)?;
-        let rows = stmt.query_map(params, read_grant)?;
-        let mut out = Vec::new();
-        for row in rows {
-            out.push(row??);
+        // Without SQLITE_OPEN_CREATE a missing file is an error rather than a new empty
+        // database; NO_MUTEX because the connection is used by one thread at a time.
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(open_err)?;
+        conn.busy_timeout(READ_ONLY_BUSY).map_err(open_err)?;
+        let found = migrate::version(&conn, path)?;
+        migrate::refuse_newer(found, path)?;
+        if found < SCHEMA_VERSION {
+            return Err(StoreError::NeedsMigration {
+                path: path.display().to_string(),
+                found,
+                known: SCHEMA_VERSION,
+            });
         }
-        Ok(out)
-    }
-
-    /// Appends one audit line to the hash chain and returns its hash.
-    /// Records an elevated session pam_jit opened.
-    pub fn insert_session(&self, id: &str, s: &SessionRow) -> Result<(), StoreError> {
-        let i = &s.info;
-        self.conn.execute(
-            "INSERT INTO sessions (id, grant_id, uid, pid, service, tty, rhost, boot_id, \
-             start_ticks, opened_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            params![
-                id,
-                i.grant_id,
-                i.uid,
-                i.pid,
-                i.service,
-                i.tty,
-                i.rhost,
-                s.boot_id,
-                s.start_ticks,
-                s.opened_ms
-            ],
-        )?;
-        Ok(())
-    }
-
-    /// Marks an open session closed; `false` when no open session has that id.
-    pub fn close_session(&self, id: &str, at_ms: i64) -> Result<bool, StoreError> {
-        let n = self.conn.execute(
-            "UPDATE sessions SET closed_ms = ?2 WHERE id = ?1 AND closed_ms = 0",
-            params![id, at_ms],
-        )?;
-        Ok(n == 1)
-    }
-
-    /// Sessions not closed yet, oldest first.
-    pub fn open_sessions(&self) -> Result<Vec<(String, SessionRow)>, StoreError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT id, grant_id, uid, pid, service, tty, rhost, boot_id, start_ticks, opened_ms \
-             FROM sessions WHERE closed_ms = 0 ORDER BY opened_ms",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get(0)?,
-                SessionRow {
-                    info: SessionInfo {
-                        grant_id: r.get(1)?,
-                        uid: r.get(2)?,
-                        pid: r.get(3)?,
-                        service: r.get(4)?,
-                        tty: r.get(5)?,
-                        rhost: r.get(6)?,
-                    },
-                    boot_id: r.get(7)?,
-                    start_ticks: r.get(8)?,
-                    opened_ms: r.get(9)?,
-                },
-            ))
-        })?;
-        Ok(rows.collect::<Result<Vec<_>, _>>()?)
-    }
-
-    pub fn append_audit(&self, at_ms: i64, line: &str) -> Result<String, StoreError> {
-        self.in_savepoint("audit_append", || {
-            let prev: String = self
-                .conn
-                .query_row(
-                    "SELECT hash FROM audit ORDER BY seq DESC LIMIT 1",
-                    [],
-                    |r| r.get(0),
-                )
-                .optional()?
-                .unwrap_or_default();
-            let hash = chain_hash(&prev, at_ms, line);
-            self.conn.execute(
-                "INSERT INTO audit (at_ms, line, prev_hash, hash) VALUES (?1, ?2, ?3, ?4)",
-                params![at_ms, line, prev, hash],
-            )?;
-            Ok(hash)
+        Ok(Self {
+            conn,
+            in_batch: Cell::new(false),
         })
     }
 
@@ -395,24 +170,35 @@ impl Store {
         Ok(out?)
     }
 
-    /// Runs `f` in savepoint `name`, which nests inside a batch: its writes stay when it
-    /// succeeds and are undone when it fails. Outside a batch, releasing the savepoint is the
-    /// commit; when that fails, everything is rolled back, so no later write is left in an
-    /// open transaction that would never be committed.
-    fn in_savepoint<T>(
+    /// Runs `f`, which reads and then writes, atomically: in a savepoint named `name` inside
+    /// a batch (its writes stay when it succeeds, are undone when it fails), else in its own
+    /// IMMEDIATE transaction. IMMEDIATE takes the write lock before the read, so another
+    /// process committing in between makes us wait instead of failing the write on a stale
+    /// snapshot. When the commit fails everything is rolled back, so no later write is left in
+    /// an open transaction that would never be committed.
+    fn in_write_transaction<T>(
         &self,
         name: &str,
         f: impl FnOnce() -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        self.conn.execute_batch(&format!("SAVEPOINT {name}"))?;
+        let nested = self.in_batch.get() || !self.conn.is_autocommit();
+        let (begin, commit, rollback) = if nested {
+            (
+                format!("SAVEPOINT {name}"),
+                format!("RELEASE {name}"),
+                format!("ROLLBACK TO {name}; RELEASE {name}"),
+            )
+        } else {
+            ("BEGIN IMMEDIATE".into(), "COMMIT".into(), "ROLLBACK".into())
+        };
+        self.conn.execute_batch(&begin)?;
         let out = f().and_then(|v| {
-            self.conn.execute_batch(&format!("RELEASE {name}"))?;
+            self.conn.execute_batch(&commit)?;
             Ok(v)
         });
         if out.is_err() {
-            let _ = self
-                .conn
-                .execute_batch(&format!("ROLLBACK TO {name}; RELEASE {name}"));
+            // Best effort: SQLite may already have rolled back (then this fails harmlessly).
+            let _ = self.conn.execute_batch(&rollback);
             self.leave_no_open_transaction();
         }
         out
@@ -423,143 +209,61 @@ impl Store {
             let _ = self.conn.execute_batch("ROLLBACK");
         }
     }
-
-    /// Audit rows with `seq > after`, oldest first, at most `limit`.
-    pub fn audit_rows(&self, after: i64, limit: u32) -> Result<Vec<AuditRow>, StoreError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT seq, at_ms, line, prev_hash, hash FROM audit WHERE seq > ?1 \
-             ORDER BY seq LIMIT ?2",
-        )?;
-        let rows = stmt.query_map(params![after, limit], |r| {
-            Ok(AuditRow {
-                seq: r.get(0)?,
-                at_ms: r.get(1)?,
-                line: r.get(2)?,
-                prev_hash: r.get(3)?,
-                hash: r.get(4)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    /// Checks the whole chain; returns the number of rows, or the seq of the first bad row.
-    pub fn verify_chain(&self) -> Result<Result<usize, i64>, StoreError> {
-        let mut prev = String::new();
-        let mut count = 0;
-        let mut after = 0;
-        loop {
-            let rows = self.audit_rows(after, 1000)?;
-            if rows.is_empty() {
-                return Ok(Ok(count));
-            }
-            for row in rows {
-                if row.prev_hash != prev || row.hash != chain_hash(&prev, row.at_ms, &row.line) {
-                    return Ok(Err(row.seq));
-                }
-                prev = row.hash;
-                after = row.seq;
-                count += 1;
-            }
-        }
-    }
 }
 
-fn chain_hash(prev: &str, at_ms: i64, line: &str) -> String {
-    let mut h = Sha256::new();
-    h.update(prev.as_bytes());
-    h.update(b"\n");
-    h.update(at_ms.to_string().as_bytes());
-    h.update(b"\n");
-    h.update(line.as_bytes());
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// What the `payload` column holds: the drop-in text of a sudo grant, the group of a group
-/// grant, nothing for a gate grant. The typed spec is read back from it ([`spec_of`]).
-fn payload(g: &GrantRecord) -> &str {
-    match &g.spec {
-        GrantSpec::Sudo { .. } => &g.drop_in,
-        GrantSpec::Group { group } => group.as_str(),
-        GrantSpec::Gate => "",
-    }
-}
-
-/// The spec and drop-in text of a stored grant, re-validated.
-fn spec_of(kind: GrantKind, uid: u32, payload: String) -> Result<(GrantSpec, String), String> {
-    match kind {
-        GrantKind::Sudo => {
-            let (run_as_uid, commands, password_each_time) = sudoers::parse_rule(&payload, uid)
-                .ok_or_else(|| "its drop-in text is not one jitd rendered".to_string())?;
-            let spec = GrantSpec::Sudo {
-                run_as_uid,
-                commands,
-                password_each_time,
-            };
-            Ok((spec, payload))
-        }
-        GrantKind::Group => {
-            let group = GroupName::parse(&payload).map_err(|e| e.to_string())?;
-            Ok((GrantSpec::Group { group }, String::new()))
-        }
-        GrantKind::Gate => Ok((GrantSpec::Gate, String::new())),
-    }
-}
-
-fn read_grant(r: &Row<'_>) -> rusqlite::Result<Result<GrantRecord, StoreError>> {
-    let id: String = r.get("id")?;
-    let state: String = r.get("state")?;
-    let kind: String = r.get("kind")?;
-    let uid: u32 = r.get("uid")?;
-    let (Ok(id), Some(state), Some(kind)) = (
-        GrantId::parse(&id),
-        GrantState::parse(&state),
-        GrantKind::parse(&kind),
-    ) else {
-        return Ok(Err(StoreError::Corrupt(format!(
-            "grant {id:?} of kind {kind:?} in state {state:?}"
-        ))));
-    };
-    let (spec, drop_in) = match spec_of(kind, uid, r.get("payload")?) {
-        Ok(found) => found,
-        Err(why) => return Ok(Err(StoreError::Corrupt(format!("grant {id}: {why}")))),
-    };
-    Ok(Ok(GrantRecord {
-        id,
-        uid,
-        user: r.get("user")?,
-        privilege: r.get("privilege")?,
-        spec,
-        drop_in,
-        rule: r.get("rule")?,
-        grants: r.get("grants")?,
-        reason: r.get("reason")?,
-        ticket: r.get("ticket")?,
-        state,
-        requested_ms: r.get("requested_ms")?,
-        starts_ms: r.get("starts_ms")?,
-        expires_ms: r.get("expires_ms")?,
-        boot_id: r.get("boot_id")?,
-        expires_boot_ms: r.get("expires_boot_ms")?,
-        ended_ms: r.get("ended_ms")?,
-        end_reason: r.get("end_reason")?,
-    }))
+/// Inserts one row given as `(":column", value)` pairs: each column is named once, next to
+/// its value, and the statement is built from that list.
+fn insert_row(conn: &Connection, table: &str, row: &[(&str, &dyn ToSql)]) -> rusqlite::Result<()> {
+    let params: Vec<&str> = row.iter().map(|(p, _)| *p).collect();
+    let columns: Vec<&str> = params.iter().map(|p| p.trim_start_matches(':')).collect();
+    let sql = format!(
+        "INSERT INTO {table} ({}) VALUES ({})",
+        columns.join(", "),
+        params.join(", ")
+    );
+    conn.prepare_cached(&sql)?.execute(row)?;
+    Ok(())
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod tests {
+    use std::path::PathBuf;
 
-    fn temp_db() -> (std::path::PathBuf, Store) {
-        let dir = std::env::temp_dir().join(format!(
-            "jitd-store-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let store = Store::open(&dir.join("jitd.db"), Duration::from_millis(100)).unwrap();
+    use super::*;
+    use crate::grant::{GrantRecord, GrantSpec, GrantState};
+    use crate::names::{GrantId, GroupName};
+
+    /// A fresh directory, removed with everything in it when dropped.
+    pub(crate) struct TempDir(pub PathBuf);
+
+    impl TempDir {
+        pub(crate) fn new() -> Self {
+            let dir = std::env::temp_dir().join(format!(
+                "jitd-store-{}-{}",
+                std::process::id(),
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos()
+            ));
+            std::fs::create_dir_all(&dir).unwrap();
+            Self(dir)
+        }
+
+        pub(crate) fn db(&self) -> PathBuf {
+            self.0.join("jitd.db")
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    pub(crate) fn temp_db() -> (TempDir, Store) {
+        let dir = TempDir::new();
+        let store = Store::open(&dir.db(), Duration::from_millis(100)).unwrap();
         (dir, store)
     }
 
@@ -589,56 +293,9 @@ mod tests {
     }
 
     #[test]
-    fn a_grant_moves_through_its_states_and_leaves_the_live_set() {
-        let (_dir, store) = temp_db();
-        let g = record(1, GrantState::Applying);
-        store.insert(&g).unwrap();
-        assert_eq!(store.live().unwrap(), vec![g.clone()]);
-        store.mark_active(&g.id).unwrap();
-        store
-            .mark_removing(&g.id, GrantState::Expired, 200, "expired")
-            .unwrap();
-        assert_eq!(store.live().unwrap().len(), 1, "removing is still live");
-        assert_eq!(store.end_state(&g.id).unwrap(), GrantState::Expired);
-        store
-            .mark_ended(&g.id, GrantState::Expired, 200, "expired")
-            .unwrap();
-        assert!(store.live().unwrap().is_empty());
-        let back = store.get(&g.id).unwrap().unwrap();
-        assert_eq!(
-            (back.state, back.ended_ms, back.end_reason.as_str()),
-            (GrantState::Expired, 200, "expired")
-        );
-        assert_eq!(store.list(Some(1001), true, 10).unwrap().len(), 1);
-        assert!(store.list(Some(1001), false, 10).unwrap().is_empty());
-        assert!(store.list(Some(1002), true, 10).unwrap().is_empty());
-    }
-
-    #[test]
-    fn duplicate_grant_id_is_refused() {
-        let (_dir, store) = temp_db();
-        store.insert(&record(7, GrantState::Applying)).unwrap();
-        assert!(store.insert(&record(7, GrantState::Applying)).is_err());
-    }
-
-    #[test]
-    fn the_audit_chain_detects_an_edited_row() {
-        let (_dir, store) = temp_db();
-        for i in 0..5 {
-            store.append_audit(i, &format!("event=test n={i}")).unwrap();
-        }
-        assert_eq!(store.verify_chain().unwrap(), Ok(5));
-        store
-            .conn
-            .execute("UPDATE audit SET line = 'event=forged' WHERE seq = 3", [])
-            .unwrap();
-        assert_eq!(store.verify_chain().unwrap(), Err(3));
-    }
-
-    #[test]
     fn a_locked_database_is_reported_as_busy() {
         let (dir, store) = temp_db();
-        let other = Connection::open(dir.join("jitd.db")).unwrap();
+        let other = Connection::open(dir.db()).unwrap();
         other.execute_batch("BEGIN EXCLUSIVE").unwrap();
         let err = store.insert(&record(9, GrantState::Applying)).unwrap_err();
         assert!(err.is_busy(), "{err}");
@@ -652,7 +309,7 @@ mod tests {
         for i in 1..=3 {
             store.insert(&record(i, GrantState::Active)).unwrap();
         }
-        let reader = Connection::open(dir.join("jitd.db")).unwrap();
+        let reader = Connection::open(dir.db()).unwrap();
         let ended = || -> i64 {
             reader
                 .query_row(
@@ -672,13 +329,74 @@ mod tests {
                 .mark_ended(&id, GrantState::Expired, 5, "expired")
                 .unwrap();
             store
-                .append_audit(5, &format!("event=grant.expired n={i}"))
+                .append_audit(5, "h", &format!("event=grant.expired n={i}"))
                 .unwrap();
         }
         assert_eq!(ended(), 0, "nothing visible before the commit");
         store.commit_batch().unwrap();
         assert_eq!(ended(), 3);
-        assert_eq!(store.verify_chain().unwrap(), Ok(3));
+        let report = store.verify_chain().unwrap();
+        assert!(report.is_intact() && report.count == 3, "{report}");
         assert!(store.live().unwrap().is_empty());
+    }
+
+    /// The read-only connection sees what the writer commits (through the WAL, while the
+    /// writer is still open), and cannot write.
+    #[test]
+    fn read_only_sees_committed_rows_and_cannot_write() {
+        let (dir, writer) = temp_db();
+        writer.insert(&record(1, GrantState::Active)).unwrap();
+        assert!(
+            dir.0.join("jitd.db-wal").exists(),
+            "the test needs a live WAL"
+        );
+        let reader = Store::open_read_only(&dir.db()).unwrap();
+        assert_eq!(reader.live().unwrap().len(), 1);
+        writer.insert(&record(2, GrantState::Active)).unwrap();
+        writer.append_audit(7, "h", "event=x").unwrap();
+        assert_eq!(
+            reader.live().unwrap().len(),
+            2,
+            "later commits are seen too"
+        );
+        assert_eq!(reader.audit_rows(0, 10).unwrap().len(), 1);
+        let err = reader.insert(&record(3, GrantState::Active)).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Sql(e)
+                if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ReadOnly)),
+            "{err}"
+        );
+        assert!(reader.append_audit(8, "h", "event=y").is_err());
+        assert!(reader.close_session("s", 9).is_err());
+        assert_eq!(writer.live().unwrap().len(), 2);
+    }
+
+    /// A writer that died leaves its commits in the WAL only (and no shared-memory index):
+    /// the reader still sees them.
+    #[test]
+    fn read_only_reads_the_wal_a_dead_writer_left() {
+        let (dir, writer) = temp_db();
+        writer.insert(&record(1, GrantState::Active)).unwrap();
+        let copy = TempDir::new();
+        for file in ["jitd.db", "jitd.db-wal"] {
+            std::fs::copy(dir.0.join(file), copy.0.join(file)).unwrap();
+        }
+        let main_len = std::fs::metadata(copy.db()).unwrap().len();
+        let reader = Store::open_read_only(&copy.db()).unwrap();
+        assert_eq!(reader.live().unwrap().len(), 1);
+        drop(reader);
+        assert_eq!(std::fs::metadata(copy.db()).unwrap().len(), main_len);
+    }
+
+    #[test]
+    fn read_only_never_creates_a_database() {
+        let dir = TempDir::new();
+        let err = Store::open_read_only(&dir.db()).err().unwrap();
+        assert!(matches!(err, StoreError::Open { .. }), "{err}");
+        assert_eq!(
+            std::fs::read_dir(&dir.0).unwrap().count(),
+            0,
+            "no file made"
+        );
     }
 }

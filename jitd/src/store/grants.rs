@@ -1,0 +1,287 @@
+//! The `grants` table: one row per grant, from the intent to apply it to its end.
+
+use rusqlite::{OptionalExtension, Row, ToSql, params};
+
+use super::{Store, StoreError, insert_row};
+use crate::effects::sudoers;
+use crate::grant::{GrantKind, GrantRecord, GrantSpec, GrantState};
+use crate::names::{GrantId, GroupName};
+
+/// The states in which something of the grant may be on the system.
+const LIVE: &str = "state IN ('applying', 'active', 'removing')";
+
+impl Store {
+    /// Commits the intent to grant: the row in state `applying`.
+    pub fn insert(&self, g: &GrantRecord) -> Result<(), StoreError> {
+        with_row(g, |row| insert_row(&self.conn, "grants", row))?;
+        Ok(())
+    }
+
+    /// The grant is on the system.
+    pub fn mark_active(&self, id: &GrantId) -> Result<(), StoreError> {
+        self.update(
+            id,
+            "UPDATE grants SET state = 'active' WHERE id = ?1",
+            params![id.as_str()],
+        )
+    }
+
+    /// Commits the intent to take the grant off the system, and what it will be once off.
+    pub fn mark_removing(
+        &self,
+        id: &GrantId,
+        end_state: GrantState,
+        at_ms: i64,
+        why: &str,
+    ) -> Result<(), StoreError> {
+        self.update(
+            id,
+            "UPDATE grants SET state = 'removing', end_state = ?2, ended_ms = ?3, end_reason = ?4 \
+             WHERE id = ?1",
+            params![id.as_str(), end_state.as_str(), at_ms, why],
+        )
+    }
+
+    /// The grant is off the system for good, in final `state`.
+    pub fn mark_ended(
+        &self,
+        id: &GrantId,
+        state: GrantState,
+        at_ms: i64,
+        why: &str,
+    ) -> Result<(), StoreError> {
+        self.update(
+            id,
+            "UPDATE grants SET state = ?2, ended_ms = ?3, end_reason = ?4 WHERE id = ?1",
+            params![id.as_str(), state.as_str(), at_ms, why],
+        )
+    }
+
+    /// The final state a grant in `removing` was headed for (`revoked` when unknown).
+    pub fn end_state(&self, id: &GrantId) -> Result<GrantState, StoreError> {
+        let s: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT end_state FROM grants WHERE id = ?1",
+                [id.as_str()],
+                |r| r.get("end_state"),
+            )
+            .optional()?;
+        Ok(s.as_deref()
+            .and_then(GrantState::parse)
+            .unwrap_or(GrantState::Revoked))
+    }
+
+    fn update<P: rusqlite::Params>(&self, id: &GrantId, sql: &str, p: P) -> Result<(), StoreError> {
+        match self.conn.execute(sql, p)? {
+            1 => Ok(()),
+            _ => Err(StoreError::Corrupt(format!("grant {id} has no row"))),
+        }
+    }
+
+    pub fn get(&self, id: &GrantId) -> Result<Option<GrantRecord>, StoreError> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT * FROM grants WHERE id = ?1",
+                [id.as_str()],
+                read_grant,
+            )
+            .optional()?;
+        row.transpose()
+    }
+
+    /// Every grant something of which may be on the system.
+    pub fn live(&self) -> Result<Vec<GrantRecord>, StoreError> {
+        self.query(
+            &format!("SELECT * FROM grants WHERE {LIVE} ORDER BY expires_ms"),
+            [],
+        )
+    }
+
+    /// Grants of `uid` (or everyone's), newest first; ended ones only when asked.
+    pub fn list(
+        &self,
+        uid: Option<u32>,
+        include_ended: bool,
+        limit: u32,
+    ) -> Result<Vec<GrantRecord>, StoreError> {
+        let live = if include_ended {
+            String::new()
+        } else {
+            format!("AND {LIVE}")
+        };
+        let sql = format!(
+            "SELECT * FROM grants WHERE (?1 IS NULL OR uid = ?1) {live} \
+             ORDER BY requested_ms DESC LIMIT ?2"
+        );
+        self.query(&sql, params![uid, limit])
+    }
+
+    /// Rows are read by column name ([`read_grant`]), so `SELECT *` is safe against column
+    /// order and added columns.
+    fn query<P: rusqlite::Params>(
+        &self,
+        sql: &str,
+        params: P,
+    ) -> Result<Vec<GrantRecord>, StoreError> {
+        let mut stmt = self.conn.prepare(sql)?;
+        let rows = stmt.query_map(params, read_grant)?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(row??);
+        }
+        Ok(out)
+    }
+}
+
+/// Calls `f` with the row a new grant is inserted as. `end_state` is left to its default: it
+/// is set when the removal is decided.
+pub(super) fn with_row<T>(g: &GrantRecord, f: impl FnOnce(&[(&str, &dyn ToSql)]) -> T) -> T {
+    let (id, kind, state) = (g.id.as_str(), g.kind().as_str(), g.state.as_str());
+    f(&[
+        (":id", &id),
+        (":uid", &g.uid),
+        (":user", &g.user),
+        (":privilege", &g.privilege),
+        (":kind", &kind),
+        (":rule", &g.rule),
+        (":grants", &g.grants),
+        (":payload", &payload(g)),
+        (":reason", &g.reason),
+        (":ticket", &g.ticket),
+        (":state", &state),
+        (":requested_ms", &g.requested_ms),
+        (":starts_ms", &g.starts_ms),
+        (":expires_ms", &g.expires_ms),
+        (":boot_id", &g.boot_id),
+        (":expires_boot_ms", &g.expires_boot_ms),
+        (":ended_ms", &g.ended_ms),
+        (":end_reason", &g.end_reason),
+    ])
+}
+
+/// What the `payload` column holds: the drop-in text of a sudo grant, the group of a group
+/// grant, nothing for a gate grant. The typed spec is read back from it ([`spec_of`]).
+fn payload(g: &GrantRecord) -> &str {
+    match &g.spec {
+        GrantSpec::Sudo { .. } => &g.drop_in,
+        GrantSpec::Group { group } => group.as_str(),
+        GrantSpec::Gate => "",
+    }
+}
+
+/// The spec and drop-in text of a stored grant, re-validated.
+fn spec_of(kind: GrantKind, uid: u32, payload: String) -> Result<(GrantSpec, String), String> {
+    match kind {
+        GrantKind::Sudo => {
+            let (run_as_uid, commands, password_each_time) = sudoers::parse_rule(&payload, uid)
+                .ok_or_else(|| "its drop-in text is not one jitd rendered".to_string())?;
+            let spec = GrantSpec::Sudo {
+                run_as_uid,
+                commands,
+                password_each_time,
+            };
+            Ok((spec, payload))
+        }
+        GrantKind::Group => {
+            let group = GroupName::parse(&payload).map_err(|e| e.to_string())?;
+            Ok((GrantSpec::Group { group }, String::new()))
+        }
+        GrantKind::Gate => Ok((GrantSpec::Gate, String::new())),
+    }
+}
+
+/// A grant row, by column name. The outer error is SQLite's; the inner one a row that does
+/// not hold a valid grant (it is reported, not skipped: a grant on the system must not vanish
+/// from view).
+fn read_grant(r: &Row<'_>) -> rusqlite::Result<Result<GrantRecord, StoreError>> {
+    let id: String = r.get("id")?;
+    let state: String = r.get("state")?;
+    let kind: String = r.get("kind")?;
+    let uid: u32 = r.get("uid")?;
+    let (Ok(id), Some(state), Some(kind)) = (
+        GrantId::parse(&id),
+        GrantState::parse(&state),
+        GrantKind::parse(&kind),
+    ) else {
+        return Ok(Err(StoreError::Corrupt(format!(
+            "grant {id:?} of kind {kind:?} in state {state:?}"
+        ))));
+    };
+    let (spec, drop_in) = match spec_of(kind, uid, r.get("payload")?) {
+        Ok(found) => found,
+        Err(why) => return Ok(Err(StoreError::Corrupt(format!("grant {id}: {why}")))),
+    };
+    Ok(Ok(GrantRecord {
+        id,
+        uid,
+        user: r.get("user")?,
+        privilege: r.get("privilege")?,
+        spec,
+        drop_in,
+        rule: r.get("rule")?,
+        grants: r.get("grants")?,
+        reason: r.get("reason")?,
+        ticket: r.get("ticket")?,
+        state,
+        requested_ms: r.get("requested_ms")?,
+        starts_ms: r.get("starts_ms")?,
+        expires_ms: r.get("expires_ms")?,
+        boot_id: r.get("boot_id")?,
+        expires_boot_ms: r.get("expires_boot_ms")?,
+        ended_ms: r.get("ended_ms")?,
+        end_reason: r.get("end_reason")?,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::grant::GrantState;
+    use crate::store::tests::{record, temp_db};
+
+    #[test]
+    fn a_grant_moves_through_its_states_and_leaves_the_live_set() {
+        let (_dir, store) = temp_db();
+        let g = record(1, GrantState::Applying);
+        store.insert(&g).unwrap();
+        assert_eq!(store.live().unwrap(), vec![g.clone()]);
+        store.mark_active(&g.id).unwrap();
+        store
+            .mark_removing(&g.id, GrantState::Expired, 200, "expired")
+            .unwrap();
+        assert_eq!(store.live().unwrap().len(), 1, "removing is still live");
+        assert_eq!(store.end_state(&g.id).unwrap(), GrantState::Expired);
+        store
+            .mark_ended(&g.id, GrantState::Expired, 200, "expired")
+            .unwrap();
+        assert!(store.live().unwrap().is_empty());
+        let back = store.get(&g.id).unwrap().unwrap();
+        assert_eq!(
+            (back.state, back.ended_ms, back.end_reason.as_str()),
+            (GrantState::Expired, 200, "expired")
+        );
+        assert_eq!(store.list(Some(1001), true, 10).unwrap().len(), 1);
+        assert!(store.list(Some(1001), false, 10).unwrap().is_empty());
+        assert!(store.list(Some(1002), true, 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn duplicate_grant_id_is_refused() {
+        let (_dir, store) = temp_db();
+        store.insert(&record(7, GrantState::Applying)).unwrap();
+        assert!(store.insert(&record(7, GrantState::Applying)).is_err());
+    }
+
+    /// Every column written is read back into the field it came from.
+    #[test]
+    fn every_column_survives_the_round_trip() {
+        let (_dir, store) = temp_db();
+        let mut g = record(3, GrantState::Active);
+        g.ticket = "OPS-1".into();
+        (g.requested_ms, g.starts_ms, g.expires_ms, g.expires_boot_ms) = (10, 11, 12, 13);
+        (g.ended_ms, g.end_reason) = (14, "why".into());
+        store.insert(&g).unwrap();
+        assert_eq!(store.get(&g.id).unwrap(), Some(g));
+    }
+}
