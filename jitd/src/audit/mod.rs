@@ -6,6 +6,9 @@
 //! of newlines, terminal escapes, bidi controls) can split a record or forge another one.
 //! Long values are cut, with the number of characters dropped.
 //!
+//! Each kind of record is one variant of [`AuditEvent`] (`event.rs`), written as that line or
+//! as JSON and read back from either (`codec.rs`).
+//!
 //! Losing the syslog socket never stops the daemon: records then go to stderr (the journal,
 //! under systemd) and the logger reconnects on the next record.
 
@@ -16,8 +19,17 @@ use std::sync::Mutex;
 
 use crate::store::Store;
 
-/// Longest value kept in a record, in characters.
-const MAX_VALUE_CHARS: usize = 256;
+mod codec;
+pub mod event;
+mod field;
+
+pub use codec::ParseError;
+pub use event::{AuditEvent, FieldValue, PolkitAnswer};
+
+/// Longest value kept in a record, in characters: above the longest reason a request may carry
+/// (`client::MAX_REASON_CHARS`), so a reason is always on record whole.
+const MAX_VALUE_CHARS: usize = 1100;
+const _: () = assert!(MAX_VALUE_CHARS >= crate::client::MAX_REASON_CHARS);
 
 /// Severity of a record, mapped to syslog priorities.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,14 +83,18 @@ impl Event {
     }
 }
 
+/// Whether `c` may appear in a value written bare, without quotes.
+fn is_plain(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "._/@:+-,#()".contains(c)
+}
+
 /// Display adapter that writes a value safely for a single-line record.
 pub struct Escaped<'a>(pub &'a str);
 
 impl Display for Escaped<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let plain = |c: char| c.is_ascii_alphanumeric() || "._/@:+-,#()".contains(c);
         let total = self.0.chars().count();
-        if total > 0 && total <= MAX_VALUE_CHARS && self.0.chars().all(plain) {
+        if total > 0 && total <= MAX_VALUE_CHARS && self.0.chars().all(is_plain) {
             return f.write_str(self.0);
         }
         f.write_char('"')?;
@@ -202,7 +218,7 @@ mod tests {
     fn huge_values_are_cut_and_say_so() {
         let reason = "a".repeat(1 << 20);
         let line = Event::new("request.denied").field("reason", &reason).line();
-        assert!(line.len() < 400, "{}", line.len());
+        assert!(line.len() < MAX_VALUE_CHARS + 100, "{}", line.len());
         assert!(line.ends_with(&format!("...(+{} chars)\"", (1 << 20) - MAX_VALUE_CHARS)));
     }
 

@@ -1,0 +1,364 @@
+//! Every kind of audit record as one typed variant. The table at the bottom is the only place
+//! a record's name, level, field names, field order and field types are written; the enum,
+//! `kind`, `level`, `fields` and the parser's `from_fields` are generated from it, so the
+//! renderers and the parser cannot disagree about a record.
+//!
+//! The field names and order are those of the records jitd has always written: operators and
+//! tests grep for `event=reconcile.orphan_removed grant=g...`, and the hash chain in existing
+//! databases holds those lines.
+
+#![forbid(unsafe_code)]
+
+use std::fmt::{self, Display};
+
+use super::Level;
+use super::codec::{ParseError, Record};
+use super::field::Field;
+use crate::names::GrantId;
+use crate::terms::{ApprovalMode, GrantKind, Via};
+
+#[cfg(test)]
+mod tests;
+
+/// One field's value as the renderers see it: the key=value line writes each as text, JSON
+/// keeps numbers, booleans and pid lists typed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FieldValue {
+    Text(String),
+    Unsigned(u64),
+    Signed(i64),
+    Bool(bool),
+    /// Process ids; a comma-joined list on the line, an array in JSON.
+    Pids(Vec<u32>),
+}
+
+impl Display for FieldValue {
+    /// The value's text on the key=value line, before escaping.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Text(s) => f.write_str(s),
+            Self::Unsigned(n) => write!(f, "{n}"),
+            Self::Signed(n) => write!(f, "{n}"),
+            Self::Bool(b) => write!(f, "{b}"),
+            Self::Pids(pids) => {
+                for (i, pid) in pids.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(",")?;
+                    }
+                    write!(f, "{pid}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// What polkit answered when a caller asked to act as an admin. Typed because the record's
+/// level follows from it: a yes is worth an auditor's look, a failure to ask is a warning.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PolkitAnswer {
+    Yes,
+    No,
+    /// polkit could not be asked; the text says why.
+    Error(String),
+}
+
+impl PolkitAnswer {
+    pub fn level(&self) -> Level {
+        match self {
+            Self::Yes => Level::Notice,
+            Self::No => Level::Info,
+            Self::Error(_) => Level::Warning,
+        }
+    }
+
+    /// Reads the text written by [`Display`]; `None` for anything else.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "yes" => Some(Self::Yes),
+            "no" => Some(Self::No),
+            _ => s
+                .strip_prefix("error: ")
+                .map(|e| Self::Error(e.to_string())),
+        }
+    }
+}
+
+impl Display for PolkitAnswer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Yes => f.write_str("yes"),
+            Self::No => f.write_str("no"),
+            Self::Error(e) => write!(f, "error: {e}"),
+        }
+    }
+}
+
+impl From<&Result<bool, String>> for PolkitAnswer {
+    fn from(answer: &Result<bool, String>) -> Self {
+        match answer {
+            Ok(true) => Self::Yes,
+            Ok(false) => Self::No,
+            Err(e) => Self::Error(e.clone()),
+        }
+    }
+}
+
+/// Generates [`AuditEvent`] and its table-driven methods. Each entry reads
+///
+/// `Variant = "kind" | "older.kind" [level] { field: Type, ... }`
+///
+/// where the older names are accepted by the parser only, and `level` is an expression of type
+/// [`Level`] that may use the variant's fields by name.
+macro_rules! audit_events {
+    ($(
+        $(#[$meta:meta])*
+        $variant:ident = $kind:literal $(| $alias:literal)* [$level:expr] {
+            $($field:ident : $ty:ty),* $(,)?
+        }
+    )+) => {
+        /// One audit record.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub enum AuditEvent {
+            $($(#[$meta])* $variant { $($field: $ty),* },)+
+        }
+
+        impl AuditEvent {
+            /// The name of every variant, in table order.
+            pub const VARIANTS: &'static [&'static str] = &[$(stringify!($variant)),+];
+
+            /// The kind each variant is written as, parallel to [`Self::VARIANTS`]. A kind
+            /// with two shapes (`session.closed`) appears once per shape.
+            pub const KINDS: &'static [&'static str] = &[$($kind),+];
+
+            /// The record's name, the value of its `event` field.
+            pub fn kind(&self) -> &'static str {
+                match self {
+                    $(Self::$variant { .. } => $kind,)+
+                }
+            }
+
+            /// The variant's name, for telling apart two shapes of one kind.
+            pub fn variant(&self) -> &'static str {
+                match self {
+                    $(Self::$variant { .. } => stringify!($variant),)+
+                }
+            }
+
+            /// The syslog severity of the record.
+            pub fn level(&self) -> Level {
+                match self {
+                    // Most levels are constants and leave the bindings unused.
+                    $(#[allow(unused_variables)] Self::$variant { $($field),* } => $level,)+
+                }
+            }
+
+            /// The fields after `event`, named and ordered as written.
+            pub fn fields(&self) -> Vec<(&'static str, FieldValue)> {
+                match self {
+                    $(Self::$variant { $($field),* } => {
+                        vec![$((stringify!($field), Field::to_value($field))),*]
+                    })+
+                }
+            }
+
+            /// The event a parsed record holds. Every field must be there, once, with a
+            /// value of its type, and nothing else; a kind with two shapes takes the first
+            /// that fits, and reports the first shape's complaint when none does.
+            // A variant without fields leaves the closure's argument unused.
+            #[allow(unused_variables)]
+            pub(super) fn from_fields(record: &Record) -> Result<Self, ParseError> {
+                let kind = record.kind();
+                let mut failed: Option<ParseError> = None;
+                $(
+                    if kind == $kind $(|| kind == $alias)* {
+                        let shape = record.read(|f| {
+                            Ok(Self::$variant { $($field: f.take(stringify!($field))?),* })
+                        });
+                        match shape {
+                            Ok(event) => return Ok(event),
+                            Err(e) => failed = failed.or(Some(e)),
+                        }
+                    }
+                )+
+                Err(failed.unwrap_or_else(|| record.unknown_kind()))
+            }
+        }
+    };
+}
+
+audit_events! {
+    // ---- start-up and integrity -------------------------------------------------------------
+
+    /// Leftover temporary drop-ins from an interrupted write were removed.
+    ReconcileTempRemoved = "reconcile.temp_removed" [Level::Info] { count: u64 }
+    ReconcileTempFailed = "reconcile.temp_failed" [Level::Warning] { error: String }
+    /// A file that looks like a jitd drop-in but does not carry its marker.
+    ReconcileForeignFile = "reconcile.foreign_file" [Level::Warning] {
+        path: String,
+        action: String,
+    }
+    /// A drop-in carrying jitd's marker whose grant is not live.
+    ReconcileOrphanRemoved = "reconcile.orphan_removed" [Level::Warning] {
+        grant: GrantId,
+        ok: bool,
+    }
+    ReconcileScanFailed = "reconcile.scan_failed" [Level::Warning] { error: String }
+    ReconcileSessionsFailed = "reconcile.sessions_failed" [Level::Warning] { error: String }
+    DaemonReconciled = "daemon.reconciled" [Level::Info] { live: u64 }
+    /// A live grant was missing from the system or altered, and was put back (`error` is empty
+    /// when that worked).
+    GrantRepaired = "grant.repaired" [Level::Warning] {
+        grant: GrantId,
+        found: String,
+        ok: bool,
+        error: String,
+    }
+    GrantCheckFailed = "grant.check_failed" [Level::Warning] { error: String }
+
+    // ---- requests ---------------------------------------------------------------------------
+
+    /// A request refused before the policy was asked. `privilege` is the text as sent: it may be
+    /// the invalid name that is the reason.
+    RequestInvalid = "request.invalid" [Level::Notice] {
+        uid: u32,
+        via: Via,
+        privilege: String,
+        why: String,
+    }
+    RequestDenied = "request.denied" [Level::Notice] {
+        uid: u32,
+        user: String,
+        via: Via,
+        privilege: String,
+        duration: u64,
+        reason: String,
+        ticket: String,
+        why: String,
+    }
+    /// The policy allowed a request. Written as `request.approved` before; that name is kept
+    /// for a human approval, and old records still read as this.
+    RequestAllowed = "request.allowed" | "request.approved" [Level::Info] {
+        grant: GrantId,
+        uid: u32,
+        user: String,
+        via: Via,
+        privilege: String,
+        rule: String,
+        duration: u64,
+        clamped: bool,
+        reason: String,
+        ticket: String,
+        approval: ApprovalMode,
+    }
+
+    // ---- the grant's life -------------------------------------------------------------------
+
+    /// The intent could not be written, so nothing was changed.
+    GrantNotRecorded = "grant.not_recorded" [Level::Warning] { error: String }
+    GrantApplyFailed = "grant.apply_failed" [Level::Warning] {
+        grant: GrantId,
+        error: String,
+        rolled_back: bool,
+    }
+    /// `expires` is UTC text (`2026-01-02 03:04:05Z`), as operators read it.
+    GrantApplied = "grant.applied" [Level::Info] {
+        grant: GrantId,
+        uid: u32,
+        user: String,
+        privilege: String,
+        kind: GrantKind,
+        expires: String,
+    }
+    GrantDbWriteFailed = "grant.db_write_failed" [Level::Warning] { error: String }
+    /// A caller who is neither the owner nor an admin tried to end a grant.
+    RevokeDenied = "revoke.denied" [Level::Notice] { grant: GrantId, caller: u32 }
+    GrantRemoveFailed = "grant.remove_failed" [Level::Warning] {
+        grant: GrantId,
+        error: String,
+        retry: String,
+    }
+    /// `late_ms` is how long after its deadline the grant came off (negative if early).
+    GrantExpired = "grant.expired" [Level::Info] {
+        grant: GrantId,
+        uid: u32,
+        user: String,
+        privilege: String,
+        why: String,
+        late_ms: i64,
+    }
+    GrantDropped = "grant.dropped" [Level::Info] {
+        grant: GrantId,
+        uid: u32,
+        user: String,
+        privilege: String,
+        why: String,
+    }
+    GrantRevoked = "grant.revoked" [Level::Info] {
+        grant: GrantId,
+        uid: u32,
+        user: String,
+        privilege: String,
+        why: String,
+    }
+    /// A grant that never took effect was taken off again.
+    GrantRolledBack = "grant.rolled_back" [Level::Info] {
+        grant: GrantId,
+        uid: u32,
+        user: String,
+        privilege: String,
+        why: String,
+    }
+    /// SIGTERM went to the processes still running with an ended grant.
+    RecallStarted = "recall.started" [Level::Notice] { grant: GrantId, uid: u32, pids: Vec<u32> }
+    /// Which of them ended on SIGTERM and which needed SIGKILL after the grace period.
+    RecallFinished = "recall.finished" [Level::Notice] {
+        grant: GrantId,
+        terminated: Vec<u32>,
+        killed: Vec<u32>,
+    }
+
+    // ---- admins and policy ------------------------------------------------------------------
+
+    AdminPolkit = "admin.polkit" [answer.level()] {
+        caller: u32,
+        method: String,
+        action: String,
+        answer: PolkitAnswer,
+    }
+    PolicyLoaded = "policy.loaded" [Level::Info] { summary: String }
+    PolicyRejected = "policy.rejected" [Level::Warning] { errors: String, action: String }
+
+    // ---- sessions ---------------------------------------------------------------------------
+    // `grant` is a String here: pam_jit reports it, and a session may have none (empty).
+
+    SessionOpened = "session.opened" [Level::Info] {
+        session: String,
+        grant: String,
+        uid: u32,
+        pid: u32,
+        service: String,
+        tty: String,
+        rhost: String,
+    }
+    /// `seconds` is signed: the wall clock may have been set back while the session ran.
+    SessionClosed = "session.closed" [Level::Info] {
+        session: String,
+        grant: String,
+        uid: u32,
+        seconds: i64,
+        how: String,
+    }
+    /// A session whose grant ended while it ran: only its record was left to close.
+    SessionRecordClosed = "session.closed" [Level::Info] { session: String }
+    SessionDbWriteFailed = "session.db_write_failed" [Level::Warning] { error: String }
+
+    // ---- the daemon -------------------------------------------------------------------------
+
+    /// The one-shot sweep (the systemd timer) ran.
+    SweepDone = "sweep.done" [Level::Info] { removed: u64, live: u64 }
+    /// The wall clock was set; deadlines are checked again at once.
+    ClockChanged = "clock.changed" [Level::Notice] {}
+    /// A record reached syslog but not the database; `lost` is the record's line.
+    AuditDbWriteFailed = "audit.db_write_failed" [Level::Warning] { error: String, lost: String }
+}
