@@ -88,7 +88,7 @@ impl GateIndex {
 
     /// The one line a refused user sees: what they could ask for, and how.
     fn refusal(&self, uid: u32, service: &str) -> String {
-        let Some(account) = crate::sys::account_by_uid(uid) else {
+        let Some(account) = crate::accounts::account_by_uid(uid) else {
             return format!("no active elevation for uid {uid} on {}", self.hostname);
         };
         let who = Requester {
@@ -388,7 +388,7 @@ impl Engine {
             refused(self, &why);
             return Err(Error::InvalidArgument(why));
         }
-        let Some(account) = crate::sys::account_by_uid(uid) else {
+        let Some(account) = crate::accounts::account_by_uid(uid) else {
             refused(self, "no account");
             return Err(Error::NotAllowed(format!(
                 "uid {uid} has no account on this host"
@@ -695,7 +695,7 @@ impl Engine {
         let (state, why) = if g.uid == caller {
             (GrantState::Dropped, "dropped by owner".to_string())
         } else if admin {
-            let by = crate::sys::account_by_uid(caller).map_or(caller.to_string(), |a| a.name);
+            let by = crate::accounts::account_by_uid(caller).map_or(caller.to_string(), |a| a.name);
             let why = if reason.is_empty() {
                 format!("revoked by {by}")
             } else {
@@ -957,7 +957,7 @@ impl Engine {
     pub fn explain(&self, uid: u32, privilege: &str) -> Result<Explanation, Error> {
         crate::names::PrivilegeName::parse(privilege)
             .map_err(|e| Error::InvalidArgument(e.to_string()))?;
-        let Some(account) = crate::sys::account_by_uid(uid) else {
+        let Some(account) = crate::accounts::account_by_uid(uid) else {
             return Err(Error::NotAllowed(format!(
                 "uid {uid} has no account on this host"
             )));
@@ -988,7 +988,7 @@ impl Engine {
         if uid == 0 {
             return true;
         }
-        crate::sys::account_by_uid(uid).is_some_and(|a| {
+        crate::accounts::account_by_uid(uid).is_some_and(|a| {
             self.accounts
                 .user_groups(&a.name)
                 .contains(&self.cfg.admin_group)

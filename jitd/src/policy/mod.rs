@@ -11,7 +11,6 @@
 //! [`Accounts`], so tests run without real accounts.
 
 mod load;
-mod system;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -20,7 +19,7 @@ use regex::Regex;
 
 use crate::names::{GroupName, PrivilegeName, SudoCommand, UserName};
 
-pub use system::SystemAccounts;
+pub use crate::accounts::SystemAccounts;
 
 /// The questions loading and deciding ask of the system.
 pub trait Accounts {
