@@ -19,7 +19,7 @@
 pub mod duration;
 pub mod names;
 pub mod position;
-#[cfg(feature = "client")]
+#[cfg(any(feature = "client", feature = "policy"))]
 pub mod terms;
 
 #[cfg(feature = "client")]

@@ -2,16 +2,20 @@
 //! verdicts, approval modes and the door a request came through. Each is an enum in the
 //! domain, the store and the wire; its lower-case name appears only when serialised (a bus
 //! string, a database column, an audit field), so a misspelt state cannot compile.
+//!
+//! Compiled for the policy as well as the client: the policy decides in these terms. Only the
+//! client speaks D-Bus, so the bus type derive comes with the `client` feature alone.
 
 use serde::{Deserialize, Serialize};
+#[cfg(feature = "client")]
 use zbus::Type;
 
 /// Defines a closed set: the enum, its wire form (a D-Bus string), `as_str`, `parse`, Display.
 macro_rules! closed_set {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Type)]
-        #[zbus(signature = "s")]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[cfg_attr(feature = "client", derive(Type), zbus(signature = "s"))]
         pub enum $name {
             $($(#[$vmeta])* #[serde(rename = $text)] $variant),+
         }

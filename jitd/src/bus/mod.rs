@@ -14,6 +14,7 @@ use zbus::message::Header;
 use crate::client::{Error, Explanation, GateDecision, GrantInfo, RequestOutcome, SessionInfo};
 use crate::clock::Clock;
 use crate::daemon::{Engine, GateIndex};
+use crate::terms::Via;
 
 /// State shared by both interfaces.
 #[derive(Clone)]
@@ -124,7 +125,7 @@ impl Manager {
         let outcome =
             self.0
                 .engine()
-                .request(uid, privilege, duration_secs, reason, ticket, "bus")?;
+                .request(uid, privilege, duration_secs, reason, ticket, Via::Bus)?;
         self.0.wake.notify_one();
         // A caller that left before its answer is not a person waiting to use the grant, and
         // its unique name will never be seen again: take the grant back at once.
@@ -257,7 +258,7 @@ impl Gate {
         let out = self
             .0
             .engine()
-            .request(uid, privilege, duration_secs, reason, ticket, "pam");
+            .request(uid, privilege, duration_secs, reason, ticket, Via::Pam);
         self.0.wake.notify_one();
         out
     }

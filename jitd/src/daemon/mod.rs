@@ -27,9 +27,10 @@ use crate::effects::sudoers::{self, DropIn, SudoFlavor};
 use crate::grant::{GrantKind, GrantRecord, GrantSpec, GrantState};
 use crate::names::GrantId;
 use crate::policy::{
-    Accounts, Decision, OnEnd, Policy, PolicySource, PrivilegeKind, Request, Requester,
+    Accounts, Decision, Facts, Held, OnEnd, Policy, PolicySource, PrivilegeKind, Requester,
 };
 use crate::store::{SessionRow, Store};
+use crate::terms::Via;
 
 /// Most rows a listing returns.
 const LIST_LIMIT: u32 = 500;
@@ -347,7 +348,7 @@ impl Engine {
     // ---- requests ---------------------------------------------------------------------------
 
     /// Handles a request from `uid` (taken from bus credentials, or from PAM via the root-only
-    /// Gate). `via` says which door it came through, for the audit.
+    /// Gate). `via` says which door it came through, for the policy and the audit.
     pub fn request(
         &mut self,
         uid: u32,
@@ -355,7 +356,7 @@ impl Engine {
         duration_secs: u64,
         reason: &str,
         ticket: &str,
-        via: &str,
+        via: Via,
     ) -> Result<RequestOutcome, Error> {
         let refused = |engine: &Self, why: &str| {
             engine.event(
@@ -405,31 +406,38 @@ impl Engine {
                 .filter(|g| g.uid == uid && g.rule == rule)
                 .count() as u32
         };
-        let decision = self.policy.decide(&Request {
-            who: &who,
-            privilege,
-            duration_secs: (duration_secs > 0).then_some(duration_secs),
-            reason,
-            ticket,
-            active_under: &live_by_rule,
-        });
-        // Requests from the sudo prompt need a rule that takes them.
-        let decision = match decision {
-            Decision::Allow { rule, .. }
-                if via == "pam"
-                    && !self
-                        .policy
-                        .rules()
-                        .iter()
-                        .any(|r| r.name == rule && r.interactive) =>
-            {
-                Decision::Deny {
-                    why: format!(
-                        "rule \"{rule}\" does not take requests from the sudo prompt (interactive = false): run `jitctl elevate {privilege} --for ... --reason ...`"
-                    ),
-                }
-            }
-            other => other,
+        let held = self
+            .live
+            .values()
+            .find(|g| g.uid == uid && g.privilege == privilege)
+            .map(|g| (g.id.as_str(), utc(g.expires_ms)));
+        let decision = crate::policy::decide(
+            &self.policy,
+            &Facts {
+                who: &who,
+                privilege,
+                duration_secs: (duration_secs > 0).then_some(duration_secs),
+                reason,
+                ticket,
+                via,
+                active_under: &live_by_rule,
+                held: held.as_ref().map(|(grant, until)| Held { grant, until }),
+            },
+        );
+        let denied = |engine: &Self, why: String| {
+            engine.event(
+                Event::new("request.denied")
+                    .level(Level::Notice)
+                    .field("uid", uid)
+                    .field("user", &account.name)
+                    .field("via", via)
+                    .field("privilege", privilege)
+                    .field("duration", duration_secs)
+                    .field("reason", reason)
+                    .field("ticket", ticket)
+                    .field("why", &why),
+            );
+            Err(Error::PolicyDenied(why))
         };
         let (rule, secs, clamped) = match decision {
             Decision::Allow {
@@ -437,35 +445,18 @@ impl Engine {
                 duration_secs,
                 clamped,
             } => (rule, duration_secs, clamped),
-            Decision::Deny { why } => {
-                self.event(
-                    Event::new("request.denied")
-                        .level(Level::Notice)
-                        .field("uid", uid)
-                        .field("user", &account.name)
-                        .field("via", via)
-                        .field("privilege", privilege)
-                        .field("duration", duration_secs)
-                        .field("reason", reason)
-                        .field("ticket", ticket)
-                        .field("why", &why),
+            // No rule asks for approval yet (the loader refuses every mode but "auto"); should
+            // one reach here, nothing is granted without it.
+            Decision::Pending { rule, .. } => {
+                return denied(
+                    self,
+                    format!(
+                        "rule \"{rule}\" needs an approval, which this jitd cannot collect yet"
+                    ),
                 );
-                return Err(Error::PolicyDenied(why));
             }
+            Decision::Deny { why } => return denied(self, why),
         };
-        if let Some(held) = self
-            .live
-            .values()
-            .find(|g| g.uid == uid && g.privilege == privilege)
-        {
-            let why = format!(
-                "you already hold {privilege} (grant {}) until {}: use it, or drop it first with `jitctl drop {}`",
-                held.id,
-                utc(held.expires_ms),
-                held.id
-            );
-            return Err(Error::PolicyDenied(why));
-        }
         let record =
             self.build_record(&account.name, uid, privilege, &rule, secs, reason, ticket)?;
         self.event(
@@ -540,19 +531,12 @@ impl Engine {
                 };
                 (spec, text)
             }
-            PrivilegeKind::Group { group, .. } => {
-                if let Err(e) = crate::names::UserName::parse(user) {
-                    return Err(Error::PolicyDenied(format!(
-                        "group privileges need a portable user name: {e}"
-                    )));
-                }
-                (
-                    GrantSpec::Group {
-                        group: group.clone(),
-                    },
-                    String::new(),
-                )
-            }
+            PrivilegeKind::Group { group, .. } => (
+                GrantSpec::Group {
+                    group: group.clone(),
+                },
+                String::new(),
+            ),
             PrivilegeKind::Gate => (GrantSpec::Gate, String::new()),
         };
         Ok(GrantRecord {
@@ -978,7 +962,7 @@ impl Engine {
             reason_required: e.reason_required,
             reason_min_chars: e.reason_min_chars,
             ticket_pattern: e.ticket_pattern.unwrap_or_default(),
-            approval: e.approval,
+            approval: e.approval.map_or(String::new(), |m| m.to_string()),
             grants: e.grants,
         })
     }
@@ -1464,7 +1448,7 @@ max_active = 2
         fn grant(&mut self, privilege: &str, secs: u64) -> GrantId {
             let out = self
                 .engine
-                .request(0, privilege, secs, "", "", "test")
+                .request(0, privilege, secs, "", "", Via::Bus)
                 .unwrap();
             GrantId::parse(&out.grant.id).unwrap()
         }
@@ -1551,7 +1535,7 @@ max_active = 2
         *w.system.fail_apply.lock().unwrap() = true;
         let err = w
             .engine
-            .request(0, "whoami", 60, "", "", "test")
+            .request(0, "whoami", 60, "", "", Via::Bus)
             .unwrap_err();
         assert!(matches!(err, Error::Unavailable(_)), "{err:?}");
         assert!(w.system.on.lock().unwrap().is_empty());
@@ -1583,11 +1567,14 @@ max_active = 2
         w.grant("whoami", 60);
         let again = w
             .engine
-            .request(0, "whoami", 60, "", "", "test")
+            .request(0, "whoami", 60, "", "", Via::Bus)
             .unwrap_err();
         assert!(matches!(again, Error::PolicyDenied(_)), "{again:?}");
         w.grant("logs", 60);
-        let third = w.engine.request(0, "disk", 60, "", "", "test").unwrap_err();
+        let third = w
+            .engine
+            .request(0, "disk", 60, "", "", Via::Bus)
+            .unwrap_err();
         assert!(
             matches!(third, Error::PolicyDenied(_)),
             "max_active = 2: {third:?}"
@@ -1600,7 +1587,7 @@ max_active = 2
         for reason in ["a\nb", "\u{1b}[2J", "x\u{202e}y", &"r".repeat(2000)] {
             let e = w
                 .engine
-                .request(0, "whoami", 60, reason, "", "test")
+                .request(0, "whoami", 60, reason, "", Via::Bus)
                 .unwrap_err();
             assert!(matches!(e, Error::InvalidArgument(_)), "{reason:?}: {e:?}");
         }
