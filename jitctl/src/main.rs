@@ -138,7 +138,7 @@ impl Failure {
 
     fn name(&self) -> &'static str {
         match self {
-            Self::Bus(e) => e.name(),
+            Self::Bus(e) => e.short_name(),
             Self::Unreachable(_) => "Unreachable",
             Self::Usage(_) => "Usage",
             Self::Other(_) => "Failed",

@@ -6,13 +6,14 @@
 //! - `duration`, `names`, `position`: parsed, validated values shared by every part
 //! - `client`: bus names, proxies, wire types, errors (feature `client`)
 //! - `policy`: the policy files and the decisions they make (feature `policy`)
+//! - `accounts`: users and groups from the host's name service (feature `policy`)
 //! - the daemon (feature `daemon`):
 //!   - `daemon`: the request lifecycle and the grant state machine behind one lock
 //!   - `bus`: the two bus interfaces and who the caller is
 //!   - `store`: SQLite (grants, sessions, the audit chain) with migrations
 //!   - `audit`: the typed audit events, the chain, and where records go
 //!   - `effects`: what changes the system: sudoers drop-ins, group membership, recall
-//!   - `sys`: everything else that asks the OS: accounts, ids, capabilities, clock changes
+//!   - `sys`: everything else that asks the OS: ids, capabilities, clock changes
 //!   - `config`, `clock`, `polkit`
 
 pub mod duration;
@@ -24,6 +25,8 @@ pub mod terms;
 #[cfg(feature = "client")]
 pub mod client;
 
+#[cfg(feature = "policy")]
+pub mod accounts;
 #[cfg(feature = "policy")]
 pub mod policy;
 
@@ -45,6 +48,8 @@ pub mod failpoint;
 pub mod grant;
 #[cfg(feature = "daemon")]
 pub mod polkit;
+#[cfg(feature = "daemon")]
+pub mod runtime;
 #[cfg(feature = "daemon")]
 pub mod store;
 #[cfg(feature = "daemon")]

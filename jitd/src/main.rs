@@ -4,22 +4,13 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use jitd::audit::{Audit, Event, Level};
-use jitd::bus::{Gate, Manager, Shared};
-use jitd::client::{BUS_NAME, OBJECT_PATH};
-use jitd::clock::{Clock, SystemClock};
-use jitd::config::{self, Config, SudoChoice};
-use jitd::daemon::{Core, Parts};
-use jitd::effects::enforce::SystemEnforcer;
-use jitd::effects::group::Groups;
-use jitd::effects::recall::Recaller;
-use jitd::effects::sudoers::{self, SudoFlavor, SudoersDir};
-use jitd::policy::{Policy, SystemAccounts};
-use jitd::sys::sd_notify;
+use jitd::audit::Audit;
+use jitd::config::{self, Config};
+use jitd::runtime::{one_shot, serve};
+use jitd::store::Store;
 
 #[derive(Parser)]
 #[command(
@@ -46,6 +37,15 @@ enum Command {
     /// Ask the running daemon to re-read the policy; fails, with the positions of the errors,
     /// when the new policy is broken (the old one then stays in force). For `systemctl reload`.
     Reload,
+    /// The audit trail in the state database, read directly (root; the daemon need not run).
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Walk the hash chain and report the first broken link (exit 1), read-only.
+    Verify,
 }
 
 fn main() -> ExitCode {
@@ -67,12 +67,39 @@ fn main() -> ExitCode {
         Command::Sweep => one_shot(cfg, audit, false),
         Command::Purge => one_shot(cfg, audit, true),
         Command::Reload => reload(&cfg),
+        Command::Audit(AuditCommand::Verify) => return verify(&cfg),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("jitd: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// `jitd audit verify`: exit 0 when the chain is intact, 1 when a link is broken, 2 when the
+/// database cannot be read.
+fn verify(cfg: &Config) -> ExitCode {
+    let store = match Store::open_read_only(&cfg.db_path()) {
+        Ok(store) => store,
+        Err(e) => {
+            eprintln!("jitd audit verify: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match store.verify_chain() {
+        Ok(report) => {
+            println!("{report}");
+            if report.is_intact() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("jitd audit verify: {e}");
+            ExitCode::from(2)
         }
     }
 }
@@ -91,268 +118,4 @@ fn reload(cfg: &Config) -> Result<(), String> {
         println!("jitd reload: {summary}");
         Ok(())
     })
-}
-
-/// Which sudo is installed decides whether rules may carry `NOTAFTER`.
-fn sudo_flavor(cfg: &Config, audit: &Audit) -> SudoFlavor {
-    match cfg.sudo {
-        SudoChoice::Classic => SudoFlavor::Classic {
-            version: "configured".into(),
-            notafter: true,
-        },
-        SudoChoice::SudoRs => SudoFlavor::SudoRs {
-            version: "configured".into(),
-        },
-        SudoChoice::Auto => match sudoers::detect(&cfg.sudo_path) {
-            Ok(flavor) => flavor,
-            Err(e) => {
-                // Without knowing the implementation, leave NOTAFTER out: sudo-rs would reject
-                // the whole file, and jitd's own clocks still end the grant.
-                audit.log(
-                    Level::Warning,
-                    &format!("cannot detect sudo ({e}); rules carry no NOTAFTER"),
-                );
-                SudoFlavor::SudoRs {
-                    version: "unknown".into(),
-                }
-            }
-        },
-    }
-}
-
-/// How long recalled processes get between SIGTERM and SIGKILL.
-const RECALL_GRACE: Duration = Duration::from_secs(5);
-
-fn parts(cfg: Config, audit: Arc<Audit>, policy: Policy) -> Parts {
-    let flavor = sudo_flavor(&cfg, &audit);
-    Parts {
-        enforcer: Box::new(SystemEnforcer {
-            sudoers: SudoersDir::new(cfg.sudoers_dir.clone(), cfg.visudo.clone()),
-            groups: Groups::new(cfg.gpasswd.clone()),
-        }),
-        cfg,
-        clock: Arc::new(SystemClock::new()),
-        audit,
-        accounts: Arc::new(SystemAccounts),
-        recaller: Recaller::new(PathBuf::from("/proc"), RECALL_GRACE),
-        flavor,
-        policy,
-    }
-}
-
-fn one_shot(cfg: Config, audit: Arc<Audit>, purge: bool) -> Result<(), String> {
-    let mut engine = Core::open(parts(cfg, audit.clone(), Policy::empty()))?;
-    engine.load_live()?;
-    if purge {
-        let n = engine.purge();
-        println!("jitd purge: removed {n} live grant(s) and every jitd drop-in");
-    } else {
-        let before = engine.list(None, false).map(|l| l.len()).unwrap_or(0);
-        engine.tick();
-        let after = engine.list(None, false).map(|l| l.len()).unwrap_or(0);
-        engine.settle();
-        let removed = before.saturating_sub(after);
-        audit.record(
-            None,
-            SystemClock::new().now().wall_ms,
-            &Event::new("sweep.done")
-                .field("removed", removed)
-                .field("live", after),
-        );
-        println!("jitd sweep: removed {removed} expired grant(s), {after} still live");
-    }
-    Ok(())
-}
-
-fn serve(cfg: Config, audit: Arc<Audit>) -> Result<(), String> {
-    if let Err(e) = jitd::sys::drop_capabilities() {
-        audit.log(Level::Warning, &format!("could not drop capabilities: {e}"));
-    }
-    let policy = match Core::load_policy(&cfg, &SystemAccounts) {
-        Ok(policy) => policy,
-        Err(errors) => {
-            // Start anyway with nothing allowed: revocation of existing grants must not depend
-            // on the policy being valid.
-            audit.record(
-                None,
-                SystemClock::new().now().wall_ms,
-                &Event::new("policy.rejected")
-                    .level(Level::Warning)
-                    .field("errors", &errors)
-                    .field(
-                        "action",
-                        "starting with an empty policy: every request is denied",
-                    ),
-            );
-            Policy::empty()
-        }
-    };
-    let bus_address = cfg.bus_address.clone();
-    let check_every_secs = cfg.integrity_check_secs;
-    let mut engine = Core::open(parts(cfg, audit.clone(), policy))?;
-    engine.reconcile()?;
-    let shared = Shared {
-        gate: engine.gate(),
-        clock: engine.clock(),
-        engine: Arc::new(Mutex::new(engine)),
-        wake: Arc::new(tokio::sync::Notify::new()),
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    runtime.block_on(run(shared, bus_address, check_every_secs, audit))
-}
-
-async fn run(
-    shared: Shared,
-    bus_address: Option<String>,
-    check_every_secs: u64,
-    audit: Arc<Audit>,
-) -> Result<(), String> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let conn = serve_on_bus(&shared, bus_address.as_deref()).await?;
-    // Revocation below runs by the clock whether or not the bus is there; the bus is only how
-    // requests arrive. If it goes away (restarted, crashed), this task serves again once it is
-    // back, without ever holding up the expiry loop.
-    let on_bus = tokio::spawn(stay_on_bus(
-        conn,
-        shared.clone(),
-        bus_address.clone(),
-        audit.clone(),
-    ));
-    let mut hangup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
-    let mut terminate = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
-    let mut clock_watch = match jitd::sys::clockwatch::ClockWatch::new() {
-        Ok(watch) => Some(watch),
-        Err(e) => {
-            audit.log(
-                Level::Warning,
-                &format!("no clock-change notification ({e}); checking every second"),
-            );
-            None
-        }
-    };
-    sd_notify("READY=1");
-    audit.log(Level::Info, &format!("serving {BUS_NAME}"));
-    let check_every = Duration::from_secs(check_every_secs.max(1));
-    let mut last_check = std::time::Instant::now();
-    loop {
-        let next = {
-            let mut engine = shared.engine.lock().unwrap_or_else(|p| p.into_inner());
-            let next = engine.tick();
-            if last_check.elapsed() >= check_every {
-                engine.check_integrity();
-                last_check = std::time::Instant::now();
-            }
-            next
-        };
-
-        // Never sleep more than a second: a wall-clock jump or a resume from suspend is then
-        // noticed within a second even with no deadline near.
-        let sleep_ms = next.unwrap_or(1000).clamp(0, 1000) as u64;
-        tokio::select! {
-            () = tokio::time::sleep(Duration::from_millis(sleep_ms)) => {}
-            () = shared.wake.notified() => {}
-            changed = clock_changed(&mut clock_watch) => {
-                if let Err(e) = changed {
-                    audit.log(Level::Warning, &format!("clock-change notification failed: {e}"));
-                    clock_watch = None;
-                } else {
-                    audit.record(None, 0, &Event::new("clock.changed").level(Level::Notice));
-                }
-            }
-            _ = hangup.recv() => {
-                let outcome = shared.engine.lock().unwrap_or_else(|p| p.into_inner()).reload_policy();
-                if let Err(e) = outcome {
-                    audit.log(Level::Warning, &e.to_string());
-                }
-            }
-            _ = terminate.recv() => break,
-            _ = interrupt.recv() => break,
-        }
-    }
-    sd_notify("STOPPING=1");
-    // Stop taking calls, then wait for the one in flight (it holds the engine lock) to finish.
-    on_bus.abort();
-    let _ = on_bus.await;
-    drop(shared.engine.lock().unwrap_or_else(|p| p.into_inner()));
-    audit.log(
-        Level::Info,
-        "stopped; live grants stay until their deadline",
-    );
-    Ok(())
-}
-
-/// How often the daemon tries the bus again after losing it.
-const BUS_RETRY_EVERY: Duration = Duration::from_secs(2);
-
-/// Connects to the bus, serves both interfaces and takes the name, within 5 s.
-async fn serve_on_bus(
-    shared: &Shared,
-    bus_address: Option<&str>,
-) -> Result<zbus::Connection, String> {
-    let builder = match bus_address {
-        Some(address) => zbus::connection::Builder::address(address),
-        None => zbus::connection::Builder::system(),
-    };
-    // Bounds every call the daemon makes (the bus daemon, polkit): a stuck peer costs one
-    // refused request, never a wedged interface. The name is not given up to a later
-    // claimant (the bus policy lets only root own it; this keeps a second root jitd out too).
-    let build = builder
-        .method_timeout(Duration::from_secs(5))
-        .serve_at(OBJECT_PATH, Manager(shared.clone()))
-        .serve_at(OBJECT_PATH, Gate(shared.clone()))
-        .name(BUS_NAME)
-        .allow_name_replacements(false)
-        .build();
-    match tokio::time::timeout(Duration::from_secs(5), build).await {
-        Ok(Ok(conn)) => Ok(conn),
-        Ok(Err(e)) => Err(format!("cannot serve {BUS_NAME} on the bus: {e}")),
-        Err(_) => Err(format!(
-            "cannot serve {BUS_NAME} on the bus: no answer in 5 s"
-        )),
-    }
-}
-
-/// Waits for the connection to close (the bus stopped, restarted or dropped jitd), then
-/// serves again as soon as the bus is back, logging the loss, the first failed attempt and the
-/// return. Owns the connection: aborting the task closes it.
-async fn stay_on_bus(
-    mut conn: zbus::Connection,
-    shared: Shared,
-    bus_address: Option<String>,
-    audit: Arc<Audit>,
-) {
-    loop {
-        conn.closed().await;
-        audit.log(
-            Level::Warning,
-            "lost the bus; revoking by the clock, reconnecting",
-        );
-        let mut first_failure = true;
-        conn = loop {
-            tokio::time::sleep(BUS_RETRY_EVERY).await;
-            match serve_on_bus(&shared, bus_address.as_deref()).await {
-                Ok(conn) => break conn,
-                Err(e) if first_failure => {
-                    audit.log(Level::Warning, &format!("{e}; retrying every 2 s"));
-                    first_failure = false;
-                }
-                Err(_) => {}
-            }
-        };
-        audit.log(Level::Info, &format!("serving {BUS_NAME} again"));
-    }
-}
-
-/// Waits for a wall-clock change, or forever when there is no watch.
-async fn clock_changed(
-    watch: &mut Option<jitd::sys::clockwatch::ClockWatch>,
-) -> std::io::Result<()> {
-    match watch {
-        Some(watch) => watch.changed().await,
-        None => std::future::pending().await,
-    }
 }

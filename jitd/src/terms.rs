@@ -2,6 +2,9 @@
 //! verdicts, approval modes and the door a request came through. Each is an enum in the
 //! domain, the store and the wire; its lower-case name appears only when serialised (a bus
 //! string, a database column, an audit field), so a misspelt state cannot compile.
+//!
+//! Compiled for the policy as well as the client: the policy decides in these terms. Only the
+//! client speaks D-Bus, so the bus type derive comes with the `client` feature alone.
 
 use serde::{Deserialize, Serialize};
 

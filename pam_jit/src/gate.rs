@@ -69,7 +69,7 @@ impl BusGate {
 fn classify(e: Error) -> GateError {
     if e.is_refusal() {
         GateError::Refused {
-            name: format!("{}.{}", jitd::client::ERROR_PREFIX, e.name()),
+            name: format!("{}.{}", jitd::client::ERROR_PREFIX, e.short_name()),
             message: e.message(),
         }
     } else {

@@ -42,47 +42,6 @@ pub enum Level {
     Warning,
 }
 
-/// One audit record, built field by field.
-#[derive(Debug, Clone)]
-pub struct Event {
-    pub level: Level,
-    kind: &'static str,
-    fields: Vec<(&'static str, String)>,
-}
-
-impl Event {
-    pub fn new(kind: &'static str) -> Self {
-        Self {
-            level: Level::Info,
-            kind,
-            fields: Vec::new(),
-        }
-    }
-
-    pub fn level(mut self, level: Level) -> Self {
-        self.level = level;
-        self
-    }
-
-    pub fn field(mut self, key: &'static str, value: impl Display) -> Self {
-        self.fields.push((key, value.to_string()));
-        self
-    }
-
-    pub fn kind(&self) -> &'static str {
-        self.kind
-    }
-
-    /// The record as one escaped line: `event=grant.applied grant=g... reason="..."`.
-    pub fn line(&self) -> String {
-        let mut out = format!("event={}", self.kind);
-        for (key, value) in &self.fields {
-            let _ = write!(out, " {key}={}", Escaped(value));
-        }
-        out
-    }
-}
-
 /// Whether `c` may appear in a value written bare, without quotes.
 fn is_plain(c: char) -> bool {
     c.is_ascii_alphanumeric() || "._/@:+-,#()".contains(c)
@@ -134,17 +93,17 @@ impl Audit {
     /// host name that comes with it. Never fails: an audit sink that is down must not block a
     /// revocation. DB failures are reported back to syslog/stderr so the gap itself is on
     /// record.
-    pub fn record(&self, store: Option<(&Store, &str)>, at_ms: i64, event: &Event) {
-        let line = event.line();
-        self.to_syslog(event.level, &line);
+    pub fn record(&self, store: Option<(&Store, &str)>, at_ms: i64, event: &AuditEvent) {
+        let line = event.to_line();
+        self.to_syslog(event.level(), &line);
         if let Some((store, host)) = store
             && let Err(e) = store.append_audit(at_ms, host, &line)
         {
-            let gap = Event::new("audit.db_write_failed")
-                .level(Level::Warning)
-                .field("error", e)
-                .field("lost", &line);
-            self.to_syslog(Level::Warning, &gap.line());
+            let gap = AuditEvent::AuditDbWriteFailed {
+                error: e.to_string(),
+                lost: line,
+            };
+            self.to_syslog(gap.level(), &gap.to_line());
         }
     }
 
@@ -190,9 +149,25 @@ fn connect_syslog() -> Option<Logger> {
 mod tests {
     use super::*;
 
+    /// A record line written field by field, the way the escaping is specified.
+    struct Line(String);
+
+    impl Line {
+        fn new(kind: &str) -> Self {
+            Self(format!("event={kind}"))
+        }
+        fn field(mut self, key: &str, value: impl Display) -> Self {
+            let _ = write!(self.0, " {key}={}", Escaped(&value.to_string()));
+            self
+        }
+        fn line(self) -> String {
+            self.0
+        }
+    }
+
     #[test]
     fn plain_values_stay_bare_and_others_are_quoted() {
-        let line = Event::new("grant.applied")
+        let line = Line::new("grant.applied")
             .field("grant", "g0123456789ab")
             .field("uid", 1001)
             .field("reason", "restart after config change")
@@ -206,7 +181,7 @@ mod tests {
     #[test]
     fn hostile_reasons_stay_on_one_line_and_cannot_forge_fields() {
         let reason = "ok\nevent=grant.revoked uid=0 \"x\\\u{1b}[2J\u{202e}%n";
-        let line = Event::new("request.denied").field("reason", reason).line();
+        let line = Line::new("request.denied").field("reason", reason).line();
         assert!(!line.contains('\n') && !line.contains('\u{1b}') && !line.contains('\u{202e}'));
         assert_eq!(
             line,
@@ -217,7 +192,7 @@ mod tests {
     #[test]
     fn huge_values_are_cut_and_say_so() {
         let reason = "a".repeat(1 << 20);
-        let line = Event::new("request.denied").field("reason", &reason).line();
+        let line = Line::new("request.denied").field("reason", &reason).line();
         assert!(line.len() < MAX_VALUE_CHARS + 100, "{}", line.len());
         assert!(line.ends_with(&format!("...(+{} chars)\"", (1 << 20) - MAX_VALUE_CHARS)));
     }
@@ -225,7 +200,7 @@ mod tests {
     #[test]
     fn empty_values_are_visible() {
         assert_eq!(
-            Event::new("x").field("ticket", "").line(),
+            Line::new("x").field("ticket", "").line(),
             "event=x ticket=\"\""
         );
     }

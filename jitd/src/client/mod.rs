@@ -8,7 +8,7 @@
 pub use crate::duration;
 mod wire;
 
-pub use wire::{Explanation, GateDecision, GrantInfo, RequestOutcome, SessionInfo};
+pub use wire::{Explanation, GateDecision, GrantInfo, RequestOutcome, RuleApproval, SessionInfo};
 
 /// The one well-known name of the service. The `1` is the API version: an incompatible change
 /// gets a new name, so old and new clients can coexist on one bus.
@@ -54,8 +54,9 @@ pub enum Error {
 
 impl Error {
     /// The last element of the D-Bus error name (`PolicyDenied`, ...); `Failed` for a
-    /// transport failure.
-    pub fn name(&self) -> &'static str {
+    /// transport failure. (Not `name`: that is the bus error trait's full name, which the
+    /// replies are sent under.)
+    pub fn short_name(&self) -> &'static str {
         match self {
             Self::NotAllowed(_) => "NotAllowed",
             Self::InvalidArgument(_) => "InvalidArgument",
@@ -178,5 +179,22 @@ pub async fn verify_owner(conn: &zbus::Connection) -> Result<(), String> {
             "jitd is not running ({BUS_NAME} has no owner on the bus)"
         )),
         Err(e) => Err(format!("cannot ask the bus who runs jitd: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Replies are sent under the bus error trait's name; nothing may shadow it.
+    #[test]
+    fn refusals_carry_the_full_bus_error_name() {
+        let e = Error::PolicyDenied("no".into());
+        assert_eq!(
+            zbus::DBusError::name(&e).as_str(),
+            "org.jitd.Jitd1.Error.PolicyDenied"
+        );
+        assert_eq!(e.short_name(), "PolicyDenied");
+        assert_eq!(e.message(), "no");
     }
 }

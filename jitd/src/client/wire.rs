@@ -63,8 +63,8 @@ pub struct Explanation {
     pub reason_min_chars: u32,
     /// Ticket pattern the request must match ("" = no ticket required).
     pub ticket_pattern: String,
-    /// How the matching rule approves (`auto`).
-    pub approval: ApprovalMode,
+    /// How the matching rule approves; none when no rule matches.
+    pub approval: RuleApproval,
     /// What the privilege gives, in words.
     pub grants: String,
 }
@@ -90,4 +90,28 @@ pub struct SessionInfo {
     pub service: String,
     pub tty: String,
     pub rhost: String,
+}
+
+/// How a rule approves, or nothing when no rule matches: the mode's name on the wire, "" for
+/// none (a D-Bus string; the bus has no optional values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Type)]
+#[zbus(signature = "s")]
+pub struct RuleApproval(pub Option<ApprovalMode>);
+
+impl Serialize for RuleApproval {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0.map_or("", ApprovalMode::as_str))
+    }
+}
+
+impl<'de> Deserialize<'de> for RuleApproval {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        if text.is_empty() {
+            return Ok(Self(None));
+        }
+        ApprovalMode::parse(&text)
+            .map(|m| Self(Some(m)))
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown approval mode {text:?}")))
+    }
 }

@@ -7,7 +7,7 @@
 #![forbid(unsafe_code)]
 
 use super::{Core, hints, info};
-use crate::audit::{Event, Level};
+use crate::audit::AuditEvent;
 use crate::client::{Error, GrantInfo};
 use crate::clock::utc;
 use crate::effects::enforce::Presence;
@@ -102,7 +102,7 @@ impl Core {
         }
         if let Err(e) = self.store.insert(&g) {
             let why = hints::not_recorded(e.is_busy(), &e);
-            self.warn("grant.not_recorded", &why);
+            self.record(AuditEvent::GrantNotRecorded { error: why.clone() });
             return Err(Error::Unavailable(why));
         }
         crate::failpoint::hit("after-intent");
@@ -126,26 +126,23 @@ impl Core {
                 }
             )));
         }
-        self.event(
-            Event::new("grant.applied")
-                .field("grant", &g.id)
-                .field("uid", g.uid)
-                .field("user", &g.user)
-                .field("privilege", &g.privilege)
-                .field("kind", g.kind())
-                .field("expires", utc(g.expires_ms)),
-        );
+        self.record(AuditEvent::GrantApplied {
+            grant: g.id.clone(),
+            uid: g.uid,
+            user: g.user.clone(),
+            privilege: g.privilege.clone(),
+            kind: g.kind(),
+            expires: utc(g.expires_ms),
+        });
         Ok(g)
     }
 
     fn apply_failed(&self, id: &GrantId, error: &dyn std::fmt::Display, rolled_back: bool) {
-        self.event(
-            Event::new("grant.apply_failed")
-                .level(Level::Warning)
-                .field("grant", id)
-                .field("error", error)
-                .field("rolled_back", rolled_back),
-        );
+        self.record(AuditEvent::GrantApplyFailed {
+            grant: id.clone(),
+            error: error.to_string(),
+            rolled_back,
+        });
     }
 
     /// Takes off a grant that could not be put in place. If that fails too (a tool that died
@@ -159,7 +156,7 @@ impl Core {
             GrantState::Removing
         };
         if let Err(e) = self.transition(&mut g, to, GrantState::Failed, why) {
-            self.warn("grant.db_write_failed", &format!("{}: {e}", g.id));
+            self.db_write_failed(&g.id, &e);
         }
         undone
     }
@@ -195,14 +192,9 @@ impl Core {
                 hints::revoked_by(&self.name_of(caller), reason),
             )
         } else {
-            self.event(
-                Event::new("revoke.denied")
-                    .level(Level::Notice)
-                    .field("grant", &id)
-                    .field("caller", caller),
-            );
+            self.record(AuditEvent::RevokeDenied { grant: id, caller });
             // Same answer as for an unknown id: do not reveal other users' grant ids.
-            return Err(Error::NotFound(format!("no grant {id}")));
+            return Err(Error::NotFound(format!("no grant {}", g.id)));
         };
         if terminate && !admin {
             return Err(Error::NotAllowed(
@@ -226,7 +218,7 @@ impl Core {
     pub(super) fn end(&mut self, mut g: GrantRecord, how: Ending<'_>) -> GrantRecord {
         if let Err(e) = self.transition(&mut g, GrantState::Removing, how.state, how.why) {
             // Revocation proceeds without the database.
-            self.warn("grant.db_write_failed", &format!("{}: {e}", g.id));
+            self.db_write_failed(&g.id, &e);
         }
         self.finish_removal(g, how)
     }
@@ -237,43 +229,71 @@ impl Core {
         self.write_gate().remove(&g.id);
         crate::failpoint::hit("before-remove");
         if let Err(e) = self.enforcer.remove(&g) {
-            self.event(
-                Event::new("grant.remove_failed")
-                    .level(Level::Warning)
-                    .field("grant", &g.id)
-                    .field("error", &e)
-                    .field("retry", "next tick"),
-            );
+            self.record(AuditEvent::GrantRemoveFailed {
+                grant: g.id.clone(),
+                error: e.to_string(),
+                retry: "next tick".into(),
+            });
             if let Err(e) = self.transition(&mut g, GrantState::Removing, how.state, how.why) {
-                self.warn("grant.db_write_failed", &format!("{}: {e}", g.id));
+                self.db_write_failed(&g.id, &e);
             }
             return g;
         }
         crate::failpoint::hit("after-remove");
         if let Err(e) = self.transition(&mut g, how.state, how.state, how.why) {
-            self.warn("grant.db_write_failed", &format!("{}: {e}", g.id));
+            self.db_write_failed(&g.id, &e);
         }
-        let mut event = Event::new(match how.state {
-            GrantState::Expired => "grant.expired",
-            GrantState::Dropped => "grant.dropped",
-            GrantState::Failed => "grant.rolled_back",
-            _ => "grant.revoked",
-        })
-        .field("grant", &g.id)
-        .field("uid", g.uid)
-        .field("user", &g.user)
-        .field("privilege", &g.privilege)
-        .field("why", how.why);
-        if how.state == GrantState::Expired {
-            event = event.field("late_ms", g.ended_ms - g.expires_ms);
-        }
-        self.event(event);
+        let (grant, uid, user, privilege, why) = (
+            g.id.clone(),
+            g.uid,
+            g.user.clone(),
+            g.privilege.clone(),
+            how.why.to_string(),
+        );
+        self.record(match how.state {
+            GrantState::Expired => AuditEvent::GrantExpired {
+                grant,
+                uid,
+                user,
+                privilege,
+                why,
+                late_ms: g.ended_ms - g.expires_ms,
+            },
+            GrantState::Dropped => AuditEvent::GrantDropped {
+                grant,
+                uid,
+                user,
+                privilege,
+                why,
+            },
+            GrantState::Failed => AuditEvent::GrantRolledBack {
+                grant,
+                uid,
+                user,
+                privilege,
+                why,
+            },
+            _ => AuditEvent::GrantRevoked {
+                grant,
+                uid,
+                user,
+                privilege,
+                why,
+            },
+        });
         if how.state != GrantState::Failed {
             self.recall(&g, how.terminate);
         }
         self.sessions
             .retain(|_, s| s.info.grant_id != g.id.as_str());
         g
+    }
+
+    /// A database write that failed while a grant was on its way: audited, never fatal.
+    pub(super) fn db_write_failed(&self, id: &GrantId, e: &StoreError) {
+        self.record(AuditEvent::GrantDbWriteFailed {
+            error: format!("{id}: {e}"),
+        });
     }
 
     /// Removes every grant on the system and every jitd drop-in (package removal).

@@ -34,7 +34,7 @@ pub use gate_index::GateIndex;
 pub use hints::not_admin;
 pub use requests::{Ask, check_text};
 
-use crate::audit::{Audit, Event, Level};
+use crate::audit::{Audit, AuditEvent, PolkitAnswer};
 use crate::client::{Error, Explanation, GrantInfo};
 use crate::clock::Clock;
 use crate::config::Config;
@@ -134,19 +134,13 @@ impl Core {
         &self.cfg
     }
 
-    fn event(&self, event: Event) {
+    /// Records `event` in the audit trail: syslog and the hash chain, with the time, this
+    /// host's name and the next sequence number.
+    pub fn record(&self, event: AuditEvent) {
         self.audit.record(
             Some((&self.store, &self.hostname)),
             self.clock.now().wall_ms,
             &event,
-        );
-    }
-
-    fn warn(&self, kind: &'static str, message: &str) {
-        self.event(
-            Event::new(kind)
-                .level(Level::Warning)
-                .field("error", message),
         );
     }
 
@@ -213,7 +207,7 @@ impl Core {
             reason_required: e.reason_required,
             reason_min_chars: e.reason_min_chars,
             ticket_pattern: e.ticket_pattern.unwrap_or_default(),
-            approval: e.approval,
+            approval: crate::client::RuleApproval(e.approval),
             grants: e.grants,
         })
     }
@@ -237,19 +231,12 @@ impl Core {
 
     /// Records what polkit answered when a caller asked to act as an admin.
     pub fn audit_polkit(&self, uid: u32, method: &str, answer: &Result<bool, String>) {
-        let (level, verdict) = match answer {
-            Ok(true) => (Level::Notice, "yes".to_string()),
-            Ok(false) => (Level::Info, "no".to_string()),
-            Err(e) => (Level::Warning, format!("error: {e}")),
-        };
-        self.event(
-            Event::new("admin.polkit")
-                .level(level)
-                .field("caller", uid)
-                .field("method", method)
-                .field("action", crate::polkit::MANAGE)
-                .field("answer", verdict),
-        );
+        self.record(AuditEvent::AdminPolkit {
+            caller: uid,
+            method: method.to_string(),
+            action: crate::polkit::MANAGE.to_string(),
+            answer: PolkitAnswer::from(answer),
+        });
     }
 
     // ---- policy -----------------------------------------------------------------------------
@@ -282,16 +269,16 @@ impl Core {
                 );
                 self.policy = Arc::new(policy);
                 self.write_gate().set_policy(self.policy.clone());
-                self.event(Event::new("policy.loaded").field("summary", &summary));
+                self.record(AuditEvent::PolicyLoaded {
+                    summary: summary.clone(),
+                });
                 Ok(summary)
             }
             Err(errors) => {
-                self.event(
-                    Event::new("policy.rejected")
-                        .level(Level::Warning)
-                        .field("errors", &errors)
-                        .field("action", "previous policy stays in force"),
-                );
+                self.record(AuditEvent::PolicyRejected {
+                    errors: errors.clone(),
+                    action: "previous policy stays in force".into(),
+                });
                 Err(Error::InvalidArgument(format!(
                     "policy not reloaded, the previous one stays in force:\n{errors}"
                 )))

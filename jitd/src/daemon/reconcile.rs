@@ -6,7 +6,7 @@
 
 use super::Core;
 use super::grants::Ending;
-use crate::audit::{Event, Level};
+use crate::audit::AuditEvent;
 use crate::clock::started_in_future;
 use crate::effects::enforce::Presence;
 use crate::grant::{GrantRecord, GrantState};
@@ -20,8 +20,10 @@ impl Core {
     pub fn reconcile(&mut self) -> Result<(), String> {
         match self.enforcer.remove_stale_temp() {
             Ok(0) => {}
-            Ok(n) => self.event(Event::new("reconcile.temp_removed").field("count", n)),
-            Err(e) => self.warn("reconcile.temp_failed", &e.to_string()),
+            Ok(n) => self.record(AuditEvent::ReconcileTempRemoved { count: n as u64 }),
+            Err(e) => self.record(AuditEvent::ReconcileTempFailed {
+                error: e.to_string(),
+            }),
         }
         let gone = self.load_sessions();
         let records = self.store.live().map_err(|e| e.to_string())?;
@@ -56,16 +58,16 @@ impl Core {
         self.remove_orphans();
         if let Ok(paths) = self.enforcer.foreign_lookalikes() {
             for path in paths {
-                self.event(
-                    Event::new("reconcile.foreign_file")
-                        .level(Level::Warning)
-                        .field("path", path.display())
-                        .field("action", "left untouched"),
-                );
+                self.record(AuditEvent::ReconcileForeignFile {
+                    path: path.display().to_string(),
+                    action: "left untouched".into(),
+                });
             }
         }
         self.finish_sessions(gone);
-        self.event(Event::new("daemon.reconciled").field("live", self.live.len()));
+        self.record(AuditEvent::DaemonReconciled {
+            live: self.live.len() as u64,
+        });
         Ok(())
     }
 
@@ -81,19 +83,16 @@ impl Core {
                     Presence::Intact => String::new(),
                 };
                 let outcome = self.enforcer.apply(g);
-                self.event(
-                    Event::new("grant.repaired")
-                        .level(Level::Warning)
-                        .field("grant", &g.id)
-                        .field("found", what)
-                        .field("ok", outcome.is_ok())
-                        .field(
-                            "error",
-                            outcome.err().map(|e| e.to_string()).unwrap_or_default(),
-                        ),
-                );
+                self.record(AuditEvent::GrantRepaired {
+                    grant: g.id.clone(),
+                    found: what,
+                    ok: outcome.is_ok(),
+                    error: outcome.err().map(|e| e.to_string()).unwrap_or_default(),
+                });
             }
-            Err(e) => self.warn("grant.check_failed", &format!("{}: {e}", g.id)),
+            Err(e) => self.record(AuditEvent::GrantCheckFailed {
+                error: format!("{}: {e}", g.id),
+            }),
         }
     }
 
@@ -126,15 +125,15 @@ impl Core {
             Ok(ids) => {
                 for id in ids.into_iter().filter(|id| !self.live.contains_key(id)) {
                     let outcome = self.enforcer.remove_orphan(&id);
-                    self.event(
-                        Event::new("reconcile.orphan_removed")
-                            .level(Level::Warning)
-                            .field("grant", &id)
-                            .field("ok", outcome.is_ok()),
-                    );
+                    self.record(AuditEvent::ReconcileOrphanRemoved {
+                        grant: id,
+                        ok: outcome.is_ok(),
+                    });
                 }
             }
-            Err(e) => self.warn("reconcile.scan_failed", &e.to_string()),
+            Err(e) => self.record(AuditEvent::ReconcileScanFailed {
+                error: e.to_string(),
+            }),
         }
     }
 

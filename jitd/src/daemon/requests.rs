@@ -4,13 +4,13 @@
 #![forbid(unsafe_code)]
 
 use super::{Core, hints, info};
-use crate::audit::{Event, Level};
+use crate::audit::AuditEvent;
 use crate::client::{self, Error, RequestOutcome};
 use crate::clock::{Deadline, utc};
 use crate::effects::sudoers::{self, DropIn};
 use crate::grant::{GrantRecord, GrantSpec, GrantState};
-use crate::policy::{Decision, PrivilegeKind, Request};
-use crate::terms::{RequestStatus, Via};
+use crate::policy::{self, Decision, Facts, Held, PrivilegeKind};
+use crate::terms::{ApprovalMode, RequestStatus, Via};
 
 /// What was asked, as it came in.
 pub struct Ask<'a> {
@@ -33,26 +33,20 @@ impl Core {
             ticket,
             via,
         } = *ask;
+        let invalid = |core: &Self, why: &str| {
+            core.record(AuditEvent::RequestInvalid {
+                uid,
+                via,
+                privilege: privilege.to_string(),
+                why: why.to_string(),
+            });
+        };
         if let Err(why) = validate(ask) {
-            self.event(
-                Event::new("request.invalid")
-                    .level(Level::Notice)
-                    .field("uid", uid)
-                    .field("via", via)
-                    .field("privilege", privilege)
-                    .field("why", &why),
-            );
+            invalid(self, &why);
             return Err(Error::InvalidArgument(why));
         }
         let Some(who) = self.requester(uid) else {
-            self.event(
-                Event::new("request.invalid")
-                    .level(Level::Notice)
-                    .field("uid", uid)
-                    .field("via", via)
-                    .field("privilege", privilege)
-                    .field("why", "no account"),
-            );
+            invalid(self, "no account");
             return Err(Error::NotAllowed(format!(
                 "uid {uid} has no account on this host"
             )));
@@ -63,31 +57,36 @@ impl Core {
                 .filter(|g| g.uid == uid && g.rule == rule)
                 .count() as u32
         };
-        let decision = self.policy.decide(&Request {
-            who: &who,
-            privilege,
-            duration_secs: (duration_secs > 0).then_some(duration_secs),
-            reason,
-            ticket,
-            active_under: &live_by_rule,
-        });
-        // Requests from the sudo prompt need a rule that takes them.
-        let decision = match decision {
-            Decision::Allow { rule, .. }
-                if via == Via::Pam
-                    && !self
-                        .policy
-                        .rules()
-                        .iter()
-                        .any(|r| r.name == rule && r.interactive) =>
-            {
-                Decision::Deny {
-                    why: format!(
-                        "rule \"{rule}\" does not take requests from the sudo prompt (interactive = false): run `jitctl elevate {privilege} --for ... --reason ...`"
-                    ),
-                }
-            }
-            other => other,
+        let held = self
+            .live
+            .values()
+            .find(|g| g.uid == uid && g.privilege == privilege)
+            .map(|g| (g.id.to_string(), utc(g.expires_ms)));
+        let decision = policy::decide(
+            &self.policy,
+            &Facts {
+                who: &who,
+                privilege,
+                duration_secs: (duration_secs > 0).then_some(duration_secs),
+                reason,
+                ticket,
+                via,
+                active_under: &live_by_rule,
+                held: held.as_ref().map(|(grant, until)| Held { grant, until }),
+            },
+        );
+        let denied = |core: &Self, why: String| {
+            core.record(AuditEvent::RequestDenied {
+                uid,
+                user: who.name.clone(),
+                via,
+                privilege: privilege.to_string(),
+                duration: duration_secs,
+                reason: reason.to_string(),
+                ticket: ticket.to_string(),
+                why: why.clone(),
+            });
+            Err(Error::PolicyDenied(why))
         };
         let (rule, secs, clamped) = match decision {
             Decision::Allow {
@@ -95,50 +94,32 @@ impl Core {
                 duration_secs,
                 clamped,
             } => (rule, duration_secs, clamped),
-            Decision::Deny { why } => {
-                self.event(
-                    Event::new("request.denied")
-                        .level(Level::Notice)
-                        .field("uid", uid)
-                        .field("user", &who.name)
-                        .field("via", via)
-                        .field("privilege", privilege)
-                        .field("duration", duration_secs)
-                        .field("reason", reason)
-                        .field("ticket", ticket)
-                        .field("why", &why),
+            // No rule asks for approval yet (the loader refuses every mode but "auto"); should
+            // one reach here, nothing is granted without it.
+            Decision::Pending { rule, .. } => {
+                return denied(
+                    self,
+                    format!(
+                        "rule \"{rule}\" needs an approval, which this jitd cannot collect yet"
+                    ),
                 );
-                return Err(Error::PolicyDenied(why));
             }
+            Decision::Deny { why } => return denied(self, why),
         };
-        if let Some(held) = self
-            .live
-            .values()
-            .find(|g| g.uid == uid && g.privilege == privilege)
-        {
-            let why = format!(
-                "you already hold {privilege} (grant {}) until {}: use it, or drop it first with `jitctl drop {}`",
-                held.id,
-                utc(held.expires_ms),
-                held.id
-            );
-            return Err(Error::PolicyDenied(why));
-        }
         let record = self.build_record(&who.name, uid, privilege, &rule, secs, reason, ticket)?;
-        self.event(
-            Event::new("request.approved")
-                .field("grant", &record.id)
-                .field("uid", uid)
-                .field("user", &who.name)
-                .field("via", via)
-                .field("privilege", privilege)
-                .field("rule", &rule)
-                .field("duration", secs)
-                .field("clamped", clamped)
-                .field("reason", reason)
-                .field("ticket", ticket)
-                .field("approval", "auto"),
-        );
+        self.record(AuditEvent::RequestAllowed {
+            grant: record.id.clone(),
+            uid,
+            user: who.name.clone(),
+            via,
+            privilege: privilege.to_string(),
+            rule,
+            duration: secs,
+            clamped,
+            reason: reason.to_string(),
+            ticket: ticket.to_string(),
+            approval: ApprovalMode::Auto,
+        });
         let grant = self.apply_new(record)?;
         Ok(RequestOutcome {
             status: RequestStatus::Active,
@@ -179,16 +160,10 @@ impl Core {
                 commands: commands.clone(),
                 password_each_time: *password_each_time,
             },
-            PrivilegeKind::Group { group, .. } => {
-                if let Err(e) = crate::names::UserName::parse(user) {
-                    return Err(Error::PolicyDenied(format!(
-                        "group privileges need a portable user name: {e}"
-                    )));
-                }
-                GrantSpec::Group {
-                    group: group.clone(),
-                }
-            }
+            // The policy checked the user name is portable before allowing a group privilege.
+            PrivilegeKind::Group { group, .. } => GrantSpec::Group {
+                group: group.clone(),
+            },
             PrivilegeKind::Gate => GrantSpec::Gate,
         };
         let drop_in = match &spec {

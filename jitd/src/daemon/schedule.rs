@@ -83,10 +83,9 @@ impl Core {
             }
         }
         if batch && let Err(e) = self.store.commit_batch() {
-            self.warn(
-                "grant.db_write_failed",
-                &format!("ending grants together: {e}; the next start or sweep records them"),
-            );
+            self.record(crate::audit::AuditEvent::GrantDbWriteFailed {
+                error: format!("ending grants together: {e}; the next start or sweep records them"),
+            });
         }
         next_in(self.live.values(), &self.clock.now())
     }

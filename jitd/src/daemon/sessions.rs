@@ -6,20 +6,13 @@
 
 use super::Core;
 use super::grants::Ending;
-use crate::audit::{Event, Level};
+use crate::audit::AuditEvent;
 use crate::client::{Error, SessionInfo};
 use crate::effects::recall::{self, Job, ProcInfo};
 use crate::grant::{GrantRecord, GrantState};
 use crate::names::GrantId;
 use crate::policy::{OnEnd, PrivilegeKind};
 use crate::store::SessionRow;
-
-fn join(pids: &[u32]) -> String {
-    pids.iter()
-        .map(u32::to_string)
-        .collect::<Vec<_>>()
-        .join(",")
-}
 
 /// The processes to end for a grant of `uid`: for a group grant every process of the user that
 /// still carries `gid`; otherwise the process trees of the grant's live sessions. Never pid 1
@@ -74,13 +67,11 @@ impl Core {
         if pids.is_empty() {
             return;
         }
-        self.event(
-            Event::new("recall.started")
-                .level(Level::Notice)
-                .field("grant", &g.id)
-                .field("uid", g.uid)
-                .field("pids", join(&pids)),
-        );
+        self.record(AuditEvent::RecallStarted {
+            grant: g.id.clone(),
+            uid: g.uid,
+            pids: pids.clone(),
+        });
         self.recaller.submit(Job {
             grant: g.id.clone(),
             pids,
@@ -95,13 +86,11 @@ impl Core {
     }
 
     fn recall_finished(&self, done: &recall::Finished) {
-        self.event(
-            Event::new("recall.finished")
-                .level(Level::Notice)
-                .field("grant", &done.grant)
-                .field("terminated", join(&done.outcome.terminated))
-                .field("killed", join(&done.outcome.killed)),
-        );
+        self.record(AuditEvent::RecallFinished {
+            grant: done.grant.clone(),
+            terminated: done.outcome.terminated.clone(),
+            killed: done.outcome.killed.clone(),
+        });
     }
 
     /// Waits for every recall in flight and records it (the one-shot sweep, before it exits).
@@ -116,16 +105,15 @@ impl Core {
             .map_err(|e| Error::Unavailable(e.to_string()))?
             .to_string()
             .replacen('g', "s", 1);
-        self.event(
-            Event::new("session.opened")
-                .field("session", &id)
-                .field("grant", &s.grant_id)
-                .field("uid", s.uid)
-                .field("pid", s.pid)
-                .field("service", &s.service)
-                .field("tty", &s.tty)
-                .field("rhost", &s.rhost),
-        );
+        self.record(AuditEvent::SessionOpened {
+            session: id.clone(),
+            grant: s.grant_id.clone(),
+            uid: s.uid,
+            pid: s.pid,
+            service: s.service.clone(),
+            tty: s.tty.clone(),
+            rhost: s.rhost.clone(),
+        });
         let now = self.clock.now();
         let row = SessionRow {
             start_ticks: self.recaller.start_ticks(s.pid).unwrap_or(0),
@@ -136,7 +124,9 @@ impl Core {
         // Kept in the database so a restart (an upgrade, a crash) still knows what runs with
         // a grant. Without it the session still works; only that memory is lost.
         if let Err(e) = self.store.insert_session(&id, &row) {
-            self.warn("session.db_write_failed", &format!("{id}: {e}"));
+            self.record(AuditEvent::SessionDbWriteFailed {
+                error: format!("{id}: {e}"),
+            });
         }
         self.sessions.insert(id.clone(), row);
         Ok(id)
@@ -147,14 +137,18 @@ impl Core {
         match (self.sessions.remove(id), recorded) {
             (Some(s), recorded) => {
                 if let Err(e) = recorded {
-                    self.warn("session.db_write_failed", &format!("{id}: {e}"));
+                    self.record(AuditEvent::SessionDbWriteFailed {
+                        error: format!("{id}: {e}"),
+                    });
                 }
                 self.close_session(id, s, "closed");
                 Ok(())
             }
             // Its grant ended while it ran: only the record is left to close.
             (None, Ok(true)) => {
-                self.event(Event::new("session.closed").field("session", id));
+                self.record(AuditEvent::SessionRecordClosed {
+                    session: id.to_string(),
+                });
                 Ok(())
             }
             (None, _) => Err(Error::NotFound(format!("no open session {id:?}"))),
@@ -164,14 +158,13 @@ impl Core {
     /// Audits the end of a session and ends its grant if the privilege is session-bound.
     fn close_session(&mut self, id: &str, s: SessionRow, how: &str) {
         let secs = (self.clock.now().wall_ms - s.opened_ms) / 1000;
-        self.event(
-            Event::new("session.closed")
-                .field("session", id)
-                .field("grant", &s.info.grant_id)
-                .field("uid", s.info.uid)
-                .field("seconds", secs)
-                .field("how", how),
-        );
+        self.record(AuditEvent::SessionClosed {
+            session: id.to_string(),
+            grant: s.info.grant_id.clone(),
+            uid: s.info.uid,
+            seconds: secs,
+            how: how.to_string(),
+        });
         let bound = self
             .live
             .values()
@@ -205,7 +198,9 @@ impl Core {
         let open = match self.store.open_sessions() {
             Ok(open) => open,
             Err(e) => {
-                self.warn("reconcile.sessions_failed", &e.to_string());
+                self.record(AuditEvent::ReconcileSessionsFailed {
+                    error: e.to_string(),
+                });
                 return Vec::new();
             }
         };
@@ -227,7 +222,9 @@ impl Core {
         let now = self.clock.now().wall_ms;
         for (id, s) in gone {
             if let Err(e) = self.store.close_session(&id, now) {
-                self.warn("session.db_write_failed", &format!("{id}: {e}"));
+                self.record(AuditEvent::SessionDbWriteFailed {
+                    error: format!("{id}: {e}"),
+                });
             }
             self.close_session(&id, s, "ended while jitd was down");
         }

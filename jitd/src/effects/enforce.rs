@@ -50,7 +50,7 @@ fn group_member(g: &GrantRecord) -> Result<UserName, GrantError> {
     let user = UserName::parse(&g.user).map_err(|e| GrantError::Verify {
         what: e.to_string(),
     })?;
-    match crate::sys::account_by_uid(g.uid) {
+    match crate::accounts::account_by_uid(g.uid) {
         Some(account) if account.name == g.user => Ok(user),
         _ => Err(GrantError::Verify {
             what: format!("uid {} is no longer the account {:?}", g.uid, g.user),

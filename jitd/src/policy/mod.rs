@@ -10,8 +10,8 @@
 //! Everything the system is asked during loading (users, groups, paths) goes through
 //! [`Accounts`], so tests run without real accounts.
 
+mod decide;
 mod load;
-mod system;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -19,8 +19,10 @@ use std::path::PathBuf;
 use regex::Regex;
 
 use crate::names::{GroupName, PrivilegeName, SudoCommand, UserName};
+use crate::terms::ApprovalMode;
 
-pub use system::SystemAccounts;
+pub use crate::accounts::SystemAccounts;
+pub use decide::{Decision, Facts, Held, decide};
 
 /// The questions loading and deciding ask of the system.
 pub trait Accounts {
@@ -136,6 +138,15 @@ pub enum Approval {
     Auto,
 }
 
+impl Approval {
+    /// The mode's name on the wire (a rule's approval may carry more, such as who approves).
+    pub fn mode(self) -> ApprovalMode {
+        match self {
+            Self::Auto => ApprovalMode::Auto,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Rule {
     pub name: String,
@@ -179,30 +190,6 @@ pub struct Requester {
     pub groups: Vec<String>,
 }
 
-/// A request to decide.
-pub struct Request<'a> {
-    pub who: &'a Requester,
-    pub privilege: &'a str,
-    /// `None`: the rule's default.
-    pub duration_secs: Option<u64>,
-    pub reason: &'a str,
-    pub ticket: &'a str,
-    /// Live grants of this user under the named rule.
-    pub active_under: &'a dyn Fn(&str) -> u32,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
-    Allow {
-        rule: String,
-        duration_secs: u64,
-        clamped: bool,
-    },
-    Deny {
-        why: String,
-    },
-}
-
 /// What the policy would decide, and why, line by line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Explanation {
@@ -217,7 +204,8 @@ pub struct Explanation {
     pub reason_required: bool,
     pub reason_min_chars: u32,
     pub ticket_pattern: Option<String>,
-    pub approval: crate::terms::ApprovalMode,
+    /// How the matching rule approves (`None` when no rule matches).
+    pub approval: Option<ApprovalMode>,
     pub grants: String,
 }
 
@@ -268,89 +256,7 @@ impl Policy {
             .find(|r| r.covers(privilege) && r.matches(who))
     }
 
-    /// Decides a request. Default deny; the first rule that covers the privilege and matches
-    /// the requester decides, and every condition of that rule must hold.
-    pub fn decide(&self, req: &Request<'_>) -> Decision {
-        let deny = |why: String| Decision::Deny { why };
-        if self.privilege(req.privilege).is_none() {
-            return deny(format!(
-                "no privilege named {}; `jitctl explain` on a name from the policy shows what you may request",
-                req.privilege
-            ));
-        }
-        let Some(rule) = self.first_rule(req.who, req.privilege) else {
-            return deny(format!(
-                "no rule lets {} request {}",
-                req.who.name, req.privilege
-            ));
-        };
-        let mut clamped = false;
-        let secs = match req.duration_secs {
-            None => rule.default_secs,
-            Some(s) if s > rule.max_secs => match rule.over_max {
-                OverMax::Refuse => {
-                    return deny(format!(
-                        "{} is above the maximum {} of rule \"{}\"; ask for {} or less",
-                        crate::duration::format(s),
-                        crate::duration::format(rule.max_secs),
-                        rule.name,
-                        crate::duration::format(rule.max_secs)
-                    ));
-                }
-                OverMax::Clamp => {
-                    clamped = true;
-                    rule.max_secs
-                }
-            },
-            Some(0) => return deny("a duration must be at least 1s".into()),
-            Some(s) => s,
-        };
-        let chars = req.reason.trim().chars().count();
-        if rule.reason_required && chars == 0 {
-            return deny(format!(
-                "rule \"{}\" requires a reason (--reason \"...\")",
-                rule.name
-            ));
-        }
-        if (chars as u64) < u64::from(rule.reason_min_chars) && (rule.reason_required || chars > 0)
-        {
-            return deny(format!(
-                "the reason must be at least {} characters under rule \"{}\" (it has {chars})",
-                rule.reason_min_chars, rule.name
-            ));
-        }
-        if let Some(pattern) = &rule.ticket_pattern {
-            if req.ticket.is_empty() {
-                return deny(format!(
-                    "rule \"{}\" requires a ticket matching {} (--ticket ID)",
-                    rule.name,
-                    rule.ticket_pattern_text.as_deref().unwrap_or("")
-                ));
-            }
-            if !pattern.is_match(req.ticket) {
-                return deny(format!(
-                    "ticket {:?} does not match {} required by rule \"{}\"",
-                    req.ticket.chars().take(64).collect::<String>(),
-                    rule.ticket_pattern_text.as_deref().unwrap_or(""),
-                    rule.name
-                ));
-            }
-        }
-        let active = (req.active_under)(&rule.name);
-        if active >= rule.max_active {
-            return deny(format!(
-                "already {active} live grant(s) under rule \"{}\" (at most {}); drop one first (jitctl status, jitctl drop ID)",
-                rule.name, rule.max_active
-            ));
-        }
-        Decision::Allow {
-            rule: rule.name.clone(),
-            duration_secs: secs,
-            clamped,
-        }
-    }
-
-    /// What [`decide`](Self::decide) would consider for `who` and `privilege`, without a
+    /// What [`decide`] would consider for `who` and `privilege`, without a
     /// request: the matching rule and its conditions.
     pub fn explain(&self, who: &Requester, privilege: &str) -> Explanation {
         let mut e = Explanation {
@@ -363,7 +269,7 @@ impl Policy {
             reason_required: false,
             reason_min_chars: 0,
             ticket_pattern: None,
-            approval: crate::terms::ApprovalMode::Auto,
+            approval: None,
             grants: String::new(),
         };
         let Some(p) = self.privilege(privilege) else {
@@ -406,6 +312,7 @@ impl Policy {
         e.reason_required = rule.reason_required;
         e.reason_min_chars = rule.reason_min_chars;
         e.ticket_pattern = rule.ticket_pattern_text.clone();
+        e.approval = Some(rule.approval.mode());
         let via = if rule.users.iter().any(|u| u.as_str() == who.name) {
             format!("user {}", who.name)
         } else {
@@ -442,7 +349,9 @@ impl Policy {
             "at most {} live grant(s) under this rule",
             rule.max_active
         ));
-        e.reasons.push("approval: automatic".into());
+        e.reasons.push(match rule.approval {
+            Approval::Auto => "approval: automatic".into(),
+        });
         e
     }
 }

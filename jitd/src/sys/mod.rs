@@ -1,54 +1,9 @@
-//! Small facts about the host the daemon needs: who a uid is, the host name, random ids,
-//! and telling systemd we are ready.
-
-use std::ffi::CStr;
+//! Small facts about the host the daemon needs: the host name, random ids, and telling
+//! systemd we are ready. Who a uid is: [`crate::accounts`].
 
 pub mod clockwatch;
 
 use crate::names::GrantId;
-
-/// A local account, looked up by uid.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Account {
-    pub uid: u32,
-    pub gid: u32,
-    pub name: String,
-}
-
-/// The account of `uid` from the name service, or `None` when there is none (or it cannot be
-/// read as UTF-8, which no name we act on could be).
-pub fn account_by_uid(uid: u32) -> Option<Account> {
-    let mut buf = vec![0u8; 16 * 1024];
-    // SAFETY: all-zero bytes are a valid `passwd` (null pointers, zero ids); it is only read
-    // after getpwuid_r has filled it.
-    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut result: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: `pwd`, `buf` and `result` are valid for writes for the whole call; `buf.len()` is
-    // the buffer's real size. getpwuid_r stores pointers into `buf` only, which outlives
-    // every read below.
-    let rc = unsafe {
-        libc::getpwuid_r(
-            uid,
-            &mut pwd,
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            &mut result,
-        )
-    };
-    if rc != 0 || result.is_null() || pwd.pw_name.is_null() {
-        return None;
-    }
-    // SAFETY: on success pw_name points to a NUL-terminated string inside `buf`.
-    let name = unsafe { CStr::from_ptr(pwd.pw_name) }
-        .to_str()
-        .ok()?
-        .to_string();
-    Some(Account {
-        uid: pwd.pw_uid,
-        gid: pwd.pw_gid,
-        name,
-    })
-}
 
 /// The kernel's node name.
 pub fn hostname() -> String {
@@ -142,17 +97,6 @@ pub fn drop_capabilities() -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn root_is_found_by_uid() {
-        let root = account_by_uid(0).expect("uid 0 exists");
-        assert_eq!((root.name.as_str(), root.gid), ("root", 0));
-    }
-
-    #[test]
-    fn an_unused_uid_has_no_account() {
-        assert_eq!(account_by_uid(3_999_999_999), None);
-    }
 
     #[test]
     fn grant_ids_are_random_and_valid() {

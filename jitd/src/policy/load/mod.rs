@@ -1,0 +1,226 @@
+//! Reading policy files: TOML to raw structs with spans, then one validation pass over all
+//! files together that turns raw values into the validated types or into diagnostics.
+
+mod diagnostics;
+mod privilege;
+mod rule;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{Accounts, Diagnostic, Loaded, Policy, PolicySource};
+use crate::names::PrivilegeName;
+use crate::position::line_col;
+use diagnostics::{Reporter, at, whole_file};
+use privilege::{RawPrivilege, privilege};
+use rule::{RawRule, rule};
+
+/// Largest policy file read.
+const MAX_FILE_BYTES: u64 = 1024 * 1024;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    privilege: BTreeMap<Spanned<String>, Spanned<RawPrivilege>>,
+    #[serde(default)]
+    rule: Vec<Spanned<RawRule>>,
+}
+
+pub(super) fn load(src: &PolicySource, accounts: &dyn Accounts) -> Result<Loaded, Vec<Diagnostic>> {
+    let mut texts = Vec::new();
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+    let mut paths = Vec::new();
+    if let Some(file) = &src.file {
+        if file.exists() {
+            paths.push(file.clone());
+        } else {
+            warnings.push(whole_file(
+                file,
+                "policy file does not exist (nothing from it is allowed)",
+            ));
+        }
+    }
+    if let Some(dir) = &src.dir {
+        match std::fs::read_dir(dir) {
+            Ok(rd) => {
+                let mut found: Vec<PathBuf> = rd
+                    .filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| {
+                        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                        !name.starts_with('.') && name.ends_with(".toml")
+                    })
+                    .collect();
+                found.sort();
+                paths.extend(found);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                warnings.push(whole_file(dir, "policy directory does not exist"));
+            }
+            Err(e) => errors.push(whole_file(dir, &format!("cannot read the directory: {e}"))),
+        }
+    }
+    for path in paths {
+        match read_limited(&path) {
+            Ok(text) => texts.push((path, text)),
+            Err(message) => errors.push(whole_file(&path, &message)),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    from_texts(&texts, accounts, warnings)
+}
+
+fn read_limited(path: &Path) -> Result<String, String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(format!(
+            "file is {} bytes; policy files may be at most 1 MiB",
+            meta.len()
+        ));
+    }
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+    String::from_utf8(bytes)
+        .map_err(|e| format!("not UTF-8 (at byte {})", e.utf8_error().valid_up_to()))
+}
+
+/// Where a privilege was first defined, for duplicate reports.
+struct Defined {
+    file: PathBuf,
+    line: usize,
+}
+
+pub(super) fn from_texts(
+    texts: &[(PathBuf, String)],
+    accounts: &dyn Accounts,
+    mut warnings: Vec<Diagnostic>,
+) -> Result<Loaded, Vec<Diagnostic>> {
+    let mut errors = Vec::new();
+    let mut parsed: Vec<(&Path, &str, RawFile)> = Vec::new();
+    for (file, text) in texts {
+        match toml::from_str::<RawFile>(text) {
+            Ok(raw) => parsed.push((file, text, raw)),
+            Err(e) => {
+                let (line, column) = e.span().map_or((1, 1), |s| line_col(text, s.start));
+                errors.push(Diagnostic {
+                    file: file.clone(),
+                    line,
+                    column,
+                    message: e.message().trim().to_string(),
+                });
+            }
+        }
+    }
+
+    // Privileges first, from every file, so rules may name privileges of other files.
+    let mut policy = Policy::default();
+    let mut defined: BTreeMap<String, Defined> = BTreeMap::new();
+    for (file, text, raw) in &parsed {
+        let mut r = Reporter {
+            file,
+            text,
+            out: &mut errors,
+        };
+        let mut w = Vec::new();
+        for (key, body) in &raw.privilege {
+            let Ok(name) = PrivilegeName::parse(key.get_ref()) else {
+                let e = PrivilegeName::parse(key.get_ref())
+                    .err()
+                    .map(|e| e.to_string())
+                    .unwrap_or_default();
+                r.at(key.span(), e);
+                continue;
+            };
+            let (line, _) = line_col(text, key.span().start);
+            if let Some(first) = defined.get(name.as_str()) {
+                r.at(
+                    key.span(),
+                    format!(
+                        "privilege {name} is already defined at {}:{}",
+                        first.file.display(),
+                        first.line
+                    ),
+                );
+                continue;
+            }
+            defined.insert(
+                name.to_string(),
+                Defined {
+                    file: file.to_path_buf(),
+                    line,
+                },
+            );
+            if let Some(p) = privilege(&mut r, &mut w, name, body, accounts) {
+                policy.privileges.push(p);
+            }
+        }
+        warnings.extend(w.into_iter().map(|(span, m)| at(file, text, span, m)));
+    }
+
+    let mut rule_names: BTreeMap<String, ()> = BTreeMap::new();
+    for (file, text, raw) in &parsed {
+        let mut r = Reporter {
+            file,
+            text,
+            out: &mut errors,
+        };
+        let mut w = Vec::new();
+        for body in &raw.rule {
+            if let Some(rule) = rule(&mut r, &mut w, body.get_ref(), &policy, accounts) {
+                if rule_names.insert(rule.name.clone(), ()).is_some() {
+                    r.at(
+                        body.get_ref().name.span(),
+                        format!("rule name \"{}\" is used twice", rule.name),
+                    );
+                    continue;
+                }
+                policy.rules.push(rule);
+            }
+        }
+        warnings.extend(w.into_iter().map(|(span, m)| at(file, text, span, m)));
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+
+    for (file, text, raw) in &parsed {
+        for key in raw.privilege.keys() {
+            let used = policy
+                .rules
+                .iter()
+                .any(|r| r.privileges.iter().any(|p| p.as_str() == key.get_ref()));
+            if !used {
+                warnings.push(at(
+                    file,
+                    text,
+                    key.span(),
+                    format!(
+                        "privilege {} is not named by any rule: nobody can request it",
+                        key.get_ref()
+                    ),
+                ));
+            }
+        }
+    }
+    if policy.rules.is_empty() {
+        let file = texts.first().map_or_else(PathBuf::new, |(f, _)| f.clone());
+        warnings.push(whole_file(
+            &file,
+            "the policy has no rules: every request is denied",
+        ));
+    }
+    Ok(Loaded {
+        policy,
+        warnings,
+        files: texts.iter().map(|(f, _)| f.clone()).collect(),
+    })
+}

@@ -1,0 +1,226 @@
+//! One `[privilege.NAME]` table: what it gives and to which PAM services.
+
+use std::ops::Range;
+use std::path::Path;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::diagnostics::{Reporter, Warnings};
+use crate::names::{GroupName, PrivilegeName, SudoCommand, UserName};
+use crate::policy::{Accounts, OnEnd, Privilege, PrivilegeKind};
+
+/// Groups whose membership is as good as root; granting them needs an explicit opt-in.
+const SENSITIVE_GROUPS: &[&str] = &["root", "sudo", "wheel", "adm", "shadow", "disk", "admin"];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPrivilege {
+    kind: Spanned<String>,
+    #[serde(default)]
+    description: String,
+    run_as: Option<Spanned<String>>,
+    commands: Option<Spanned<Vec<Spanned<String>>>>,
+    password_each_time: Option<Spanned<bool>>,
+    group: Option<Spanned<String>>,
+    allow_sensitive_group: Option<bool>,
+    pam_services: Option<Vec<Spanned<String>>>,
+    on_end: Option<Spanned<String>>,
+    session_bound: Option<bool>,
+}
+
+pub(super) fn privilege(
+    r: &mut Reporter<'_>,
+    w: &mut Warnings,
+    name: PrivilegeName,
+    body: &Spanned<RawPrivilege>,
+    accounts: &dyn Accounts,
+) -> Option<Privilege> {
+    let raw = body.get_ref();
+    let before = r.out.len();
+    let only_for =
+        |r: &mut Reporter<'_>, present: Option<Range<usize>>, field: &str, kind: &str| {
+            if let Some(span) = present {
+                r.at(span, format!("{field} is only for kind = \"{kind}\""));
+            }
+        };
+    let kind = match raw.kind.get_ref().as_str() {
+        "sudo" => {
+            only_for(r, raw.group.as_ref().map(Spanned::span), "group", "group");
+            let run_as_text = raw.run_as.as_ref().map_or("root", |s| s.get_ref().as_str());
+            let run_as_span = raw.run_as.as_ref().map_or(body.span(), Spanned::span);
+            let run_as = match UserName::parse(run_as_text) {
+                Ok(u) => Some(u),
+                Err(e) => {
+                    r.at(run_as_span.clone(), e.to_string());
+                    None
+                }
+            };
+            let run_as_uid = run_as.as_ref().and_then(|u| {
+                let uid = accounts.user_uid(u.as_str());
+                if uid.is_none() {
+                    r.at(
+                        run_as_span.clone(),
+                        format!("run_as user {u} does not exist on this host"),
+                    );
+                }
+                uid
+            });
+            let mut commands = Vec::new();
+            match &raw.commands {
+                None => r.at(body.span(), format!("privilege {name}: kind = \"sudo\" needs commands = [\"/absolute/path args\", ...]")),
+                Some(list) if list.get_ref().is_empty() => r.at(list.span(), "commands must not be empty"),
+                Some(list) => {
+                    for c in list.get_ref() {
+                        match SudoCommand::parse(c.get_ref()) {
+                            Ok(cmd) if commands.contains(&cmd) => r.at(c.span(), format!("command {cmd} is listed twice")),
+                            Ok(cmd) => {
+                                if !accounts.path_exists(Path::new(cmd.path())) {
+                                    w.push((c.span(), format!("{} does not exist on this host", cmd.path())));
+                                }
+                                commands.push(cmd);
+                            }
+                            Err(e) => r.at(c.span(), e.to_string()),
+                        }
+                    }
+                }
+            }
+            match (run_as, run_as_uid) {
+                (Some(run_as), Some(run_as_uid)) => Some(PrivilegeKind::Sudo {
+                    run_as,
+                    run_as_uid,
+                    commands,
+                    password_each_time: raw
+                        .password_each_time
+                        .as_ref()
+                        .is_some_and(|b| *b.get_ref()),
+                }),
+                _ => None,
+            }
+        }
+        "group" => {
+            only_for(r, raw.run_as.as_ref().map(Spanned::span), "run_as", "sudo");
+            only_for(
+                r,
+                raw.commands.as_ref().map(Spanned::span),
+                "commands",
+                "sudo",
+            );
+            only_for(
+                r,
+                raw.password_each_time.as_ref().map(Spanned::span),
+                "password_each_time",
+                "sudo",
+            );
+            match &raw.group {
+                None => {
+                    r.at(
+                        body.span(),
+                        format!("privilege {name}: kind = \"group\" needs group = \"name\""),
+                    );
+                    None
+                }
+                Some(g) => match GroupName::parse(g.get_ref()) {
+                    Err(e) => {
+                        r.at(g.span(), e.to_string());
+                        None
+                    }
+                    Ok(group)
+                        if SENSITIVE_GROUPS.contains(&group.as_str())
+                            && raw.allow_sensitive_group != Some(true) =>
+                    {
+                        r.at(g.span(), format!("group {group} is as good as root; set allow_sensitive_group = true if that is intended"));
+                        None
+                    }
+                    Ok(group) => match accounts.group_gid(group.as_str()) {
+                        Some(gid) => Some(PrivilegeKind::Group { group, gid }),
+                        None => {
+                            r.at(
+                                g.span(),
+                                format!("group {group} does not exist on this host"),
+                            );
+                            None
+                        }
+                    },
+                },
+            }
+        }
+        "gate" => {
+            for (span, field) in [
+                (raw.run_as.as_ref().map(Spanned::span), "run_as"),
+                (raw.commands.as_ref().map(Spanned::span), "commands"),
+                (
+                    raw.password_each_time.as_ref().map(Spanned::span),
+                    "password_each_time",
+                ),
+                (raw.group.as_ref().map(Spanned::span), "group"),
+            ] {
+                if let Some(span) = span {
+                    r.at(span, format!("{field} has no meaning for kind = \"gate\": the admin's own sudoers rule says what may be run"));
+                }
+            }
+            if raw.pam_services.is_none() {
+                r.at(
+                    raw.kind.span(),
+                    format!("privilege {name}: kind = \"gate\" needs pam_services = [\"sudo\", ...]: the services whose pam_jit gate it opens"),
+                );
+            }
+            Some(PrivilegeKind::Gate)
+        }
+        other => {
+            r.at(
+                raw.kind.span(),
+                format!("kind must be \"sudo\", \"group\" or \"gate\", not {other:?}"),
+            );
+            None
+        }
+    };
+    let default_services: &[&str] = match kind {
+        Some(PrivilegeKind::Sudo { .. }) => &["sudo", "sudo-i"],
+        _ => &[],
+    };
+    let mut pam_services: Vec<String> = default_services.iter().map(ToString::to_string).collect();
+    if let Some(list) = &raw.pam_services {
+        pam_services.clear();
+        for s in list {
+            let ok = !s.get_ref().is_empty()
+                && s.get_ref().len() <= 64
+                && s.get_ref()
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+            if ok {
+                pam_services.push(s.get_ref().clone());
+            } else {
+                r.at(
+                    s.span(),
+                    "a PAM service name is letters, digits, '_', '.', '-'",
+                );
+            }
+        }
+    }
+    let on_end = r.one_of(
+        raw.on_end.as_ref(),
+        &[("keep", OnEnd::Keep), ("terminate", OnEnd::Terminate)],
+        |other| format!("on_end must be \"keep\" or \"terminate\", not {other:?}"),
+    );
+    if matches!(kind, Some(PrivilegeKind::Gate))
+        && pam_services.is_empty()
+        && raw.pam_services.is_some()
+    {
+        r.at(
+            raw.kind.span(),
+            format!("privilege {name}: pam_services must not be empty for kind = \"gate\""),
+        );
+    }
+    if r.out.len() > before {
+        return None;
+    }
+    Some(Privilege {
+        name,
+        description: raw.description.clone(),
+        kind: kind?,
+        pam_services,
+        on_end,
+        session_bound: raw.session_bound.unwrap_or(false),
+    })
+}

@@ -1,0 +1,206 @@
+//! One `[[rule]]`: who may request which privileges, for how long, on what conditions.
+
+use regex::Regex;
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::diagnostics::{Reporter, Warnings};
+use crate::names::{GroupName, UserName};
+use crate::policy::{Accounts, Approval, OverMax, Policy, Rule};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRule {
+    pub(super) name: Spanned<String>,
+    #[serde(default)]
+    users: Vec<Spanned<String>>,
+    #[serde(default)]
+    groups: Vec<Spanned<String>>,
+    privileges: Spanned<Vec<Spanned<String>>>,
+    max_duration: Spanned<String>,
+    default_duration: Option<Spanned<String>>,
+    over_max: Option<Spanned<String>>,
+    reason_required: Option<bool>,
+    reason_min_chars: Option<Spanned<i64>>,
+    ticket_pattern: Option<Spanned<String>>,
+    approval: Option<Spanned<String>>,
+    max_active: Option<Spanned<i64>>,
+    interactive: Option<bool>,
+}
+
+pub(super) fn rule(
+    r: &mut Reporter<'_>,
+    w: &mut Warnings,
+    raw: &RawRule,
+    policy: &Policy,
+    accounts: &dyn Accounts,
+) -> Option<Rule> {
+    let before = r.out.len();
+    let name = raw.name.get_ref().trim().to_string();
+    if name.is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
+        r.at(
+            raw.name.span(),
+            "a rule name is 1 to 128 printable characters",
+        );
+    }
+    let mut users = Vec::new();
+    for u in &raw.users {
+        match UserName::parse(u.get_ref()) {
+            Ok(user) => {
+                if accounts.user_uid(user.as_str()).is_none() {
+                    w.push((u.span(), format!("user {user} does not exist on this host")));
+                }
+                users.push(user);
+            }
+            Err(e) => r.at(u.span(), e.to_string()),
+        }
+    }
+    let mut groups = Vec::new();
+    for g in &raw.groups {
+        match GroupName::parse(g.get_ref()) {
+            Ok(group) => {
+                if accounts.group_gid(group.as_str()).is_none() {
+                    w.push((
+                        g.span(),
+                        format!("group {group} does not exist on this host"),
+                    ));
+                }
+                groups.push(group);
+            }
+            Err(e) => r.at(g.span(), e.to_string()),
+        }
+    }
+    if raw.users.is_empty() && raw.groups.is_empty() {
+        r.at(
+            raw.name.span(),
+            format!("rule \"{name}\" names no users and no groups"),
+        );
+    }
+    let mut privileges = Vec::new();
+    if raw.privileges.get_ref().is_empty() {
+        r.at(raw.privileges.span(), "privileges must not be empty");
+    }
+    for p in raw.privileges.get_ref() {
+        match policy.privilege(p.get_ref()) {
+            Some(found) => privileges.push(found.name.clone()),
+            None => {
+                let known: Vec<&str> = policy.privileges.iter().map(|p| p.name.as_str()).collect();
+                r.at(
+                    p.span(),
+                    format!(
+                        "no privilege named {:?} (defined: {})",
+                        p.get_ref(),
+                        if known.is_empty() {
+                            "none".into()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                );
+            }
+        }
+    }
+    let duration =
+        |r: &mut Reporter<'_>, s: &Spanned<String>, field: &str| match crate::duration::parse(
+            s.get_ref(),
+        ) {
+            Ok(secs) => Some(secs),
+            Err(e) => {
+                r.at(s.span(), format!("{field}: {e}"));
+                None
+            }
+        };
+    let max_secs = duration(r, &raw.max_duration, "max_duration");
+    let default_secs = match &raw.default_duration {
+        Some(d) => {
+            let secs = duration(r, d, "default_duration");
+            if let (Some(def), Some(max)) = (secs, max_secs)
+                && def > max
+            {
+                r.at(d.span(), "default_duration is longer than max_duration");
+            }
+            secs
+        }
+        None => max_secs.map(|m| m.min(15 * 60)),
+    };
+    let over_max = r.one_of(
+        raw.over_max.as_ref(),
+        &[("refuse", OverMax::Refuse), ("clamp", OverMax::Clamp)],
+        |other| format!("over_max must be \"refuse\" or \"clamp\", not {other:?}"),
+    );
+    let reason_required = raw.reason_required.unwrap_or(true);
+    let reason_min_chars = match &raw.reason_min_chars {
+        None => {
+            if reason_required {
+                10
+            } else {
+                0
+            }
+        }
+        Some(n) => match u32::try_from(*n.get_ref()) {
+            Ok(v) if v <= 1024 => v,
+            _ => {
+                r.at(n.span(), "reason_min_chars must be between 0 and 1024");
+                0
+            }
+        },
+    };
+    let (ticket_pattern, ticket_pattern_text) = match &raw.ticket_pattern {
+        None => (None, None),
+        Some(t) if t.get_ref().len() > 256 => {
+            r.at(t.span(), "ticket_pattern is longer than 256 characters");
+            (None, None)
+        }
+        Some(t) => match Regex::new(&format!("^(?:{})$", t.get_ref())) {
+            Ok(re) => (Some(re), Some(t.get_ref().clone())),
+            Err(e) => {
+                let first = e
+                    .to_string()
+                    .lines()
+                    .last()
+                    .unwrap_or("")
+                    .trim()
+                    .to_string();
+                r.at(
+                    t.span(),
+                    format!("ticket_pattern is not a valid regular expression: {first}"),
+                );
+                (None, None)
+            }
+        },
+    };
+    let approval = r.one_of(
+        raw.approval.as_ref(),
+        &[("auto", Approval::Auto)],
+        |other| format!("approval mode {other:?} is not supported yet; use \"auto\""),
+    );
+    let max_active = match &raw.max_active {
+        None => 1,
+        Some(n) => match u32::try_from(*n.get_ref()) {
+            Ok(v) if (1..=1000).contains(&v) => v,
+            _ => {
+                r.at(n.span(), "max_active must be between 1 and 1000");
+                1
+            }
+        },
+    };
+    if r.out.len() > before {
+        return None;
+    }
+    Some(Rule {
+        name,
+        users,
+        groups,
+        privileges,
+        default_secs: default_secs?,
+        max_secs: max_secs?,
+        over_max,
+        reason_required,
+        reason_min_chars,
+        ticket_pattern,
+        ticket_pattern_text,
+        approval,
+        max_active,
+        interactive: raw.interactive.unwrap_or(false),
+    })
+}
