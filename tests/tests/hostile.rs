@@ -328,7 +328,7 @@ fn callers_that_send_and_vanish_get_no_grant() {
     let log = d.log();
     let approved = log
         .lines()
-        .filter(|l| l.contains("request.approved"))
+        .filter(|l| l.contains("request.allowed"))
         .count();
     let taken_back = log
         .lines()
@@ -402,7 +402,7 @@ fn hostile_durations_and_reasons_are_refused_or_kept_inert() {
     let log = d.log();
     let line = log
         .lines()
-        .find(|l| l.contains("request.approved"))
+        .find(|l| l.contains("request.allowed"))
         .unwrap_or_else(|| panic!("{log}"));
     assert!(line.contains("%n%s%x"), "{line}");
     assert!(sudoers_valid());

@@ -119,7 +119,7 @@ fn elevate_gives_exactly_the_privilege_and_expiry_takes_it_away() {
     assert_eq!(list[0]["state"], "expired");
     let log = d.log();
     for event in [
-        "event=request.approved",
+        "event=request.allowed",
         "event=grant.applied",
         "event=grant.expired",
     ] {
