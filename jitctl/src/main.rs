@@ -24,6 +24,7 @@ const EXIT_CODES: &str = "EXIT CODES:
   6  invalid argument
   7  no such grant or privilege
   8  jitd cannot grant right now (state not writable, database locked)
+  9  audit verify found a broken link in the audit trail
 
 ENVIRONMENT:
   JITD_BUS_ADDRESS  D-Bus address to use instead of the system bus (tests)";
@@ -91,6 +92,11 @@ enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// The audit trail (admins).
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Print a shell completion script (bash, zsh or fish) built from this CLI's definition.
     #[command(hide = true)]
     Completions { shell: clap_complete::Shell },
@@ -109,6 +115,12 @@ enum PolicyCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Walk the hash-chained audit trail and name the first broken link (exit 1 if any).
+    Verify,
+}
+
 fn parse_duration(text: &str) -> Result<u64, String> {
     jitd::duration::parse(text).map_err(|e| e.to_string())
 }
@@ -120,6 +132,8 @@ pub enum Failure {
     Unreachable(String),
     Usage(String),
     Other(String),
+    /// The audit chain is broken; what was found is already on stdout.
+    Broken,
 }
 
 impl Failure {
@@ -133,6 +147,7 @@ impl Failure {
             Self::Bus(Error::Unavailable(_)) => 8,
             Self::Usage(_) => 2,
             Self::Bus(Error::ZBus(_)) | Self::Other(_) => 1,
+            Self::Broken => 9,
         }
     }
 
@@ -142,6 +157,7 @@ impl Failure {
             Self::Unreachable(_) => "Unreachable",
             Self::Usage(_) => "Usage",
             Self::Other(_) => "Failed",
+            Self::Broken => "ChainBroken",
         }
     }
 
@@ -149,6 +165,7 @@ impl Failure {
         match self {
             Self::Bus(e) => e.message(),
             Self::Unreachable(m) | Self::Usage(m) | Self::Other(m) => m.clone(),
+            Self::Broken => "the audit trail is broken".into(),
         }
     }
 }
@@ -179,6 +196,7 @@ fn main() -> ExitCode {
     let out = Out { json: cli.json };
     match run(cli.command, &out) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Broken) => ExitCode::from(Failure::Broken.code()),
         Err(f) => {
             out.failure(f.name(), &f.message());
             ExitCode::from(f.code())
@@ -272,6 +290,15 @@ fn run(command: Command, out: &Out) -> Result<(), Failure> {
                 let summary = jitd.reload_policy().await?;
                 out.message(&summary);
             }
+            Command::Audit {
+                command: AuditCommand::Verify,
+            } => {
+                let check = jitd.verify_audit().await?;
+                out.chain_check(&check);
+                if !check.intact {
+                    return Err(Failure::Broken);
+                }
+            }
             Command::Policy { .. } | Command::Completions { .. } | Command::Manpage => {}
         }
         Ok(())
@@ -355,6 +382,7 @@ mod tests {
             (Failure::Bus(Error::InvalidArgument(String::new())), 6),
             (Failure::Bus(Error::NotFound(String::new())), 7),
             (Failure::Bus(Error::Unavailable(String::new())), 8),
+            (Failure::Broken, 9),
             (Failure::Usage(String::new()), 2),
             (Failure::Other(String::new()), 1),
         ];

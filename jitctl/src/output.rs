@@ -1,7 +1,7 @@
 //! Everything jitctl prints: text for people (times in local time, "in 14m"), or exactly one
 //! JSON document on stdout with `--json`.
 
-use jitd::client::{Explanation, GrantInfo, RequestOutcome};
+use jitd::client::{ChainCheck, Explanation, GrantInfo, RequestOutcome};
 use jitd::policy::{Diagnostic, Loaded};
 use jitd::terms::{GrantKind, Verdict};
 use serde::Serialize;
@@ -154,6 +154,14 @@ impl Out {
             }
             _ => {}
         }
+    }
+
+    /// `jitctl audit verify`: the summary line, or the whole check as JSON.
+    pub fn chain_check(&self, c: &ChainCheck) {
+        if self.json {
+            return self.json(c);
+        }
+        println!("{}", c.summary);
     }
 
     pub fn status(&self, grants: &[GrantInfo], now: i64) {

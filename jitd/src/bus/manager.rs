@@ -6,7 +6,7 @@ use zbus::message::Header;
 
 use super::Shared;
 use super::caller::{caller_uid, require_reply_expected, still_connected};
-use crate::client::{Error, Explanation, GrantInfo, RequestOutcome};
+use crate::client::{ChainCheck, Error, Explanation, GrantInfo, RequestOutcome};
 use crate::daemon::Ask;
 use crate::terms::Via;
 
@@ -120,5 +120,22 @@ impl Manager {
             return Err(self.0.not_admin("reloading the policy"));
         }
         self.0.engine().reload_policy()
+    }
+
+    async fn verify_audit(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<ChainCheck, Error> {
+        let uid = caller_uid(conn, &header).await?;
+        if !self.0.admin(conn, &header, uid, "VerifyAudit").await {
+            return Err(self.0.not_admin("verifying the audit trail"));
+        }
+        // A long chain takes a while to walk: on its own read-only connection and thread, so
+        // neither the core's lock nor this bus thread waits for it.
+        let path = self.0.engine().config().db_path();
+        crate::sys::offload(move || crate::daemon::verify_audit(&path))
+            .await
+            .unwrap_or_else(|| Err(Error::Unavailable("the audit check did not finish".into())))
     }
 }

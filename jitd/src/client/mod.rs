@@ -8,7 +8,9 @@
 pub use crate::duration;
 mod wire;
 
-pub use wire::{Explanation, GateDecision, GrantInfo, RequestOutcome, RuleApproval, SessionInfo};
+pub use wire::{
+    ChainCheck, Explanation, GateDecision, GrantInfo, RequestOutcome, RuleApproval, SessionInfo,
+};
 
 /// The one well-known name of the service. The `1` is the API version: an incompatible change
 /// gets a new name, so old and new clients can coexist on one bus.
@@ -118,6 +120,10 @@ pub trait Manager {
     /// Re-reads the policy; admins only. On a broken policy the old one stays in force and the
     /// error carries file, line and column.
     fn reload_policy(&self) -> Result<String, Error>;
+
+    /// Walks the audit hash chain in the state database and reports the first broken link;
+    /// admins only.
+    fn verify_audit(&self) -> Result<ChainCheck, Error>;
 }
 
 /// The root-only interface pam_jit calls from sudo/su.

@@ -92,6 +92,22 @@ pub struct SessionInfo {
     pub rhost: String,
 }
 
+/// The result of walking the audit hash chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct ChainCheck {
+    /// Whether every record is linked and unaltered.
+    pub intact: bool,
+    /// Records found intact (before the break, when there is one).
+    pub records: u64,
+    /// Sequence numbers of the first and last intact record (0 when there are none).
+    pub first_seq: i64,
+    pub last_seq: i64,
+    /// Sequence number of the first broken link (0 when intact).
+    pub broken_seq: i64,
+    /// One line for a human: what was found.
+    pub summary: String,
+}
+
 /// How a rule approves, or nothing when no rule matches: the mode's name on the wire, "" for
 /// none (a D-Bus string; the bus has no optional values).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Type)]

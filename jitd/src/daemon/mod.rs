@@ -287,6 +287,22 @@ impl Core {
     }
 }
 
+/// Walks the audit chain of the database at `path` on a read-only connection.
+pub fn verify_audit(path: &std::path::Path) -> Result<crate::client::ChainCheck, Error> {
+    let store = Store::open_read_only(path).map_err(|e| Error::Unavailable(e.to_string()))?;
+    let report = store
+        .verify_chain()
+        .map_err(|e| Error::Unavailable(e.to_string()))?;
+    Ok(crate::client::ChainCheck {
+        intact: report.is_intact(),
+        records: report.count,
+        first_seq: report.first_seq.unwrap_or(0),
+        last_seq: report.last_seq.unwrap_or(0),
+        broken_seq: report.broken.as_ref().map_or(0, |b| b.seq),
+        summary: report.to_string(),
+    })
+}
+
 /// The wire form of a stored grant.
 pub fn info(g: &GrantRecord) -> GrantInfo {
     GrantInfo {

@@ -5,6 +5,20 @@ pub mod clockwatch;
 
 use crate::names::GrantId;
 
+/// Runs `work` on a thread of its own and waits for it without blocking the caller's
+/// executor (the bus thread must keep dispatching). `None` if the thread could not start or
+/// panicked.
+pub async fn offload<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("jitd-offload".into())
+        .spawn(move || {
+            let _ = tx.send(work());
+        })
+        .ok()?;
+    rx.await.ok()
+}
+
 /// The kernel's node name.
 pub fn hostname() -> String {
     nix::unistd::gethostname()
