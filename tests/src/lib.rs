@@ -140,6 +140,22 @@ impl Daemon {
     /// Writes `policy` and a config under `<sandbox>/<name>`, starts jitd and waits until it
     /// owns its bus name.
     pub fn start(sb: &Sandbox, name: &str, policy: &str) -> Daemon {
+        let mut d = Daemon::prepare(sb, name, policy);
+        d.spawn();
+        d
+    }
+
+    /// Like [`Daemon::start`], over a copy of an existing state database `db` (as left by an
+    /// earlier version: an upgrade).
+    pub fn start_over(sb: &Sandbox, name: &str, policy: &str, db: &Path) -> Daemon {
+        let mut d = Daemon::prepare(sb, name, policy);
+        std::fs::copy(db, d.state_db())
+            .unwrap_or_else(|e| panic!("copy {} into the state dir: {e}", db.display()));
+        d.spawn();
+        d
+    }
+
+    fn prepare(sb: &Sandbox, name: &str, policy: &str) -> Daemon {
         let dir = sb.dir.join(name);
         std::fs::create_dir_all(dir.join("policy.d")).unwrap();
         std::fs::create_dir_all(dir.join("state")).unwrap();
@@ -156,15 +172,13 @@ impl Daemon {
             ),
         )
         .unwrap();
-        let mut d = Daemon {
+        Daemon {
             dir,
             config,
             child: None,
             bin: sb.bin.clone(),
             env: Vec::new(),
-        };
-        d.spawn();
-        d
+        }
     }
 
     fn spawn(&mut self) {

@@ -9,8 +9,15 @@
 //! offset to make them expire together; the revocation suite measures and prints it
 //! (`a_thousand_grants_expiring_in_the_same_second_are_all_removed`, with `--nocapture`).
 //! - sudo with pam_jit vs without: interleaved runs of `sudo -n true`, median ratio.
+//! - Gate under load: `CheckAccess` on an idle daemon, then while other users' clients loop
+//!   `Manager.Request` + drop of a sudo privilege (visudo, fsync), and while one client floods
+//!   `Manager.Request` with an invalid privilege name; with the clients' own round trips. The
+//!   clients are this binary again (`jitd-bench load MODE STOP_FILE`), each run as its own user,
+//!   since the daemon knows a caller only by its bus credentials.
 
-use std::process::Command;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use jitd_tests::*;
@@ -52,6 +59,11 @@ max_active = 1
 "#;
 
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() == 4 && args[1] == "load" {
+        load_client(&args[2], Path::new(&args[3]));
+        return;
+    }
     let sb = sandbox();
     let runs: usize = std::env::var("BENCH_RUNS")
         .ok()
@@ -159,6 +171,8 @@ fn main() {
         "ms",
     ));
 
+    let load_notes = gate_under_load(&sb, &mut rows, uid, runs * 20);
+
     // Expiry lateness with the daemon alive.
     let mut late = Vec::new();
     for _ in 0..runs.min(20) {
@@ -260,4 +274,194 @@ fn main() {
         medians[2] / medians[0],
         medians[1] / medians[0]
     );
+    println!("\nGate CheckAccess under load, loaded / idle:");
+    for note in &load_notes {
+        println!("- {note}");
+    }
+}
+
+const CLIENTS: usize = 4;
+
+/// `CheckAccess` latency on the idle daemon, then while load clients run; pushes the rows and
+/// returns the loaded/idle ratios and the clients' mean round trips as lines of text.
+fn gate_under_load(
+    sb: &Sandbox,
+    rows: &mut Vec<(String, Summary, &str)>,
+    uid: u32,
+    calls: usize,
+) -> Vec<String> {
+    let clients: usize = std::env::var("BENCH_CLIENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(CLIENTS);
+    // The clients run as other users: the binary must be where they can reach it.
+    let exe = sb.bin.join("jitd-bench");
+    std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
+    let users: Vec<String> = (1..=clients).map(|i| format!("benchload{i}")).collect();
+    for user in &users {
+        ensure_user(user);
+        add_to_group(user, "jitdbench");
+    }
+
+    let (idle, idle_bus) = check_access_calls(uid, calls);
+    let (idle, idle_bus) = (summary(idle), summary(idle_bus));
+    rows.push((
+        "Gate CheckAccess, idle daemon (baseline of the rows below)".into(),
+        idle,
+        "ms",
+    ));
+    rows.push((
+        "control: bus daemon GetId, idle, interleaved with the above".into(),
+        idle_bus,
+        "ms",
+    ));
+    let mut notes = Vec::new();
+    let loads: [(&str, usize, String); 3] = [
+        (
+            "cycle",
+            1,
+            "1 client loops Request + drop (sudo: visudo, fsync)".into(),
+        ),
+        (
+            "cycle",
+            clients,
+            format!("{clients} clients loop Request + drop (sudo: visudo, fsync)"),
+        ),
+        (
+            "invalid",
+            1,
+            "1 client floods Request with an invalid privilege name".into(),
+        ),
+    ];
+    for (mode, n, what) in loads {
+        let stop = sb.dir.join("bench-load-stop");
+        let _ = std::fs::remove_file(&stop);
+        let children: Vec<_> = users[..n]
+            .iter()
+            .map(|user| {
+                Command::new("runuser")
+                    .args(["-u", user, "--"])
+                    .arg(&exe)
+                    .args(["load", mode])
+                    .arg(&stop)
+                    .stdout(Stdio::piped())
+                    .spawn()
+                    .expect("start a load client")
+            })
+            .collect();
+        // Let every client connect and reach its loop.
+        std::thread::sleep(Duration::from_millis(500));
+        let t = Instant::now();
+        let (loaded, bus) = check_access_calls(uid, calls);
+        let (loaded, bus) = (summary(loaded), summary(bus));
+        let window = t.elapsed().as_secs_f64();
+        std::fs::write(&stop, "").unwrap();
+        let mut samples: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
+        for child in children {
+            let o = child.wait_with_output().unwrap();
+            assert!(o.status.success(), "load client failed: {}", stderr(&o));
+            for line in stdout(&o).lines() {
+                let (kind, value) = line.split_once(' ').unwrap_or((line, ""));
+                match value.parse::<f64>() {
+                    Ok(ms) => samples.entry(kind.to_string()).or_default().push(ms),
+                    Err(_) => eprintln!("load client: {line}"),
+                }
+            }
+        }
+        let _ = std::fs::remove_file(&stop);
+        rows.push((format!("Gate CheckAccess while {what}"), loaded, "ms"));
+        rows.push((format!("control: bus daemon GetId while {what}"), bus, "ms"));
+        let mut note = format!(
+            "{what}: CheckAccess p50 x{:.1} ({:.2} ms), p99 x{:.1} ({:.2} ms); \
+             control GetId p50 x{:.1}, p99 x{:.1}",
+            loaded.0 / idle.0,
+            loaded.0,
+            loaded.1 / idle.1,
+            loaded.1,
+            bus.0 / idle_bus.0,
+            bus.1 / idle_bus.1,
+        );
+        for (kind, v) in samples {
+            let mean = v.iter().sum::<f64>() / v.len() as f64;
+            let label = match kind.as_str() {
+                "request" => "Manager.Request (granted sudo)",
+                "drop" => "Manager.Revoke (owner's drop)",
+                "invalid" => "Manager.Request (invalid name, refused)",
+                _ => "other",
+            };
+            let _ = write!(
+                note,
+                "; {label} mean {mean:.2} ms, {:.0}/s",
+                v.len() as f64 / window
+            );
+            rows.push((format!("{label} round trip, {what}"), summary(v), "ms"));
+        }
+        notes.push(note);
+    }
+    notes
+}
+
+/// `calls` CheckAccess round trips on one connection, as root, in ms; and as a control, as many
+/// `GetId` round trips to the bus daemon alone, interleaved with them (what load costs the bus
+/// and the CPUs, without jitd).
+fn check_access_calls(uid: u32, calls: usize) -> (Vec<f64>, Vec<f64>) {
+    zbus::block_on(async {
+        let conn = jitd::client::connect(None).await.unwrap();
+        let gate = jitd::client::GateProxy::new(&conn).await.unwrap();
+        let mut checks = Vec::with_capacity(calls);
+        let mut bus = Vec::with_capacity(calls);
+        for _ in 0..calls {
+            let t = Instant::now();
+            let _ = gate.check_access(uid, "sudo", "", "").await.unwrap();
+            checks.push(t.elapsed().as_secs_f64() * 1000.0);
+            let t = Instant::now();
+            conn.call_method(
+                Some("org.freedesktop.DBus"),
+                "/org/freedesktop/DBus",
+                Some("org.freedesktop.DBus"),
+                "GetId",
+                &(),
+            )
+            .await
+            .unwrap();
+            bus.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        (checks, bus)
+    })
+}
+
+/// A load client: until `stop` exists, either asks for `bench` and drops it again (`cycle`),
+/// or asks for a privilege whose name is invalid (`invalid`). Prints one `KIND MS` line per
+/// call at the end (`request`, `drop`, `invalid`), and `error ...` for anything unexpected.
+fn load_client(mode: &str, stop: &Path) {
+    use jitd::client::{Error, ManagerProxy};
+    let out = zbus::block_on(async {
+        let conn = jitd::client::connect(None).await.expect("the bus");
+        let manager = ManagerProxy::new(&conn).await.unwrap();
+        let ms = |t: Instant| t.elapsed().as_secs_f64() * 1000.0;
+        let mut out = String::new();
+        while !stop.exists() {
+            let t = Instant::now();
+            match mode {
+                "cycle" => match manager.request("bench", 600, "", "").await {
+                    Ok(outcome) => {
+                        let _ = writeln!(out, "request {}", ms(t));
+                        let t = Instant::now();
+                        match manager.revoke(&outcome.grant.id, "", false).await {
+                            Ok(_) => writeln!(out, "drop {}", ms(t)),
+                            Err(e) => writeln!(out, "error drop: {e}"),
+                        }
+                    }
+                    Err(e) => writeln!(out, "error request: {e}"),
+                },
+                _ => match manager.request("no such privilege!", 60, "", "").await {
+                    Err(Error::InvalidArgument(_)) => writeln!(out, "invalid {}", ms(t)),
+                    other => writeln!(out, "error invalid: {other:?}"),
+                },
+            }
+            .unwrap();
+        }
+        out
+    });
+    print!("{out}");
 }
