@@ -2,6 +2,8 @@
 //! is a valid configuration; an unreadable or malformed file is an error with its position,
 //! because running on guessed settings could point jitd at the wrong sudoers directory.
 
+#![forbid(unsafe_code)]
+
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;

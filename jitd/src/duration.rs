@@ -4,6 +4,8 @@
 //! Only whole seconds; at least 1 s; at most [`MAX_SECS`] (a year), which keeps every
 //! deadline computed from it far inside `i64` milliseconds.
 
+#![forbid(unsafe_code)]
+
 use std::fmt;
 
 /// The longest duration any part of jitd accepts: 366 days.

@@ -2,6 +2,8 @@
 //! where it is in its life ([`GrantState`]). The store persists it, the enforcer puts it on the
 //! system, the gate index answers from it.
 
+#![forbid(unsafe_code)]
+
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Deadline;

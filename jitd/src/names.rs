@@ -6,6 +6,8 @@
 //! could read as an alias (`ALL`, upper case), a uid (`#0`), a group (`%x`), a netgroup (`+x`),
 //! a list (`a,b`) or a path (`../x`) never validates.
 
+#![forbid(unsafe_code)]
+
 use std::fmt;
 
 /// Why a value was refused; the message names the value's role and the rule it broke.

@@ -7,6 +7,8 @@
 //! jitd never asks polkit to authenticate anyone: only an explicit "yes" authorizes. Any error
 //! (polkit absent, the caller gone, a malformed answer, no answer in time) is a "no".
 
+#![forbid(unsafe_code)]
+
 use std::collections::HashMap;
 
 use zbus::Connection;

@@ -1,5 +1,7 @@
 //! Byte offsets to what an admin's editor shows: 1-based line and column (in characters).
 
+#![forbid(unsafe_code)]
+
 /// 1-based line and column of byte offset `at` in `text`.
 pub fn line_col(text: &str, at: usize) -> (usize, usize) {
     let mut at = at.min(text.len());

@@ -3,6 +3,8 @@
 //! and staying on the bus through its restarts. Also the one-shot sweep and purge the systemd
 //! timer and the package scripts run.
 
+#![forbid(unsafe_code)]
+
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -6,6 +6,8 @@
 //! Compiled for the policy as well as the client: the policy decides in these terms. Only the
 //! client speaks D-Bus, so the bus type derive comes with the `client` feature alone.
 
+#![forbid(unsafe_code)]
+
 use serde::{Deserialize, Serialize};
 
 /// Defines a closed set: the enum, its wire form (a D-Bus string), `as_str`, `parse`, Display.

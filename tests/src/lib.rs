@@ -6,6 +6,8 @@
 //! `tests/run` runs them in the sandbox with `--include-ignored`. Run outside the sandbox, a
 //! test fails: it never passes without running.
 
+#![allow(clippy::disallowed_methods)] // an end-to-end harness runs real processes and waits for them
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::thread::sleep;

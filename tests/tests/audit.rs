@@ -4,6 +4,8 @@
 //! say it is intact, and name the first broken link when a record was edited, deleted or
 //! moved. Run by `tests/run` inside `tests/sandbox`.
 
+#![allow(clippy::disallowed_methods)] // an end-to-end harness runs real processes and waits for them
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -85,12 +87,20 @@ fn the_loop_leaves_an_intact_chain_that_both_verifiers_accept() {
         assert!(kinds.contains(kind), "{kind} is in the chain:\n{kinds}");
     }
     assert_eq!(
-        sql(&db, "SELECT count(*) FROM audit WHERE host != 'sandbox' OR format != 2").trim(),
+        sql(
+            &db,
+            "SELECT count(*) FROM audit WHERE host != 'sandbox' OR format != 2"
+        )
+        .trim(),
         "0",
         "every record carries the host and the current seal"
     );
     assert_eq!(
-        sql(&db, "SELECT max(seq) = count(*) AND min(seq) = 1 FROM audit").trim(),
+        sql(
+            &db,
+            "SELECT max(seq) = count(*) AND min(seq) = 1 FROM audit"
+        )
+        .trim(),
         "1",
         "sequence numbers without gaps"
     );
@@ -129,7 +139,11 @@ fn an_edited_deleted_or_reordered_record_is_named_by_its_sequence_number() {
             "UPDATE audit SET line = replace(line, 'user=alice', 'user=mallory') WHERE seq = 3",
             "broken at seq 3",
         ),
-        ("deleted", "DELETE FROM audit WHERE seq = 4", "broken at seq 5"),
+        (
+            "deleted",
+            "DELETE FROM audit WHERE seq = 4",
+            "broken at seq 5",
+        ),
         (
             "reordered",
             "UPDATE audit SET seq = -seq WHERE seq IN (3, 4); \

@@ -3,6 +3,8 @@
 //! Each case asserts the error the attacker gets, and that nothing changed on the host.
 //! Run by `tests/run` inside `tests/sandbox`; each test starts its own daemon.
 
+#![allow(clippy::disallowed_methods)] // an end-to-end harness runs real processes and waits for them
+
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};

@@ -2,6 +2,8 @@
 //! pamtester, and an in-process PAM application that counts the threads the module leaves.
 //! Run by `tests/run` inside `tests/sandbox`; each test starts its own daemon.
 
+#![allow(clippy::disallowed_methods)] // an end-to-end harness runs real processes and waits for them
+
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};

@@ -2,6 +2,8 @@
 //! remove (failpoints in the debug build), the daemon dead at the deadline (the sweep), the wall
 //! clock moved by a day either way, many grants ending in the same second.
 
+#![allow(clippy::disallowed_methods)] // an end-to-end harness runs real processes and waits for them
+
 use std::path::Path;
 use std::thread::sleep;
 use std::time::{Duration, Instant};

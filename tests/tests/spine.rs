@@ -2,6 +2,8 @@
 //! real sudo reading the drop-in, real gpasswd, restart reconciliation after kill -9.
 //! Run by `tests/run` inside `tests/sandbox`; each test starts its own daemon.
 
+#![allow(clippy::disallowed_methods)] // an end-to-end harness runs real processes and waits for them
+
 use std::path::Path;
 use std::process::Command;
 use std::thread::sleep;

@@ -5,6 +5,8 @@
 //! goes on from where it stopped, and the live grants can still be ended.
 //! Run by `tests/run` inside `tests/sandbox`.
 
+#![allow(clippy::disallowed_methods)] // an end-to-end harness runs real processes and waits for them
+
 use std::path::Path;
 use std::process::Command;
 

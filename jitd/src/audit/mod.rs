@@ -12,6 +12,8 @@
 //! Losing the syslog socket never stops the daemon: records then go to stderr (the journal,
 //! under systemd) and the logger reconnects on the next record.
 
+#![forbid(unsafe_code)]
+
 pub mod chain;
 
 use std::fmt::{self, Display, Write as _};

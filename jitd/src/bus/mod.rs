@@ -6,6 +6,8 @@
 //! The Gate interface is also restricted to uid 0 by the bus policy file; it is checked here
 //! again so a mistaken bus policy cannot open it.
 
+#![forbid(unsafe_code)]
+
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use zbus::Connection;

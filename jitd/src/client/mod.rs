@@ -5,6 +5,8 @@
 //! interfaces in `bus`; the method signatures there must match the proxies here, which the
 //! end-to-end suites check by calling every method through these proxies.
 
+#![forbid(unsafe_code)]
+
 pub use crate::duration;
 mod wire;
 

@@ -17,6 +17,8 @@
 //! `gate_index` (what pam_jit's checks read), `hints` (texts for people). This file is the
 //! façade the bus and the runtime call.
 
+#![forbid(unsafe_code)]
+
 mod gate_index;
 mod grants;
 mod hints;

@@ -1,4 +1,6 @@
 //! The core against a fake system and clock: ordering and bookkeeping of the lifecycle.
+
+#![allow(clippy::disallowed_methods)] // temp dirs and real tools in tests
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;

@@ -6,6 +6,8 @@
 //! Every operation is idempotent: apply on an applied grant and remove on a removed one succeed
 //! without changing anything, which is what makes crash recovery a matter of repeating the step.
 
+#![forbid(unsafe_code)]
+
 use std::path::PathBuf;
 
 use crate::effects::GrantError;

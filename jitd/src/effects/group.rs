@@ -6,6 +6,8 @@
 //! Only explicit members (the fourth field) are touched; a user whose primary group is the
 //! target is a member by other means, and jitd neither grants nor removes that.
 
+#![forbid(unsafe_code)]
+
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 

@@ -177,6 +177,7 @@ fn exited(fd: &OwnedFd) -> bool {
 }
 
 /// SIGTERM to every pid, then SIGKILL to whatever is still alive after `grace`.
+#[allow(clippy::disallowed_methods)] // runs on the recaller's thread: the grace period is a wait
 pub fn terminate(pids: &[u32], grace: Duration) -> Outcome {
     let fds: Vec<(u32, OwnedFd)> = pids
         .iter()
@@ -253,6 +254,7 @@ impl Recaller {
     }
 
     /// Hands a recall to the worker (started on first use).
+    #[allow(clippy::disallowed_methods)] // the recaller's one worker thread
     pub fn submit(&mut self, job: Job) {
         if self.jobs.is_none() {
             let (tx, rx) = mpsc::channel::<Job>();
@@ -318,6 +320,7 @@ impl Recaller {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // temp dirs and concurrency in tests
 mod tests {
     use super::*;
 

@@ -10,6 +10,8 @@
 //! Everything the system is asked during loading (users, groups, paths) goes through
 //! [`Accounts`], so tests run without real accounts.
 
+#![forbid(unsafe_code)]
+
 mod decide;
 mod load;
 

@@ -165,6 +165,7 @@ pub(super) fn upgrade(conn: &mut Connection, path: &Path) -> Result<u32, StoreEr
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // temp dirs and concurrency in tests
 mod tests {
     use std::time::Duration;
 

@@ -15,6 +15,8 @@
 //! One `impl Store` block per table: [`grants`](self::grants), [`sessions`](self::sessions),
 //! [`audit_log`](self::audit_log).
 
+#![forbid(unsafe_code)]
+
 mod audit_log;
 mod grants;
 mod migrate;
@@ -226,6 +228,7 @@ fn insert_row(conn: &Connection, table: &str, row: &[(&str, &dyn ToSql)]) -> rus
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // temp dirs in tests
 pub(crate) mod tests {
     use std::path::PathBuf;
 

@@ -8,6 +8,7 @@ use crate::names::GrantId;
 /// Runs `work` on a thread of its own and waits for it without blocking the caller's
 /// executor (the bus thread must keep dispatching). `None` if the thread could not start or
 /// panicked.
+#[allow(clippy::disallowed_methods)] // the edge where threads start
 pub async fn offload<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()

@@ -15,6 +15,8 @@
 //!   clients are this binary again (`jitd-bench load MODE STOP_FILE`), each run as its own user,
 //!   since the daemon knows a caller only by its bus credentials.
 
+#![allow(clippy::disallowed_methods)] // an end-to-end harness runs real processes and waits for them
+
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::{Command, Stdio};

@@ -5,6 +5,8 @@
 //! Usage: pam-driver SERVICE USER account|auth|session [RUSER]
 //! Prints `rc=<n> threads_after=<n>`; prompts are answered from stdin, one line each.
 
+#![allow(clippy::disallowed_methods)] // an end-to-end harness runs real processes and waits for them
+
 use std::ffi::{CStr, CString, c_int, c_void};
 use std::io::BufRead;
 use std::ptr;

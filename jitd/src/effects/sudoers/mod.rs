@@ -13,6 +13,8 @@
 //!   the final name, directory fsynced. Every failure removes the temp file, so a broken
 //!   drop-in can never become visible to sudo.
 
+#![forbid(unsafe_code)]
+
 use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};

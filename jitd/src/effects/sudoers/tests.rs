@@ -1,3 +1,5 @@
+#![allow(clippy::disallowed_methods)] // temp dirs and real tools in tests
+
 use std::os::unix::fs::symlink;
 
 use proptest::prelude::*;

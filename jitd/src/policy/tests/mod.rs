@@ -1,5 +1,7 @@
 //! Test helpers shared by the policy's tests: a fake host, a policy that loads, and who asks.
 
+#![allow(clippy::disallowed_methods)] // temp dirs and real tools in tests
+
 mod decide;
 mod files;
 mod load;
