@@ -153,6 +153,20 @@ fn a_database_written_by_0_1_0_is_served_with_its_grants_working() {
         );
     }
 
+    // Both verifiers walk the old records (sealed by 0.1.0's formula) into the new ones.
+    assert_eq!(
+        sqlite(
+            &d.state_db(),
+            "SELECT group_concat(DISTINCT format) FROM audit ORDER BY seq"
+        )
+        .trim(),
+        "1,2",
+        "0.1.0's records keep their seal, new ones get the current one"
+    );
+    let o = run(Command::new("jitctl").args(["audit", "verify"]));
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("intact"), "{}", stdout(&o));
+
     // The live grant can still be ended by its owner, and sudo is refused after.
     let o = as_user("fixalice", &["jitctl", "drop", LIVE_SUDO]);
     assert!(o.status.success(), "drop: {}{}", stdout(&o), stderr(&o));
@@ -170,7 +184,7 @@ fn a_database_written_by_0_1_0_is_served_with_its_grants_working() {
         .parse()
         .unwrap();
     assert!(
-        version >= 1,
-        "schema version after start: {version}, want >= 1"
+        version >= 2,
+        "schema version after start: {version}, want >= 2"
     );
 }
