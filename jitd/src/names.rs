@@ -95,9 +95,13 @@ string_newtype!(
     PrivilegeName
 );
 string_newtype!(
-    /// A grant id: `g` and 12 lower-case hex digits. Safe as a file-name component (no `.`, no
-    /// `~`, so sudo does not skip the drop-in) and as a sudoers comment.
+    /// A grant id: `g` and 12 lower-case hex digits.
     GrantId
+);
+string_newtype!(
+    /// An elevated session's id: `s` and 12 lower-case hex digits. (Requests get `r` ids when
+    /// they can wait for an approval.)
+    SessionId
 );
 
 impl UserName {
@@ -136,30 +140,47 @@ impl PrivilegeName {
     }
 }
 
-impl GrantId {
-    /// Length of the hex part.
-    pub const HEX_LEN: usize = 12;
+/// The ids jitd makes: a one-letter prefix saying what it names and 12 lower-case hex digits
+/// from the kernel's random source. Safe as a file-name component (no `.`, no `~`, so sudo does
+/// not skip the drop-in) and as a sudoers comment.
+macro_rules! random_id {
+    ($name:ident, $prefix:literal, $what:literal) => {
+        impl $name {
+            /// Length of the hex part.
+            pub const HEX_LEN: usize = 12;
 
-    pub fn parse(s: &str) -> Result<Self, NameError> {
-        const WHAT: &str = "grant id";
-        let Some(hex) = s.strip_prefix('g') else {
-            return refuse(WHAT, s, "must start with 'g'");
-        };
-        if hex.len() != Self::HEX_LEN
-            || !hex
-                .chars()
-                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
-        {
-            return refuse(WHAT, s, "must be 'g' and 12 lower-case hex digits");
+            pub fn parse(s: &str) -> Result<Self, NameError> {
+                const WHAT: &str = $what;
+                let Some(hex) = s.strip_prefix($prefix) else {
+                    return refuse(WHAT, s, concat!("must start with '", $prefix, "'"));
+                };
+                if hex.len() != Self::HEX_LEN
+                    || !hex
+                        .chars()
+                        .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+                {
+                    return refuse(
+                        WHAT,
+                        s,
+                        concat!("must be '", $prefix, "' and 12 lower-case hex digits"),
+                    );
+                }
+                Ok(Self(s.to_string()))
+            }
+
+            /// Builds an id from 48 random bits.
+            pub fn from_random(bits: u64) -> Self {
+                Self(format!(
+                    concat!($prefix, "{:012x}"),
+                    bits & 0xffff_ffff_ffff
+                ))
+            }
         }
-        Ok(Self(s.to_string()))
-    }
-
-    /// Builds an id from 48 random bits.
-    pub fn from_random(bits: u64) -> Self {
-        Self(format!("g{:012x}", bits & 0xffff_ffff_ffff))
-    }
+    };
 }
+
+random_id!(GrantId, "g", "grant id");
+random_id!(SessionId, "s", "session id");
 
 /// A command a sudo privilege allows, exactly: an absolute path and fixed arguments.
 ///

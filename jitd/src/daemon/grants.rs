@@ -284,8 +284,7 @@ impl Core {
         if how.state != GrantState::Failed {
             self.recall(&g, how.terminate);
         }
-        self.sessions
-            .retain(|_, s| s.info.grant_id != g.id.as_str());
+        self.sessions.retain(|_, s| s.grant != g.id);
         g
     }
 

@@ -45,8 +45,10 @@ use crate::effects::recall::Recaller;
 use crate::effects::sudoers::SudoFlavor;
 use crate::grant::GrantRecord;
 use crate::names::GrantId;
+use crate::names::SessionId;
 use crate::policy::{Accounts, Policy, PolicySource, Requester};
-use crate::store::{SessionRow, Store};
+use crate::session::Session;
+use crate::store::Store;
 use crate::terms::Verdict;
 
 /// Most rows a listing returns.
@@ -65,7 +67,7 @@ pub struct Core {
     /// Every grant something of which may be on the system.
     live: BTreeMap<GrantId, GrantRecord>,
     gate: Arc<RwLock<GateIndex>>,
-    sessions: HashMap<String, SessionRow>,
+    sessions: HashMap<SessionId, Session>,
     recaller: Recaller,
 }
 

@@ -9,6 +9,7 @@ use crate::client::{self, Error, RequestOutcome};
 use crate::clock::{Deadline, utc};
 use crate::effects::sudoers::{self, DropIn};
 use crate::grant::{GrantRecord, GrantSpec, GrantState};
+use crate::names::GrantId;
 use crate::policy::{self, Decision, Facts, Held, PrivilegeKind};
 use crate::terms::{ApprovalMode, RequestStatus, Via};
 
@@ -145,8 +146,10 @@ impl Core {
         let Some(p) = self.policy.privilege(privilege) else {
             return Err(Error::NotFound(format!("no privilege named {privilege}")));
         };
-        let id = crate::sys::new_grant_id()
-            .map_err(|e| Error::Unavailable(format!("no random id: {e}")))?;
+        let id = GrantId::from_random(
+            crate::sys::random_bits()
+                .map_err(|e| Error::Unavailable(format!("no random id: {e}")))?,
+        );
         let now = self.clock.now();
         let deadline = Deadline::after(&now, (secs as i64).saturating_mul(1000));
         let spec = match &p.kind {

@@ -10,9 +10,9 @@ use crate::audit::AuditEvent;
 use crate::client::{Error, SessionInfo};
 use crate::effects::recall::{self, Job, ProcInfo};
 use crate::grant::{GrantRecord, GrantState};
-use crate::names::GrantId;
+use crate::names::{GrantId, SessionId};
 use crate::policy::{OnEnd, PrivilegeKind};
-use crate::store::SessionRow;
+use crate::session::Session;
 
 /// The processes to end for a grant of `uid`: for a group grant every process of the user that
 /// still carries `gid`; otherwise the process trees of the grant's live sessions. Never pid 1
@@ -54,8 +54,8 @@ impl Core {
         let roots: Vec<u32> = self
             .sessions
             .values()
-            .filter(|s| s.info.grant_id == g.id.as_str() && self.still_running(s))
-            .map(|s| s.info.pid)
+            .filter(|s| s.grant == g.id && self.still_running(s))
+            .map(|s| s.pid)
             .collect();
         let pids = plan_recall(
             &self.recaller.scan(),
@@ -101,12 +101,13 @@ impl Core {
     }
 
     pub fn session_opened(&mut self, s: SessionInfo) -> Result<String, Error> {
-        let id = crate::sys::new_grant_id()
-            .map_err(|e| Error::Unavailable(e.to_string()))?
-            .to_string()
-            .replacen('g', "s", 1);
+        let grant =
+            GrantId::parse(&s.grant_id).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        let id = SessionId::from_random(
+            crate::sys::random_bits().map_err(|e| Error::Unavailable(e.to_string()))?,
+        );
         self.record(AuditEvent::SessionOpened {
-            session: id.clone(),
+            session: id.to_string(),
             grant: s.grant_id.clone(),
             uid: s.uid,
             pid: s.pid,
@@ -115,24 +116,34 @@ impl Core {
             rhost: s.rhost.clone(),
         });
         let now = self.clock.now();
-        let row = SessionRow {
+        let session = Session {
+            id: id.clone(),
+            grant,
+            uid: s.uid,
+            pid: s.pid,
+            service: s.service,
+            tty: s.tty,
+            rhost: s.rhost,
             start_ticks: self.recaller.start_ticks(s.pid).unwrap_or(0),
             boot_id: now.boot_id,
             opened_ms: now.wall_ms,
-            info: s,
         };
         // Kept in the database so a restart (an upgrade, a crash) still knows what runs with
         // a grant. Without it the session still works; only that memory is lost.
-        if let Err(e) = self.store.insert_session(&id, &row) {
+        if let Err(e) = self.store.insert_session(&session) {
             self.record(AuditEvent::SessionDbWriteFailed {
                 error: format!("{id}: {e}"),
             });
         }
-        self.sessions.insert(id.clone(), row);
-        Ok(id)
+        self.sessions.insert(id.clone(), session);
+        Ok(id.to_string())
     }
 
     pub fn session_closed(&mut self, id: &str) -> Result<(), Error> {
+        let Ok(id) = SessionId::parse(id) else {
+            return Err(Error::NotFound(format!("no open session {id:?}")));
+        };
+        let id = &id;
         let recorded = self.store.close_session(id, self.clock.now().wall_ms);
         match (self.sessions.remove(id), recorded) {
             (Some(s), recorded) => {
@@ -151,24 +162,24 @@ impl Core {
                 });
                 Ok(())
             }
-            (None, _) => Err(Error::NotFound(format!("no open session {id:?}"))),
+            (None, _) => Err(Error::NotFound(format!("no open session \"{id}\""))),
         }
     }
 
     /// Audits the end of a session and ends its grant if the privilege is session-bound.
-    fn close_session(&mut self, id: &str, s: SessionRow, how: &str) {
+    fn close_session(&mut self, id: &SessionId, s: Session, how: &str) {
         let secs = (self.clock.now().wall_ms - s.opened_ms) / 1000;
         self.record(AuditEvent::SessionClosed {
             session: id.to_string(),
-            grant: s.info.grant_id.clone(),
-            uid: s.info.uid,
+            grant: s.grant.to_string(),
+            uid: s.uid,
             seconds: secs,
             how: how.to_string(),
         });
         let bound = self
             .live
             .values()
-            .find(|g| g.id.as_str() == s.info.grant_id)
+            .find(|g| g.id == s.grant)
             .filter(|g| {
                 self.policy
                     .privilege(&g.privilege)
@@ -183,18 +194,18 @@ impl Core {
 
     /// Whether the session's process is the one pam_jit reported: same boot, same pid, same
     /// start time. A pid alone may have been given to an unrelated process since.
-    fn still_running(&self, s: &SessionRow) -> bool {
-        s.info.pid > 1
+    fn still_running(&self, s: &Session) -> bool {
+        s.pid > 1
             && s.start_ticks != 0
             && s.boot_id == self.clock.now().boot_id
-            && self.recaller.start_ticks(s.info.pid) == Some(s.start_ticks)
+            && self.recaller.start_ticks(s.pid) == Some(s.start_ticks)
     }
 
     /// At start-up, before grants are reconciled: sessions recorded as open whose process still
     /// runs are watched again, so the grants that end now can recall them. Returns those whose
     /// process is gone: they closed while jitd could not hear it (pam_jit's close never fails
     /// the session), to be closed by [`Core::finish_sessions`].
-    pub(super) fn load_sessions(&mut self) -> Vec<(String, SessionRow)> {
+    pub(super) fn load_sessions(&mut self) -> Vec<Session> {
         let open = match self.store.open_sessions() {
             Ok(open) => open,
             Err(e) => {
@@ -205,11 +216,11 @@ impl Core {
             }
         };
         let mut gone = Vec::new();
-        for (id, s) in open {
+        for s in open {
             if self.still_running(&s) {
-                self.sessions.insert(id, s);
+                self.sessions.insert(s.id.clone(), s);
             } else {
-                gone.push((id, s));
+                gone.push(s);
             }
         }
         gone
@@ -218,9 +229,10 @@ impl Core {
     /// At start-up, after grants are reconciled: sessions that ended while jitd was down are
     /// closed (ending a session-bound grant); sessions still running whose grant ended while
     /// jitd was down (by the sweep) are recalled now if the privilege says so.
-    pub(super) fn finish_sessions(&mut self, gone: Vec<(String, SessionRow)>) {
+    pub(super) fn finish_sessions(&mut self, gone: Vec<Session>) {
         let now = self.clock.now().wall_ms;
-        for (id, s) in gone {
+        for s in gone {
+            let id = s.id.clone();
             if let Err(e) = self.store.close_session(&id, now) {
                 self.record(AuditEvent::SessionDbWriteFailed {
                     error: format!("{id}: {e}"),
@@ -228,19 +240,17 @@ impl Core {
             }
             self.close_session(&id, s, "ended while jitd was down");
         }
-        let orphaned: Vec<String> = self
+        let orphaned: Vec<GrantId> = self
             .sessions
             .values()
-            .map(|s| s.info.grant_id.clone())
-            .filter(|grant| !self.live.keys().any(|g| g.as_str() == grant))
+            .map(|s| s.grant.clone())
+            .filter(|grant| !self.live.contains_key(grant))
             .collect();
         for grant in orphaned {
-            if let Ok(id) = GrantId::parse(&grant)
-                && let Ok(Some(g)) = self.store.get(&id)
-            {
+            if let Ok(Some(g)) = self.store.get(&grant) {
                 self.recall(&g, false);
             }
-            self.sessions.retain(|_, s| s.info.grant_id != grant);
+            self.sessions.retain(|_, s| s.grant != grant);
         }
     }
 }

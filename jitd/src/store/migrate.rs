@@ -173,7 +173,7 @@ mod tests {
     use crate::audit::chain::{self, ChainRow};
     use crate::grant::GrantState;
     use crate::store::tests::{TempDir, record};
-    use crate::store::{SessionRow, Store, grants, insert_row};
+    use crate::store::{Store, grants, insert_row};
 
     fn user_version(path: &Path) -> i64 {
         Connection::open(path)
@@ -213,7 +213,7 @@ mod tests {
         grants::with_row(&g, |row| insert_row(&conn, "grants", row)).unwrap();
         conn.execute_batch(
             "INSERT INTO sessions (id, grant_id, uid, pid, service, tty, rhost, boot_id, \
-             start_ticks, opened_ms) VALUES ('s1', 'g1', 1001, 42, 'sudo', 'pts/0', '', 'b', 7, 3)",
+             start_ticks, opened_ms) VALUES ('s00000000000a', 'g000000000001', 1001, 42, 'sudo', 'pts/0', '', 'b', 7, 3)",
         )
         .unwrap();
         let mut prev = String::new();
@@ -245,9 +245,12 @@ mod tests {
         assert_eq!(user_version(&dir.db()), i64::from(SCHEMA_VERSION));
 
         assert_eq!(store.live().unwrap(), vec![record(1, GrantState::Active)]);
-        let sessions: Vec<(String, SessionRow)> = store.open_sessions().unwrap();
+        let sessions = store.open_sessions().unwrap();
         assert_eq!(sessions.len(), 1);
-        assert_eq!((sessions[0].0.as_str(), sessions[0].1.info.pid), ("s1", 42));
+        assert_eq!(
+            (sessions[0].id.as_str(), sessions[0].pid),
+            ("s00000000000a", 42)
+        );
         let old = store.audit_rows(0, 10).unwrap();
         assert_eq!(old.len(), 3);
         assert!(old.iter().all(|r| r.format == 1 && r.host.is_empty()));

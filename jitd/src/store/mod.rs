@@ -30,7 +30,6 @@ use rusqlite::{Connection, OpenFlags, ToSql};
 
 pub use audit_log::AuditRow;
 pub use migrate::SCHEMA_VERSION;
-pub use sessions::SessionRow;
 
 /// How long a read-only open waits on a lock: readers only meet one while a writer
 /// checkpoints or recovers the WAL, which is short.
@@ -370,7 +369,11 @@ pub(crate) mod tests {
             "{err}"
         );
         assert!(reader.append_audit(8, "h", "event=y").is_err());
-        assert!(reader.close_session("s", 9).is_err());
+        assert!(
+            reader
+                .close_session(&crate::names::SessionId::from_random(1), 9)
+                .is_err()
+        );
         assert_eq!(writer.live().unwrap().len(), 2);
     }
 

@@ -3,8 +3,6 @@
 
 pub mod clockwatch;
 
-use crate::names::GrantId;
-
 /// Runs `work` on a thread of its own and waits for it without blocking the caller's
 /// executor (the bus thread must keep dispatching). `None` if the thread could not start or
 /// panicked.
@@ -28,8 +26,8 @@ pub fn hostname() -> String {
         .unwrap_or_else(|| "localhost".to_string())
 }
 
-/// A fresh grant id from the kernel's random source.
-pub fn new_grant_id() -> std::io::Result<GrantId> {
+/// 64 bits from the kernel's random source, for new ids.
+pub fn random_bits() -> std::io::Result<u64> {
     let mut bytes = [0u8; 8];
     let mut filled = 0;
     while filled < bytes.len() {
@@ -46,7 +44,7 @@ pub fn new_grant_id() -> std::io::Result<GrantId> {
         }
         filled += n as usize;
     }
-    Ok(GrantId::from_random(u64::from_le_bytes(bytes)))
+    Ok(u64::from_le_bytes(bytes))
 }
 
 /// Sends `state` (e.g. `READY=1`) to systemd when run as a `Type=notify` service; does nothing
@@ -112,11 +110,12 @@ pub fn drop_capabilities() -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::names::GrantId;
 
     #[test]
     fn grant_ids_are_random_and_valid() {
-        let a = new_grant_id().unwrap();
-        let b = new_grant_id().unwrap();
+        let a = GrantId::from_random(random_bits().unwrap());
+        let b = GrantId::from_random(random_bits().unwrap());
         assert_ne!(a, b);
         assert_eq!(GrantId::parse(a.as_str()), Ok(a));
     }
