@@ -66,7 +66,7 @@ fn main() -> ExitCode {
         Command::Serve => serve(cfg, audit),
         Command::Sweep => one_shot(cfg, audit, false),
         Command::Purge => one_shot(cfg, audit, true),
-        Command::Reload => reload(&cfg),
+        Command::Reload => reload(&cfg).map_err(jitd::runtime::RunError::Bus),
         Command::Audit(AuditCommand::Verify) => return verify(&cfg),
     };
     match result {

@@ -19,7 +19,20 @@ use crate::effects::group::Groups;
 use crate::effects::recall::Recaller;
 use crate::effects::sudoers::{self, SudoFlavor, SudoersDir};
 use crate::policy::{Policy, SystemAccounts};
+use crate::store::StoreError;
 use crate::sys::sd_notify;
+
+/// Why the daemon (or a one-shot run) could not do its job. Every one ends the process with
+/// status 1 (systemd restarts the daemon); the message says which part failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Bus(String),
+    #[error("{0}")]
+    Os(String),
+}
 
 /// How long recalled processes get between SIGTERM and SIGKILL.
 const RECALL_GRACE: Duration = Duration::from_secs(5);
@@ -68,7 +81,7 @@ fn parts(cfg: Config, audit: Arc<Audit>, policy: Policy) -> Parts {
     }
 }
 
-pub fn one_shot(cfg: Config, audit: Arc<Audit>, purge: bool) -> Result<(), String> {
+pub fn one_shot(cfg: Config, audit: Arc<Audit>, purge: bool) -> Result<(), RunError> {
     let mut engine = Core::open(parts(cfg, audit.clone(), Policy::empty()))?;
     engine.load_live()?;
     if purge {
@@ -89,7 +102,7 @@ pub fn one_shot(cfg: Config, audit: Arc<Audit>, purge: bool) -> Result<(), Strin
     Ok(())
 }
 
-pub fn serve(cfg: Config, audit: Arc<Audit>) -> Result<(), String> {
+pub fn serve(cfg: Config, audit: Arc<Audit>) -> Result<(), RunError> {
     if let Err(e) = crate::sys::drop_capabilities() {
         audit.log(Level::Warning, &format!("could not drop capabilities: {e}"));
     }
@@ -97,7 +110,10 @@ pub fn serve(cfg: Config, audit: Arc<Audit>) -> Result<(), String> {
     // on the policy being valid. It starts with nothing allowed, and says so in the audit.
     let (policy, rejected) = match Core::load_policy(&cfg, &SystemAccounts) {
         Ok(policy) => (policy, None),
-        Err(errors) => (Policy::empty(), Some(errors)),
+        Err(errors) => (
+            Policy::empty(),
+            Some(crate::daemon::diagnostics_text(&errors)),
+        ),
     };
     let bus_address = cfg.bus_address.clone();
     let check_every_secs = cfg.integrity_check_secs;
@@ -118,7 +134,7 @@ pub fn serve(cfg: Config, audit: Arc<Audit>) -> Result<(), String> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+        .map_err(|e| RunError::Os(format!("cannot start the runtime: {e}")))?;
     runtime.block_on(run(shared, bus_address, check_every_secs, audit))
 }
 
@@ -127,9 +143,11 @@ async fn run(
     bus_address: Option<String>,
     check_every_secs: u64,
     audit: Arc<Audit>,
-) -> Result<(), String> {
+) -> Result<(), RunError> {
     use tokio::signal::unix::{SignalKind, signal};
-    let conn = serve_on_bus(&shared, bus_address.as_deref()).await?;
+    let conn = serve_on_bus(&shared, bus_address.as_deref())
+        .await
+        .map_err(RunError::Bus)?;
     // Revocation below runs by the clock whether or not the bus is there; the bus is only how
     // requests arrive. If it goes away (restarted, crashed), this task serves again once it is
     // back, without ever holding up the expiry loop.
@@ -139,9 +157,12 @@ async fn run(
         bus_address.clone(),
         audit.clone(),
     ));
-    let mut hangup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
-    let mut terminate = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    let mut hangup =
+        signal(SignalKind::hangup()).map_err(|e| RunError::Os(format!("no hangup signal: {e}")))?;
+    let mut terminate = signal(SignalKind::terminate())
+        .map_err(|e| RunError::Os(format!("no terminate signal: {e}")))?;
+    let mut interrupt = signal(SignalKind::interrupt())
+        .map_err(|e| RunError::Os(format!("no interrupt signal: {e}")))?;
     let mut clock_watch = match crate::sys::clockwatch::ClockWatch::new() {
         Ok(watch) => Some(watch),
         Err(e) => {

@@ -46,9 +46,9 @@ use crate::effects::sudoers::SudoFlavor;
 use crate::grant::GrantRecord;
 use crate::names::GrantId;
 use crate::names::SessionId;
-use crate::policy::{Accounts, Policy, PolicySource, Requester};
+use crate::policy::{Accounts, Diagnostic, Policy, PolicySource, Requester};
 use crate::session::Session;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use crate::terms::Verdict;
 
 /// Most rows a listing returns.
@@ -84,7 +84,7 @@ pub struct Parts {
 }
 
 impl Core {
-    pub fn open(parts: Parts) -> Result<Self, String> {
+    pub fn open(parts: Parts) -> Result<Self, StoreError> {
         let Parts {
             cfg,
             clock,
@@ -96,7 +96,7 @@ impl Core {
             recaller,
         } = parts;
         let busy = std::time::Duration::from_millis(cfg.db_busy_timeout_ms);
-        let store = Store::open(&cfg.db_path(), busy).map_err(|e| e.to_string())?;
+        let store = Store::open(&cfg.db_path(), busy)?;
         let hostname = if cfg.hostname.is_empty() {
             crate::sys::hostname()
         } else {
@@ -246,25 +246,19 @@ impl Core {
     // ---- policy -----------------------------------------------------------------------------
 
     /// Loads the policy files named by `cfg`. Errors carry file, line and column.
-    pub fn load_policy(cfg: &Config, accounts: &dyn Accounts) -> Result<Policy, String> {
+    pub fn load_policy(cfg: &Config, accounts: &dyn Accounts) -> Result<Policy, Vec<Diagnostic>> {
         let src = PolicySource {
             file: Some(cfg.policy_file.clone()),
             dir: Some(cfg.policy_dir.clone()),
         };
-        Policy::load(&src, accounts)
-            .map(|l| l.policy)
-            .map_err(|errors| {
-                errors
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            })
+        Policy::load(&src, accounts).map(|l| l.policy)
     }
 
     /// Re-reads the policy; on any error the policy in force stays.
     pub fn reload_policy(&mut self) -> Result<String, Error> {
-        match Self::load_policy(&self.cfg, self.accounts.as_ref()) {
+        match Self::load_policy(&self.cfg, self.accounts.as_ref())
+            .map_err(|errors| diagnostics_text(&errors))
+        {
             Ok(policy) => {
                 let summary = format!(
                     "policy loaded: {} privileges, {} rules",
@@ -289,6 +283,16 @@ impl Core {
             }
         }
     }
+}
+
+/// Policy errors as the audit and the operator read them: one `file:line:column: message` per
+/// line.
+pub fn diagnostics_text(errors: &[Diagnostic]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Walks the audit chain of the database at `path` on a read-only connection.

@@ -10,6 +10,7 @@ use crate::audit::AuditEvent;
 use crate::clock::started_in_future;
 use crate::effects::enforce::Presence;
 use crate::grant::{GrantRecord, GrantState};
+use crate::store::StoreError;
 
 impl Core {
     /// Brings the system and the database into agreement before the daemon serves anyone:
@@ -17,7 +18,7 @@ impl Core {
     /// live grants missing from the system put back, tampered ones rewritten, and drop-ins
     /// carrying jitd's marker that the database does not know removed. Files jitd did not
     /// write are reported and left alone.
-    pub fn reconcile(&mut self) -> Result<(), String> {
+    pub fn reconcile(&mut self) -> Result<(), StoreError> {
         match self.enforcer.remove_stale_temp() {
             Ok(0) => {}
             Ok(n) => self.record(AuditEvent::ReconcileTempRemoved { count: n as u64 }),
@@ -26,7 +27,7 @@ impl Core {
             }),
         }
         let gone = self.load_sessions();
-        let records = self.store.live().map_err(|e| e.to_string())?;
+        let records = self.store.live()?;
         let now = self.clock.now();
         for g in records {
             match g.state {
@@ -138,8 +139,8 @@ impl Core {
     }
 
     /// Loads the live set without touching the system (for the one-shot sweep).
-    pub fn load_live(&mut self) -> Result<(), String> {
-        for g in self.store.live().map_err(|e| e.to_string())? {
+    pub fn load_live(&mut self) -> Result<(), StoreError> {
+        for g in self.store.live()? {
             self.track(g);
         }
         Ok(())
