@@ -4,7 +4,54 @@
 use zbus::Connection;
 use zbus::message::Header;
 
+use super::Shared;
 use crate::client::Error;
+use crate::daemon::Caller;
+
+impl Shared {
+    /// The caller of this call: the uid from the bus, and — only when `needs_admin`, because
+    /// polkit may be asked — whether it may act as an admin: root and members of
+    /// `admin_group` without bus traffic, anyone else only on polkit's explicit yes for
+    /// `org.jitd.Jitd1.manage`, asked without the core's lock held. `method` names the call in
+    /// the audit of polkit's answer.
+    pub(super) async fn caller(
+        &self,
+        conn: &Connection,
+        header: &Header<'_>,
+        method: &str,
+        needs_admin: bool,
+    ) -> Result<Caller, Error> {
+        let uid = caller_uid(conn, header).await?;
+        let admin = needs_admin && self.admin(conn, header, uid, method).await;
+        Ok(Caller { uid, admin })
+    }
+
+    pub(super) async fn admin(
+        &self,
+        conn: &Connection,
+        header: &Header<'_>,
+        uid: u32,
+        method: &str,
+    ) -> bool {
+        if self.engine().is_admin(uid) {
+            return true;
+        }
+        let Some(sender) = header.sender() else {
+            return false;
+        };
+        let answer = crate::polkit::authorized(conn, sender.as_str(), crate::polkit::MANAGE).await;
+        self.engine().audit_polkit(uid, method, &answer);
+        answer.unwrap_or(false)
+    }
+
+    /// The refusal for a caller who is not an admin.
+    pub(super) fn not_admin(&self, what: &str) -> Error {
+        Error::NotAllowed(crate::daemon::not_admin(
+            what,
+            &self.engine().config().admin_group,
+        ))
+    }
+}
 
 /// Refuses a state-changing call whose sender said it will not read the answer. A request
 /// fired and forgotten (the sender may already be gone, its unique name soon reused) is not one

@@ -7,7 +7,7 @@ use zbus::message::Header;
 use super::Shared;
 use super::caller::{caller_uid, require_reply_expected, still_connected};
 use crate::client::{ChainCheck, Error, Explanation, GrantInfo, RequestOutcome};
-use crate::daemon::Ask;
+use crate::daemon::{Ask, Caller};
 use crate::terms::Via;
 
 pub struct Manager(pub Shared);
@@ -42,12 +42,9 @@ impl Manager {
         // A caller that left before its answer is not a person waiting to use the grant, and
         // its unique name will never be seen again: take the grant back at once.
         if !still_connected(conn, &header).await {
-            let _ = self.0.engine().revoke(
-                0,
-                true,
+            self.0.engine().withdraw(
                 &outcome.grant.id,
                 "the caller disconnected before the answer",
-                false,
             );
             return Err(Error::NotAllowed(
                 "the caller disconnected before the answer".into(),
@@ -72,8 +69,7 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         include_ended: bool,
     ) -> Result<Vec<GrantInfo>, Error> {
-        let uid = caller_uid(conn, &header).await?;
-        if !self.0.admin(conn, &header, uid, "ListAll").await {
+        if !self.0.caller(conn, &header, "ListAll", true).await?.admin {
             return Err(self.0.not_admin("listing every grant"));
         }
         self.0.engine().list(None, include_ended)
@@ -95,7 +91,7 @@ impl Manager {
         let out = self
             .0
             .engine()
-            .revoke(uid, admin, grant_id, reason, terminate);
+            .revoke(Caller { uid, admin }, grant_id, reason, terminate);
         self.0.wake.notify_one();
         out
     }
@@ -115,8 +111,12 @@ impl Manager {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<String, Error> {
-        let uid = caller_uid(conn, &header).await?;
-        if !self.0.admin(conn, &header, uid, "ReloadPolicy").await {
+        if !self
+            .0
+            .caller(conn, &header, "ReloadPolicy", true)
+            .await?
+            .admin
+        {
             return Err(self.0.not_admin("reloading the policy"));
         }
         self.0.engine().reload_policy()
@@ -127,8 +127,12 @@ impl Manager {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<ChainCheck, Error> {
-        let uid = caller_uid(conn, &header).await?;
-        if !self.0.admin(conn, &header, uid, "VerifyAudit").await {
+        if !self
+            .0
+            .caller(conn, &header, "VerifyAudit", true)
+            .await?
+            .admin
+        {
             return Err(self.0.not_admin("verifying the audit trail"));
         }
         // A long chain takes a while to walk: on its own read-only connection and thread, so

@@ -10,10 +10,6 @@
 
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
-use zbus::Connection;
-use zbus::message::Header;
-
-use crate::client::Error;
 use crate::clock::Clock;
 use crate::daemon::{Core, GateIndex};
 
@@ -35,30 +31,8 @@ pub struct Shared {
 }
 
 impl Shared {
-    fn engine(&self) -> MutexGuard<'_, Core> {
+    pub(super) fn engine(&self) -> MutexGuard<'_, Core> {
         // A panic while holding the lock must not wedge revocation: take the state as it is.
         self.engine.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Whether the caller (`uid`, the sender of `header`) may manage every grant: root and
-    /// members of `admin_group` without bus traffic, anyone else only on polkit's explicit yes
-    /// for `org.jitd.Jitd1.manage`. The engine lock is not held while polkit thinks.
-    async fn admin(&self, conn: &Connection, header: &Header<'_>, uid: u32, method: &str) -> bool {
-        if self.engine().is_admin(uid) {
-            return true;
-        }
-        let Some(sender) = header.sender() else {
-            return false;
-        };
-        let answer = crate::polkit::authorized(conn, sender.as_str(), crate::polkit::MANAGE).await;
-        self.engine().audit_polkit(uid, method, &answer);
-        answer.unwrap_or(false)
-    }
-
-    fn not_admin(&self, what: &str) -> Error {
-        Error::NotAllowed(crate::daemon::not_admin(
-            what,
-            &self.engine().config().admin_group,
-        ))
     }
 }

@@ -6,7 +6,7 @@
 
 #![forbid(unsafe_code)]
 
-use super::{Core, hints, info};
+use super::{Caller, Core, hints, info};
 use crate::audit::AuditEvent;
 use crate::client::{Error, GrantInfo};
 use crate::clock::utc;
@@ -166,12 +166,12 @@ impl Core {
     /// caller's standing, decided by the bus layer.
     pub fn revoke(
         &mut self,
-        caller: u32,
-        admin: bool,
+        by: Caller,
         id: &str,
         reason: &str,
         terminate: bool,
     ) -> Result<GrantInfo, Error> {
+        let Caller { uid: caller, admin } = by;
         let id = GrantId::parse(id).map_err(|e| Error::InvalidArgument(e.to_string()))?;
         super::check_text("reason", reason, crate::client::MAX_REASON_CHARS)
             .map_err(Error::InvalidArgument)?;
@@ -210,6 +210,16 @@ impl Core {
             },
         );
         Ok(info(&ended))
+    }
+
+    /// Takes a grant back on the daemon's own account (its requester left before the answer),
+    /// whoever holds it. Nothing happens if it is no longer live.
+    pub fn withdraw(&mut self, id: &str, why: &str) {
+        if let Ok(id) = GrantId::parse(id)
+            && let Some(g) = self.live.get(&id).cloned()
+        {
+            self.end(g, Ending::new(GrantState::Revoked, why));
+        }
     }
 
     /// Takes a live grant off: gate first, then durable intent, then the system, then the final

@@ -51,6 +51,15 @@ use crate::session::Session;
 use crate::store::{Store, StoreError};
 use crate::terms::Verdict;
 
+/// Who asks, as the bus layer resolved it: the uid from the bus credentials (never from an
+/// argument) and whether the caller may act on everyone's grants (root, `admin_group`, or
+/// polkit's explicit yes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    pub uid: u32,
+    pub admin: bool,
+}
+
 /// Most rows a listing returns.
 const LIST_LIMIT: u32 = 500;
 

@@ -15,6 +15,10 @@ use crate::effects::recall::Recaller;
 use crate::grant::GrantState;
 use crate::terms::Via;
 
+const ROOT: Caller = Caller {
+    uid: 0,
+    admin: true,
+};
 const T0: i64 = 1_800_000_000_000;
 
 /// Records what is "on the system"; can be told to fail.
@@ -325,14 +329,22 @@ fn an_owner_drops_and_only_admins_revoke_others() {
     let id = w.grant("whoami", 600);
     let e = w
         .core
-        .revoke(4242, false, id.as_str(), "", false)
+        .revoke(
+            Caller {
+                uid: 4242,
+                admin: false,
+            },
+            id.as_str(),
+            "",
+            false,
+        )
         .unwrap_err();
     assert!(matches!(e, Error::NotFound(_)), "{e:?}");
     assert!(w.on(&id));
-    let ended = w.core.revoke(0, true, id.as_str(), "", false).unwrap();
+    let ended = w.core.revoke(ROOT, id.as_str(), "", false).unwrap();
     assert_eq!(ended.state, GrantState::Dropped);
     assert!(!w.on(&id));
-    let e = w.core.revoke(0, true, "g../../etc", "", false).unwrap_err();
+    let e = w.core.revoke(ROOT, "g../../etc", "", false).unwrap_err();
     assert!(matches!(e, Error::InvalidArgument(_)), "{e:?}");
 }
 
