@@ -31,6 +31,18 @@ fn jitctl(user: &str, args: &[&str]) -> Output {
     as_user(user, &full)
 }
 
+/// alice asks for `whoami` and gives it back, `times` times.
+fn elevate_and_drop(times: usize) {
+    for _ in 0..times {
+        let o = jitctl("alice", &["elevate", "whoami", "--for", "10m"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let list: serde_json::Value =
+            serde_json::from_str(&stdout(&jitctl("alice", &["--json", "status"]))).unwrap();
+        let id = list[0]["id"].as_str().unwrap().to_string();
+        assert!(jitctl("alice", &["drop", &id]).status.success());
+    }
+}
+
 fn jitd_verify(d: &Daemon) -> Output {
     run(Command::new(d.dir.join("../bin/jitd"))
         .arg("--config")
@@ -52,14 +64,7 @@ fn the_loop_leaves_an_intact_chain_that_both_verifiers_accept() {
     let sb = sandbox();
     ensure_user("alice");
     let mut d = Daemon::start(&sb, "audit-intact", POLICY);
-    for _ in 0..3 {
-        let o = jitctl("alice", &["elevate", "whoami", "--for", "10m"]);
-        assert!(o.status.success(), "{}", stderr(&o));
-        let list: serde_json::Value =
-            serde_json::from_str(&stdout(&jitctl("alice", &["--json", "status"]))).unwrap();
-        let id = list[0]["id"].as_str().unwrap().to_string();
-        assert!(jitctl("alice", &["drop", &id]).status.success());
-    }
+    elevate_and_drop(3);
     let refused = jitctl("alice", &["elevate", "nothing-here"]);
     assert_eq!(refused.status.code(), Some(3), "{}", stderr(&refused));
 
@@ -120,14 +125,7 @@ fn an_edited_deleted_or_reordered_record_is_named_by_its_sequence_number() {
     let sb = sandbox();
     ensure_user("alice");
     let mut d = Daemon::start(&sb, "audit-tamper", POLICY);
-    for _ in 0..2 {
-        let o = jitctl("alice", &["elevate", "whoami", "--for", "10m"]);
-        assert!(o.status.success(), "{}", stderr(&o));
-        let list: serde_json::Value =
-            serde_json::from_str(&stdout(&jitctl("alice", &["--json", "status"]))).unwrap();
-        let id = list[0]["id"].as_str().unwrap().to_string();
-        assert!(jitctl("alice", &["drop", &id]).status.success());
-    }
+    elevate_and_drop(2);
     d.stop();
     let db = d.state_db();
     sql(&db, "PRAGMA wal_checkpoint(TRUNCATE)");

@@ -8,33 +8,9 @@ use crate::audit::chain::{ChainReport, ChainRow, Verifier};
 /// Rows read per query when walking the whole chain: bounded memory on a long history.
 const VERIFY_PAGE: u32 = 1000;
 
-/// One audit row as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditRow {
-    pub seq: i64,
-    pub at_ms: i64,
-    /// The host the record was written on ("" for rows from before schema version 2).
-    pub host: String,
-    pub line: String,
-    pub prev_hash: String,
-    pub hash: String,
-    /// The formula of `hash` ([`crate::audit::chain`]).
-    pub format: u32,
-}
-
-impl From<AuditRow> for ChainRow {
-    fn from(r: AuditRow) -> Self {
-        Self {
-            seq: r.seq,
-            at_ms: r.at_ms,
-            host: r.host,
-            line: r.line,
-            prev_hash: r.prev_hash,
-            hash: r.hash,
-            format: r.format,
-        }
-    }
-}
+/// One audit row as stored is the chain's record: the same fields, checked by the same code.
+/// `host` is "" for rows from before schema version 2.
+pub type AuditRow = ChainRow;
 
 impl Store {
     /// Appends one audit line, written on `host`, to the hash chain; returns its seq.
