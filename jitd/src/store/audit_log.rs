@@ -64,7 +64,7 @@ impl Store {
             };
             after = last.seq;
             for row in rows {
-                if !verifier.push(&row.into()) {
+                if !verifier.push(&row) {
                     return Ok(verifier.report());
                 }
             }
