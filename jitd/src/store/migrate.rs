@@ -271,7 +271,7 @@ mod tests {
             report.to_string(),
             "audit chain intact: 5 records, seq 1..5"
         );
-        let chained: Vec<ChainRow> = rows.into_iter().map(ChainRow::from).collect();
+        let chained: Vec<ChainRow> = rows;
         assert!(chain::verify(chained).is_intact());
     }
 
