@@ -44,6 +44,8 @@ pub struct Config {
     pub db_busy_timeout_ms: u64,
     /// How often the daemon re-checks every live grant on the system and repairs tampering.
     pub integrity_check_secs: u64,
+    /// Where pam_jit's checks are answered (a root-only socket; pam_jit's `socket=`).
+    pub gate_socket: PathBuf,
 }
 
 impl Default for Config {
@@ -62,6 +64,7 @@ impl Default for Config {
             hostname: String::new(),
             db_busy_timeout_ms: 2000,
             integrity_check_secs: 10,
+            gate_socket: PathBuf::from(crate::gate_proto::DEFAULT_SOCKET),
         }
     }
 }

@@ -17,10 +17,14 @@
 //!   - `config`, `clock`, `polkit`
 
 pub mod duration;
+#[cfg(feature = "gate")]
+pub mod gate_proto;
 pub mod names;
 pub mod position;
-#[cfg(any(feature = "client", feature = "policy"))]
+#[cfg(any(feature = "wire", feature = "policy"))]
 pub mod terms;
+#[cfg(feature = "wire")]
+pub mod wire;
 
 #[cfg(feature = "client")]
 pub mod client;
@@ -44,6 +48,8 @@ pub mod daemon;
 pub mod effects;
 #[cfg(feature = "daemon")]
 pub mod failpoint;
+#[cfg(feature = "daemon")]
+pub mod gate_socket;
 #[cfg(feature = "daemon")]
 pub mod grant;
 #[cfg(feature = "daemon")]

@@ -117,6 +117,7 @@ pub fn serve(cfg: Config, audit: Arc<Audit>) -> Result<(), RunError> {
     };
     let bus_address = cfg.bus_address.clone();
     let check_every_secs = cfg.integrity_check_secs;
+    let gate_socket = cfg.gate_socket.clone();
     let mut engine = Core::open(parts(cfg, audit.clone(), policy))?;
     if let Some(errors) = rejected {
         engine.record(AuditEvent::PolicyRejected {
@@ -131,6 +132,11 @@ pub fn serve(cfg: Config, audit: Arc<Audit>) -> Result<(), RunError> {
         engine: Arc::new(Mutex::new(engine)),
         wake: Arc::new(tokio::sync::Notify::new()),
     };
+    // pam_jit's path: up before the bus, on threads of its own. Without it every gated sudo
+    // is refused (pam_jit fails closed), so say so loudly, but keep revoking.
+    if let Err(e) = crate::gate_socket::serve(&gate_socket, shared.clone()) {
+        audit.log(Level::Warning, &format!("{e}; pam_jit cannot reach jitd"));
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -6,7 +6,9 @@
 
 use std::time::Duration;
 
-use jitd::client::SYSTEM_BUS_ADDRESS;
+use std::path::PathBuf;
+
+use jitd::gate_proto::DEFAULT_SOCKET;
 use jitd::names::PrivilegeName;
 
 /// Longest wait for jitd, whatever the PAM file says: sudo must never hang on the gate.
@@ -23,8 +25,8 @@ pub enum FailMode {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
-    /// D-Bus address of the system bus.
-    pub bus: String,
+    /// jitd's gate socket.
+    pub socket: PathBuf,
     /// Hard limit on one exchange with jitd, connection included.
     pub timeout: Duration,
     pub fail: FailMode,
@@ -49,7 +51,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Self {
-            bus: SYSTEM_BUS_ADDRESS.to_string(),
+            socket: PathBuf::from(DEFAULT_SOCKET),
             timeout: Duration::from_millis(2000),
             fail: FailMode::Closed,
             interactive: false,
@@ -72,7 +74,12 @@ pub fn parse<'a>(args: impl IntoIterator<Item = &'a str>) -> Result<Options, Str
             None => (arg, None),
         };
         match (key, value) {
-            ("bus", Some(v)) => o.bus = bus_address(v)?,
+            ("socket", Some(v)) => o.socket = socket_path(v)?,
+            // Before the gate socket pam_jit spoke to jitd over the system bus; old PAM lines
+            // may still name it. Checked, then unused: a typo must not pass silently either.
+            ("bus", Some(v)) => {
+                bus_address(v)?;
+            }
             ("timeout_ms", Some(v)) => {
                 let ms: u64 = v
                     .parse()
@@ -118,6 +125,16 @@ pub fn parse<'a>(args: impl IntoIterator<Item = &'a str>) -> Result<Options, Str
     Ok(o)
 }
 
+/// `socket=` takes an absolute path: the gate is a local, root-owned socket.
+fn socket_path(v: &str) -> Result<PathBuf, String> {
+    if !v.starts_with('/') || v.len() > 107 || v.split('/').any(|c| c == "..") {
+        return Err(format!(
+            "socket={v:?}: expected an absolute path to jitd's gate socket"
+        ));
+    }
+    Ok(PathBuf::from(v))
+}
+
 /// `bus=` takes a socket path or a `unix:path=` address; nothing else (no TCP, no launchers):
 /// the gate must talk to a root-owned local socket.
 fn bus_address(v: &str) -> Result<String, String> {
@@ -135,9 +152,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn no_arguments_mean_system_bus_two_seconds_fail_closed() {
+    fn no_arguments_mean_the_gate_socket_two_seconds_fail_closed() {
         let o = parse([]).unwrap();
-        assert_eq!(o.bus, "unix:path=/run/dbus/system_bus_socket");
+        assert_eq!(o.socket, PathBuf::from("/run/jitd/gate"));
         assert_eq!(o.timeout, Duration::from_secs(2));
         assert_eq!(o.fail, FailMode::Closed);
         assert!(!o.interactive && o.privilege.is_none() && !o.debug);
@@ -146,7 +163,7 @@ mod tests {
     #[test]
     fn every_argument_is_understood() {
         let o = parse([
-            "bus=/tmp/x/bus",
+            "socket=/tmp/x/gate",
             "timeout_ms=250",
             "fail=open",
             "interactive",
@@ -154,7 +171,7 @@ mod tests {
             "debug",
         ])
         .unwrap();
-        assert_eq!(o.bus, "unix:path=/tmp/x/bus");
+        assert_eq!(o.socket, PathBuf::from("/tmp/x/gate"));
         assert_eq!(o.timeout, Duration::from_millis(250));
         assert_eq!(o.fail, FailMode::Open);
         assert!(o.interactive && o.debug);
@@ -163,9 +180,9 @@ mod tests {
             parse(["services=sudo,su-l"]).unwrap().services.unwrap(),
             ["sudo", "su-l"]
         );
-        assert_eq!(
-            parse(["bus=unix:path=/run/b"]).unwrap().bus,
-            "unix:path=/run/b"
+        assert!(
+            parse(["bus=unix:path=/run/b"]).is_ok(),
+            "old lines still load"
         );
     }
 
@@ -180,6 +197,8 @@ mod tests {
             "bus=relative",
             "bus=tcp:host=evil,port=1",
             "bus=/a,guid=1",
+            "socket=relative",
+            "socket=/run/../tmp/gate",
             "privilege=../x",
             "interactive=yes",
             "services=",

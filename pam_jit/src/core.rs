@@ -15,9 +15,9 @@
 //! The subject uid 0 is never gated: root needs no elevation, and a break-glass root login must
 //! not depend on jitd.
 
-use jitd::client::{GateDecision, RequestOutcome, SessionInfo};
 use jitd::duration;
 use jitd::terms::RequestStatus;
+use jitd::wire::{GateDecision, RequestOutcome, SessionInfo};
 
 use crate::args::{FailMode, Options};
 

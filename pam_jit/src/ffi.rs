@@ -9,7 +9,7 @@ use pam_sys::{PamConversation, PamHandle, PamItemType, PamMessage, PamResponse};
 
 use crate::args::{self, Options};
 use crate::core::{self, Code, GateClient, Item, Level, Pam, Style};
-use crate::gate::BusGate;
+use crate::gate::SocketGate;
 
 /// `PAM_SILENT` from `_pam_types.h`.
 const PAM_SILENT: c_int = 0x8000;
@@ -276,7 +276,7 @@ unsafe fn entry(
             }
         }
         let mut handle = Handle { pamh, flags };
-        let mut gate = BusGate::new(&options);
+        let mut gate = SocketGate::new(&options);
         phase(&mut handle, &mut gate, &options)
     }));
     match outcome {

@@ -31,7 +31,7 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub(super) fn engine(&self) -> MutexGuard<'_, Core> {
+    pub fn engine(&self) -> MutexGuard<'_, Core> {
         // A panic while holding the lock must not wedge revocation: take the state as it is.
         self.engine.lock().unwrap_or_else(|p| p.into_inner())
     }

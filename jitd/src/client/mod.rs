@@ -8,9 +8,8 @@
 #![forbid(unsafe_code)]
 
 pub use crate::duration;
-mod wire;
 
-pub use wire::{
+pub use crate::wire::{
     ChainCheck, Explanation, GateDecision, GrantInfo, RequestOutcome, RuleApproval, SessionInfo,
 };
 

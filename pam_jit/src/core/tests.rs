@@ -155,7 +155,7 @@ fn outcome(status: &str) -> RequestOutcome {
     RequestOutcome {
         status: jitd::terms::RequestStatus::parse(status).unwrap(),
         message: format!("grant g0123456789ab is {status}"),
-        grant: jitd::client::GrantInfo {
+        grant: jitd::wire::GrantInfo {
             id: "g0123456789ab".into(),
             uid: 1000,
             user: "alice".into(),

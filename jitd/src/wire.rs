@@ -1,13 +1,13 @@
-//! Wire types of the bus API. Times are milliseconds since the Unix epoch (UTC); 0 means "not
+//! Wire types of the bus API and the gate socket (the `client` feature adds their D-Bus
+//! signatures). Times are milliseconds since the Unix epoch (UTC); 0 means "not
 //! set". Strings are UTF-8; "" means "none".
 
-use serde::{Deserialize, Serialize};
-use zbus::Type;
-
 use crate::terms::{ApprovalMode, GrantKind, GrantState, RequestStatus, Verdict};
+use serde::{Deserialize, Serialize};
 
 /// One grant, as a client sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "client", derive(zbus::Type))]
 pub struct GrantInfo {
     /// Grant id, e.g. `g3f9a0c12d4e5`.
     pub id: String,
@@ -36,7 +36,8 @@ pub struct GrantInfo {
 }
 
 /// The answer to a request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "client", derive(zbus::Type))]
 pub struct RequestOutcome {
     /// What became of the request (`active`: the grant is in force on return).
     pub status: RequestStatus,
@@ -49,7 +50,8 @@ pub struct RequestOutcome {
 }
 
 /// What the policy would decide for the caller and one privilege.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "client", derive(zbus::Type))]
 pub struct Explanation {
     pub privilege: String,
     pub decision: Verdict,
@@ -70,7 +72,8 @@ pub struct Explanation {
 }
 
 /// The Gate's answer for one PAM check.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "client", derive(zbus::Type))]
 pub struct GateDecision {
     pub allowed: bool,
     /// The grant that allows it ("" when refused).
@@ -82,7 +85,8 @@ pub struct GateDecision {
 }
 
 /// An elevated session as pam_jit reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "client", derive(zbus::Type))]
 pub struct SessionInfo {
     pub grant_id: String,
     pub uid: u32,
@@ -93,7 +97,8 @@ pub struct SessionInfo {
 }
 
 /// The result of walking the audit hash chain.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "client", derive(zbus::Type))]
 pub struct ChainCheck {
     /// Whether every record is linked and unaltered.
     pub intact: bool,
@@ -110,8 +115,8 @@ pub struct ChainCheck {
 
 /// How a rule approves, or nothing when no rule matches: the mode's name on the wire, "" for
 /// none (a D-Bus string; the bus has no optional values).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Type)]
-#[zbus(signature = "s")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "client", derive(zbus::Type), zbus(signature = "s"))]
 pub struct RuleApproval(pub Option<ApprovalMode>);
 
 impl Serialize for RuleApproval {
