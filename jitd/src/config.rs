@@ -46,6 +46,11 @@ pub struct Config {
     pub integrity_check_secs: u64,
     /// Where pam_jit's checks are answered (a root-only socket; pam_jit's `socket=`).
     pub gate_socket: PathBuf,
+    /// Per-uid limits on the bus API (root is not limited): sustained calls per second, the
+    /// burst allowed after a quiet spell, and calls in progress at once.
+    pub calls_per_sec: f64,
+    pub calls_burst: u32,
+    pub calls_in_flight: u32,
 }
 
 impl Default for Config {
@@ -65,6 +70,9 @@ impl Default for Config {
             db_busy_timeout_ms: 2000,
             integrity_check_secs: 10,
             gate_socket: PathBuf::from(crate::gate_proto::DEFAULT_SOCKET),
+            calls_per_sec: 5.0,
+            calls_burst: 20,
+            calls_in_flight: 4,
         }
     }
 }

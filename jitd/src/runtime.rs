@@ -118,6 +118,7 @@ pub fn serve(cfg: Config, audit: Arc<Audit>) -> Result<(), RunError> {
     let bus_address = cfg.bus_address.clone();
     let check_every_secs = cfg.integrity_check_secs;
     let gate_socket = cfg.gate_socket.clone();
+    let limits = crate::bus::Limits::new(cfg.calls_per_sec, cfg.calls_burst, cfg.calls_in_flight);
     let mut engine = Core::open(parts(cfg, audit.clone(), policy))?;
     if let Some(errors) = rejected {
         engine.record(AuditEvent::PolicyRejected {
@@ -131,6 +132,7 @@ pub fn serve(cfg: Config, audit: Arc<Audit>) -> Result<(), RunError> {
         clock: engine.clock(),
         engine: Arc::new(Mutex::new(engine)),
         wake: Arc::new(tokio::sync::Notify::new()),
+        limits,
     };
     // pam_jit's path: up before the bus, on threads of its own. Without it every gated sudo
     // is refused (pam_jit fails closed), so say so loudly, but keep revoking.

@@ -147,6 +147,16 @@ impl Daemon {
         d
     }
 
+    /// Like [`Daemon::start`], with more lines for jitd.toml (e.g. other limits).
+    pub fn start_with(sb: &Sandbox, name: &str, policy: &str, config: &str) -> Daemon {
+        let mut d = Daemon::prepare(sb, name, policy);
+        let mut text = std::fs::read_to_string(&d.config).unwrap();
+        text.push_str(config);
+        std::fs::write(&d.config, text).unwrap();
+        d.spawn();
+        d
+    }
+
     /// Like [`Daemon::start`], over a copy of an existing state database `db` (as left by an
     /// earlier version: an upgrade).
     pub fn start_over(sb: &Sandbox, name: &str, policy: &str, db: &Path) -> Daemon {

@@ -357,6 +357,9 @@ audit_events! {
 
     /// The one-shot sweep (the systemd timer) ran.
     SweepDone = "sweep.done" [Level::Info] { removed: u64, live: u64 }
+    /// Calls of `uid` refused by the per-uid limits since the last such record (one per
+    /// window, however many calls a flood makes).
+    CallsThrottled = "calls.throttled" [Level::Notice] { uid: u32, refused: u64, window_secs: u64 }
     /// The wall clock was set; deadlines are checked again at once.
     ClockChanged = "clock.changed" [Level::Notice] {}
     /// A record reached syslog but not the database; `lost` is the record's line.

@@ -5,10 +5,36 @@ use zbus::Connection;
 use zbus::message::Header;
 
 use super::Shared;
+use super::limits::{Permit, SUMMARY_EVERY};
+use crate::audit::AuditEvent;
 use crate::client::Error;
 use crate::daemon::Caller;
 
 impl Shared {
+    /// The uid of the caller, if the per-uid limits let it in. Checked before any work that
+    /// costs jitd something (an audit row, a name lookup, polkit, the core's lock); a refusal
+    /// is summarised in the audit once per window. Keep the permit for the whole call.
+    pub(super) async fn admit(
+        &self,
+        conn: &Connection,
+        header: &Header<'_>,
+    ) -> Result<(u32, Option<Permit>), Error> {
+        let uid = caller_uid(conn, header).await?;
+        match self.limits.admit(uid, std::time::Instant::now()) {
+            Ok(permit) => Ok((uid, permit)),
+            Err(refusal) => {
+                if let Some(refused) = refusal.summary {
+                    self.engine().record(AuditEvent::CallsThrottled {
+                        uid,
+                        refused,
+                        window_secs: SUMMARY_EVERY.as_secs(),
+                    });
+                }
+                Err(Error::Unavailable(refusal.message))
+            }
+        }
+    }
+
     /// The caller of this call: the uid from the bus, and — only when `needs_admin`, because
     /// polkit may be asked — whether it may act as an admin: root and members of
     /// `admin_group` without bus traffic, anyone else only on polkit's explicit yes for
@@ -20,10 +46,10 @@ impl Shared {
         header: &Header<'_>,
         method: &str,
         needs_admin: bool,
-    ) -> Result<Caller, Error> {
-        let uid = caller_uid(conn, header).await?;
+    ) -> Result<(Caller, Option<Permit>), Error> {
+        let (uid, permit) = self.admit(conn, header).await?;
         let admin = needs_admin && self.admin(conn, header, uid, method).await;
-        Ok(Caller { uid, admin })
+        Ok((Caller { uid, admin }, permit))
     }
 
     pub(super) async fn admin(

@@ -5,7 +5,7 @@ use zbus::Connection;
 use zbus::message::Header;
 
 use super::Shared;
-use super::caller::{caller_uid, require_reply_expected, still_connected};
+use super::caller::{require_reply_expected, still_connected};
 use crate::client::{ChainCheck, Error, Explanation, GrantInfo, RequestOutcome};
 use crate::daemon::{Ask, Caller};
 use crate::terms::Via;
@@ -24,7 +24,7 @@ impl Manager {
         ticket: &str,
     ) -> Result<RequestOutcome, Error> {
         require_reply_expected(&header)?;
-        let uid = caller_uid(conn, &header).await?;
+        let (uid, _permit) = self.0.admit(conn, &header).await?;
         if !still_connected(conn, &header).await {
             return Err(Error::NotAllowed(
                 "the caller disconnected before the answer".into(),
@@ -59,7 +59,7 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         include_ended: bool,
     ) -> Result<Vec<GrantInfo>, Error> {
-        let uid = caller_uid(conn, &header).await?;
+        let (uid, _permit) = self.0.admit(conn, &header).await?;
         self.0.engine().list(Some(uid), include_ended)
     }
 
@@ -69,7 +69,8 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         include_ended: bool,
     ) -> Result<Vec<GrantInfo>, Error> {
-        if !self.0.caller(conn, &header, "ListAll", true).await?.admin {
+        let (caller, _permit) = self.0.caller(conn, &header, "ListAll", true).await?;
+        if !caller.admin {
             return Err(self.0.not_admin("listing every grant"));
         }
         self.0.engine().list(None, include_ended)
@@ -83,7 +84,7 @@ impl Manager {
         reason: &str,
         terminate: bool,
     ) -> Result<GrantInfo, Error> {
-        let uid = caller_uid(conn, &header).await?;
+        let (uid, _permit) = self.0.admit(conn, &header).await?;
         // Dropping one's own grant needs nobody's permission: polkit is asked only when the
         // caller acts on another user's grant or wants its processes ended.
         let needs_admin = terminate || !self.0.engine().owns_live(uid, grant_id);
@@ -102,7 +103,7 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
         privilege: &str,
     ) -> Result<Explanation, Error> {
-        let uid = caller_uid(conn, &header).await?;
+        let (uid, _permit) = self.0.admit(conn, &header).await?;
         self.0.engine().explain(uid, privilege)
     }
 
@@ -111,12 +112,8 @@ impl Manager {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<String, Error> {
-        if !self
-            .0
-            .caller(conn, &header, "ReloadPolicy", true)
-            .await?
-            .admin
-        {
+        let (caller, _permit) = self.0.caller(conn, &header, "ReloadPolicy", true).await?;
+        if !caller.admin {
             return Err(self.0.not_admin("reloading the policy"));
         }
         self.0.engine().reload_policy()
@@ -127,12 +124,8 @@ impl Manager {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<ChainCheck, Error> {
-        if !self
-            .0
-            .caller(conn, &header, "VerifyAudit", true)
-            .await?
-            .admin
-        {
+        let (caller, _permit) = self.0.caller(conn, &header, "VerifyAudit", true).await?;
+        if !caller.admin {
             return Err(self.0.not_admin("verifying the audit trail"));
         }
         // A long chain takes a while to walk: on its own read-only connection and thread, so

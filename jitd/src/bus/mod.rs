@@ -15,7 +15,10 @@ use crate::daemon::{Core, GateIndex};
 
 mod caller;
 mod gate;
+mod limits;
 mod manager;
+
+pub use limits::Limits;
 
 pub use gate::Gate;
 pub use manager::Manager;
@@ -28,6 +31,8 @@ pub struct Shared {
     pub clock: Arc<dyn Clock>,
     /// Wakes the expiry loop when a grant is added, so its next deadline is known at once.
     pub wake: Arc<tokio::sync::Notify>,
+    /// Per-uid limits on the Manager interface.
+    pub limits: Limits,
 }
 
 impl Shared {

@@ -194,6 +194,11 @@ fn samples() -> Vec<AuditEvent> {
             removed: 1,
             live: 0,
         },
+        CallsThrottled {
+            uid: 1001,
+            refused: 9412,
+            window_secs: 10,
+        },
         ClockChanged {},
         AuditDbWriteFailed {
             error: "database is locked".into(),
@@ -403,6 +408,7 @@ fn levels_are_todays() {
             | RevokeDenied { .. }
             | RecallStarted { .. }
             | RecallFinished { .. }
+            | CallsThrottled { .. }
             | ClockChanged {} => Level::Notice,
             AdminPolkit { answer, .. } => answer.level(),
             _ => Level::Warning,
