@@ -119,6 +119,15 @@ pub struct Subject {
     pub source: &'static str,
 }
 
+impl Subject {
+    /// Whether the kernel (the real uid) or sudo (PAM_RUSER, from sudo's own real uid) says who
+    /// is asking, as opposed to a name typed at a login prompt (PAM_USER). Only such an invoker
+    /// may request a grant in place or be told what they could request.
+    pub fn invoker_known(&self) -> bool {
+        self.source != "PAM_USER"
+    }
+}
+
 /// Resolves the subject as the module documentation says. `Err` carries the code to return.
 pub fn subject(pam: &dyn Pam) -> Result<Subject, Code> {
     let ruid = pam.real_uid();
@@ -265,9 +274,15 @@ pub fn account(pam: &mut dyn Pam, gate: &mut dyn GateClient, o: &Options) -> Cod
     gatekeep(pam, gate, o, o.interactive, Code::PermDenied)
 }
 
-/// `auth`: makes sure a grant exists, asking for one in place when there is none.
+/// `auth`: makes sure a grant exists, asking for one in place when there is none — but it
+/// never authenticates anyone: with a grant the answer is `PAM_IGNORE`, so no control flag
+/// (`sufficient`, `[success=done]`) can turn pam_jit into a password bypass; the stack's real
+/// authenticators decide. Without a grant it refuses (`PAM_AUTH_ERR`).
 pub fn authenticate(pam: &mut dyn Pam, gate: &mut dyn GateClient, o: &Options) -> Code {
-    gatekeep(pam, gate, o, true, Code::AuthErr)
+    match gatekeep(pam, gate, o, true, Code::AuthErr) {
+        Code::Success => Code::Ignore,
+        other => other,
+    }
 }
 
 fn gatekeep(
@@ -306,8 +321,27 @@ fn gatekeep(
         }
         return Code::Success;
     }
-    if ask {
+    if ask && who.invoker_known() {
         return request_in_place(pam, gate, o, &who, &cx, &decision.message, deny);
+    }
+    if !who.invoker_known() {
+        // The subject is only the name someone typed (PAM_USER: sshd, login, ...): no request
+        // in their name, and no word on what they may request, to someone not yet known.
+        pam.log(
+            Level::Notice,
+            &format!(
+                "uid {} ({}): denied for {}: no live grant (no in-place request for a subject \
+                 named by PAM_USER)",
+                who.uid, who.source, cx.service
+            ),
+        );
+        tell(
+            pam,
+            o,
+            Style::ErrorMsg,
+            "access needs a live jitd grant for this account",
+        );
+        return deny;
     }
     pam.log(
         Level::Notice,

@@ -4,7 +4,6 @@
 
 #![allow(clippy::disallowed_methods)] // an end-to-end harness runs real processes and waits for them
 
-use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -51,55 +50,6 @@ max_duration = "1h"
 
 /// The static eligibility rule the admin writes while pam_jit is the gate.
 const STATIC_SUDOERS: &str = "alice ALL=(root) NOPASSWD: /usr/bin/id, /usr/bin/sleep\ncarol ALL=(root) NOPASSWD: /usr/bin/id\n";
-
-/// Replaces a file for the life of the guard (PAM stacks and sudoers in the sandbox's /etc).
-struct Replaced {
-    path: PathBuf,
-    old: Option<Vec<u8>>,
-}
-
-impl Replaced {
-    fn new(path: &str, text: &str, mode: u32) -> Self {
-        use std::os::unix::fs::PermissionsExt;
-        let path = PathBuf::from(path);
-        let old = std::fs::read(&path).ok();
-        std::fs::write(&path, text).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
-        Self { path, old }
-    }
-}
-
-impl Drop for Replaced {
-    fn drop(&mut self) {
-        match &self.old {
-            Some(old) => std::fs::write(&self.path, old).unwrap(),
-            None => std::fs::remove_file(&self.path).unwrap(),
-        }
-    }
-}
-
-fn module() -> String {
-    let sb = std::env::var("JITD_SANDBOX").unwrap();
-    format!("{sb}/bin/pam_jit.so")
-}
-
-/// Debian's sudo stack with pam_jit in front of the account and session stacks.
-fn sudo_stack(account_args: &str) -> Replaced {
-    let m = module();
-    Replaced::new(
-        "/etc/pam.d/sudo",
-        &format!(
-            "#%PAM-1.0\n\
-             session    required   pam_limits.so\n\
-             @include common-auth\n\
-             account    requisite  {m} {account_args}\n\
-             @include common-account\n\
-             session    optional   {m} debug\n\
-             @include common-session-noninteractive\n"
-        ),
-        0o644,
-    )
-}
 
 struct Setup {
     sb: Sandbox,

@@ -391,7 +391,8 @@ fn auth_asks_for_a_grant_in_place_and_lets_sudo_continue() {
     pam.reply(Ok(Some("restart after config change")));
     let mut g = gate(vec![Ok(refused()), Ok(allowed())]);
     g.requests.push_back(Ok(outcome("active")));
-    assert_eq!(authenticate(&mut pam, &mut g, &opts(&[])), Code::Success);
+    // Ignore, not Success: the grant lets the stack go on; it authenticates nobody.
+    assert_eq!(authenticate(&mut pam, &mut g, &opts(&[])), Code::Ignore);
     assert_eq!(
         g.calls[1],
         "request 1000 nginx-admin 900 restart after config change"
@@ -405,6 +406,45 @@ fn auth_asks_for_a_grant_in_place_and_lets_sudo_continue() {
     assert_eq!(pam.said(Style::PromptEchoOn).len(), 3);
 }
 
+/// Finding 18: under `auth sufficient pam_jit.so` a live grant must not stand in for the
+/// password.
+#[test]
+fn a_live_grant_never_authenticates_in_the_auth_phase() {
+    let mut pam = FakePam::sudo();
+    let mut g = gate(vec![Ok(allowed())]);
+    assert_eq!(authenticate(&mut pam, &mut g, &opts(&[])), Code::Ignore);
+    let mut g = gate(vec![Ok(allowed())]);
+    assert_eq!(account(&mut pam, &mut g, &opts(&[])), Code::Success);
+}
+
+/// Finding 8: at a login prompt (root-run service, subject from PAM_USER) nobody is known yet:
+/// no request is made in the typed name and nothing is said about what could be requested.
+#[test]
+fn a_subject_named_only_by_pam_user_gets_no_in_place_request_and_no_hint() {
+    let mut pam = FakePam::sudo();
+    pam.items.remove("ruser");
+    pam.set("service", "sshd");
+    pam.set("user", "alice");
+    pam.reply(Ok(Some("nginx-admin")));
+    pam.reply(Ok(Some("15m")));
+    pam.reply(Ok(Some("attacker's reason")));
+    for phase in [authenticate, account] {
+        let mut g = gate(vec![Ok(refused())]);
+        g.requests.push_back(Ok(outcome("active")));
+        let o = opts(&["interactive", "privilege=nginx-admin"]);
+        assert_ne!(phase(&mut pam, &mut g, &o), Code::Success);
+        assert_eq!(g.calls.len(), 1, "only the check: {:?}", g.calls);
+    }
+    assert!(pam.said(Style::PromptEchoOn).is_empty(), "no prompt");
+    assert!(
+        pam.said(Style::ErrorMsg)
+            .iter()
+            .all(|m| !m.contains("jitctl elevate")),
+        "the policy is not revealed: {:?}",
+        pam.said(Style::ErrorMsg)
+    );
+}
+
 #[test]
 fn the_privilege_argument_skips_its_prompt() {
     let mut pam = FakePam::sudo();
@@ -413,7 +453,7 @@ fn the_privilege_argument_skips_its_prompt() {
     let mut g = gate(vec![Ok(refused()), Ok(allowed())]);
     g.requests.push_back(Ok(outcome("active")));
     let o = opts(&["privilege=web-deploy"]);
-    assert_eq!(authenticate(&mut pam, &mut g, &o), Code::Success);
+    assert_eq!(authenticate(&mut pam, &mut g, &o), Code::Ignore);
     assert_eq!(g.calls[1], "request 1000 web-deploy 300 deploy");
     assert_eq!(pam.said(Style::PromptEchoOn).len(), 2);
 }
