@@ -305,8 +305,13 @@ fn gate_under_load(
         add_to_group(user, "jitdbench");
     }
 
-    let (idle, idle_bus) = check_access_calls(uid, calls);
-    let (idle, idle_bus) = (summary(idle), summary(idle_bus));
+    let (idle, idle_bus, idle_socket) = check_access_calls(uid, calls);
+    let (idle, idle_bus, idle_socket) = (summary(idle), summary(idle_bus), summary(idle_socket));
+    rows.push((
+        "gate socket: connect + Check (what pam_jit pays), idle daemon".into(),
+        idle_socket,
+        "ms",
+    ));
     rows.push((
         "Gate CheckAccess, idle daemon (baseline of the rows below)".into(),
         idle,
@@ -318,7 +323,7 @@ fn gate_under_load(
         "ms",
     ));
     let mut notes = Vec::new();
-    let loads: [(&str, usize, String); 3] = [
+    let loads: [(&str, usize, String); 4] = [
         (
             "cycle",
             1,
@@ -334,6 +339,11 @@ fn gate_under_load(
             1,
             "1 client floods Request with an invalid privilege name".into(),
         ),
+        (
+            "flood",
+            1,
+            "1 user floods Request on 32 connections, 100 calls in flight each".into(),
+        ),
     ];
     for (mode, n, what) in loads {
         let stop = sb.dir.join("bench-load-stop");
@@ -341,11 +351,14 @@ fn gate_under_load(
         let children: Vec<_> = users[..n]
             .iter()
             .map(|user| {
-                Command::new("runuser")
-                    .args(["-u", user, "--"])
-                    .arg(&exe)
-                    .args(["load", mode])
-                    .arg(&stop)
+                let mut cmd = Command::new("runuser");
+                cmd.args(["-u", user, "--"]);
+                if mode == "flood" {
+                    cmd.arg(sb.bin.join("jitd-flood")).args(["32", "100"]);
+                } else {
+                    cmd.arg(&exe).args(["load", mode]);
+                }
+                cmd.arg(&stop)
                     .stdout(Stdio::piped())
                     .spawn()
                     .expect("start a load client")
@@ -354,8 +367,8 @@ fn gate_under_load(
         // Let every client connect and reach its loop.
         std::thread::sleep(Duration::from_millis(500));
         let t = Instant::now();
-        let (loaded, bus) = check_access_calls(uid, calls);
-        let (loaded, bus) = (summary(loaded), summary(bus));
+        let (loaded, bus, socket) = check_access_calls(uid, calls);
+        let (loaded, bus, socket) = (summary(loaded), summary(bus), summary(socket));
         let window = t.elapsed().as_secs_f64();
         std::fs::write(&stop, "").unwrap();
         let mut samples: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
@@ -371,11 +384,21 @@ fn gate_under_load(
             }
         }
         let _ = std::fs::remove_file(&stop);
+        rows.push((
+            format!("gate socket: connect + Check while {what}"),
+            socket,
+            "ms",
+        ));
         rows.push((format!("Gate CheckAccess while {what}"), loaded, "ms"));
         rows.push((format!("control: bus daemon GetId while {what}"), bus, "ms"));
         let mut note = format!(
-            "{what}: CheckAccess p50 x{:.1} ({:.2} ms), p99 x{:.1} ({:.2} ms); \
+            "{what}: gate socket p50 x{:.1} ({:.2} ms), p99 x{:.1} ({:.2} ms); \
+             bus CheckAccess p50 x{:.1} ({:.2} ms), p99 x{:.1} ({:.2} ms); \
              control GetId p50 x{:.1}, p99 x{:.1}",
+            socket.0 / idle_socket.0,
+            socket.0,
+            socket.1 / idle_socket.1,
+            socket.1,
             loaded.0 / idle.0,
             loaded.0,
             loaded.1 / idle.1,
@@ -406,8 +429,14 @@ fn gate_under_load(
 /// `calls` CheckAccess round trips on one connection, as root, in ms; and as a control, as many
 /// `GetId` round trips to the bus daemon alone, interleaved with them (what load costs the bus
 /// and the CPUs, without jitd).
-fn check_access_calls(uid: u32, calls: usize) -> (Vec<f64>, Vec<f64>) {
-    zbus::block_on(async {
+fn check_access_calls(uid: u32, calls: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let mut socket = Vec::with_capacity(calls);
+    for _ in 0..calls {
+        let t = Instant::now();
+        socket_check(uid);
+        socket.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let (checks, bus) = zbus::block_on(async {
         let conn = jitd::client::connect(None).await.unwrap();
         let gate = jitd::client::GateProxy::new(&conn).await.unwrap();
         let mut checks = Vec::with_capacity(calls);
@@ -429,7 +458,29 @@ fn check_access_calls(uid: u32, calls: usize) -> (Vec<f64>, Vec<f64>) {
             bus.push(t.elapsed().as_secs_f64() * 1000.0);
         }
         (checks, bus)
-    })
+    });
+    (checks, bus, socket)
+}
+
+/// One check over the gate socket, connection included: what pam_jit pays per sudo.
+fn socket_check(uid: u32) {
+    use jitd::gate_proto::{self, GateCall, GateReply};
+    use std::io::{BufRead, BufReader, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(gate_proto::DEFAULT_SOCKET)
+        .expect("the gate socket");
+    let call = GateCall::Check {
+        uid,
+        service: "sudo".into(),
+        tty: String::new(),
+        rhost: String::new(),
+    };
+    s.write_all(&gate_proto::encode(&call)).unwrap();
+    let mut line = Vec::new();
+    BufReader::new(&s).read_until(b'\n', &mut line).unwrap();
+    assert!(matches!(
+        gate_proto::decode::<GateReply>(&line),
+        Ok(GateReply::Decision { .. })
+    ));
 }
 
 /// A load client: until `stop` exists, either asks for `bench` and drops it again (`cycle`),
