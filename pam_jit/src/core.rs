@@ -390,15 +390,18 @@ fn request_in_place(
             Err(why) => return denied(pam, &why),
         },
     };
-    let secs = match ask(pam, &format!("jitd: {privilege} for how long (e.g. 15m): ")) {
-        Ok(text) => match duration::parse(&text) {
+    // Enter takes the rule's default (0 asks jitd for it); an example could exceed the rule.
+    let prompt = format!("jitd: {privilege} for how long (Enter: the rule's default): ");
+    let secs = match pam.converse(Style::PromptEchoOn, &prompt) {
+        Ok(Some(text)) if !text.trim().is_empty() => match duration::parse(text.trim()) {
             Ok(secs) => secs,
             Err(e) => {
                 tell(pam, o, Style::ErrorMsg, &format!("jitd: {e}"));
                 return denied(pam, "bad duration");
             }
         },
-        Err(why) => return denied(pam, &why),
+        Ok(_) => 0,
+        Err(e) => return denied(pam, &format!("conversation failed: {e}")),
     };
     let reason = match ask(pam, "jitd: reason: ") {
         Ok(r) => r,

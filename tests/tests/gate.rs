@@ -234,3 +234,32 @@ fn the_auth_phase_takes_no_request_for_a_typed_name_and_authenticates_nobody() {
         stderr(&o)
     );
 }
+
+/// UX H3: the line a refused user is shown works when pasted, as that user.
+#[test]
+#[ignore = "needs root and the sandbox: run tests/run"]
+fn the_refusal_hint_pasted_as_the_user_works() {
+    let (sb, _sudoers) = setup();
+    let _pam = sudo_stack("");
+    // A rule whose maximum is below the 15 minutes an example line would once have said.
+    let policy = POLICY.replace("max_duration = \"1h\"", "max_duration = \"10m\"");
+    let _d = Daemon::start(&sb, "gate-hint", &policy);
+    let refused = run(Command::new("su")
+        .args(["alice", "-s", "/bin/sh", "-c", "sudo -S /usr/bin/id -u"])
+        .stdin(Stdio::null()));
+    assert!(!refused.status.success());
+    let said = stderr(&refused);
+    let line = said
+        .split('`')
+        .nth(1)
+        .unwrap_or_else(|| panic!("no command in the refusal: {said}"));
+    assert!(line.starts_with("jitctl elevate gated-id --for "), "{line}");
+    let o = run(Command::new("su").args(["alice", "-s", "/bin/sh", "-c", line]));
+    assert!(
+        o.status.success(),
+        "`{line}` failed: {}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    assert!(sudo_ok("alice"), "sudo after pasting `{line}`");
+}

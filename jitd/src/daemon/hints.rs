@@ -31,7 +31,8 @@ pub fn refusal(
         .collect();
     match eligible.first() {
         Some(first) => format!(
-            "no active elevation for {name} on {hostname}: run `jitctl elevate {first} --for 15m --reason ...`{}",
+            "no active elevation for {name} on {hostname}: run `{}`{}",
+            elevate_line(policy, &who, first),
             if eligible.len() > 1 {
                 format!(" (also eligible: {})", eligible[1..].join(", "))
             } else {
@@ -42,6 +43,23 @@ pub fn refusal(
             "no active elevation for {name} on {hostname}, and no privilege you may request covers {service}"
         ),
     }
+}
+
+/// The `jitctl elevate` line that works when pasted: the rule's own default duration (never
+/// above its maximum), and the reason and ticket options only when the rule wants them.
+fn elevate_line(policy: &Policy, who: &Requester, privilege: &str) -> String {
+    let e = policy.explain(who, privilege);
+    let mut line = format!(
+        "jitctl elevate {privilege} --for {}",
+        crate::duration::format(e.default_secs.min(e.max_secs))
+    );
+    if e.reason_required {
+        line.push_str(" --reason \"...\"");
+    }
+    if e.ticket_pattern.is_some() {
+        line.push_str(" --ticket ID");
+    }
+    line
 }
 
 /// The answer to a request that was granted.

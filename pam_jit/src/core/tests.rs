@@ -499,6 +499,33 @@ fn a_bad_duration_is_explained_and_makes_no_request() {
     assert_eq!(pam.said(Style::ErrorMsg).len(), 1);
 }
 
+/// UX H3: Enter at the duration prompt takes the rule's default instead of denying.
+#[test]
+fn enter_at_the_duration_prompt_takes_the_rules_default() {
+    let mut pam = FakePam::sudo();
+    pam.reply(Ok(Some("")));
+    pam.reply(Ok(Some("restart after config change")));
+    let mut g = gate(vec![Ok(refused()), Ok(allowed())]);
+    g.requests.push_back(Ok(outcome("active")));
+    let o = opts(&["privilege=nginx-admin"]);
+    assert_eq!(account_interactive(&mut pam, &mut g, &o), Code::Success);
+    assert_eq!(
+        g.calls[1], "request 1000 nginx-admin 0 restart after config change",
+        "0: jitd applies the rule's default"
+    );
+    assert!(
+        pam.said(Style::PromptEchoOn)[0].contains("Enter: the rule's default"),
+        "{:?}",
+        pam.said(Style::PromptEchoOn)
+    );
+}
+
+fn account_interactive(pam: &mut FakePam, g: &mut FakeGate, o: &Options) -> Code {
+    let mut o = o.clone();
+    o.interactive = true;
+    account(pam, g, &o)
+}
+
 #[test]
 fn a_refused_request_shows_jitds_reason_and_denies() {
     let mut pam = FakePam::sudo();
