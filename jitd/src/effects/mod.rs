@@ -3,6 +3,7 @@
 //! idempotent, so repeating a step after a crash is always safe.
 
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 pub mod group;
 pub mod sudoers;
@@ -43,25 +44,97 @@ impl GrantError {
     }
 }
 
+/// How long visudo or gpasswd may take before jitd gives up on it (a hung NSS module, a stuck
+/// lock file): the step then fails like any failed tool, and the usual retry applies.
+const TOOL_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// Runs a tool with an empty environment (plus `LC_ALL=C` and a fixed `PATH`), so nothing the
-/// daemon inherited can change how visudo or gpasswd behave, and their messages are stable.
-#[allow(clippy::disallowed_methods)] // the one way jitd runs a tool
+/// daemon inherited can change how visudo or gpasswd behave, and their messages are stable; a
+/// tool still running after [`TOOL_TIMEOUT`] is killed.
+#[allow(clippy::disallowed_methods)] // the one way jitd runs a tool, and waits for it
 pub(crate) fn run_tool(
     tool: &std::path::Path,
     args: &[&std::ffi::OsStr],
 ) -> Result<std::process::Output, GrantError> {
-    std::process::Command::new(tool)
+    run_tool_within(tool, args, TOOL_TIMEOUT)
+}
+
+#[allow(clippy::disallowed_methods)] // as above
+fn run_tool_within(
+    tool: &std::path::Path,
+    args: &[&std::ffi::OsStr],
+    timeout: Duration,
+) -> Result<std::process::Output, GrantError> {
+    use std::io::Read;
+    use std::process::Stdio;
+    let missing = |e: std::io::Error| GrantError::ToolMissing {
+        tool: tool.to_path_buf(),
+        why: e.to_string(),
+    };
+    let mut child = std::process::Command::new(tool)
         .args(args)
         .env_clear()
         .env("LC_ALL", "C")
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|e| GrantError::ToolMissing {
-            tool: tool.to_path_buf(),
-            why: e.to_string(),
-        })
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(missing)?;
+    let deadline = Instant::now() + timeout;
+    // visudo and gpasswd say a line or two: their pipes never fill while we wait.
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(missing)? {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(GrantError::ToolMissing {
+                tool: tool.to_path_buf(),
+                why: format!("still running after {} ms; killed", timeout.as_millis()),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let mut stdout = Vec::new();
+    let mut stderr = Vec::new();
+    if let Some(mut out) = child.stdout.take() {
+        let _ = out.read_to_end(&mut stdout);
+    }
+    if let Some(mut err) = child.stderr.take() {
+        let _ = err.read_to_end(&mut stderr);
+    }
+    Ok(std::process::Output {
+        status,
+        stdout,
+        stderr,
+    })
 }
 
 pub mod enforce;
 pub mod recall;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tool_that_hangs_is_killed_at_its_deadline() {
+        let started = Instant::now();
+        let e = run_tool_within(
+            std::path::Path::new("/bin/sleep"),
+            &[std::ffi::OsStr::new("30")],
+            Duration::from_millis(200),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("killed"), "{e}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let out = run_tool(
+            std::path::Path::new("/bin/echo"),
+            &[std::ffi::OsStr::new("hi")],
+        )
+        .unwrap();
+        assert_eq!(out.stdout, b"hi\n");
+    }
+}
