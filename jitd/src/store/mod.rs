@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, ToSql};
 
-pub use audit_log::AuditRow;
+pub use audit_log::{AuditRow, ChainHead};
 pub use migrate::SCHEMA_VERSION;
 
 /// How long a read-only open waits on a lock: readers only meet one while a writer
