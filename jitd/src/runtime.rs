@@ -97,6 +97,10 @@ fn open_core(
     });
     match opened {
         Ok(engine) => Ok((engine, None)),
+        // Locked by another process for longer than the busy timeout: not broken, only busy.
+        // Exiting lets systemd (or the next timer run) try again in a moment, where safe mode
+        // would last until the next restart.
+        Err(e) if e.is_busy() => Err(RunError::Store(e)),
         Err(e) => {
             let engine =
                 Core::open_unusable(parts(cfg.clone(), audit.clone(), Policy::empty()), &e)?;

@@ -98,7 +98,8 @@ impl Lock {
         {
             use std::io::{BufRead, Write};
             let stdin = child.stdin.as_mut().unwrap();
-            writeln!(stdin, "BEGIN EXCLUSIVE; SELECT 'locked';").unwrap();
+            // `.bail on`: if the lock cannot be taken, sqlite3 exits and says nothing below.
+            writeln!(stdin, ".bail on\nBEGIN EXCLUSIVE;\nSELECT 'locked';").unwrap();
             stdin.flush().unwrap();
             // The answer comes once the lock is taken.
             let mut line = String::new();

@@ -21,14 +21,23 @@ impl Core {
     /// A core for a daemon or sweep whose state database cannot be used (`error` says why):
     /// no grants, nothing written, every request refused.
     pub fn open_unusable(parts: Parts, error: &StoreError) -> Result<Self, StoreError> {
-        let db = parts.cfg.db_path();
+        let db = parts.cfg.db_path().display().to_string();
+        let recover = match error {
+            // Moving it aside would lose a newer release's records: go forward instead.
+            StoreError::TooNew { .. } => {
+                "To recover: install the jitd release that wrote it (a database is never \
+                 downgraded)."
+                    .to_string()
+            }
+            _ => format!(
+                "To recover: stop jitd, move the database aside (mv {db} {db}.broken), start \
+                 jitd: it removes every grant the new database does not know."
+            ),
+        };
         let why = format!(
-            "jitd is in safe mode: the state database {} is unusable ({error}). No grant can be \
-             requested, listed or revoked until it is repaired; grants already on the system \
-             still end at their deadline. To recover: stop jitd, move the database aside \
-             (mv {0} {0}.broken), start jitd: it removes every grant the new database does not \
-             know. See jitd(8).",
-            db.display()
+            "jitd is in safe mode: the state database {db} is unusable ({error}). No grant can \
+             be requested, listed or revoked until it is repaired; grants already on the system \
+             still end at their deadline. {recover} See jitd(8)."
         );
         Ok(Self::with_store(parts, Store::open_in_memory()?, Some(why)))
     }
