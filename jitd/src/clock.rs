@@ -95,6 +95,31 @@ pub fn sudoers_stamp(secs: i64) -> String {
     format!("{y:04}{m:02}{d:02}{hh:02}{mm:02}{ss:02}Z")
 }
 
+/// Reads back a [`sudoers_stamp`]: seconds since the epoch, or `None` for anything else.
+pub fn parse_sudoers_stamp(stamp: &str) -> Option<i64> {
+    let digits = stamp.strip_suffix('Z')?;
+    if digits.len() != 14 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let num = |from: usize, to: usize| digits[from..to].parse::<i64>().ok();
+    let (y, m, d) = (num(0, 4)?, num(4, 6)?, num(6, 8)?);
+    let (hh, mm, ss) = (num(8, 10)?, num(10, 12)?, num(12, 14)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 59 {
+        return None;
+    }
+    // Howard Hinnant's `days_from_civil`, the inverse of [`civil_from_days`].
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + hh * 3600 + mm * 60 + ss;
+    // A day that does not exist (31 April) does not read back as itself.
+    (sudoers_stamp(secs) == stamp).then_some(secs)
+}
+
 pub trait Clock: Send + Sync {
     fn now(&self) -> Now;
 }
@@ -247,6 +272,26 @@ mod tests {
         assert_eq!(sudoers_stamp(2_147_483_648), "20380119031408Z");
         assert_eq!(sudoers_stamp(1_704_067_199), "20231231235959Z");
         assert_eq!(sudoers_stamp(1_709_164_800), "20240229000000Z");
+    }
+
+    #[test]
+    fn sudoers_stamps_read_back_exactly_and_nothing_else_does() {
+        for secs in [0, 951_782_400, 1_704_067_199, 1_709_164_800, 2_147_483_648] {
+            assert_eq!(parse_sudoers_stamp(&sudoers_stamp(secs)), Some(secs));
+        }
+        for bad in [
+            "",
+            "20240229000000",
+            "2024022900000Z",
+            "20240230000000Z",
+            "20240431000000Z",
+            "20241301000000Z",
+            "20240101240000Z",
+            "2024010100000aZ",
+            "+2024010100000Z",
+        ] {
+            assert_eq!(parse_sudoers_stamp(bad), None, "{bad}");
+        }
     }
 
     #[test]

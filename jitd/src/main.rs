@@ -45,7 +45,13 @@ enum Command {
 #[derive(Subcommand)]
 enum AuditCommand {
     /// Walk the hash chain and report the first broken link (exit 1), read-only.
-    Verify,
+    Verify {
+        /// Also check the database against the chain heads jitd sent to syslog (a text export
+        /// of the log, e.g. `journalctl -t jitd -o short` or /var/log/auth.log): newest records
+        /// deleted from the database show here (exit 1).
+        #[arg(long, value_name = "FILE")]
+        against_syslog: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -67,7 +73,9 @@ fn main() -> ExitCode {
         Command::Sweep => one_shot(cfg, audit, false),
         Command::Purge => one_shot(cfg, audit, true),
         Command::Reload => reload(&cfg).map_err(jitd::runtime::RunError::Bus),
-        Command::Audit(AuditCommand::Verify) => return verify(&cfg),
+        Command::Audit(AuditCommand::Verify { against_syslog }) => {
+            return verify(&cfg, against_syslog.as_deref());
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -78,9 +86,10 @@ fn main() -> ExitCode {
     }
 }
 
-/// `jitd audit verify`: exit 0 when the chain is intact, 1 when a link is broken, 2 when the
-/// database cannot be read.
-fn verify(cfg: &Config) -> ExitCode {
+/// `jitd audit verify`: exit 0 when the chain is intact (and agrees with the syslog heads when
+/// asked), 1 when a link is broken or syslog saw records the database lacks, 2 when the
+/// database or the log cannot be read.
+fn verify(cfg: &Config, against_syslog: Option<&std::path::Path>) -> ExitCode {
     let store = match Store::open_read_only(&cfg.db_path()) {
         Ok(store) => store,
         Err(e) => {
@@ -88,20 +97,47 @@ fn verify(cfg: &Config) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match store.verify_chain() {
+    let intact = match store.verify_chain() {
         Ok(report) => {
             println!("{report}");
-            if report.is_intact() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
+            report.is_intact()
         }
         Err(e) => {
             eprintln!("jitd audit verify: {e}");
-            ExitCode::from(2)
+            return ExitCode::from(2);
         }
+    };
+    let agrees = match against_syslog.map(|log| against(&store, log)) {
+        None => true,
+        Some(Ok(check)) => {
+            println!("{check}");
+            check.agrees()
+        }
+        Some(Err(e)) => {
+            eprintln!("jitd audit verify: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if intact && agrees {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
+}
+
+/// Checks the database against the chain heads in the log at `path`.
+fn against(store: &Store, path: &std::path::Path) -> Result<jitd::audit::heads::HeadCheck, String> {
+    use jitd::audit::heads;
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let seen = heads::heads_in(&String::from_utf8_lossy(&bytes));
+    if seen.is_empty() {
+        return Err(format!(
+            "{}: no chain heads (no jitd record ending in seq=N head=...); is it jitd's log?",
+            path.display()
+        ));
+    }
+    let last = store.last_audit_seq().map_err(|e| e.to_string())?;
+    heads::check(&seen, last, |seq| store.audit_hash(seq)).map_err(|e| e.to_string())
 }
 
 /// Calls `ReloadPolicy` on the running daemon, as root, over the configured bus.

@@ -16,6 +16,7 @@ use crate::config::{Config, SudoChoice};
 use crate::daemon::{Core, Parts};
 use crate::effects::enforce::SystemEnforcer;
 use crate::effects::group::Groups;
+use crate::effects::manifest::Manifests;
 use crate::effects::recall::Recaller;
 use crate::effects::sudoers::{self, SudoFlavor, SudoersDir};
 use crate::policy::{Policy, SystemAccounts};
@@ -70,6 +71,7 @@ fn parts(cfg: Config, audit: Arc<Audit>, policy: Policy) -> Parts {
         enforcer: Box::new(SystemEnforcer {
             sudoers: SudoersDir::new(cfg.sudoers_dir.clone(), cfg.visudo.clone()),
             groups: Groups::new(cfg.gpasswd.clone()),
+            manifests: Manifests::new(cfg.state_dir.join("memberships")),
         }),
         cfg,
         clock: Arc::new(crate::clock::SystemClock::new()),
@@ -81,25 +83,62 @@ fn parts(cfg: Config, audit: Arc<Audit>, policy: Policy) -> Parts {
     }
 }
 
+/// The core over the state database, with its live grants loaded; when the database cannot
+/// be opened or read, a core in safe mode and the reason.
+fn open_core(
+    cfg: &Config,
+    audit: &Arc<Audit>,
+    policy: Policy,
+    load: impl FnOnce(&mut Core) -> Result<(), StoreError>,
+) -> Result<(Core, Option<StoreError>), RunError> {
+    let opened = Core::open(parts(cfg.clone(), audit.clone(), policy)).and_then(|mut engine| {
+        load(&mut engine)?;
+        Ok(engine)
+    });
+    match opened {
+        Ok(engine) => Ok((engine, None)),
+        // Locked by another process for longer than the busy timeout: not broken, only busy.
+        // Exiting lets systemd (or the next timer run) try again in a moment, where safe mode
+        // would last until the next restart.
+        Err(e) if e.is_busy() => Err(RunError::Store(e)),
+        Err(e) => {
+            let engine =
+                Core::open_unusable(parts(cfg.clone(), audit.clone(), Policy::empty()), &e)?;
+            Ok((engine, Some(e)))
+        }
+    }
+}
+
+/// The sweep and purge. Neither needs the database to end access: with the database unusable
+/// the sweep ends what the markers on the system say is past its deadline, and purge removes
+/// everything carrying jitd's marker; then the run fails, so the broken database is seen.
 pub fn one_shot(cfg: Config, audit: Arc<Audit>, purge: bool) -> Result<(), RunError> {
-    let mut engine = Core::open(parts(cfg, audit.clone(), Policy::empty()))?;
-    engine.load_live()?;
+    let (mut engine, unusable) = open_core(&cfg, &audit, Policy::empty(), Core::load_live)?;
+    if let Some(e) = &unusable {
+        eprintln!("jitd: {e}; working from the markers on the system");
+    }
     if purge {
         let n = engine.purge();
-        println!("jitd purge: removed {n} live grant(s) and every jitd drop-in");
+        println!("jitd purge: removed {n} live grant(s) and every jitd drop-in and membership");
     } else {
         let before = engine.list(None, false).map(|l| l.len()).unwrap_or(0);
         engine.tick();
         let after = engine.list(None, false).map(|l| l.len()).unwrap_or(0);
         engine.settle();
-        let removed = before.saturating_sub(after);
+        // What the database does not know (unreadable rows, a lost or broken database) ends
+        // at the deadline its marker carries.
+        let by_marker = engine.sweep_markers(true);
+        let removed = before.saturating_sub(after) + by_marker;
         engine.record(AuditEvent::SweepDone {
             removed: removed as u64,
             live: after as u64,
         });
         println!("jitd sweep: removed {removed} expired grant(s), {after} still live");
     }
-    Ok(())
+    match unusable {
+        Some(e) => Err(RunError::Store(e)),
+        None => Ok(()),
+    }
 }
 
 pub fn serve(cfg: Config, audit: Arc<Audit>) -> Result<(), RunError> {
@@ -119,14 +158,19 @@ pub fn serve(cfg: Config, audit: Arc<Audit>) -> Result<(), RunError> {
     let check_every_secs = cfg.integrity_check_secs;
     let gate_socket = cfg.gate_socket.clone();
     let limits = crate::bus::Limits::new(cfg.calls_per_sec, cfg.calls_burst, cfg.calls_in_flight);
-    let mut engine = Core::open(parts(cfg, audit.clone(), policy))?;
+    // A database that cannot be opened or read does not stop the daemon either: it starts in
+    // safe mode, serving no new grants and ending grants by the markers on the system, rather
+    // than exiting for systemd to restart in a loop.
+    let (mut engine, unusable) = open_core(&cfg, &audit, policy, Core::reconcile)?;
     if let Some(errors) = rejected {
         engine.record(AuditEvent::PolicyRejected {
             errors,
             action: "starting with an empty policy: every request is denied".into(),
         });
     }
-    engine.reconcile()?;
+    if let Some(e) = &unusable {
+        engine.start_safe_mode(e);
+    }
     let shared = Shared {
         gate: engine.gate(),
         clock: engine.clock(),
@@ -189,7 +233,10 @@ async fn run(
         let next = {
             let mut engine = shared.engine.lock().unwrap_or_else(|p| p.into_inner());
             let next = engine.tick();
-            if last_check.elapsed() >= check_every {
+            if engine.in_safe_mode() {
+                // Nothing is tracked: the markers on the system are all there is to go by.
+                engine.sweep_markers(false);
+            } else if last_check.elapsed() >= check_every {
                 engine.check_integrity();
                 last_check = std::time::Instant::now();
             }

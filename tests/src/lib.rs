@@ -295,12 +295,22 @@ impl Daemon {
         self.spawn();
     }
 
-    /// Runs `jitd <subcommand>` with this daemon's config (sweep, purge).
+    /// Runs `jitd <subcommand>` with this daemon's config (sweep, purge), on the daemon's clock.
     pub fn oneshot(&self, sub: &str) -> Output {
         run(Command::new(self.bin.join("jitd"))
             .arg("--config")
             .arg(&self.config)
+            .env(
+                "JITD_TEST_WALL_OFFSET_FILE",
+                self.dir.join("wall-offset-ms"),
+            )
             .arg(sub))
+    }
+
+    /// Adds `line` (TOML) to the configuration; it takes effect at the next (re)start.
+    pub fn add_config(&self, line: &str) {
+        let cfg = std::fs::read_to_string(&self.config).unwrap();
+        std::fs::write(&self.config, format!("{cfg}{line}\n")).unwrap();
     }
 
     pub fn set_policy(&self, policy: &str) {

@@ -215,6 +215,29 @@ audit_events! {
         error: String,
     }
     GrantCheckFailed = "grant.check_failed" [Level::Warning] { error: String }
+    /// A live grant had no marker on the system (applied before jitd kept one); `what` was
+    /// written.
+    GrantMarkerWritten = "grant.marker_written" [Level::Info] { grant: GrantId, what: String }
+    /// A grant row that does not read back; `grant` is its id as stored. The others go on.
+    StoreRowUnreadable = "store.row_unreadable" [Level::Warning] {
+        grant: String,
+        error: String,
+        action: String,
+    }
+    /// The state database cannot be used: the daemon refuses new grants and ends the ones on
+    /// the system by the deadlines their markers carry.
+    DaemonSafeMode = "daemon.safe_mode" [Level::Warning] { error: String, action: String }
+    /// Something on the system whose marker's deadline passed, taken off without the database
+    /// (`what`: the drop-in or the membership).
+    MarkerExpired = "marker.expired" [Level::Notice] {
+        grant: GrantId,
+        what: String,
+        until: String,
+        ok: bool,
+        error: String,
+    }
+    /// A marker that cannot be read (no deadline in it): left as it is.
+    MarkerUnreadable = "marker.unreadable" [Level::Warning] { error: String }
 
     // ---- requests ---------------------------------------------------------------------------
 
@@ -271,6 +294,22 @@ audit_events! {
         expires: String,
     }
     GrantDbWriteFailed = "grant.db_write_failed" [Level::Warning] { error: String }
+    /// The database could not record that a grant is ending, so its end went to the tombstone
+    /// file before the grant came off (`ok`), to keep a restart from putting it back.
+    GrantTombstoned = "grant.tombstoned" [Level::Warning] {
+        grant: GrantId,
+        state: String,
+        ok: bool,
+        error: String,
+    }
+    /// An end kept in the tombstone file is in the database now.
+    GrantEndRecorded = "grant.end_recorded" [Level::Notice] {
+        grant: GrantId,
+        state: String,
+        ended: String,
+    }
+    /// The tombstone file cannot be read, reserved or cleared.
+    TombstonesFailed = "tombstones.failed" [Level::Warning] { error: String }
     /// A caller who is neither the owner nor an admin tried to end a grant.
     RevokeDenied = "revoke.denied" [Level::Notice] { grant: GrantId, caller: u32 }
     GrantRemoveFailed = "grant.remove_failed" [Level::Warning] {

@@ -9,12 +9,17 @@
 //! Each kind of record is one variant of [`AuditEvent`] (`event.rs`), written as that line or
 //! as JSON and read back from either (`codec.rs`).
 //!
+//! Each record that reaches the chain goes to syslog with the chain's new head after it
+//! (` seq=N head=<16 hex>`), so a copy of the log kept elsewhere shows records deleted from the
+//! end of the chain, which the chain alone cannot ([`heads`]).
+//!
 //! Losing the syslog socket never stops the daemon: records then go to stderr (the journal,
 //! under systemd) and the logger reconnects on the next record.
 
 #![forbid(unsafe_code)]
 
 pub mod chain;
+pub mod heads;
 
 use std::fmt::{self, Display, Write as _};
 use std::sync::Mutex;
@@ -91,21 +96,24 @@ impl Audit {
         }
     }
 
-    /// Writes `event` to syslog and, when a store is given, to the audit table, sealed with the
-    /// host name that comes with it. Never fails: an audit sink that is down must not block a
-    /// revocation. DB failures are reported back to syslog/stderr so the gap itself is on
-    /// record.
+    /// Writes `event` to the audit table, when a store is given, sealed with the host name
+    /// that comes with it, and to syslog with the chain's new head appended ([`heads`]). Never
+    /// fails: an audit sink that is down must not block a revocation. DB failures are reported
+    /// to syslog/stderr so the gap itself is on record.
     pub fn record(&self, store: Option<(&Store, &str)>, at_ms: i64, event: &AuditEvent) {
         let line = event.to_line();
-        self.to_syslog(event.level(), &line);
-        if let Some((store, host)) = store
-            && let Err(e) = store.append_audit(at_ms, host, &line)
-        {
-            let gap = AuditEvent::AuditDbWriteFailed {
-                error: e.to_string(),
-                lost: line,
-            };
-            self.to_syslog(gap.level(), &gap.to_line());
+        let appended = store.map(|(store, host)| store.append_audit_head(at_ms, host, &line));
+        match appended {
+            Some(Ok(head)) => self.to_syslog(event.level(), &heads::with_head(&line, &head)),
+            Some(Err(e)) => {
+                self.to_syslog(event.level(), &line);
+                let gap = AuditEvent::AuditDbWriteFailed {
+                    error: e.to_string(),
+                    lost: line,
+                };
+                self.to_syslog(gap.level(), &gap.to_line());
+            }
+            None => self.to_syslog(event.level(), &line),
         }
     }
 

@@ -172,6 +172,7 @@ impl Core {
         terminate: bool,
     ) -> Result<GrantInfo, Error> {
         let Caller { uid: caller, admin } = by;
+        self.usable()?;
         let id = GrantId::parse(id).map_err(|e| Error::InvalidArgument(e.to_string()))?;
         super::check_text("reason", reason, crate::client::MAX_REASON_CHARS)
             .map_err(Error::InvalidArgument)?;
@@ -227,8 +228,10 @@ impl Core {
     /// next tick retries).
     pub(super) fn end(&mut self, mut g: GrantRecord, how: Ending<'_>) -> GrantRecord {
         if let Err(e) = self.transition(&mut g, GrantState::Removing, how.state, how.why) {
-            // Revocation proceeds without the database.
+            // Revocation proceeds without the database; the tombstone keeps a restart from
+            // reading the stale row as live and putting the grant back.
             self.db_write_failed(&g.id, &e);
+            self.tombstone(&g, &how);
         }
         self.finish_removal(g, how)
     }

@@ -14,16 +14,19 @@
 //! Where things are: `requests` (validate → decide → grant), `grants` (the grant state
 //! machine: apply, end, finish removal), `schedule` (what is due when), `reconcile` (start-up
 //! and the periodic integrity check), `sessions` (elevated sessions and recall planning),
-//! `gate_index` (what pam_jit's checks read), `hints` (texts for people). This file is the
-//! façade the bus and the runtime call.
+//! `gate_index` (what pam_jit's checks read), `hints` (texts for people), `ended` (ends the
+//! database could not record, rows it cannot read), `safe_mode` (revocation from the markers
+//! when the database is unusable). This file is the façade the bus and the runtime call.
 
 #![forbid(unsafe_code)]
 
+mod ended;
 mod gate_index;
 mod grants;
 mod hints;
 mod reconcile;
 mod requests;
+mod safe_mode;
 mod schedule;
 mod sessions;
 #[cfg(test)]
@@ -48,6 +51,7 @@ use crate::names::GrantId;
 use crate::names::SessionId;
 use crate::policy::{Accounts, Diagnostic, Policy, PolicySource, Requester};
 use crate::session::Session;
+use crate::store::tombstones::Tombstones;
 use crate::store::{Store, StoreError};
 use crate::terms::Verdict;
 
@@ -78,6 +82,10 @@ pub struct Core {
     gate: Arc<RwLock<GateIndex>>,
     sessions: HashMap<SessionId, Session>,
     recaller: Recaller,
+    /// Ends the database could not record.
+    ended: Tombstones,
+    /// Safe mode: why the state database cannot be used, as requests are told.
+    unusable: Option<String>,
 }
 
 /// Everything a core is built from; the daemon passes the real ones, tests fakes.
@@ -94,6 +102,12 @@ pub struct Parts {
 
 impl Core {
     pub fn open(parts: Parts) -> Result<Self, StoreError> {
+        let busy = std::time::Duration::from_millis(parts.cfg.db_busy_timeout_ms);
+        let store = Store::open(&parts.cfg.db_path(), busy)?;
+        Ok(Self::with_store(parts, store, None))
+    }
+
+    fn with_store(parts: Parts, store: Store, unusable: Option<String>) -> Self {
         let Parts {
             cfg,
             clock,
@@ -104,8 +118,6 @@ impl Core {
             policy,
             recaller,
         } = parts;
-        let busy = std::time::Duration::from_millis(cfg.db_busy_timeout_ms);
-        let store = Store::open(&cfg.db_path(), busy)?;
         let hostname = if cfg.hostname.is_empty() {
             crate::sys::hostname()
         } else {
@@ -113,7 +125,8 @@ impl Core {
         };
         let policy = Arc::new(policy);
         let gate = GateIndex::new(policy.clone(), hostname.clone(), accounts.clone());
-        Ok(Self {
+        let ended = Tombstones::new(&cfg.state_dir);
+        Self {
             cfg,
             clock,
             store,
@@ -127,7 +140,9 @@ impl Core {
             gate: Arc::new(RwLock::new(gate)),
             sessions: HashMap::new(),
             recaller,
-        })
+            ended,
+            unusable,
+        }
     }
 
     /// The structure pam_jit's checks read.
@@ -150,11 +165,12 @@ impl Core {
     /// Records `event` in the audit trail: syslog and the hash chain, with the time, this
     /// host's name and the next sequence number.
     pub fn record(&self, event: AuditEvent) {
-        self.audit.record(
-            Some((&self.store, &self.hostname)),
-            self.clock.now().wall_ms,
-            &event,
-        );
+        // In safe mode the store is a stand-in in memory: its chain is no audit trail.
+        let store = self
+            .unusable
+            .is_none()
+            .then_some((&self.store, self.hostname.as_str()));
+        self.audit.record(store, self.clock.now().wall_ms, &event);
     }
 
     fn write_gate(&self) -> RwLockWriteGuard<'_, GateIndex> {
@@ -180,6 +196,7 @@ impl Core {
 
     /// Grants of `uid`, or of everyone for `None` (callers check admin first).
     pub fn list(&self, uid: Option<u32>, include_ended: bool) -> Result<Vec<GrantInfo>, Error> {
+        self.usable()?;
         if !include_ended {
             let mut out: Vec<GrantInfo> = self
                 .live

@@ -26,8 +26,9 @@ impl Core {
                 error: e.to_string(),
             }),
         }
+        self.reserve_tombstones();
         let gone = self.load_sessions();
-        let records = self.store.live()?;
+        let records = self.live_rows()?;
         let now = self.clock.now();
         for g in records {
             match g.state {
@@ -75,6 +76,7 @@ impl Core {
     /// Whether `g` is on the system exactly as jitd wrote it; if someone else deleted, edited or
     /// re-permissioned it, or removed the membership, it is put back and the finding audited.
     fn check_on_system(&self, g: &GrantRecord) {
+        self.keep_marker(g);
         match self.enforcer.presence(g) {
             Ok(Presence::Intact) => {}
             Ok(state) => {
@@ -101,6 +103,7 @@ impl Core {
     /// and repaired as at start-up, and a drop-in carrying jitd's marker that no live grant
     /// owns (copied, or left by someone else) is removed.
     pub fn check_integrity(&mut self) {
+        self.settle_ended();
         // A grant at or past its end is left to `tick`: the sweep may be removing it right
         // now, and putting it back would revive it.
         let now = self.clock.now();
@@ -140,7 +143,7 @@ impl Core {
 
     /// Loads the live set without touching the system (for the one-shot sweep).
     pub fn load_live(&mut self) -> Result<(), StoreError> {
-        for g in self.store.live()? {
+        for g in self.live_rows()? {
             self.track(g);
         }
         Ok(())

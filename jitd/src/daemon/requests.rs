@@ -34,6 +34,7 @@ impl Core {
             ticket,
             via,
         } = *ask;
+        self.usable()?;
         let invalid = |core: &Self, why: &str| {
             core.record(AuditEvent::RequestInvalid {
                 uid,

@@ -138,6 +138,7 @@ fn world_in(dir: PathBuf, system: Arc<FakeSystem>, clock: Arc<FakeClock>) -> Wor
     let cfg = Config {
         state_dir: dir.clone(),
         hostname: "test".into(),
+        db_busy_timeout_ms: 100,
         ..Config::default()
     };
     let policy = Policy::parse_str(Path::new("policy.toml"), POLICY, &RootOnly)
@@ -391,4 +392,29 @@ fn a_record_dated_in_the_future_is_revoked() {
     w.core.tick();
     assert!(!w.on(&id));
     assert_eq!(w.state(&id), GrantState::Revoked);
+}
+
+/// A drop whose database writes all fail (another connection holds the lock) is not undone at
+/// the next start: the tombstone written before the removal wins over the stale `active` row,
+/// and the end reaches the database once it takes writes.
+#[test]
+fn an_end_the_database_could_not_record_is_not_undone_by_a_restart() {
+    let mut w = world();
+    let id = w.grant("whoami", 600);
+    let other = rusqlite::Connection::open(w.dir.join("jitd.db")).unwrap();
+    other.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    w.core.revoke(ROOT, id.as_str(), "", false).unwrap();
+    assert!(!w.on(&id));
+    drop(other);
+    assert_eq!(
+        w.state(&id),
+        GrantState::Active,
+        "nothing reached the database"
+    );
+    let mut w = w.restart();
+    w.core.reconcile().unwrap();
+    assert!(!w.on(&id), "not put back");
+    assert!(!w.gate_allows("sudo"));
+    assert_eq!(w.state(&id), GrantState::Dropped);
+    assert!(w.core.ended.read().unwrap().is_empty(), "settled");
 }

@@ -12,9 +12,10 @@ use std::path::PathBuf;
 
 use crate::effects::GrantError;
 use crate::effects::group::Groups;
+use crate::effects::manifest::{Manifests, Membership};
 use crate::effects::sudoers::{DropInStatus, SudoersDir};
 use crate::grant::{GrantRecord, GrantSpec};
-use crate::names::{GrantId, UserName};
+use crate::names::{GrantId, GroupName, UserName};
 
 /// Is a live grant still on the system as it was written?
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,14 +26,58 @@ pub enum Presence {
     Tampered(String),
 }
 
+/// Something of a grant on the system, as the marker jitd keeps beside it describes it: what
+/// ends a grant when the database cannot say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Marked {
+    pub grant: GrantId,
+    /// The deadline the marker carries, in ms by the wall clock.
+    pub until_ms: i64,
+    pub what: MarkedKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MarkedKind {
+    /// A sudoers drop-in (its second line carries the deadline).
+    DropIn,
+    /// A group membership (its manifest under the state directory).
+    Membership { user: UserName, group: GroupName },
+}
+
+impl std::fmt::Display for MarkedKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::DropIn => f.write_str("sudoers drop-in"),
+            Self::Membership { user, group } => write!(f, "membership of {user} in {group}"),
+        }
+    }
+}
+
 pub trait Enforcer: Send {
     fn apply(&self, g: &GrantRecord) -> Result<(), GrantError>;
     fn remove(&self, g: &GrantRecord) -> Result<(), GrantError>;
     fn presence(&self, g: &GrantRecord) -> Result<Presence, GrantError>;
-    /// Ids of the drop-ins on the system that carry jitd's marker.
+    /// Ids of the grants with something on the system that carries jitd's marker: drop-ins,
+    /// and memberships with their manifest.
     fn owned_drop_ins(&self) -> Result<Vec<GrantId>, GrantError>;
-    /// Removes a jitd drop-in the database does not know (an orphan after a lost DB or a crash).
+    /// Removes what carries the marker of a grant the database does not know (an orphan after
+    /// a lost DB or a crash): its drop-in, its membership and manifest.
     fn remove_orphan(&self, id: &GrantId) -> Result<(), GrantError>;
+    /// Everything on the system that carries jitd's marker, with the deadline the marker
+    /// says, read without the database; markers that cannot be read are returned as errors
+    /// naming them.
+    fn marked(&self) -> (Vec<Marked>, Vec<GrantError>) {
+        (Vec::new(), Vec::new())
+    }
+    /// Takes off what `m` describes.
+    fn remove_marked(&self, _m: &Marked) -> Result<(), GrantError> {
+        Ok(())
+    }
+    /// Writes the marker of a live grant that has none (applied by a jitd from before
+    /// markers); true when it wrote one.
+    fn keep_marker(&self, _g: &GrantRecord) -> Result<bool, GrantError> {
+        Ok(false)
+    }
     /// Files named like jitd drop-ins that jitd did not write: reported, never touched.
     fn foreign_lookalikes(&self) -> Result<Vec<PathBuf>, GrantError>;
     /// Removes temp files a crash left behind; returns how many.
@@ -43,6 +88,18 @@ pub trait Enforcer: Send {
 pub struct SystemEnforcer {
     pub sudoers: SudoersDir,
     pub groups: Groups,
+    pub manifests: Manifests,
+}
+
+/// The manifest a group grant's membership is recorded in.
+fn manifest_of(g: &GrantRecord, user: UserName, group: &GroupName) -> Membership {
+    Membership {
+        grant: g.id.clone(),
+        uid: g.uid,
+        user,
+        group: group.clone(),
+        until_ms: g.expires_ms,
+    }
 }
 
 /// Who a group grant's membership is for, re-validated: the record is trusted only as far as
@@ -64,7 +121,12 @@ impl Enforcer for SystemEnforcer {
     fn apply(&self, g: &GrantRecord) -> Result<(), GrantError> {
         match &g.spec {
             GrantSpec::Sudo { .. } => self.sudoers.install(&g.id, &g.drop_in),
-            GrantSpec::Group { group } => self.groups.add(&group_member(g)?, group),
+            GrantSpec::Group { group } => {
+                // The manifest first: the membership never exists without its marker.
+                let user = group_member(g)?;
+                self.manifests.write(&manifest_of(g, user.clone(), group))?;
+                self.groups.add(&user, group)
+            }
             // Nothing on the system: the grant lives in the gate index only.
             GrantSpec::Gate => Ok(()),
         }
@@ -79,7 +141,8 @@ impl Enforcer for SystemEnforcer {
                 let user = UserName::parse(&g.user).map_err(|e| GrantError::Verify {
                     what: e.to_string(),
                 })?;
-                self.groups.remove(&user, group)
+                self.groups.remove(&user, group)?;
+                self.manifests.remove(&g.id)
             }
             GrantSpec::Gate => Ok(()),
         }
@@ -102,11 +165,93 @@ impl Enforcer for SystemEnforcer {
     }
 
     fn owned_drop_ins(&self) -> Result<Vec<GrantId>, GrantError> {
-        self.sudoers.owned()
+        let mut ids = self.sudoers.owned()?;
+        ids.extend(self.manifests.ids()?);
+        ids.sort();
+        ids.dedup();
+        Ok(ids)
     }
 
     fn remove_orphan(&self, id: &GrantId) -> Result<(), GrantError> {
-        self.sudoers.remove(id).map(|_| ())
+        let drop_in = self.sudoers.remove(id).map(|_| ());
+        let membership = match self.manifests.read(id)? {
+            Some(m) => self.remove_marked(&Marked {
+                grant: m.grant,
+                until_ms: m.until_ms,
+                what: MarkedKind::Membership {
+                    user: m.user,
+                    group: m.group,
+                },
+            }),
+            None => Ok(()),
+        };
+        drop_in.and(membership)
+    }
+
+    fn marked(&self) -> (Vec<Marked>, Vec<GrantError>) {
+        let (mut found, mut unreadable) = (Vec::new(), Vec::new());
+        match self.sudoers.owned() {
+            Ok(ids) => {
+                for id in ids {
+                    match self.sudoers.until_ms(&id) {
+                        Some(until_ms) => found.push(Marked {
+                            grant: id,
+                            until_ms,
+                            what: MarkedKind::DropIn,
+                        }),
+                        None => unreadable.push(GrantError::Verify {
+                            what: format!(
+                                "{}: no deadline on its second line",
+                                self.sudoers.path_for(&id).display()
+                            ),
+                        }),
+                    }
+                }
+            }
+            Err(e) => unreadable.push(e),
+        }
+        match self.manifests.ids() {
+            Ok(ids) => {
+                for id in ids {
+                    match self.manifests.read(&id) {
+                        Ok(Some(m)) => found.push(Marked {
+                            grant: m.grant,
+                            until_ms: m.until_ms,
+                            what: MarkedKind::Membership {
+                                user: m.user,
+                                group: m.group,
+                            },
+                        }),
+                        Ok(None) => {}
+                        Err(e) => unreadable.push(e),
+                    }
+                }
+            }
+            Err(e) => unreadable.push(e),
+        }
+        (found, unreadable)
+    }
+
+    fn remove_marked(&self, m: &Marked) -> Result<(), GrantError> {
+        match &m.what {
+            MarkedKind::DropIn => self.sudoers.remove(&m.grant).map(|_| ()),
+            MarkedKind::Membership { user, group } => {
+                self.groups.remove(user, group)?;
+                self.manifests.remove(&m.grant)
+            }
+        }
+    }
+
+    fn keep_marker(&self, g: &GrantRecord) -> Result<bool, GrantError> {
+        let GrantSpec::Group { group } = &g.spec else {
+            return Ok(false);
+        };
+        if self.manifests.read(&g.id)?.is_some() {
+            return Ok(false);
+        }
+        let user = group_member(g)?;
+        self.manifests.write(&manifest_of(g, user, group))?;
+        Ok(true)
     }
 
     fn foreign_lookalikes(&self) -> Result<Vec<PathBuf>, GrantError> {

@@ -1,11 +1,12 @@
 //! Putting a grant on the system and taking it off: sudoers drop-ins (`sudoers`) and group
-//! membership (`group`). Both only accept the validated types of `crate::names`, and both are
+//! membership (`group`, with its marker in `manifest`). Both only accept the validated types of `crate::names`, and both are
 //! idempotent, so repeating a step after a crash is always safe.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 pub mod group;
+pub mod manifest;
 pub mod sudoers;
 
 #[derive(Debug, thiserror::Error)]

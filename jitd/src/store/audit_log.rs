@@ -8,6 +8,14 @@ use crate::audit::chain::{ChainReport, ChainRow, Verifier};
 /// Rows read per query when walking the whole chain: bounded memory on a long history.
 const VERIFY_PAGE: u32 = 1000;
 
+/// The newest record of the chain: its seq and hash, which go to syslog with the record so a
+/// database whose newest records were deleted can be told from one that never had them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainHead {
+    pub seq: i64,
+    pub hash: String,
+}
+
 /// One audit row as stored is the chain's record: the same fields, checked by the same code.
 /// `host` is "" for rows from before schema version 2.
 pub type AuditRow = ChainRow;
@@ -15,6 +23,33 @@ pub type AuditRow = ChainRow;
 impl Store {
     /// Appends one audit line, written on `host`, to the hash chain; returns its seq.
     pub fn append_audit(&self, at_ms: i64, host: &str, line: &str) -> Result<i64, StoreError> {
+        self.append_audit_head(at_ms, host, line)
+            .map(|head| head.seq)
+    }
+
+    /// The hash of record `seq`, if there is such a record.
+    pub fn audit_hash(&self, seq: i64) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT hash FROM audit WHERE seq = ?1")?
+            .query_row([seq], |r| r.get("hash"))
+            .optional()?)
+    }
+
+    /// The newest record's seq (0 when there is none).
+    pub fn last_audit_seq(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT coalesce(max(seq), 0) FROM audit", [], |r| r.get(0))?)
+    }
+
+    /// Like [`Store::append_audit`]; returns the new head of the chain.
+    pub fn append_audit_head(
+        &self,
+        at_ms: i64,
+        host: &str,
+        line: &str,
+    ) -> Result<ChainHead, StoreError> {
         self.in_write_transaction("audit_append", || {
             let last: Option<(i64, String)> = self
                 .conn
@@ -40,7 +75,10 @@ impl Store {
                     (":format", &row.format),
                 ],
             )?;
-            Ok(row.seq)
+            Ok(ChainHead {
+                seq: row.seq,
+                hash: row.hash,
+            })
         })
     }
 

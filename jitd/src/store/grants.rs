@@ -1,11 +1,19 @@
 //! The `grants` table: one row per grant, from the intent to apply it to its end.
 
+use rusqlite::types::ValueRef;
 use rusqlite::{OptionalExtension, Row, ToSql, params};
 
 use super::{Store, StoreError, insert_row};
 use crate::effects::sudoers;
 use crate::grant::{GrantKind, GrantRecord, GrantSpec, GrantState};
 use crate::names::{GrantId, GroupName};
+
+/// A live grant row that does not read back as a grant: its id as stored, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreadable {
+    pub id: String,
+    pub why: String,
+}
 
 /// The states in which something of the grant may be on the system.
 const LIVE: &str = "state IN ('applying', 'active', 'removing')";
@@ -97,6 +105,47 @@ impl Store {
             &format!("SELECT * FROM grants WHERE {LIVE} ORDER BY expires_ms"),
             [],
         )
+    }
+
+    /// Like [`Store::live`], but a row that does not read back as a grant (a hand edit, a bad
+    /// restore, a bit flip) is set aside and named instead of failing the whole read: one bad
+    /// row must not stop every other grant from ending.
+    pub fn live_checked(&self) -> Result<(Vec<GrantRecord>, Vec<Unreadable>), StoreError> {
+        let sql = format!("SELECT * FROM grants WHERE {LIVE} ORDER BY expires_ms");
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt.query_map([], |r| {
+            let id = match r.get_ref("id")? {
+                ValueRef::Text(t) | ValueRef::Blob(t) => String::from_utf8_lossy(t).into_owned(),
+                ValueRef::Integer(n) => n.to_string(),
+                ValueRef::Real(x) => x.to_string(),
+                ValueRef::Null => String::new(),
+            };
+            match read_grant(r) {
+                Ok(Ok(g)) => Ok(Ok(g)),
+                Ok(Err(e)) => Ok(Err(Unreadable {
+                    id,
+                    why: e.to_string(),
+                })),
+                // A value of the wrong type in this row; the next row may be fine.
+                Err(
+                    e @ (rusqlite::Error::FromSqlConversionFailure(..)
+                    | rusqlite::Error::InvalidColumnType(..)
+                    | rusqlite::Error::IntegralValueOutOfRange(..)),
+                ) => Ok(Err(Unreadable {
+                    id,
+                    why: e.to_string(),
+                })),
+                Err(e) => Err(e),
+            }
+        })?;
+        let (mut good, mut bad) = (Vec::new(), Vec::new());
+        for row in rows {
+            match row? {
+                Ok(g) => good.push(g),
+                Err(u) => bad.push(u),
+            }
+        }
+        Ok((good, bad))
     }
 
     /// Grants of `uid` (or everyone's), newest first; ended ones only when asked.
@@ -264,6 +313,35 @@ mod tests {
         assert_eq!(store.list(Some(1001), true, 10).unwrap().len(), 1);
         assert!(store.list(Some(1001), false, 10).unwrap().is_empty());
         assert!(store.list(Some(1002), true, 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_unreadable_row_is_set_aside_and_the_others_still_read() {
+        let (_dir, store) = temp_db();
+        for i in 1..=3 {
+            store.insert(&record(i, GrantState::Active)).unwrap();
+        }
+        let bad = record(2, GrantState::Active).id;
+        store
+            .conn
+            .execute(
+                "UPDATE grants SET payload = 'no such group!' WHERE id = ?1",
+                [bad.as_str()],
+            )
+            .unwrap();
+        store
+            .conn
+            .execute(
+                "UPDATE grants SET uid = 'x' WHERE id = ?1",
+                [record(3, GrantState::Active).id.as_str()],
+            )
+            .unwrap();
+        assert!(store.live().is_err(), "the strict read fails");
+        let (good, bad_rows) = store.live_checked().unwrap();
+        assert_eq!(good, vec![record(1, GrantState::Active)]);
+        let ids: Vec<&str> = bad_rows.iter().map(|u| u.id.as_str()).collect();
+        assert_eq!(ids.len(), 2);
+        assert!(ids.contains(&bad.as_str()), "{bad_rows:?}");
     }
 
     #[test]

@@ -13,7 +13,8 @@
 //!   row's hash, so editing, deleting or reordering rows is detected by [`Store::verify_chain`].
 //!
 //! One `impl Store` block per table: [`grants`](self::grants), [`sessions`](self::sessions),
-//! [`audit_log`](self::audit_log).
+//! [`audit_log`](self::audit_log). Beside the database, [`tombstones`] keeps the ends of
+//! grants that the database could not record, without SQLite.
 
 #![forbid(unsafe_code)]
 
@@ -21,6 +22,7 @@ mod audit_log;
 mod grants;
 mod migrate;
 mod sessions;
+pub mod tombstones;
 
 use std::cell::Cell;
 use std::path::Path;
@@ -28,7 +30,8 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, ToSql};
 
-pub use audit_log::AuditRow;
+pub use audit_log::{AuditRow, ChainHead};
+pub use grants::Unreadable;
 pub use migrate::SCHEMA_VERSION;
 
 /// How long a read-only open waits on a lock: readers only meet one while a writer
@@ -110,6 +113,21 @@ impl Store {
             .map_err(open_err)?;
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(open_err)?;
+        migrate::upgrade(&mut conn, path)?;
+        Ok(Self {
+            conn,
+            in_batch: Cell::new(false),
+        })
+    }
+
+    /// A database in memory, for a daemon whose state database is unusable (safe mode): the
+    /// core runs on it without grants, and nothing is kept.
+    pub fn open_in_memory() -> Result<Self, StoreError> {
+        let path = Path::new(":memory:");
+        let mut conn = Connection::open_in_memory().map_err(|source| StoreError::Open {
+            path: path.display().to_string(),
+            source,
+        })?;
         migrate::upgrade(&mut conn, path)?;
         Ok(Self {
             conn,

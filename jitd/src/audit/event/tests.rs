@@ -59,6 +59,29 @@ fn samples() -> Vec<AuditEvent> {
         GrantCheckFailed {
             error: "g0123456789ab: stat failed".into(),
         },
+        GrantMarkerWritten {
+            grant: g(),
+            what: "membership manifest".into(),
+        },
+        StoreRowUnreadable {
+            grant: "g0123456789ab".into(),
+            error: "state database: corrupt row: grant g0123456789ab: bad".into(),
+            action: "skipped".into(),
+        },
+        DaemonSafeMode {
+            error: "state database /var/lib/jitd/jitd.db: file is not a database".into(),
+            action: "no new grants".into(),
+        },
+        MarkerExpired {
+            grant: g(),
+            what: "membership of alice in docker".into(),
+            until: "2026-01-02 03:04:05Z".into(),
+            ok: true,
+            error: String::new(),
+        },
+        MarkerUnreadable {
+            error: "/var/lib/jitd/memberships/g0123456789ab: no uid=".into(),
+        },
         RequestInvalid {
             uid: 1001,
             via: Via::Bus,
@@ -200,6 +223,20 @@ fn samples() -> Vec<AuditEvent> {
             window_secs: 10,
         },
         ClockChanged {},
+        GrantTombstoned {
+            grant: g(),
+            state: "revoked".into(),
+            ok: true,
+            error: String::new(),
+        },
+        GrantEndRecorded {
+            grant: g(),
+            state: "dropped".into(),
+            ended: "2026-01-02 03:04:05Z".into(),
+        },
+        TombstonesFailed {
+            error: "/var/lib/jitd/ended-grants: No space left on device".into(),
+        },
         AuditDbWriteFailed {
             error: "database is locked".into(),
             lost: "event=grant.applied grant=g0123456789ab uid=1001".into(),
@@ -402,8 +439,11 @@ fn levels_are_todays() {
             | SessionOpened { .. }
             | SessionClosed { .. }
             | SessionRecordClosed { .. }
-            | SweepDone { .. } => Level::Info,
+            | SweepDone { .. }
+            | GrantMarkerWritten { .. } => Level::Info,
             RequestInvalid { .. }
+            | MarkerExpired { .. }
+            | GrantEndRecorded { .. }
             | RequestDenied { .. }
             | RevokeDenied { .. }
             | RecallStarted { .. }

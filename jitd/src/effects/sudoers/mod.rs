@@ -333,6 +333,20 @@ impl SudoersDir {
         Ok(DropInStatus::Intact)
     }
 
+    /// The deadline written in the drop-in of grant `id` (its second line, `# privilege … until
+    /// <stamp> (UTC)`), in ms; `None` when the file is not jitd's or says no deadline. This is
+    /// what ends a grant when the database cannot: the file carries its own end.
+    pub fn until_ms(&self, id: &GrantId) -> Option<i64> {
+        let path = self.path_for(id);
+        if !self.carries_marker(&path, id) {
+            return None;
+        }
+        let text = read_small(&path)?;
+        let line = text.lines().nth(1)?.strip_prefix("# privilege ")?;
+        let stamp = line.rsplit_once(" until ")?.1.strip_suffix(" (UTC)")?;
+        crate::clock::parse_sudoers_stamp(stamp).map(|secs| secs.saturating_mul(1000))
+    }
+
     /// Grant ids of the drop-ins in the directory that carry jitd's marker.
     pub fn owned(&self) -> Result<Vec<GrantId>, GrantError> {
         let mut ids = Vec::new();

@@ -240,8 +240,14 @@ fn install_writes_a_root_0440_file_and_is_idempotent() {
     );
     assert_eq!(sd.status(&id(), &text).unwrap(), DropInStatus::Intact);
     assert_eq!(sd.owned().unwrap(), vec![id()]);
+    assert_eq!(
+        sd.until_ms(&id()),
+        Some(1_795_000_000_000),
+        "the deadline reads back from the file alone"
+    );
     assert_eq!(fs::read_dir(&dir).unwrap().count(), 1, "no temp file left");
     assert!(sd.remove(&id()).unwrap());
+    assert_eq!(sd.until_ms(&id()), None);
     assert!(!sd.remove(&id()).unwrap(), "removing twice is fine");
     assert_eq!(sd.status(&id(), &text).unwrap(), DropInStatus::Missing);
     fs::remove_dir_all(&dir).unwrap();
