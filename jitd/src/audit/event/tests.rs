@@ -59,6 +59,12 @@ fn samples() -> Vec<AuditEvent> {
         GrantCheckFailed {
             error: "g0123456789ab: stat failed".into(),
         },
+        GrantAccountChanged {
+            grant: g(),
+            uid: 1001,
+            user: "alice".into(),
+            found: "uid 1001 is now the account \"carol\"; no account is named \"alice\"".into(),
+        },
         RequestInvalid {
             uid: 1001,
             via: Via::Bus,
