@@ -319,25 +319,46 @@ fn ask_reason() -> Result<String, Failure> {
     Ok(line.trim_end_matches(['\n', '\r']).to_string())
 }
 
+/// The daemon's configuration file, read for its `admin_group` and checked like the policy.
+const CONFIG_PATH: &str = "/etc/jitd/jitd.toml";
+
 fn policy_check(paths: &[PathBuf], out: &Out) -> Result<(), Failure> {
-    use jitd::policy::{Policy, PolicySource, SystemAccounts};
+    use jitd::policy::{Diagnostic, OnUntrusted, Policy, PolicySource, SystemAccounts, trust};
+    // As root the check judges files as the daemon will; anyone else is likely checking a
+    // draft of their own, and hears the same complaint as a warning.
+    let untrusted = if trust::running_as_root() {
+        OnUntrusted::Refuse
+    } else {
+        OnUntrusted::Warn
+    };
+    let config = PathBuf::from(CONFIG_PATH);
+    let (admin_group, config_complaint) = match trust::read(&config, 1024 * 1024) {
+        Ok((text, complaint)) => (jitd::policy::admin_group_in(&text), complaint),
+        Err(_) => (jitd::policy::DEFAULT_ADMIN_GROUP.to_string(), None),
+    };
+    let base = PolicySource {
+        admin_group,
+        untrusted,
+        ..PolicySource::default()
+    };
     let sources: Vec<PolicySource> = if paths.is_empty() {
         vec![PolicySource {
             file: Some(PathBuf::from("/etc/jitd/policy.toml")),
             dir: Some(PathBuf::from("/etc/jitd/policy.d")),
+            ..base.clone()
         }]
     } else {
         let mut v = Vec::new();
         for p in paths {
             if p.is_dir() {
                 v.push(PolicySource {
-                    file: None,
                     dir: Some(p.clone()),
+                    ..base.clone()
                 });
             } else if p.exists() {
                 v.push(PolicySource {
                     file: Some(p.clone()),
-                    dir: None,
+                    ..base.clone()
                 });
             } else {
                 return Err(Failure::Usage(format!(
@@ -348,19 +369,27 @@ fn policy_check(paths: &[PathBuf], out: &Out) -> Result<(), Failure> {
         }
         v
     };
-    let mut ok = true;
     let mut reports = Vec::new();
     for src in sources {
         match Policy::load(&src, &SystemAccounts) {
             Ok(loaded) => reports.push(output::CheckReport::ok(&loaded)),
-            Err(errors) => {
-                ok = false;
-                reports.push(output::CheckReport::failed(&errors));
-            }
+            Err(errors) => reports.push(output::CheckReport::failed(&errors)),
         }
     }
+    // The installed configuration is part of what the daemon trusts.
+    if paths.is_empty()
+        && let (Some(complaint), Some(report)) = (config_complaint, reports.first_mut())
+    {
+        let d = Diagnostic {
+            file: config,
+            line: 1,
+            column: 1,
+            message: complaint,
+        };
+        report.add(&d, untrusted == OnUntrusted::Refuse);
+    }
     out.policy_check(&reports);
-    if ok {
+    if reports.iter().all(output::CheckReport::is_ok) {
         Ok(())
     } else {
         Err(Failure::Other(

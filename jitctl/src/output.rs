@@ -97,6 +97,20 @@ impl CheckReport {
         }
     }
 
+    pub fn is_ok(&self) -> bool {
+        self.ok
+    }
+
+    /// Adds a finding about a file the policy depends on: an error fails the report.
+    pub fn add(&mut self, d: &Diagnostic, error: bool) {
+        if error {
+            self.ok = false;
+            self.errors.push(d.to_string());
+        } else {
+            self.warnings.push(d.to_string());
+        }
+    }
+
     pub fn failed(errors: &[Diagnostic]) -> Self {
         Self {
             ok: false,

@@ -39,6 +39,32 @@ pub fn account_by_uid(uid: u32) -> Option<Account> {
     })
 }
 
+/// Whether the account a grant was made for — uid `uid`, named `name` at the time — is still
+/// that account: `None` when the uid still names it and the name still resolves to the uid,
+/// otherwise what changed, in words. A rename (`usermod -l`) and a deletion (`userdel`, perhaps
+/// followed by a new account with the uid or the name) both count: the grant was given to a
+/// person, and nothing here can tell that the account now on the uid or the name is the same
+/// person. A name service that cannot answer reads as "no account": the grant then ends, which
+/// is the safe way to be wrong.
+pub fn binding_change(accounts: &dyn Accounts, uid: u32, name: &str) -> Option<String> {
+    let now_named = accounts.user_name(uid);
+    let name_is = accounts.user_uid(name);
+    if now_named.as_deref() == Some(name) && name_is == Some(uid) {
+        return None;
+    }
+    let of_uid = match &now_named {
+        Some(other) if other != name => format!("uid {uid} is now the account {other:?}"),
+        Some(_) => format!("uid {uid} is still {name:?}"),
+        None => format!("uid {uid} has no account"),
+    };
+    let of_name = match name_is {
+        Some(other) if other != uid => format!("the name {name:?} is now uid {other}"),
+        Some(_) => format!("the name {name:?} is still uid {uid}"),
+        None => format!("no account is named {name:?}"),
+    };
+    Some(format!("{of_uid}; {of_name}"))
+}
+
 /// The name of group `gid`, when it has one that is UTF-8.
 fn group_name(gid: Gid) -> Option<String> {
     let group = Group::from_gid(gid).ok().flatten()?;
@@ -114,6 +140,59 @@ mod tests {
             None,
             "NUL never reaches libc"
         );
+    }
+
+    /// Two accounts at most: enough to rename, delete and reuse.
+    struct Host(Vec<(u32, &'static str)>);
+
+    impl Accounts for Host {
+        fn user_name(&self, uid: u32) -> Option<String> {
+            self.0.iter().find(|a| a.0 == uid).map(|a| a.1.to_string())
+        }
+        fn user_uid(&self, name: &str) -> Option<u32> {
+            self.0.iter().find(|a| a.1 == name).map(|a| a.0)
+        }
+        fn group_gid(&self, _: &str) -> Option<u32> {
+            None
+        }
+        fn user_groups(&self, _: &str) -> Vec<String> {
+            Vec::new()
+        }
+        fn path_exists(&self, _: &Path) -> bool {
+            false
+        }
+    }
+
+    #[test]
+    fn a_grant_is_bound_to_the_uid_and_the_name_together() {
+        // (the accounts on the host, what changed for alice's grant on uid 1001)
+        type Row = (&'static [(u32, &'static str)], Option<&'static str>);
+        let rows: [Row; 5] = [
+            (&[(1001, "alice")], None),
+            (
+                &[(1001, "alice2")],
+                Some("uid 1001 is now the account \"alice2\"; no account is named \"alice\""),
+            ),
+            (
+                &[],
+                Some("uid 1001 has no account; no account is named \"alice\""),
+            ),
+            (
+                &[(1001, "carol")],
+                Some("uid 1001 is now the account \"carol\"; no account is named \"alice\""),
+            ),
+            (
+                &[(1002, "alice")],
+                Some("uid 1001 has no account; the name \"alice\" is now uid 1002"),
+            ),
+        ];
+        for (i, (host, want)) in rows.into_iter().enumerate() {
+            assert_eq!(
+                binding_change(&Host(host.to_vec()), 1001, "alice").as_deref(),
+                want,
+                "row {i}"
+            );
+        }
     }
 
     #[test]

@@ -10,6 +10,9 @@ use serde::Deserialize;
 
 use crate::position::line_col;
 
+/// Largest configuration file read.
+const MAX_FILE_BYTES: u64 = 1024 * 1024;
+
 /// Default location of the configuration file.
 pub const DEFAULT_PATH: &str = "/etc/jitd/jitd.toml";
 
@@ -65,7 +68,7 @@ impl Default for Config {
             sudo_path: PathBuf::from("/usr/bin/sudo"),
             visudo: PathBuf::from("/usr/sbin/visudo"),
             gpasswd: PathBuf::from("/usr/bin/gpasswd"),
-            admin_group: "jitd-admins".to_string(),
+            admin_group: crate::policy::DEFAULT_ADMIN_GROUP.to_string(),
             hostname: String::new(),
             db_busy_timeout_ms: 2000,
             integrity_check_secs: 10,
@@ -79,16 +82,21 @@ impl Default for Config {
 
 impl Config {
     /// Reads `path`. A missing file at the default path means "all defaults"; a missing file
-    /// named explicitly is an error (the admin asked for it).
+    /// named explicitly is an error (the admin asked for it). The file names the tools jitd
+    /// runs as root and where grants go, so it is refused unless root owns it and nobody else
+    /// may write it (see `policy::trust`).
     pub fn load(path: &Path, explicit: bool) -> Result<Self, String> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
-                return Ok(Self::default());
+        let missing =
+            matches!(std::fs::metadata(path), Err(e) if e.kind() == std::io::ErrorKind::NotFound);
+        if missing && !explicit {
+            return Ok(Self::default());
+        }
+        match crate::policy::trust::read(path, MAX_FILE_BYTES) {
+            Ok((text, None)) => Self::parse(path, &text),
+            Ok((_, Some(complaint))) | Err(complaint) => {
+                Err(format!("{}: {complaint}", path.display()))
             }
-            Err(e) => return Err(format!("{}: {e}", path.display())),
-        };
-        Self::parse(path, &text)
+        }
     }
 
     pub fn parse(path: &Path, text: &str) -> Result<Self, String> {

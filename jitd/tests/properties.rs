@@ -41,6 +41,7 @@ commands = ["/usr/bin/systemctl restart nginx"]
 [privilege.docker]
 kind = "group"
 group = "docker"
+allow_sensitive_group = true
 
 [[rule]]
 name = "on-call"

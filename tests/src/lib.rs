@@ -313,6 +313,19 @@ impl Daemon {
         std::fs::write(&self.config, format!("{cfg}{line}\n")).unwrap();
     }
 
+    /// Sets `key = value` (TOML text) in this daemon's jitd.toml; it takes effect at the next
+    /// (re)start.
+    pub fn set_config(&self, key: &str, value: &str) {
+        let text = std::fs::read_to_string(&self.config).unwrap();
+        let mut lines: Vec<String> = text
+            .lines()
+            .filter(|l| !l.starts_with(&format!("{key} =")))
+            .map(str::to_string)
+            .collect();
+        lines.push(format!("{key} = {value}"));
+        std::fs::write(&self.config, lines.join("\n") + "\n").unwrap();
+    }
+
     pub fn set_policy(&self, policy: &str) {
         std::fs::write(self.dir.join("policy.toml"), policy).unwrap();
     }

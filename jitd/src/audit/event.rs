@@ -238,6 +238,15 @@ audit_events! {
     }
     /// A marker that cannot be read (no deadline in it): left as it is.
     MarkerUnreadable = "marker.unreadable" [Level::Warning] { error: String }
+    /// The account a live grant was made for was renamed or deleted, so its uid or name may now
+    /// be someone else's: the grant is taken back. `found` says what the uid and the name are
+    /// now.
+    GrantAccountChanged = "grant.account_changed" [Level::Warning] {
+        grant: GrantId,
+        uid: u32,
+        user: String,
+        found: String,
+    }
 
     // ---- requests ---------------------------------------------------------------------------
 

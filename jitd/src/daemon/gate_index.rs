@@ -16,6 +16,8 @@ use crate::policy::{Accounts, Policy};
 #[derive(Debug, Clone)]
 struct GateEntry {
     id: GrantId,
+    /// The account the grant was made for, by name: with the uid, who it belongs to.
+    user: String,
     privilege: String,
     services: Vec<String>,
     deadline: Deadline,
@@ -44,12 +46,16 @@ impl GateIndex {
 
     /// Whether `uid` holds a live grant covering PAM service `service` at `now`.
     pub fn check(&self, uid: u32, service: &str, now: &Now) -> GateDecision {
-        let live = self
-            .by_uid
-            .get(&uid)
-            .into_iter()
-            .flatten()
-            .find(|e| !e.deadline.is_due(now) && e.services.iter().any(|s| s == service));
+        let entries = self.by_uid.get(&uid);
+        // A grant opens the gate only for the account it was made for: a uid that now names
+        // another account (deleted and reused, renamed) is refused at once, before the
+        // integrity check ends the grant. Looked up only when the uid holds a grant.
+        let account = entries.and_then(|_| self.accounts.user_name(uid));
+        let live = entries.into_iter().flatten().find(|e| {
+            account.as_deref() == Some(e.user.as_str())
+                && !e.deadline.is_due(now)
+                && e.services.iter().any(|s| s == service)
+        });
         if let Some(e) = live {
             return GateDecision {
                 allowed: true,
@@ -90,6 +96,7 @@ impl GateIndex {
             });
         self.by_uid.entry(g.uid).or_default().push(GateEntry {
             id: g.id.clone(),
+            user: g.user.clone(),
             privilege: g.privilege.clone(),
             services,
             deadline: g.deadline(),

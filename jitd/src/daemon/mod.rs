@@ -276,6 +276,8 @@ impl Core {
         let src = PolicySource {
             file: Some(cfg.policy_file.clone()),
             dir: Some(cfg.policy_dir.clone()),
+            admin_group: cfg.admin_group.clone(),
+            ..PolicySource::default()
         };
         Policy::load(&src, accounts).map(|l| l.policy)
     }

@@ -51,6 +51,7 @@ impl Core {
                 _ if g.deadline().is_due(&now) || started_in_future(g.starts_ms, &now) => {
                     self.end(g, Ending::new(GrantState::Expired, "expired"));
                 }
+                _ if self.end_if_account_changed(&g) => {}
                 _ => {
                     self.check_on_system(&g);
                     self.track(g);
@@ -118,9 +119,31 @@ impl Core {
             .cloned()
             .collect();
         for g in &active {
-            self.check_on_system(g);
+            if !self.end_if_account_changed(g) {
+                self.check_on_system(g);
+            }
         }
         self.remove_orphans();
+    }
+
+    /// Ends `g` when the account it was made for is no longer the account of its uid and name
+    /// (renamed, deleted, either reused by a new account): a grant is for the person who asked,
+    /// and the uid in a drop-in or the gate index must not carry it to someone else. Returns
+    /// whether it ended.
+    fn end_if_account_changed(&mut self, g: &GrantRecord) -> bool {
+        let Some(found) = crate::accounts::binding_change(self.accounts.as_ref(), g.uid, &g.user)
+        else {
+            return false;
+        };
+        self.record(AuditEvent::GrantAccountChanged {
+            grant: g.id.clone(),
+            uid: g.uid,
+            user: g.user.clone(),
+            found: found.clone(),
+        });
+        let why = format!("account changed: {found}");
+        self.end(g.clone(), Ending::new(GrantState::Revoked, &why));
+        true
     }
 
     /// Removes drop-ins carrying jitd's marker whose grant is not live.

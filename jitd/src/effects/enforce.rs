@@ -117,6 +117,34 @@ fn group_member(g: &GrantRecord) -> Result<UserName, GrantError> {
     }
 }
 
+/// Every name a group grant's membership may be listed under now, for its removal. Removal must
+/// not depend on the account still resolving, so the name it was added as comes first — unless
+/// that name now belongs to another account (deleted and recreated): the entry is then the new
+/// account's own, and `userdel` already took the old one out. After a rename (`usermod -l`,
+/// which renames member entries too) the membership is listed under the uid's new name, so that
+/// name is removed as well. If the uid went to a new account that an admin put in the same group
+/// before the grant ended, that membership goes too: the error is on the side of less access.
+fn member_names(g: &GrantRecord) -> Result<Vec<UserName>, GrantError> {
+    use crate::policy::Accounts;
+    let invalid = |e: crate::names::NameError| GrantError::Verify {
+        what: e.to_string(),
+    };
+    let mut names = Vec::new();
+    let added_as = UserName::parse(&g.user).map_err(invalid)?;
+    if crate::accounts::SystemAccounts
+        .user_uid(&g.user)
+        .is_none_or(|uid| uid == g.uid)
+    {
+        names.push(added_as);
+    }
+    if let Some(account) = crate::accounts::account_by_uid(g.uid)
+        && account.name != g.user
+    {
+        names.push(UserName::parse(&account.name).map_err(invalid)?);
+    }
+    Ok(names)
+}
+
 impl Enforcer for SystemEnforcer {
     fn apply(&self, g: &GrantRecord) -> Result<(), GrantError> {
         match &g.spec {
@@ -136,12 +164,11 @@ impl Enforcer for SystemEnforcer {
         match &g.spec {
             GrantSpec::Sudo { .. } => self.sudoers.remove(&g.id).map(|_| ()),
             GrantSpec::Group { group } => {
-                // Removal must not depend on the account still resolving: use the stored name
-                // when the uid lookup fails, since the membership was added under that name.
-                let user = UserName::parse(&g.user).map_err(|e| GrantError::Verify {
-                    what: e.to_string(),
-                })?;
-                self.groups.remove(&user, group)?;
+                for user in member_names(g)? {
+                    self.groups.remove(&user, group)?;
+                }
+                // The manifest goes last: until the membership is gone it is what lets the
+                // sweep end it without the database.
                 self.manifests.remove(&g.id)
             }
             GrantSpec::Gate => Ok(()),

@@ -14,6 +14,7 @@
 
 mod decide;
 mod load;
+pub mod trust;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -25,6 +26,7 @@ use crate::terms::ApprovalMode;
 
 pub use crate::accounts::SystemAccounts;
 pub use decide::{Decision, Facts, Held, decide};
+pub use trust::OnUntrusted;
 
 /// The questions loading and deciding ask of the system.
 pub trait Accounts {
@@ -37,11 +39,39 @@ pub trait Accounts {
     fn path_exists(&self, path: &std::path::Path) -> bool;
 }
 
-/// Where the policy comes from.
-#[derive(Debug, Clone, Default)]
+/// `admin_group` when jitd.toml names none.
+pub const DEFAULT_ADMIN_GROUP: &str = "jitd-admins";
+
+/// Where the policy comes from, and what it is judged against.
+#[derive(Debug, Clone)]
 pub struct PolicySource {
     pub file: Option<PathBuf>,
     pub dir: Option<PathBuf>,
+    /// jitd's `admin_group`: as good as root over jitd, so a group privilege may name it only
+    /// with `allow_sensitive_group = true`.
+    pub admin_group: String,
+    /// What a file or directory that root does not own, or others may write, is.
+    pub untrusted: OnUntrusted,
+}
+
+/// The `admin_group` a jitd.toml text names, or the default: for checking a policy without the
+/// daemon (a malformed file is the daemon's to report).
+pub fn admin_group_in(config_text: &str) -> String {
+    toml::from_str::<toml::Table>(config_text)
+        .ok()
+        .and_then(|t| t.get("admin_group")?.as_str().map(str::to_string))
+        .unwrap_or_else(|| DEFAULT_ADMIN_GROUP.to_string())
+}
+
+impl Default for PolicySource {
+    fn default() -> Self {
+        Self {
+            file: None,
+            dir: None,
+            admin_group: DEFAULT_ADMIN_GROUP.to_string(),
+            untrusted: OnUntrusted::Refuse,
+        }
+    }
 }
 
 /// One problem in a policy file, at a position an editor can jump to.
@@ -237,6 +267,7 @@ impl Policy {
             &[(file.to_path_buf(), text.to_string())],
             accounts,
             Vec::new(),
+            DEFAULT_ADMIN_GROUP,
         )
     }
 

@@ -82,6 +82,12 @@ fn samples() -> Vec<AuditEvent> {
         MarkerUnreadable {
             error: "/var/lib/jitd/memberships/g0123456789ab: no uid=".into(),
         },
+        GrantAccountChanged {
+            grant: g(),
+            uid: 1001,
+            user: "alice".into(),
+            found: "uid 1001 is now the account \"carol\"; no account is named \"alice\"".into(),
+        },
         RequestInvalid {
             uid: 1001,
             via: Via::Bus,

@@ -11,11 +11,12 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::trust::{self, OnUntrusted};
 use super::{Accounts, Diagnostic, Loaded, Policy, PolicySource};
 use crate::names::PrivilegeName;
 use crate::position::line_col;
 use diagnostics::{Reporter, at, whole_file};
-use privilege::{RawPrivilege, privilege};
+use privilege::{RawPrivilege, Sensitive, privilege};
 use rule::{RawRule, rule};
 
 /// Largest policy file read.
@@ -34,6 +35,9 @@ pub(super) fn load(src: &PolicySource, accounts: &dyn Accounts) -> Result<Loaded
     let mut texts = Vec::new();
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
+    // A file or directory in the wrong hands: an error for the daemon, a warning for a user
+    // checking a draft.
+    let mut untrusted = Vec::new();
     let mut paths = Vec::new();
     if let Some(file) = &src.file {
         if file.exists() {
@@ -46,6 +50,11 @@ pub(super) fn load(src: &PolicySource, accounts: &dyn Accounts) -> Result<Loaded
         }
     }
     if let Some(dir) = &src.dir {
+        if let Ok(meta) = std::fs::metadata(dir)
+            && let Some(complaint) = trust::check(dir, &meta)
+        {
+            untrusted.push(whole_file(dir, &complaint));
+        }
         match std::fs::read_dir(dir) {
             Ok(rd) => {
                 let mut found: Vec<PathBuf> = rd
@@ -66,31 +75,36 @@ pub(super) fn load(src: &PolicySource, accounts: &dyn Accounts) -> Result<Loaded
         }
     }
     for path in paths {
-        match read_limited(&path) {
-            Ok(text) => texts.push((path, text)),
+        match trust::read(&path, MAX_FILE_BYTES) {
+            Ok((text, complaint)) => {
+                if let Some(complaint) = complaint {
+                    untrusted.push(whole_file(&path, &complaint));
+                }
+                texts.push((path, text));
+            }
             Err(message) => errors.push(whole_file(&path, &message)),
         }
     }
+    let mut refused = match src.untrusted {
+        OnUntrusted::Refuse => untrusted,
+        OnUntrusted::Warn => {
+            warnings.extend(untrusted);
+            Vec::new()
+        }
+    };
     if !errors.is_empty() {
+        errors.extend(refused);
         return Err(errors);
     }
-    from_texts(&texts, accounts, warnings)
-}
-
-fn read_limited(path: &Path) -> Result<String, String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?;
-    if !meta.is_file() {
-        return Err("not a regular file".into());
+    // Untrusted files are still read for their other errors, so one run names them all.
+    match from_texts(&texts, accounts, warnings, &src.admin_group) {
+        Ok(loaded) if refused.is_empty() => Ok(loaded),
+        Ok(_) => Err(refused),
+        Err(mut errors) => {
+            refused.append(&mut errors);
+            Err(refused)
+        }
     }
-    if meta.len() > MAX_FILE_BYTES {
-        return Err(format!(
-            "file is {} bytes; policy files may be at most 1 MiB",
-            meta.len()
-        ));
-    }
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
-    String::from_utf8(bytes)
-        .map_err(|e| format!("not UTF-8 (at byte {})", e.utf8_error().valid_up_to()))
 }
 
 /// Where a privilege was first defined, for duplicate reports.
@@ -103,8 +117,10 @@ pub(super) fn from_texts(
     texts: &[(PathBuf, String)],
     accounts: &dyn Accounts,
     mut warnings: Vec<Diagnostic>,
+    admin_group: &str,
 ) -> Result<Loaded, Vec<Diagnostic>> {
     let mut errors = Vec::new();
+    let sensitive = Sensitive::new(admin_group, accounts);
     let mut parsed: Vec<(&Path, &str, RawFile)> = Vec::new();
     for (file, text) in texts {
         match toml::from_str::<RawFile>(text) {
@@ -159,7 +175,7 @@ pub(super) fn from_texts(
                     line,
                 },
             );
-            if let Some(p) = privilege(&mut r, &mut w, name, body, accounts) {
+            if let Some(p) = privilege(&mut r, &mut w, name, body, accounts, &sensitive) {
                 policy.privileges.push(p);
             }
         }

@@ -10,8 +10,65 @@ use super::diagnostics::{Reporter, Warnings};
 use crate::names::{GroupName, PrivilegeName, SudoCommand, UserName};
 use crate::policy::{Accounts, OnEnd, Privilege, PrivilegeKind};
 
-/// Groups whose membership is as good as root; granting them needs an explicit opt-in.
-const SENSITIVE_GROUPS: &[&str] = &["root", "sudo", "wheel", "adm", "shadow", "disk", "admin"];
+/// Groups whose membership is as good as root, or close enough, with why; granting one needs
+/// `allow_sensitive_group = true` on the privilege.
+const SENSITIVE_GROUPS: &[(&str, &str)] = &[
+    ("root", "root's own group"),
+    ("sudo", "sudoers gives it root"),
+    ("wheel", "sudoers gives it root"),
+    ("admin", "sudoers gives it root"),
+    ("adm", "it reads the system logs, which hold secrets"),
+    ("shadow", "it reads every password hash"),
+    ("disk", "it reads and writes every disk directly"),
+    ("kmem", "it reads kernel memory"),
+    (
+        "docker",
+        "the Docker socket starts root containers with the host mounted",
+    ),
+    ("lxd", "it drives LXD, which runs as root"),
+    ("incus-admin", "it drives Incus, which runs as root"),
+    (
+        "libvirt",
+        "it drives libvirt, which can give a VM the host's disks",
+    ),
+    ("staff", "it writes /usr/local, which is in root's PATH"),
+];
+
+/// What a group privilege may name only with an explicit yes: the groups above and jitd's own
+/// admin group by name, and by gid every group that is another name for gid 0 or for one of
+/// them on this host (a second group line with the same gid gives the same access).
+pub(super) struct Sensitive {
+    names: Vec<(String, String)>,
+    gids: Vec<(u32, String)>,
+}
+
+impl Sensitive {
+    pub(super) fn new(admin_group: &str, accounts: &dyn Accounts) -> Self {
+        let mut names: Vec<(String, String)> = SENSITIVE_GROUPS
+            .iter()
+            .map(|(n, why)| (n.to_string(), why.to_string()))
+            .collect();
+        names.push((
+            admin_group.to_string(),
+            "it is jitd's admin_group, which may revoke every grant and reload the policy"
+                .to_string(),
+        ));
+        let mut gids = vec![(0, "gid 0 is root's group".to_string())];
+        for (name, _) in &names {
+            if let Some(gid) = accounts.group_gid(name) {
+                gids.push((gid, format!("it shares gid {gid} with {name}")));
+            }
+        }
+        Self { names, gids }
+    }
+
+    /// Why `group` (with `gid`) is as good as root, or `None` when it is not.
+    fn why(&self, group: &str, gid: u32) -> Option<&str> {
+        let by_name = self.names.iter().find(|(n, _)| n == group).map(|(_, w)| w);
+        let by_gid = || self.gids.iter().find(|(g, _)| *g == gid).map(|(_, w)| w);
+        by_name.or_else(by_gid).map(String::as_str)
+    }
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -35,6 +92,7 @@ pub(super) fn privilege(
     name: PrivilegeName,
     body: &Spanned<RawPrivilege>,
     accounts: &dyn Accounts,
+    sensitive: &Sensitive,
 ) -> Option<Privilege> {
     let raw = body.get_ref();
     let before = r.out.len();
@@ -125,15 +183,14 @@ pub(super) fn privilege(
                         r.at(g.span(), e.to_string());
                         None
                     }
-                    Ok(group)
-                        if SENSITIVE_GROUPS.contains(&group.as_str())
-                            && raw.allow_sensitive_group != Some(true) =>
-                    {
-                        r.at(g.span(), format!("group {group} is as good as root; set allow_sensitive_group = true if that is intended"));
-                        None
-                    }
                     Ok(group) => match accounts.group_gid(group.as_str()) {
-                        Some(gid) => Some(PrivilegeKind::Group { group, gid }),
+                        Some(gid) => match sensitive.why(group.as_str(), gid) {
+                            Some(why) if raw.allow_sensitive_group != Some(true) => {
+                                r.at(g.span(), format!("group {group} is as good as root ({why}); set allow_sensitive_group = true on this privilege if that is intended"));
+                                None
+                            }
+                            _ => Some(PrivilegeKind::Group { group, gid }),
+                        },
                         None => {
                             r.at(
                                 g.span(),

@@ -23,14 +23,17 @@ fn files_of_a_directory_form_one_policy_in_name_order() {
     std::fs::write(dir.join("20-rules.toml"), "[[rule]]\nname = \"r\"\nusers = [\"alice\"]\nprivileges = [\"p\"]\nmax_duration = \"1h\"\n").unwrap();
     std::fs::write(
         dir.join("10-privs.toml"),
-        "[privilege.p]\nkind = \"group\"\ngroup = \"docker\"\n",
+        "[privilege.p]\nkind = \"group\"\ngroup = \"webops\"\n",
     )
     .unwrap();
     std::fs::write(dir.join("README"), "not toml").unwrap();
     std::fs::write(dir.join(".hidden.toml"), "garbage = ").unwrap();
+    // Warn: the files belong to whoever runs the tests (trust has its own test below).
     let src = PolicySource {
         file: Some(dir.join("absent.toml")),
         dir: Some(dir.clone()),
+        untrusted: OnUntrusted::Warn,
+        ..PolicySource::default()
     };
     let loaded = Policy::load(&src, &FakeHost).unwrap();
     assert_eq!(
@@ -49,7 +52,7 @@ fn files_of_a_directory_form_one_policy_in_name_order() {
 
     std::fs::write(
         dir.join("30-dup.toml"),
-        "\n[privilege.p]\nkind = \"group\"\ngroup = \"docker\"\n",
+        "\n[privilege.p]\nkind = \"group\"\ngroup = \"webops\"\n",
     )
     .unwrap();
     let errors = Policy::load(&src, &FakeHost).unwrap_err();
@@ -72,6 +75,7 @@ fn a_missing_directory_is_an_empty_policy_with_a_warning() {
     let src = PolicySource {
         file: None,
         dir: Some(PathBuf::from("/nonexistent/policy.d")),
+        ..PolicySource::default()
     };
     let loaded = Policy::load(&src, &FakeHost).unwrap();
     assert!(loaded.policy.rules().is_empty());
@@ -81,4 +85,39 @@ fn a_missing_directory_is_an_empty_policy_with_a_warning() {
             .iter()
             .any(|w| w.message.contains("no rules"))
     );
+}
+
+#[test]
+fn a_file_others_may_write_is_refused_for_the_daemon_and_reported_for_a_draft() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = temp_dir();
+    let file = dir.join("10-open.toml");
+    std::fs::write(
+        &file,
+        "[privilege.p]\nkind = \"group\"\ngroup = \"webops\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let mut src = PolicySource {
+        dir: Some(dir.clone()),
+        ..PolicySource::default()
+    };
+    let errors = Policy::load(&src, &FakeHost).unwrap_err();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.file == file && e.message.contains("chmod 644")),
+        "{errors:?}"
+    );
+    src.untrusted = OnUntrusted::Warn;
+    let loaded = Policy::load(&src, &FakeHost).unwrap();
+    assert!(
+        loaded
+            .warnings
+            .iter()
+            .any(|w| w.file == file && w.message.contains("anyone may write it")),
+        "{:?}",
+        loaded.warnings
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -86,12 +86,35 @@ fn missing_groups_users_and_sensitive_groups_are_errors() {
         error("[privilege.s]\nkind = \"sudo\"\nrun_as = \"ghost\"\ncommands = [\"/usr/bin/id\"]\n");
     assert_eq!(e, "3:10: run_as user ghost does not exist on this host");
     let e = error(
-        "[privilege.s]\nkind = \"group\"\ngroup = \"docker\"\ncommands = [\"/usr/bin/id\"]\n",
+        "[privilege.s]\nkind = \"group\"\ngroup = \"webops\"\ncommands = [\"/usr/bin/id\"]\n",
     );
     assert!(
         e.starts_with("4:12: commands is only for kind = \"sudo\""),
         "{e}"
     );
+}
+
+#[test]
+fn root_equivalent_groups_are_found_by_name_and_by_gid() {
+    let group = |g: &str| format!("[privilege.g]\nkind = \"group\"\ngroup = \"{g}\"\n");
+    for (g, why) in [
+        ("docker", "the Docker socket"),
+        ("jitd-admins", "jitd's admin_group"),
+        ("rootalias", "gid 0 is root's group"),
+        ("dockeralias", "it shares gid 999 with docker"),
+    ] {
+        let e = error(&group(g));
+        assert!(
+            e.starts_with(&format!("3:9: group {g} is as good as root ("))
+                && e.contains(why)
+                && e.ends_with(
+                    "set allow_sensitive_group = true on this privilege if that is intended"
+                ),
+            "{e}"
+        );
+        assert!(parse(&format!("{}allow_sensitive_group = true\n", group(g))).is_ok());
+    }
+    assert!(parse(&group("webops")).is_ok(), "an ordinary group");
 }
 
 #[test]
@@ -117,7 +140,7 @@ fn dangling_and_inconsistent_rules_are_reported_together() {
     let text = r#"
 [privilege.a]
 kind = "group"
-group = "docker"
+group = "webops"
 
 [[rule]]
 name = "r1"
@@ -164,7 +187,7 @@ fn a_bad_ticket_pattern_is_an_error_at_its_position() {
         "ticket_pattern = \"OPS-[0-9\"",
     );
     let errors = parse(&text).expect_err("refused");
-    assert_eq!((errors[0].line, errors[0].column), (20, 18));
+    assert_eq!((errors[0].line, errors[0].column), (21, 18));
     assert!(errors[0].message.contains("not a valid regular expression"));
 }
 

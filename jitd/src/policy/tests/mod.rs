@@ -10,7 +10,8 @@ use std::path::Path;
 
 use super::*;
 
-/// A host with users alice (1001), bob (1002), root; groups webops, docker, root, sudo.
+/// A host with users alice (1001), bob (1002), root; groups webops, docker, root, sudo,
+/// jitd-admins, and rootalias and dockeralias (second names for gids 0 and 999).
 struct FakeHost;
 
 impl Accounts for FakeHost {
@@ -31,6 +32,9 @@ impl Accounts for FakeHost {
             "sudo" => Some(27),
             "docker" => Some(999),
             "webops" => Some(2000),
+            "jitd-admins" => Some(3000),
+            "rootalias" => Some(0),
+            "dockeralias" => Some(999),
             _ => None,
         }
     }
@@ -54,6 +58,7 @@ commands = ["/usr/bin/systemctl restart nginx", "/usr/bin/systemctl reload nginx
 [privilege.docker]
 kind = "group"
 group = "docker"
+allow_sensitive_group = true
 on_end = "terminate"
 
 [[rule]]
