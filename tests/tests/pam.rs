@@ -532,10 +532,13 @@ fn a_session_whose_grant_ended_while_jitd_was_down_is_recalled_at_start() {
     let s = setup();
     let _pam = sudo_stack("");
     let mut d = Daemon::start(&s.sb, "pam-recall-restart", POLICY);
-    elevate("alice", "recall-id", 3);
+    // A minute's grant whose deadline passes while jitd is dead: the clock is moved past it
+    // rather than waited for, so a slow machine cannot end it before jitd is killed.
+    elevate("alice", "recall-id", 60);
     let mut long = long_sudo_session(&d, 1);
     d.kill9();
-    std::thread::sleep(Duration::from_secs(4));
+    d.set_wall_offset_ms(120_000);
+    std::thread::sleep(Duration::from_secs(1));
     assert!(
         long.try_wait().unwrap().is_none(),
         "nothing ended it while jitd was dead"
