@@ -326,6 +326,22 @@ impl Daemon {
         std::fs::write(&self.config, lines.join("\n") + "\n").unwrap();
     }
 
+    /// Stops the daemon, puts an empty state directory on a tmpfs of `size` (a disk that fills
+    /// up for real) and starts it again; returns the directory.
+    pub fn restart_on_tmpfs(&mut self, size: &str) -> PathBuf {
+        self.stop();
+        let state = self.dir.join("state");
+        let _ = std::fs::remove_dir_all(&state);
+        std::fs::create_dir_all(&state).unwrap();
+        let o = run(Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}")])
+            .arg("tmpfs")
+            .arg(&state));
+        assert!(o.status.success(), "{}", stderr(&o));
+        self.restart();
+        state
+    }
+
     pub fn set_policy(&self, policy: &str) {
         std::fs::write(self.dir.join("policy.toml"), policy).unwrap();
     }

@@ -597,16 +597,7 @@ fn a_locked_database_refuses_new_grants_in_bounded_time_but_expiry_proceeds() {
 fn a_full_disk_refuses_new_grants_and_revocation_still_works() {
     let sb = setup();
     let mut d = Daemon::start(&sb, "h-full", POLICY);
-    d.stop();
-    let state = d.dir.join("state");
-    let _ = std::fs::remove_dir_all(&state);
-    std::fs::create_dir_all(&state).unwrap();
-    let o = run(Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=1m"])
-        .arg("tmpfs")
-        .arg(&state));
-    assert!(o.status.success(), "{}", stderr(&o));
-    d.restart();
+    let state = d.restart_on_tmpfs("1m");
     let id = elevate("bob", 60);
     // Fill the disk.
     let _ = run(Command::new("dd")

@@ -197,16 +197,7 @@ fn a_revocation_the_locked_database_could_not_record_stays_done_after_a_restart(
 fn a_revocation_on_a_full_disk_stays_done_after_a_restart() {
     let sb = setup();
     let mut d = Daemon::start(&sb, "st-full", POLICY);
-    d.stop();
-    let state = d.dir.join("state");
-    let _ = std::fs::remove_dir_all(&state);
-    std::fs::create_dir_all(&state).unwrap();
-    let o = run(Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=1m"])
-        .arg("tmpfs")
-        .arg(&state));
-    assert!(o.status.success(), "{}", stderr(&o));
-    d.restart();
+    let state = d.restart_on_tmpfs("1m");
     let id = elevate("bob", "whoami", "1h");
     let filler = state.join("filler");
     let _ = run(Command::new("dd")
