@@ -34,9 +34,6 @@ pub enum RunError {
     Os(String),
 }
 
-/// How long recalled processes get between SIGTERM and SIGKILL.
-const RECALL_GRACE: Duration = Duration::from_secs(5);
-
 /// Which sudo is installed decides whether rules may carry `NOTAFTER`.
 fn sudo_flavor(cfg: &Config, audit: &Audit) -> SudoFlavor {
     match cfg.sudo {
@@ -66,6 +63,7 @@ fn sudo_flavor(cfg: &Config, audit: &Audit) -> SudoFlavor {
 
 fn parts(cfg: Config, audit: Arc<Audit>, policy: Policy) -> Parts {
     let flavor = sudo_flavor(&cfg, &audit);
+    let grace = Duration::from_millis(cfg.recall_grace_ms);
     Parts {
         enforcer: Box::new(SystemEnforcer {
             sudoers: SudoersDir::new(cfg.sudoers_dir.clone(), cfg.visudo.clone()),
@@ -75,7 +73,7 @@ fn parts(cfg: Config, audit: Arc<Audit>, policy: Policy) -> Parts {
         clock: Arc::new(crate::clock::SystemClock::new()),
         audit,
         accounts: Arc::new(SystemAccounts),
-        recaller: Recaller::new(PathBuf::from("/proc"), RECALL_GRACE),
+        recaller: Recaller::new(PathBuf::from("/proc"), grace),
         flavor,
         policy,
     }
@@ -86,6 +84,9 @@ pub fn one_shot(cfg: Config, audit: Arc<Audit>, purge: bool) -> Result<(), RunEr
     engine.load_live()?;
     if purge {
         let n = engine.purge();
+        // Exiting kills the recaller's threads: finish recall (the SIGKILL stage, the setgid
+        // files) first.
+        engine.settle();
         println!("jitd purge: removed {n} live grant(s) and every jitd drop-in");
     } else {
         let before = engine.list(None, false).map(|l| l.len()).unwrap_or(0);
@@ -124,12 +125,21 @@ pub fn serve(cfg: Config, audit: Arc<Audit>) -> Result<(), RunError> {
             action: "starting with an empty policy: every request is denied".into(),
         });
     }
+    let proc = crate::effects::procs::ProcFs {
+        root: PathBuf::from("/proc"),
+    };
+    if let Some(why) = crate::effects::procs::ProcView::blind(&proc) {
+        audit.log(Level::Warning, &format!("recall is blind: {why}"));
+    }
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let waker = wake.clone();
+    engine.set_recall_waker(Arc::new(move || waker.notify_one()));
     engine.reconcile()?;
     let shared = Shared {
         gate: engine.gate(),
         clock: engine.clock(),
         engine: Arc::new(Mutex::new(engine)),
-        wake: Arc::new(tokio::sync::Notify::new()),
+        wake,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -216,7 +226,13 @@ async fn run(
     // Stop taking calls, then wait for the one in flight (it holds the engine lock) to finish.
     on_bus.abort();
     let _ = on_bus.await;
-    drop(shared.engine.lock().unwrap_or_else(|p| p.into_inner()));
+    // Recall in flight (a grant that just ended) is finished, SIGKILL stage and setgid files
+    // included, before the process exits and takes the recaller's threads with it.
+    shared
+        .engine
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .settle();
     audit.log(
         Level::Info,
         "stopped; live grants stay until their deadline",

@@ -1,6 +1,7 @@
 //! Putting a grant on the system and taking it off: sudoers drop-ins (`sudoers`) and group
 //! membership (`group`). Both only accept the validated types of `crate::names`, and both are
-//! idempotent, so repeating a step after a crash is always safe.
+//! idempotent, so repeating a step after a crash is always safe. What outlives a grant is
+//! ended by `recall` (processes, read through `procs`) and `setgid` (files).
 
 use std::path::PathBuf;
 
@@ -64,4 +65,6 @@ pub(crate) fn run_tool(
 }
 
 pub mod enforce;
+pub mod procs;
 pub mod recall;
+pub mod setgid;
