@@ -264,11 +264,18 @@ fn recall_that_cannot_see_processes_says_so() {
         d.log().contains("event=recall.blind")
     });
     let end = grant_json(&id)["end_reason"].as_str().unwrap().to_string();
+    let listed = stdout(&run(
+        Command::new("jitctl").args(["list", "--all", "--ended"])
+    ));
     drop(hidden);
     kill_alice("sleep 3019");
     reap(vec![sleeper]);
     assert!(seen, "no recall.blind in the audit:\n{}", d.log());
     assert!(end.contains("could not see"), "{end}");
+    assert!(
+        listed.contains("ended: revoked by root: test; recall could not see"),
+        "jitctl list says so too:\n{listed}"
+    );
 }
 
 /// A proc mounted over /proc with `hidepid`, for as long as it lives (in the sandbox's own
