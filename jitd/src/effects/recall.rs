@@ -33,8 +33,8 @@ use crate::names::GrantId;
 
 /// Looks at the process list at most this many times while killing.
 const MAX_ROUNDS: usize = 400;
-/// Between two looks during the grace period.
-const POLL: Duration = Duration::from_millis(20);
+/// Between two looks during the grace period (each reads every process's status).
+const POLL: Duration = Duration::from_millis(50);
 /// How long killed processes get to disappear before they are reported as survivors.
 const KILL_WAIT: Duration = Duration::from_secs(2);
 /// Between two looks while killing: short, so a fork that just happened is caught quickly.
