@@ -224,6 +224,11 @@ impl Out {
                 "{:<13}  {:<12}  {:<16}  {:<8}  {:<24}  {}",
                 g.id, g.user, g.privilege, g.state, ends, reason
             );
+            // How it ended, with what its end found (setgid files stripped, processes recall
+            // could not see or end): worth a line of its own.
+            if g.ended_ms > 0 && !g.end_reason.is_empty() {
+                println!("{:<13}  ended: {}", "", g.end_reason);
+            }
         }
     }
 

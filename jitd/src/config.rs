@@ -54,6 +54,14 @@ pub struct Config {
     pub calls_per_sec: f64,
     pub calls_burst: u32,
     pub calls_in_flight: u32,
+    /// How long recalled processes get between SIGTERM and SIGKILL, in ms.
+    pub recall_grace_ms: u64,
+    /// Where, besides `/home`, `/tmp`, `/var/tmp`, `/dev/shm` and `/run/user/<uid>`, the end
+    /// of a group grant looks for setgid files its holder made (file systems users can write).
+    pub setgid_scan_paths: Vec<PathBuf>,
+    /// Bounds of that look, per grant: entries looked at, and seconds.
+    pub setgid_scan_max_files: u64,
+    pub setgid_scan_secs: u64,
 }
 
 impl Default for Config {
@@ -76,6 +84,10 @@ impl Default for Config {
             calls_per_sec: 5.0,
             calls_burst: 20,
             calls_in_flight: 4,
+            recall_grace_ms: 5000,
+            setgid_scan_paths: Vec::new(),
+            setgid_scan_max_files: 2_000_000,
+            setgid_scan_secs: 15,
         }
     }
 }
@@ -112,6 +124,18 @@ impl Config {
     pub fn db_path(&self) -> PathBuf {
         self.state_dir.join("jitd.db")
     }
+
+    /// The places the holder of a group grant (`uid`) can write, where its end looks for
+    /// setgid files.
+    pub fn setgid_scan_roots(&self, uid: u32) -> Vec<PathBuf> {
+        let mut roots: Vec<PathBuf> = ["/home", "/tmp", "/var/tmp", "/dev/shm"]
+            .iter()
+            .map(PathBuf::from)
+            .collect();
+        roots.push(PathBuf::from(format!("/run/user/{uid}")));
+        roots.extend(self.setgid_scan_paths.iter().cloned());
+        roots
+    }
 }
 
 #[cfg(test)]
@@ -135,6 +159,29 @@ mod tests {
         .unwrap_err();
         assert!(err.starts_with("/etc/jitd/jitd.toml:2:1: "), "{err}");
         assert!(err.contains("sudoers"), "{err}");
+    }
+
+    /// Every key the shipped example shows (commented out) is one jitd reads, with the
+    /// default it says.
+    #[test]
+    fn the_shipped_example_uncommented_parses_to_the_defaults() {
+        let example = include_str!("../../packaging/jitd.toml");
+        let uncommented: String = example
+            .lines()
+            .filter_map(|l| l.strip_prefix('#'))
+            .filter(|l| l.contains(" = ") && !l.starts_with(' '))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let c = Config::parse(Path::new("jitd.toml"), &uncommented).unwrap();
+        let d = Config::default();
+        assert_eq!(c.recall_grace_ms, d.recall_grace_ms);
+        assert_eq!(c.setgid_scan_paths, d.setgid_scan_paths);
+        assert_eq!(c.setgid_scan_max_files, d.setgid_scan_max_files);
+        assert_eq!(c.setgid_scan_secs, d.setgid_scan_secs);
+        assert_eq!(c.integrity_check_secs, d.integrity_check_secs);
+        let roots = c.setgid_scan_roots(1001);
+        assert!(roots.contains(&PathBuf::from("/run/user/1001")));
+        assert!(roots.contains(&PathBuf::from("/home")));
     }
 
     #[test]

@@ -8,7 +8,19 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::Deadline;
 use crate::names::{GrantId, GroupName, SudoCommand};
+pub use crate::policy::OnEnd;
 pub use crate::terms::{GrantKind, GrantState};
+
+/// How the grant's end reaches past its removal, fixed when it was granted so that a later
+/// policy (another group, another `on_end`, the privilege gone) cannot change what is recalled.
+/// `None` in grants recorded before jitd kept these; recall then asks the policy in force.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EndTerms {
+    /// The gid the group resolved to when granted (group grants).
+    pub gid: Option<u32>,
+    /// The privilege's `on_end` when granted.
+    pub on_end: Option<OnEnd>,
+}
 
 /// What a grant gives, typed: enough to render its drop-in again (an extension moves the
 /// deadline) without asking the policy, which may have changed since.
@@ -119,6 +131,7 @@ pub struct GrantRecord {
     pub expires_boot_ms: i64,
     pub ended_ms: i64,
     pub end_reason: String,
+    pub end_terms: EndTerms,
 }
 
 impl GrantRecord {

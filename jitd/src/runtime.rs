@@ -35,9 +35,6 @@ pub enum RunError {
     Os(String),
 }
 
-/// How long recalled processes get between SIGTERM and SIGKILL.
-const RECALL_GRACE: Duration = Duration::from_secs(5);
-
 /// Which sudo is installed decides whether rules may carry `NOTAFTER`.
 fn sudo_flavor(cfg: &Config, audit: &Audit) -> SudoFlavor {
     match cfg.sudo {
@@ -67,6 +64,7 @@ fn sudo_flavor(cfg: &Config, audit: &Audit) -> SudoFlavor {
 
 fn parts(cfg: Config, audit: Arc<Audit>, policy: Policy) -> Parts {
     let flavor = sudo_flavor(&cfg, &audit);
+    let grace = Duration::from_millis(cfg.recall_grace_ms);
     Parts {
         enforcer: Box::new(SystemEnforcer {
             sudoers: SudoersDir::new(cfg.sudoers_dir.clone(), cfg.visudo.clone()),
@@ -77,7 +75,7 @@ fn parts(cfg: Config, audit: Arc<Audit>, policy: Policy) -> Parts {
         clock: Arc::new(crate::clock::SystemClock::new()),
         audit,
         accounts: Arc::new(SystemAccounts),
-        recaller: Recaller::new(PathBuf::from("/proc"), RECALL_GRACE),
+        recaller: Recaller::new(PathBuf::from("/proc"), grace),
         flavor,
         policy,
     }
@@ -119,6 +117,9 @@ pub fn one_shot(cfg: Config, audit: Arc<Audit>, purge: bool) -> Result<(), RunEr
     }
     if purge {
         let n = engine.purge();
+        // Exiting kills the recaller's threads: finish recall (the SIGKILL stage, the setgid
+        // files) first.
+        engine.settle();
         println!("jitd purge: removed {n} live grant(s) and every jitd drop-in and membership");
     } else {
         let before = engine.list(None, false).map(|l| l.len()).unwrap_or(0);
@@ -171,11 +172,20 @@ pub fn serve(cfg: Config, audit: Arc<Audit>) -> Result<(), RunError> {
     if let Some(e) = &unusable {
         engine.start_safe_mode(e);
     }
+    let proc = crate::effects::procs::ProcFs {
+        root: PathBuf::from("/proc"),
+    };
+    if let Some(why) = crate::effects::procs::ProcView::blind(&proc) {
+        audit.log(Level::Warning, &format!("recall is blind: {why}"));
+    }
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let waker = wake.clone();
+    engine.set_recall_waker(Arc::new(move || waker.notify_one()));
     let shared = Shared {
         gate: engine.gate(),
         clock: engine.clock(),
         engine: Arc::new(Mutex::new(engine)),
-        wake: Arc::new(tokio::sync::Notify::new()),
+        wake,
         limits,
     };
     // pam_jit's path: up before the bus, on threads of its own. Without it every gated sudo
@@ -271,7 +281,13 @@ async fn run(
     // Stop taking calls, then wait for the one in flight (it holds the engine lock) to finish.
     on_bus.abort();
     let _ = on_bus.await;
-    drop(shared.engine.lock().unwrap_or_else(|p| p.into_inner()));
+    // Recall in flight (a grant that just ended) is finished, SIGKILL stage and setgid files
+    // included, before the process exits and takes the recaller's threads with it.
+    shared
+        .engine
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .settle();
     audit.log(
         Level::Info,
         "stopped; live grants stay until their deadline",

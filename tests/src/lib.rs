@@ -142,17 +142,12 @@ impl Daemon {
     /// Writes `policy` and a config under `<sandbox>/<name>`, starts jitd and waits until it
     /// owns its bus name.
     pub fn start(sb: &Sandbox, name: &str, policy: &str) -> Daemon {
-        let mut d = Daemon::prepare(sb, name, policy);
-        d.spawn();
-        d
+        Daemon::start_with(sb, name, policy, "")
     }
 
-    /// Like [`Daemon::start`], with more lines for jitd.toml (e.g. other limits).
+    /// Like [`Daemon::start`], with `config` (TOML lines) added to the daemon's configuration.
     pub fn start_with(sb: &Sandbox, name: &str, policy: &str, config: &str) -> Daemon {
-        let mut d = Daemon::prepare(sb, name, policy);
-        let mut text = std::fs::read_to_string(&d.config).unwrap();
-        text.push_str(config);
-        std::fs::write(&d.config, text).unwrap();
+        let mut d = Daemon::prepare(sb, name, policy, config);
         d.spawn();
         d
     }
@@ -160,14 +155,14 @@ impl Daemon {
     /// Like [`Daemon::start`], over a copy of an existing state database `db` (as left by an
     /// earlier version: an upgrade).
     pub fn start_over(sb: &Sandbox, name: &str, policy: &str, db: &Path) -> Daemon {
-        let mut d = Daemon::prepare(sb, name, policy);
+        let mut d = Daemon::prepare(sb, name, policy, "");
         std::fs::copy(db, d.state_db())
             .unwrap_or_else(|e| panic!("copy {} into the state dir: {e}", db.display()));
         d.spawn();
         d
     }
 
-    fn prepare(sb: &Sandbox, name: &str, policy: &str) -> Daemon {
+    fn prepare(sb: &Sandbox, name: &str, policy: &str, extra: &str) -> Daemon {
         let dir = sb.dir.join(name);
         std::fs::create_dir_all(dir.join("policy.d")).unwrap();
         std::fs::create_dir_all(dir.join("state")).unwrap();
@@ -177,7 +172,7 @@ impl Daemon {
             &config,
             format!(
                 "state_dir = {:?}\npolicy_file = {:?}\npolicy_dir = {:?}\nhostname = \"sandbox\"\n\
-                 integrity_check_secs = 1\n",
+                 integrity_check_secs = 1\n{extra}\n",
                 dir.join("state"),
                 dir.join("policy.toml"),
                 dir.join("policy.d"),
@@ -295,7 +290,8 @@ impl Daemon {
         self.spawn();
     }
 
-    /// Runs `jitd <subcommand>` with this daemon's config (sweep, purge), on the daemon's clock.
+    /// Runs `jitd <subcommand>` with this daemon's config (sweep, purge), on the daemon's
+    /// clock ([`Daemon::set_wall_offset_ms`]).
     pub fn oneshot(&self, sub: &str) -> Output {
         run(Command::new(self.bin.join("jitd"))
             .arg("--config")

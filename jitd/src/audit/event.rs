@@ -365,6 +365,45 @@ audit_events! {
         terminated: Vec<u32>,
         killed: Vec<u32>,
     }
+    /// Processes that still held the grant when recall gave up.
+    RecallIncomplete = "recall.incomplete" [Level::Warning] { grant: GrantId, survivors: Vec<u32> }
+    /// Recall could not see every process (`/proc` mounted with `hidepid`): finding none
+    /// proves nothing.
+    RecallBlind = "recall.blind" [Level::Warning] { grant: GrantId, uid: u32, why: String }
+    /// The setgid bit cleared from a file the holder of a group grant made setgid to the group
+    /// during the grant; `mode` is the file's mode before, in octal.
+    RecallSetgidStripped = "recall.setgid_stripped" [Level::Notice] {
+        grant: GrantId,
+        uid: u32,
+        gid: u32,
+        path: String,
+        mode: String,
+    }
+    RecallSetgidFailed = "recall.setgid_failed" [Level::Warning] {
+        grant: GrantId,
+        path: String,
+        error: String,
+    }
+    /// The look for setgid files at the end of a group grant: how many entries it saw, what it
+    /// stripped, what it could not, whether it finished within its bounds (`cut_short` says
+    /// why not) and where it did not look.
+    RecallFilesChecked = "recall.files_checked" [
+        if !cut_short.is_empty() || *failed > 0 {
+            Level::Warning
+        } else if *stripped > 0 {
+            Level::Notice
+        } else {
+            Level::Info
+        }
+    ] {
+        grant: GrantId,
+        gid: u32,
+        checked: u64,
+        stripped: u64,
+        failed: u64,
+        cut_short: String,
+        skipped: String,
+    }
 
     // ---- admins and policy ------------------------------------------------------------------
 

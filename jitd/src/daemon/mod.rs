@@ -13,10 +13,11 @@
 //!
 //! Where things are: `requests` (validate → decide → grant), `grants` (the grant state
 //! machine: apply, end, finish removal), `schedule` (what is due when), `reconcile` (start-up
-//! and the periodic integrity check), `sessions` (elevated sessions and recall planning),
-//! `gate_index` (what pam_jit's checks read), `hints` (texts for people), `ended` (ends the
-//! database could not record, rows it cannot read), `safe_mode` (revocation from the markers
-//! when the database is unusable). This file is the façade the bus and the runtime call.
+//! and the periodic integrity check), `sessions` (elevated sessions), `recall` (what an ended
+//! grant left running or on disk), `gate_index` (what pam_jit's checks read), `hints` (texts
+//! for people), `ended` (ends the database could not record, rows it cannot read),
+//! `safe_mode` (revocation from the markers when the database is unusable). This file is the
+//! façade the bus and the runtime call.
 
 #![forbid(unsafe_code)]
 
@@ -24,6 +25,7 @@ mod ended;
 mod gate_index;
 mod grants;
 mod hints;
+mod recall;
 mod reconcile;
 mod requests;
 mod safe_mode;
@@ -182,9 +184,26 @@ impl Core {
         let name = self.accounts.user_name(uid)?;
         Some(Requester {
             uid,
-            groups: self.accounts.user_groups(&name),
+            groups: self.own_groups(uid, &name),
             name,
         })
+    }
+
+    /// The groups of `uid` (named `name`) in its own right: memberships jitd granted never
+    /// open another rule or the admin group, or one grant would lead to the next.
+    fn own_groups(&self, uid: u32, name: &str) -> Vec<String> {
+        let granted: Vec<&str> = self
+            .live
+            .values()
+            .filter(|g| g.uid == uid)
+            .filter_map(|g| match &g.spec {
+                crate::grant::GrantSpec::Group { group } => Some(group.as_str()),
+                _ => None,
+            })
+            .collect();
+        let mut groups = self.accounts.user_groups(name);
+        groups.retain(|group| !granted.contains(&group.as_str()));
+        groups
     }
 
     // ---- reads ------------------------------------------------------------------------------
@@ -245,11 +264,10 @@ impl Core {
     /// Whether `uid` is an admin without asking polkit: root or a member of `admin_group`.
     pub fn is_admin(&self, uid: u32) -> bool {
         uid == 0
-            || self.accounts.user_name(uid).is_some_and(|name| {
-                self.accounts
-                    .user_groups(&name)
-                    .contains(&self.cfg.admin_group)
-            })
+            || self
+                .accounts
+                .user_name(uid)
+                .is_some_and(|name| self.own_groups(uid, &name).contains(&self.cfg.admin_group))
     }
 
     /// The name of `uid` for a record, or the number when it has no account.

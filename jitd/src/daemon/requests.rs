@@ -8,7 +8,7 @@ use crate::audit::AuditEvent;
 use crate::client::{self, Error, RequestOutcome};
 use crate::clock::{Deadline, utc};
 use crate::effects::sudoers::{self, DropIn};
-use crate::grant::{GrantRecord, GrantSpec, GrantState};
+use crate::grant::{EndTerms, GrantRecord, GrantSpec, GrantState};
 use crate::names::GrantId;
 use crate::policy::{self, Decision, Facts, Held, PrivilegeKind};
 use crate::terms::{ApprovalMode, RequestStatus, Via};
@@ -210,6 +210,17 @@ impl Core {
             expires_boot_ms: deadline.boot_ms,
             ended_ms: 0,
             end_reason: String::new(),
+            end_terms: EndTerms {
+                // Resolved now: recall at the end ends what this gid gives, whatever the group
+                // database or the policy say by then.
+                gid: match &p.kind {
+                    PrivilegeKind::Group { group, gid } => {
+                        Some(self.accounts.group_gid(group.as_str()).unwrap_or(*gid))
+                    }
+                    PrivilegeKind::Sudo { .. } | PrivilegeKind::Gate => None,
+                },
+                on_end: Some(p.on_end),
+            },
         })
     }
 }

@@ -117,6 +117,7 @@ mod tests {
             expires_boot_ms: expires_ms,
             ended_ms: 0,
             end_reason: String::new(),
+            end_terms: Default::default(),
         }
     }
 

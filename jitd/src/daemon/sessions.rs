@@ -1,6 +1,5 @@
-//! Elevated sessions pam_jit reports, and recall: what still runs with a grant that ended.
-//! Which processes to end is planned here from a process snapshot; ending them is the
-//! recaller's job, on its own thread.
+//! Elevated sessions pam_jit reports: what runs with a grant, so that its end can recall it
+//! (`recall`).
 
 #![forbid(unsafe_code)]
 
@@ -8,98 +7,11 @@ use super::Core;
 use super::grants::Ending;
 use crate::audit::AuditEvent;
 use crate::client::{Error, SessionInfo};
-use crate::effects::recall::{self, Job, ProcInfo};
-use crate::grant::{GrantRecord, GrantState};
+use crate::grant::GrantState;
 use crate::names::{GrantId, SessionId};
-use crate::policy::{OnEnd, PrivilegeKind};
 use crate::session::Session;
 
-/// The processes to end for a grant of `uid`: for a group grant every process of the user that
-/// still carries `gid`; otherwise the process trees of the grant's live sessions. Never pid 1
-/// or jitd itself.
-pub fn plan_recall(
-    procs: &[ProcInfo],
-    uid: u32,
-    group: Option<u32>,
-    session_roots: &[u32],
-    own_pid: u32,
-) -> Vec<u32> {
-    let mut pids: Vec<u32> = match group {
-        Some(gid) => recall::holding_group(procs, uid, gid),
-        None => session_roots
-            .iter()
-            .flat_map(|&root| recall::tree(procs, root))
-            .collect(),
-    };
-    pids.retain(|&pid| pid > 1 && pid != own_pid);
-    pids.sort_unstable();
-    pids.dedup();
-    pids
-}
-
 impl Core {
-    /// Ends what still runs with an ended grant's privilege, when the privilege (or an admin's
-    /// `--terminate`) says so. The signals go out on the recaller's thread.
-    pub(super) fn recall(&mut self, g: &GrantRecord, terminate: bool) {
-        let Some(p) = self.policy.privilege(&g.privilege) else {
-            return;
-        };
-        if !matches!(p.on_end, OnEnd::Terminate) && !terminate {
-            return;
-        }
-        let group = match &p.kind {
-            PrivilegeKind::Group { gid, .. } => Some(*gid),
-            PrivilegeKind::Sudo { .. } | PrivilegeKind::Gate => None,
-        };
-        let roots: Vec<u32> = self
-            .sessions
-            .values()
-            .filter(|s| s.grant == g.id && self.still_running(s))
-            .map(|s| s.pid)
-            .collect();
-        let pids = plan_recall(
-            &self.recaller.scan(),
-            g.uid,
-            group,
-            &roots,
-            std::process::id(),
-        );
-        if pids.is_empty() {
-            return;
-        }
-        self.record(AuditEvent::RecallStarted {
-            grant: g.id.clone(),
-            uid: g.uid,
-            pids: pids.clone(),
-        });
-        self.recaller.submit(Job {
-            grant: g.id.clone(),
-            pids,
-        });
-    }
-
-    /// Records the recalls the recaller finished since the last look.
-    pub(super) fn record_recalls(&mut self) {
-        for done in self.recaller.finished() {
-            self.recall_finished(&done);
-        }
-    }
-
-    fn recall_finished(&self, done: &recall::Finished) {
-        self.record(AuditEvent::RecallFinished {
-            grant: done.grant.clone(),
-            terminated: done.outcome.terminated.clone(),
-            killed: done.outcome.killed.clone(),
-        });
-    }
-
-    /// Waits for every recall in flight and records it (the one-shot sweep, before it exits).
-    pub fn settle(&mut self) {
-        for done in self.recaller.wait() {
-            self.recall_finished(&done);
-        }
-    }
-
     pub fn session_opened(&mut self, s: SessionInfo) -> Result<String, Error> {
         let grant =
             GrantId::parse(&s.grant_id).map_err(|e| Error::InvalidArgument(e.to_string()))?;
@@ -194,7 +106,7 @@ impl Core {
 
     /// Whether the session's process is the one pam_jit reported: same boot, same pid, same
     /// start time. A pid alone may have been given to an unrelated process since.
-    fn still_running(&self, s: &Session) -> bool {
+    pub(super) fn still_running(&self, s: &Session) -> bool {
         s.pid > 1
             && s.start_ticks != 0
             && s.boot_id == self.clock.now().boot_id
@@ -252,45 +164,5 @@ impl Core {
             }
             self.sessions.retain(|_, s| s.grant != grant);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn proc(pid: u32, ppid: u32, uid: u32, groups: &[u32]) -> ProcInfo {
-        ProcInfo {
-            pid,
-            ppid,
-            uids: [uid; 4],
-            gids: [uid; 4],
-            groups: groups.to_vec(),
-        }
-    }
-
-    #[test]
-    fn recall_plans_the_group_holders_or_the_session_trees_and_never_init_or_jitd() {
-        let procs = [
-            proc(1, 0, 0, &[]),
-            proc(100, 1, 1001, &[998]),
-            proc(101, 100, 1001, &[]),
-            proc(200, 1, 1002, &[998]),
-            proc(300, 1, 0, &[]),
-            proc(301, 300, 0, &[]),
-            proc(302, 301, 0, &[]),
-        ];
-        assert_eq!(plan_recall(&procs, 1001, Some(998), &[], 42), vec![100]);
-        assert_eq!(
-            plan_recall(&procs, 1001, None, &[300], 42),
-            vec![300, 301, 302]
-        );
-        assert_eq!(plan_recall(&procs, 1001, None, &[300], 301), vec![300, 302]);
-        assert!(
-            plan_recall(&procs, 1001, None, &[1], 42)
-                .iter()
-                .all(|&p| p != 1)
-        );
-        assert!(plan_recall(&procs, 1001, None, &[], 42).is_empty());
     }
 }

@@ -1,6 +1,8 @@
 //! Putting a grant on the system and taking it off: sudoers drop-ins (`sudoers`) and group
-//! membership (`group`, with its marker in `manifest`). Both only accept the validated types of `crate::names`, and both are
-//! idempotent, so repeating a step after a crash is always safe.
+//! membership (`group`, with its marker in `manifest`). Both only accept the validated types of
+//! `crate::names`, and both are idempotent, so repeating a step after a crash is always safe.
+//! What outlives a grant is ended by `recall` (processes, read through `procs`) and `setgid`
+//! (files).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -114,7 +116,9 @@ fn run_tool_within(
 }
 
 pub mod enforce;
+pub mod procs;
 pub mod recall;
+pub mod setgid;
 
 #[cfg(test)]
 mod tests {

@@ -1,144 +1,67 @@
-//! Recall: at the end of a grant, find what still runs with the privilege and end it, when the
-//! privilege says `on_end = "terminate"`.
+//! Recall: at the end of a grant, find what still runs with the privilege and end it (when the
+//! grant says `on_end = "terminate"`), and for a group grant, strip the setgid bit from the
+//! files its holder made setgid to the group ([`super::setgid`]).
 //!
 //! - A group grant lives on in every process of the user that was started while the user was a
 //!   member: the kernel keeps the gid in the process's supplementary groups. Those processes are
-//!   found in `/proc/<pid>/status` (`Groups:`) and ended.
+//!   found in `/proc/<pid>/status` and ended.
 //! - A sudo grant lives on in the elevated sessions pam_jit reported (the sudo process) and
 //!   everything they started; each session's process tree is ended.
 //!
-//! Ending is SIGTERM, a grace period, then SIGKILL for survivors. Processes are addressed
-//! through pidfds, so a pid reused by an unrelated process in the meantime is never signalled.
+//! Ending is not one snapshot: SIGTERM to everything that matches, and during the grace period
+//! SIGTERM to whatever matches on each new look (a child forked by a SIGTERM handler); then
+//! SIGKILL to what is left and to whatever appears, look after look, until a look finds nothing
+//! new and everything held is gone (bounded; what remains is reported as surviving). A group
+//! grant's processes are matched by uid and gid, so a child that outlives its parent is still
+//! found; a session's tree is followed through parents, process groups and sessions.
+//! Processes are not stopped first: a stopped child makes `su` and `sudo` stop themselves, and
+//! they would stay stopped.
+//!
+//! A process is signalled only through a pidfd opened *before* it is checked: once the pidfd
+//! pins the process, the check reads that process and no other, so a pid reused in the meantime
+//! is never signalled.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use super::procs::{ProcFs, ProcInfo, ProcView};
+use super::setgid::{self, FileSweep, SweepReport};
 use crate::names::GrantId;
 
-/// What recall needs to know about one process.
+/// Looks at the process list at most this many times while killing.
+const MAX_ROUNDS: usize = 400;
+/// Between two looks during the grace period (each reads every process's status).
+const POLL: Duration = Duration::from_millis(50);
+/// How long killed processes get to disappear before they are reported as survivors.
+const KILL_WAIT: Duration = Duration::from_secs(2);
+/// Between two looks while killing: short, so a fork that just happened is caught quickly.
+const KILL_POLL: Duration = Duration::from_millis(5);
+
+/// What to end.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProcInfo {
-    pub pid: u32,
-    pub ppid: u32,
-    /// Real, effective, saved, filesystem uids.
-    pub uids: [u32; 4],
-    /// Real, effective, saved, filesystem gids.
-    pub gids: [u32; 4],
-    pub groups: Vec<u32>,
-}
-
-/// Parses the text of `/proc/<pid>/status`; `None` if a needed line is missing or malformed.
-pub fn parse_status(pid: u32, text: &str) -> Option<ProcInfo> {
-    let mut ppid = None;
-    let mut uids = None;
-    let mut gids = None;
-    let mut groups = Some(Vec::new());
-    let four = |rest: &str| -> Option<[u32; 4]> {
-        let v: Vec<u32> = rest
-            .split_whitespace()
-            .map(|n| n.parse().ok())
-            .collect::<Option<_>>()?;
-        v.try_into().ok()
-    };
-    for line in text.lines() {
-        let Some((key, rest)) = line.split_once(':') else {
-            continue;
-        };
-        match key {
-            "PPid" => ppid = rest.trim().parse().ok(),
-            "Uid" => uids = four(rest),
-            "Gid" => gids = four(rest),
-            "Groups" => {
-                groups = rest
-                    .split_whitespace()
-                    .map(|n| n.parse().ok())
-                    .collect::<Option<Vec<u32>>>()
-            }
-            _ => {}
-        }
-    }
-    Some(ProcInfo {
-        pid,
-        ppid: ppid?,
-        uids: uids?,
-        gids: gids?,
-        groups: groups?,
-    })
-}
-
-/// When the process started, in clock ticks after boot: field 22 of `/proc/<pid>/stat`. With
-/// the boot id it tells a process from a later one that was given the same pid.
-pub fn parse_start_ticks(stat: &str) -> Option<u64> {
-    // The command name (field 2) is in parentheses and may hold spaces and ')': the fields
-    // that follow start after the last ')'; field 3 is the first of them.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(22 - 3)?.parse().ok()
-}
-
-/// [`parse_start_ticks`] of process `pid` under `proc_root`; `None` if it is gone.
-pub fn start_ticks(proc_root: &Path, pid: u32) -> Option<u64> {
-    let text = std::fs::read_to_string(proc_root.join(pid.to_string()).join("stat")).ok()?;
-    parse_start_ticks(&text)
-}
-
-/// Every process readable under `proc_root` (normally `/proc`).
-pub fn scan(proc_root: &Path) -> Vec<ProcInfo> {
-    let Ok(entries) = std::fs::read_dir(proc_root) else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
-        .filter_map(|pid| {
-            let text =
-                std::fs::read_to_string(proc_root.join(pid.to_string()).join("status")).ok()?;
-            parse_status(pid, &text)
-        })
-        .collect()
-}
-
-/// Processes of `uid` (any of its uids) that still hold `gid` (as a supplementary group or any
-/// of their gids).
-pub fn holding_group(procs: &[ProcInfo], uid: u32, gid: u32) -> Vec<u32> {
-    procs
-        .iter()
-        .filter(|p| p.uids.contains(&uid))
-        .filter(|p| p.groups.contains(&gid) || p.gids.contains(&gid))
-        .map(|p| p.pid)
-        .collect()
-}
-
-/// `root` and every process descended from it.
-pub fn tree(procs: &[ProcInfo], root: u32) -> Vec<u32> {
-    let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
-    for p in procs {
-        children.entry(p.ppid).or_default().push(p.pid);
-    }
-    let mut out = Vec::new();
-    let mut seen = HashSet::new();
-    let mut stack = vec![root];
-    while let Some(pid) = stack.pop() {
-        if !seen.insert(pid) {
-            continue;
-        }
-        if procs.iter().any(|p| p.pid == pid) {
-            out.push(pid);
-        }
-        stack.extend(children.get(&pid).into_iter().flatten());
-    }
-    out
+pub enum Target {
+    /// Every process of `uid` still carrying `gid`.
+    Group { uid: u32, gid: u32 },
+    /// The process trees of these sessions: (pid, start time) as recorded when they opened.
+    Trees { roots: Vec<(u32, u64)> },
 }
 
 /// What [`terminate`] did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Outcome {
-    /// Ended by SIGTERM within the grace period.
+    /// Holding the privilege when recall began, before any signal.
+    pub found: Vec<u32>,
+    /// Ended within the grace period (including those that appeared during it).
     pub terminated: Vec<u32>,
     /// Needed SIGKILL.
     pub killed: Vec<u32>,
+    /// Still there when recall gave up.
+    pub survivors: Vec<u32>,
+    /// Why recall could not see every process, if it could not.
+    pub blind: Option<String>,
 }
 
 fn pidfd_open(pid: u32) -> Option<OwnedFd> {
@@ -165,6 +88,7 @@ fn pidfd_signal(fd: &OwnedFd, signal: i32) -> bool {
     rc == 0
 }
 
+/// Whether the process behind `fd` has exited (a zombie counts: it runs nothing).
 fn exited(fd: &OwnedFd) -> bool {
     let mut poll = libc::pollfd {
         fd: fd.as_raw_fd(),
@@ -176,142 +100,427 @@ fn exited(fd: &OwnedFd) -> bool {
     rc > 0
 }
 
-/// SIGTERM to every pid, then SIGKILL to whatever is still alive after `grace`.
-#[allow(clippy::disallowed_methods)] // runs on the recaller's thread: the grace period is a wait
-pub fn terminate(pids: &[u32], grace: Duration) -> Outcome {
-    let fds: Vec<(u32, OwnedFd)> = pids
-        .iter()
-        .filter_map(|&pid| pidfd_open(pid).map(|fd| (pid, fd)))
-        .collect();
-    for (_, fd) in &fds {
-        pidfd_signal(fd, libc::SIGTERM);
-    }
-    let deadline = Instant::now() + grace;
-    while Instant::now() < deadline && !fds.iter().all(|(_, fd)| exited(fd)) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let mut out = Outcome::default();
-    for (pid, fd) in &fds {
-        if exited(fd) {
-            out.terminated.push(*pid);
-        } else {
-            pidfd_signal(fd, libc::SIGKILL);
-            out.killed.push(*pid);
+/// One process recall has a hold on.
+struct Held {
+    pid: u32,
+    fd: OwnedFd,
+    killed: bool,
+}
+
+/// The processes found so far for one target, each pinned by its pidfd.
+struct Hunt<'a, V: ProcView> {
+    view: &'a V,
+    target: &'a Target,
+    own_pid: u32,
+    held: Vec<Held>,
+    /// Index in `held` of the latest process with each pid.
+    by_pid: BTreeMap<u32, usize>,
+    /// Every pid held at some time: a process group or session named after one of them was
+    /// started inside a tree (the id is not reused while the group or session exists).
+    ever: HashSet<u32>,
+    denied: usize,
+}
+
+impl<'a, V: ProcView> Hunt<'a, V> {
+    fn new(view: &'a V, target: &'a Target, own_pid: u32) -> Self {
+        Self {
+            view,
+            target,
+            own_pid,
+            held: Vec::new(),
+            by_pid: BTreeMap::new(),
+            ever: HashSet::new(),
+            denied: 0,
         }
     }
+
+    fn live(&self, pid: u32) -> bool {
+        self.by_pid
+            .get(&pid)
+            .is_some_and(|&i| !exited(&self.held[i].fd))
+    }
+
+    fn candidate(&self, p: &ProcInfo) -> bool {
+        if p.exited || p.pid <= 1 || p.pid == self.own_pid {
+            return false;
+        }
+        match self.target {
+            Target::Group { uid, gid } => p.holds(*uid, *gid),
+            Target::Trees { roots } => {
+                roots
+                    .iter()
+                    .any(|&(pid, ticks)| pid == p.pid && self.view.start_ticks(pid) == Some(ticks))
+                    || self.live(p.ppid)
+                    || (p.pgid > 1 && self.ever.contains(&p.pgid))
+                    || (p.sid > 1 && self.ever.contains(&p.sid))
+            }
+        }
+    }
+
+    /// One look at every process: each new match is pinned, checked again and sent `signal`
+    /// (none in the first look, which only finds). Returns how many were new.
+    fn round(&mut self, signal: Option<i32>) -> usize {
+        let snapshot = self.view.snapshot();
+        self.denied = self.denied.max(snapshot.denied);
+        let mut new = 0;
+        for p in &snapshot.procs {
+            if self.live(p.pid) || !self.candidate(p) {
+                continue;
+            }
+            let Some(fd) = pidfd_open(p.pid) else {
+                continue;
+            };
+            // The pidfd pins the process: read it again through its pid. If that pid changed
+            // hands since the snapshot, this is the new process, and it must match on its own.
+            // If the pinned process exited meanwhile, the read may be of a successor: skip.
+            let Some(now) = self.view.read(p.pid) else {
+                continue;
+            };
+            if !self.candidate(&now) || exited(&fd) {
+                continue;
+            }
+            let killed = match signal {
+                Some(signal) => pidfd_signal(&fd, signal) && signal == libc::SIGKILL,
+                None => false,
+            };
+            self.by_pid.insert(p.pid, self.held.len());
+            self.ever.insert(p.pid);
+            self.held.push(Held {
+                pid: p.pid,
+                fd,
+                killed,
+            });
+            new += 1;
+        }
+        new
+    }
+
+    fn signal_live(&self, signal: i32) {
+        for h in self.held.iter().filter(|h| !exited(&h.fd)) {
+            pidfd_signal(&h.fd, signal);
+        }
+    }
+
+    fn all_exited(&self) -> bool {
+        self.held.iter().all(|h| exited(&h.fd))
+    }
+
+    fn blind(&self) -> Option<String> {
+        self.view.blind().or_else(|| {
+            (self.denied > 0).then(|| {
+                format!(
+                    "the status of {} processes could not be read (/proc hidepid=noaccess?)",
+                    self.denied
+                )
+            })
+        })
+    }
+}
+
+/// Ends every process `target` names, as described in the module documentation. `started` is
+/// called with the processes found before any is signalled. Never pid 1 or `own_pid`.
+#[allow(clippy::disallowed_methods)] // runs on the recaller's thread: the grace period is a wait
+pub fn terminate<V: ProcView>(
+    view: &V,
+    target: &Target,
+    grace: Duration,
+    own_pid: u32,
+    started: impl FnOnce(&[u32]),
+) -> Outcome {
+    let mut hunt = Hunt::new(view, target, own_pid);
+    hunt.round(None);
+    let mut out = Outcome {
+        found: hunt.held.iter().map(|h| h.pid).collect(),
+        ..Outcome::default()
+    };
+    if hunt.held.is_empty() {
+        out.blind = hunt.blind();
+        return out;
+    }
+    started(&out.found);
+    hunt.signal_live(libc::SIGTERM);
+    // Whatever appears during the grace period (a child forked by a SIGTERM handler, a process
+    // started just before the look) is told too.
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        std::thread::sleep(POLL);
+        let new = hunt.round(Some(libc::SIGTERM));
+        if new == 0 && hunt.all_exited() {
+            break;
+        }
+    }
+    // Then SIGKILL to everything left and to whatever appears, until a look finds nothing new
+    // and everything held is gone. A killed process cannot fork any more; a child it made
+    // just before is found by the next look.
+    for h in hunt.held.iter_mut().filter(|h| !exited(&h.fd)) {
+        h.killed = pidfd_signal(&h.fd, libc::SIGKILL);
+    }
+    let kill_deadline = Instant::now() + KILL_WAIT;
+    for _ in 0..MAX_ROUNDS {
+        let new = hunt.round(Some(libc::SIGKILL));
+        if (new == 0 && hunt.all_exited()) || Instant::now() >= kill_deadline {
+            break;
+        }
+        std::thread::sleep(KILL_POLL);
+    }
+    for h in &hunt.held {
+        match (exited(&h.fd), h.killed) {
+            (true, false) => out.terminated.push(h.pid),
+            (true, true) => out.killed.push(h.pid),
+            (false, _) => out.survivors.push(h.pid),
+        }
+    }
+    // A last look: anything that still matches was not reached.
+    let last = hunt.view.snapshot();
+    for p in last.procs.iter().filter(|p| hunt.candidate(p)) {
+        if !out.survivors.contains(&p.pid) {
+            out.survivors.push(p.pid);
+        }
+    }
+    out.blind = hunt.blind();
     out
 }
 
-/// One recall to carry out: the processes still holding an ended grant.
+/// One recall to carry out for an ended grant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {
     pub grant: GrantId,
-    pub pids: Vec<u32>,
+    pub uid: u32,
+    /// The processes to end, when the grant says so.
+    pub processes: Option<Target>,
+    /// Where to look for setgid files, for a group grant.
+    pub files: Option<FileSweep>,
 }
 
-/// A recall carried out.
+/// What the recaller reports, in order, for each job.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Finished {
-    pub grant: GrantId,
-    pub outcome: Outcome,
+pub enum Report {
+    /// The processes found, about to get SIGTERM.
+    Started {
+        grant: GrantId,
+        uid: u32,
+        pids: Vec<u32>,
+    },
+    /// The processes are dealt with; `last` when the job has no file sweep.
+    Processes {
+        grant: GrantId,
+        uid: u32,
+        outcome: Outcome,
+        last: bool,
+    },
+    /// The file sweep is done; always the job's last report.
+    Files {
+        grant: GrantId,
+        uid: u32,
+        gid: u32,
+        report: SweepReport,
+    },
 }
 
-/// Carries out recalls on one worker thread, so the grace period between SIGTERM and SIGKILL
-/// never holds up the core; the core collects what finished ([`Recaller::finished`]) and
-/// records it. Reads processes under `proc_root` (normally `/proc`).
+impl Report {
+    fn last(&self) -> bool {
+        match self {
+            Self::Started { .. } => false,
+            Self::Processes { last, .. } => *last,
+            Self::Files { .. } => true,
+        }
+    }
+}
+
+fn sweep_files(grant: GrantId, uid: u32, files: &FileSweep, done: &Reporter) {
+    let report = setgid::sweep(files);
+    done.send(Report::Files {
+        grant,
+        uid,
+        gid: files.gid,
+        report,
+    });
+}
+
+/// Carries out a job's process part; hands its file part to `files` (or does it here).
+fn carry_out(
+    job: Job,
+    view: &ProcFs,
+    grace: Duration,
+    done: &Reporter,
+    files: Option<&mpsc::Sender<Job>>,
+) {
+    if let Some(target) = &job.processes {
+        let outcome = terminate(view, target, grace, std::process::id(), |pids| {
+            done.send(Report::Started {
+                grant: job.grant.clone(),
+                uid: job.uid,
+                pids: pids.to_vec(),
+            });
+        });
+        done.send(Report::Processes {
+            grant: job.grant.clone(),
+            uid: job.uid,
+            outcome,
+            last: job.files.is_none(),
+        });
+    }
+    if let Some(sweep) = &job.files {
+        match files {
+            Some(tx) => {
+                if let Err(mpsc::SendError(job)) = tx.send(job.clone()) {
+                    sweep_files(job.grant, job.uid, sweep, done);
+                }
+            }
+            None => sweep_files(job.grant.clone(), job.uid, sweep, done),
+        }
+    }
+}
+
+/// Carries out recalls on worker threads, so the grace period and the file walk never hold up
+/// the core: one thread ends processes, one walks file systems (after the job's processes are
+/// gone, so none can make a new setgid file behind the walk). The core collects the reports
+/// ([`Recaller::reports`]) and records them.
 pub struct Recaller {
-    proc_root: PathBuf,
+    view: ProcFs,
     grace: Duration,
     jobs: Option<mpsc::Sender<Job>>,
-    done: mpsc::Receiver<Finished>,
-    done_tx: mpsc::Sender<Finished>,
-    worker: Option<std::thread::JoinHandle<()>>,
+    done: mpsc::Receiver<Report>,
+    done_tx: mpsc::Sender<Report>,
+    /// Jobs whose last report has not come in.
     pending: usize,
+    workers: Vec<std::thread::JoinHandle<()>>,
+    /// Called after each report, so the core records it at once rather than at its next tick.
+    wake: Waker,
+}
+
+/// Tells the core a report is waiting.
+pub type Waker = std::sync::Arc<dyn Fn() + Send + Sync>;
+
+/// Sends reports to the core and wakes it.
+#[derive(Clone)]
+struct Reporter {
+    tx: mpsc::Sender<Report>,
+    wake: Waker,
+}
+
+impl Reporter {
+    fn send(&self, report: Report) {
+        let _ = self.tx.send(report);
+        (self.wake)();
+    }
 }
 
 impl Recaller {
     pub fn new(proc_root: PathBuf, grace: Duration) -> Self {
         let (done_tx, done) = mpsc::channel();
         Self {
-            proc_root,
+            view: ProcFs { root: proc_root },
             grace,
             jobs: None,
             done,
             done_tx,
-            worker: None,
             pending: 0,
+            workers: Vec::new(),
+            wake: std::sync::Arc::new(|| {}),
         }
     }
 
-    /// Every process readable now.
-    pub fn scan(&self) -> Vec<ProcInfo> {
-        scan(&self.proc_root)
+    /// What to call when a report is waiting (before the workers start).
+    pub fn set_waker(&mut self, wake: Waker) {
+        self.wake = wake;
+    }
+
+    fn reporter(&self) -> Reporter {
+        Reporter {
+            tx: self.done_tx.clone(),
+            wake: self.wake.clone(),
+        }
     }
 
     /// The start time of `pid`, `None` if it is gone.
     pub fn start_ticks(&self, pid: u32) -> Option<u64> {
-        start_ticks(&self.proc_root, pid)
+        self.view.start_ticks(pid)
     }
 
-    /// Hands a recall to the worker (started on first use).
-    #[allow(clippy::disallowed_methods)] // the recaller's one worker thread
-    pub fn submit(&mut self, job: Job) {
-        if self.jobs.is_none() {
-            let (tx, rx) = mpsc::channel::<Job>();
-            let done = self.done_tx.clone();
-            let grace = self.grace;
-            let spawned = std::thread::Builder::new()
-                .name("jitd-recall".into())
-                .spawn(move || {
-                    for job in rx {
-                        let outcome = terminate(&job.pids, grace);
-                        let _ = done.send(Finished {
-                            grant: job.grant,
-                            outcome,
-                        });
+    /// Why recall cannot see other users' processes, if it cannot.
+    pub fn blind(&self) -> Option<String> {
+        self.view.blind()
+    }
+
+    /// Starts the two workers; `None` if no thread could be started.
+    #[allow(clippy::disallowed_methods)] // the recaller's worker threads
+    fn start(&mut self) -> Option<mpsc::Sender<Job>> {
+        let (files_tx, files_rx) = mpsc::channel::<Job>();
+        let done = self.reporter();
+        let files = std::thread::Builder::new()
+            .name("jitd-setgid".into())
+            .spawn(move || {
+                for job in files_rx {
+                    if let Some(sweep) = &job.files {
+                        sweep_files(job.grant.clone(), job.uid, sweep, &done);
                     }
-                });
-            match spawned {
-                Ok(handle) => {
-                    self.worker = Some(handle);
-                    self.jobs = Some(tx);
                 }
-                // No thread to spare: carry it out here rather than not at all.
-                Err(_) => {
-                    let outcome = terminate(&job.pids, self.grace);
-                    let _ = self.done_tx.send(Finished {
-                        grant: job.grant,
-                        outcome,
-                    });
-                    self.pending += 1;
-                    return;
+            })
+            .ok()
+            .map(|handle| {
+                self.workers.push(handle);
+                files_tx
+            });
+        let (tx, rx) = mpsc::channel::<Job>();
+        let (done, view, grace) = (self.reporter(), self.view.clone(), self.grace);
+        let handle = std::thread::Builder::new()
+            .name("jitd-recall".into())
+            .spawn(move || {
+                for job in rx {
+                    carry_out(job, &view, grace, &done, files.as_ref());
                 }
-            }
-        }
-        if let Some(jobs) = &self.jobs
-            && jobs.send(job).is_ok()
-        {
-            self.pending += 1;
-        }
+            })
+            .ok()?;
+        self.workers.push(handle);
+        Some(tx)
     }
 
-    /// Recalls finished since the last call.
-    pub fn finished(&mut self) -> Vec<Finished> {
-        let out: Vec<Finished> = self.done.try_iter().collect();
-        self.pending = self.pending.saturating_sub(out.len());
+    /// Hands a recall to the workers (started on first use).
+    pub fn submit(&mut self, job: Job) {
+        if job.processes.is_none() && job.files.is_none() {
+            return;
+        }
+        if self.jobs.is_none() {
+            self.jobs = self.start();
+        }
+        self.pending += 1;
+        let job = match &self.jobs {
+            Some(jobs) => match jobs.send(job) {
+                Ok(()) => return,
+                Err(mpsc::SendError(job)) => job,
+            },
+            None => job,
+        };
+        // No thread to spare: carry it out here rather than not at all.
+        carry_out(job, &self.view, self.grace, &self.reporter(), None);
+    }
+
+    /// Reports that came in since the last call.
+    pub fn reports(&mut self) -> Vec<Report> {
+        let out: Vec<Report> = self.done.try_iter().collect();
+        self.pending = self
+            .pending
+            .saturating_sub(out.iter().filter(|r| r.last()).count());
         out
     }
 
-    /// Waits until every submitted recall has finished, and returns them (the one-shot sweep,
-    /// which exits right after).
-    pub fn wait(&mut self) -> Vec<Finished> {
+    /// Waits until every submitted job has finished (the SIGKILL stage and the file walk
+    /// included), and returns their reports: the sweep, purge and stop, before jitd exits.
+    /// Every job is bounded (the grace period, the kill stage, the walk's own bounds); a
+    /// worker that died cannot report, and is not waited for.
+    pub fn wait(&mut self) -> Vec<Report> {
         let mut out = Vec::new();
         while self.pending > 0 {
-            match self.done.recv() {
-                Ok(f) => {
-                    self.pending -= 1;
-                    out.push(f);
+            match self.done.recv_timeout(Duration::from_millis(200)) {
+                Ok(r) => {
+                    if r.last() {
+                        self.pending -= 1;
+                    }
+                    out.push(r);
                 }
+                Err(mpsc::RecvTimeoutError::Timeout)
+                    if self.workers.iter().any(|w| !w.is_finished()) => {}
                 Err(_) => break,
             }
         }
@@ -320,94 +529,6 @@ impl Recaller {
 }
 
 #[cfg(test)]
-#[allow(clippy::disallowed_methods)] // temp dirs and concurrency in tests
-mod tests {
-    use super::*;
-
-    const STATUS: &str = "Name:\tbash\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t4242\nPid:\t4242\n\
-        PPid:\t100\nTracerPid:\t0\nUid:\t1001\t1001\t1001\t1001\nGid:\t1001\t1001\t1001\t1001\n\
-        FDSize:\t256\nGroups:\t27 1001 2000 \n";
-
-    fn proc(pid: u32, ppid: u32, uid: u32, groups: &[u32]) -> ProcInfo {
-        ProcInfo {
-            pid,
-            ppid,
-            uids: [uid; 4],
-            gids: [uid; 4],
-            groups: groups.to_vec(),
-        }
-    }
-
-    #[test]
-    fn status_files_are_parsed() {
-        let p = parse_status(4242, STATUS).unwrap();
-        assert_eq!(p.ppid, 100);
-        assert_eq!(p.uids, [1001; 4]);
-        assert_eq!(p.groups, vec![27, 1001, 2000]);
-        assert_eq!(parse_status(1, "Name:\tx\n"), None);
-        assert_eq!(
-            parse_status(1, &STATUS.replace("Uid:\t1001\t", "Uid:\tx\t")),
-            None
-        );
-        let no_groups = STATUS.replace("Groups:\t27 1001 2000 \n", "Groups:\t\n");
-        assert_eq!(
-            parse_status(4242, &no_groups).unwrap().groups,
-            Vec::<u32>::new()
-        );
-    }
-
-    #[test]
-    fn only_the_users_processes_holding_the_gid_are_found() {
-        let procs = [
-            proc(10, 1, 1001, &[2000]),
-            proc(11, 1, 1001, &[]),
-            proc(12, 1, 1002, &[2000]),
-            proc(13, 10, 1001, &[27, 2000]),
-        ];
-        assert_eq!(holding_group(&procs, 1001, 2000), vec![10, 13]);
-    }
-
-    #[test]
-    fn a_session_tree_is_every_descendant_and_nothing_else() {
-        let procs = [
-            proc(50, 1, 0, &[]),
-            proc(51, 50, 0, &[]),
-            proc(52, 51, 0, &[]),
-            proc(60, 1, 0, &[]),
-        ];
-        let mut t = tree(&procs, 50);
-        t.sort();
-        assert_eq!(t, vec![50, 51, 52]);
-        assert!(tree(&procs, 99).is_empty());
-    }
-
-    #[test]
-    fn terminate_ends_a_process_that_ignores_sigterm_with_sigkill() {
-        let mut stubborn = std::process::Command::new("sh")
-            .args(["-c", "trap '' TERM; exec sleep 30"])
-            .spawn()
-            .unwrap();
-        let mut polite = std::process::Command::new("sleep")
-            .arg("30")
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(100));
-        let out = terminate(&[stubborn.id(), polite.id()], Duration::from_millis(300));
-        // Reap both: an unreaped child counts as not exited for the pidfd.
-        let _ = polite.wait();
-        let _ = stubborn.wait();
-        assert_eq!(out.killed, vec![stubborn.id()]);
-        assert_eq!(out.terminated, vec![polite.id()]);
-    }
-
-    #[test]
-    fn start_time_is_read_after_a_hostile_command_name() {
-        let stat = "4242 (a) b) 0 0) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 \
-                    1000 100";
-        assert_eq!(parse_start_ticks(stat), Some(987654));
-        assert_eq!(parse_start_ticks("4242 (x) S 1"), None);
-        assert_eq!(parse_start_ticks("no parenthesis"), None);
-        let own = start_ticks(Path::new("/proc"), std::process::id());
-        assert!(own.is_some_and(|t| t > 0), "this process's own start time");
-    }
-}
+#[allow(clippy::disallowed_methods)] // child processes and waits in tests
+#[path = "recall_tests.rs"]
+mod tests;

@@ -5,7 +5,7 @@ use rusqlite::{OptionalExtension, Row, ToSql, params};
 
 use super::{Store, StoreError, insert_row};
 use crate::effects::sudoers;
-use crate::grant::{GrantKind, GrantRecord, GrantSpec, GrantState};
+use crate::grant::{EndTerms, GrantKind, GrantRecord, GrantSpec, GrantState, OnEnd};
 use crate::names::{GrantId, GroupName};
 
 /// A live grant row that does not read back as a grant: its id as stored, and why.
@@ -62,6 +62,16 @@ impl Store {
             id,
             "UPDATE grants SET state = ?2, ended_ms = ?3, end_reason = ?4 WHERE id = ?1",
             params![id.as_str(), state.as_str(), at_ms, why],
+        )
+    }
+
+    /// Adds `note` to an ended grant's end reason: what its end found later (setgid files
+    /// stripped, processes recall could not see), so listings show it beside the reason.
+    pub fn note_end(&self, id: &GrantId, note: &str) -> Result<(), StoreError> {
+        self.update(
+            id,
+            "UPDATE grants SET end_reason = end_reason || ?2 WHERE id = ?1",
+            params![id.as_str(), note],
         )
     }
 
@@ -207,7 +217,26 @@ pub(super) fn with_row<T>(g: &GrantRecord, f: impl FnOnce(&[(&str, &dyn ToSql)])
         (":expires_boot_ms", &g.expires_boot_ms),
         (":ended_ms", &g.ended_ms),
         (":end_reason", &g.end_reason),
+        (":gid", &g.end_terms.gid),
+        (":on_end", &on_end_text(g.end_terms.on_end)),
     ])
+}
+
+fn on_end_text(on_end: Option<OnEnd>) -> &'static str {
+    match on_end {
+        Some(OnEnd::Keep) => "keep",
+        Some(OnEnd::Terminate) => "terminate",
+        None => "",
+    }
+}
+
+/// `on_end` as stored; anything else (an older row) is unknown.
+fn on_end_of(text: &str) -> Option<OnEnd> {
+    match text {
+        "keep" => Some(OnEnd::Keep),
+        "terminate" => Some(OnEnd::Terminate),
+        _ => None,
+    }
 }
 
 /// What the `payload` column holds: the drop-in text of a sudo grant, the group of a group
@@ -281,6 +310,10 @@ fn read_grant(r: &Row<'_>) -> rusqlite::Result<Result<GrantRecord, StoreError>> 
         expires_boot_ms: r.get("expires_boot_ms")?,
         ended_ms: r.get("ended_ms")?,
         end_reason: r.get("end_reason")?,
+        end_terms: EndTerms {
+            gid: r.get("gid")?,
+            on_end: on_end_of(&r.get::<_, String>("on_end")?),
+        },
     }))
 }
 
@@ -359,7 +392,13 @@ mod tests {
         g.ticket = "OPS-1".into();
         (g.requested_ms, g.starts_ms, g.expires_ms, g.expires_boot_ms) = (10, 11, 12, 13);
         (g.ended_ms, g.end_reason) = (14, "why".into());
+        g.end_terms = crate::grant::EndTerms {
+            gid: Some(998),
+            on_end: Some(crate::grant::OnEnd::Terminate),
+        };
         store.insert(&g).unwrap();
-        assert_eq!(store.get(&g.id).unwrap(), Some(g));
+        assert_eq!(store.get(&g.id).unwrap(), Some(g.clone()));
+        store.note_end(&g.id, "; noted").unwrap();
+        assert_eq!(store.get(&g.id).unwrap().unwrap().end_reason, "why; noted");
     }
 }

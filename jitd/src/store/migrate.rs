@@ -76,6 +76,13 @@ ALTER TABLE audit ADD COLUMN host TEXT NOT NULL DEFAULT '';
 ALTER TABLE audit ADD COLUMN format INTEGER NOT NULL DEFAULT 1;
 ";
 
+/// What a grant's end does beyond its removal, as granted: the group's gid (NULL: not a group
+/// grant, or recorded before this version) and the privilege's `on_end` ('' when unknown).
+const V3_GRANT_END_TERMS: &str = "
+ALTER TABLE grants ADD COLUMN gid INTEGER;
+ALTER TABLE grants ADD COLUMN on_end TEXT NOT NULL DEFAULT '';
+";
+
 /// In order, without gaps, starting at 1.
 const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -86,11 +93,15 @@ const MIGRATIONS: &[Migration] = &[
         version: 2,
         apply: |c| c.execute_batch(V2_AUDIT_HOST_FORMAT),
     },
-    // Next: version 3 adds the `requests` table (requests waiting for approval).
+    Migration {
+        version: 3,
+        apply: |c| c.execute_batch(V3_GRANT_END_TERMS),
+    },
+    // Next: version 4 adds the `requests` table (requests waiting for approval).
 ];
 
 /// The newest schema this build knows: what [`upgrade`] leaves and read-only opens require.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// The database's schema version. 0 is a database with no jitd schema (a new, empty file); a
 /// database from the first release has `user_version` 0 but holds the `grants` table, and is
@@ -210,7 +221,16 @@ mod tests {
         conn.pragma_update(None, "journal_mode", "WAL").unwrap();
         conn.execute_batch(V1_SCHEMA).unwrap();
         let g = record(1, GrantState::Active);
-        grants::with_row(&g, |row| insert_row(&conn, "grants", row)).unwrap();
+        // The columns the first release had: later ones are added by the migrations.
+        grants::with_row(&g, |row| {
+            let v1: Vec<_> = row
+                .iter()
+                .filter(|(column, _)| ![":gid", ":on_end"].contains(column))
+                .copied()
+                .collect();
+            insert_row(&conn, "grants", &v1)
+        })
+        .unwrap();
         conn.execute_batch(
             "INSERT INTO sessions (id, grant_id, uid, pid, service, tty, rhost, boot_id, \
              start_ticks, opened_ms) VALUES ('s00000000000a', 'g000000000001', 1001, 42, 'sudo', 'pts/0', '', 'b', 7, 3)",

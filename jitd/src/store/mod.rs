@@ -309,6 +309,7 @@ pub(crate) mod tests {
             expires_boot_ms: 100,
             ended_ms: 0,
             end_reason: String::new(),
+            end_terms: Default::default(),
         }
     }
 

@@ -184,6 +184,36 @@ fn samples() -> Vec<AuditEvent> {
             terminated: vec![812],
             killed: vec![],
         },
+        RecallIncomplete {
+            grant: g(),
+            survivors: vec![9002],
+        },
+        RecallBlind {
+            grant: g(),
+            uid: 1001,
+            why: "/proc is mounted hidepid=invisible,gid=4".into(),
+        },
+        RecallSetgidStripped {
+            grant: g(),
+            uid: 1001,
+            gid: 998,
+            path: "/home/alice/my sh".into(),
+            mode: "2755".into(),
+        },
+        RecallSetgidFailed {
+            grant: g(),
+            path: "/home/alice/x".into(),
+            error: "EROFS: Read-only file system".into(),
+        },
+        RecallFilesChecked {
+            grant: g(),
+            gid: 998,
+            checked: 1200,
+            stripped: 1,
+            failed: 0,
+            cut_short: String::new(),
+            skipped: "/dev/shm (nosuid)".into(),
+        },
         AdminPolkit {
             caller: 1002,
             method: "Revoke".into(),
@@ -455,7 +485,11 @@ fn levels_are_todays() {
             | RecallStarted { .. }
             | RecallFinished { .. }
             | CallsThrottled { .. }
+            | RecallSetgidStripped { .. }
             | ClockChanged {} => Level::Notice,
+            RecallFilesChecked {
+                cut_short, failed, ..
+            } if cut_short.is_empty() && *failed == 0 => Level::Notice,
             AdminPolkit { answer, .. } => answer.level(),
             _ => Level::Warning,
         };
