@@ -83,6 +83,9 @@ enum Command {
     },
     /// Give back one of your own grants before its deadline.
     Drop { id: String },
+    /// What you may request on this host: each privilege, what it gives, on what terms, and
+    /// what you hold now (the `sudo -l` of jitd).
+    Privileges,
     /// What the policy would decide if you asked for PRIVILEGE, and why.
     Explain { privilege: String },
     /// Re-read the policy in the daemon (admins).
@@ -281,6 +284,10 @@ fn run(command: Command, out: &Out) -> Result<(), Failure> {
             Command::Drop { id } => {
                 let g = jitd.revoke(&id, "", false).await?;
                 out.ended(&g, "Dropped");
+            }
+            Command::Privileges => {
+                let list = jitd.list_privileges().await?;
+                out.privileges(&list, now_ms());
             }
             Command::Explain { privilege } => {
                 let e = jitd.explain(&privilege).await?;

@@ -1,7 +1,7 @@
 //! Everything jitctl prints: text for people (times in local time, "in 14m"), or exactly one
 //! JSON document on stdout with `--json`.
 
-use jitd::client::{ChainCheck, Explanation, GrantInfo, RequestOutcome};
+use jitd::client::{ChainCheck, Explanation, GrantInfo, PrivilegeInfo, RequestOutcome};
 use jitd::policy::{Diagnostic, Loaded};
 use jitd::terms::{GrantKind, Verdict};
 use serde::Serialize;
@@ -229,6 +229,55 @@ impl Out {
             if g.ended_ms > 0 && !g.end_reason.is_empty() {
                 println!("{:<13}  ended: {}", "", g.end_reason);
             }
+        }
+    }
+
+    /// `jitctl privileges`: what the caller may request, on what terms, and what they hold.
+    pub fn privileges(&self, list: &[PrivilegeInfo], now: i64) {
+        if self.json {
+            return self.json(list);
+        }
+        if list.is_empty() {
+            println!("No privilege you may request on this host.");
+            return;
+        }
+        for p in list {
+            let held = if p.held_grant.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "  [held: {} until {} ({})]",
+                    p.held_grant,
+                    local_time(now, p.held_until_ms),
+                    relative(now, p.held_until_ms)
+                )
+            };
+            println!("{} ({}){held}", p.name, p.kind);
+            if !p.description.is_empty() {
+                println!("    {}", p.description);
+            }
+            println!("    gives: {}", p.grants);
+            let mut needs = vec![format!(
+                "default {}, at most {}",
+                jitd::duration::format(p.default_secs),
+                jitd::duration::format(p.max_secs)
+            )];
+            if p.reason_required {
+                needs.push(format!(
+                    "a reason of at least {} characters",
+                    p.reason_min_chars
+                ));
+            }
+            if !p.ticket_pattern.is_empty() {
+                needs.push(format!("a ticket matching {}", p.ticket_pattern));
+            }
+            if let Some(mode) = p.approval.0 {
+                needs.push(format!("approval: {mode}"));
+            }
+            if p.interactive {
+                needs.push("may be asked for at the sudo prompt".into());
+            }
+            println!("    rule \"{}\": {}", p.rule, needs.join("; "));
         }
     }
 

@@ -96,6 +96,32 @@ pub struct SessionInfo {
     pub rhost: String,
 }
 
+/// A privilege the caller may request, as `jitctl privileges` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "client", derive(zbus::Type))]
+pub struct PrivilegeInfo {
+    pub name: String,
+    pub description: String,
+    pub kind: GrantKind,
+    /// What it gives, in words: "as root: /usr/bin/systemctl restart nginx", "member of group
+    /// docker", "pam_jit opens sudo".
+    pub grants: String,
+    /// The rule that lets the caller request it.
+    pub rule: String,
+    pub default_secs: u64,
+    pub max_secs: u64,
+    pub reason_required: bool,
+    pub reason_min_chars: u32,
+    /// Ticket pattern the request must match ("" = none needed).
+    pub ticket_pattern: String,
+    pub approval: RuleApproval,
+    /// Whether it may be requested at the sudo prompt (pam_jit `interactive`).
+    pub interactive: bool,
+    /// The caller's live grant of it ("" when none), and when that ends.
+    pub held_grant: String,
+    pub held_until_ms: i64,
+}
+
 /// The result of walking the audit hash chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "client", derive(zbus::Type))]

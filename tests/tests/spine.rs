@@ -641,3 +641,70 @@ fn a_user_named_all_gets_a_rule_bound_to_the_uid_only() {
     );
     assert!(sudo_as("ALL", "/usr/bin/id -u").status.success());
 }
+
+/// `jitctl privileges` shows each user exactly what they may request, on their rule's terms, and
+/// what they hold now; `explain` of a name that is not theirs says nothing of the policy's other
+/// privileges (review finding 20).
+#[test]
+#[ignore = "needs root and the sandbox: run tests/run"]
+fn privileges_lists_what_each_user_may_request_and_holds() {
+    let sb = setup();
+    let policy = format!(
+        "{POLICY}\n[privilege.bob-only]\nkind = \"sudo\"\ncommands = [\"/usr/bin/id -g\"]\n\n\
+         [[rule]]\nname = \"bob alone\"\nusers = [\"bob\"]\nprivileges = [\"bob-only\"]\n\
+         max_duration = \"30m\"\n"
+    );
+    let _d = Daemon::start(&sb, "privileges", &policy);
+    let list = |user: &str| -> serde_json::Value {
+        let o = jitctl(user, &["--json", "privileges"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_str(&stdout(&o)).unwrap()
+    };
+    let names = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let alice = list("alice");
+    assert_eq!(names(&alice), ["e2e-group", "whoami"], "by name: {alice:#}");
+    let whoami = &alice[1];
+    assert_eq!(whoami["kind"], "sudo");
+    assert_eq!(whoami["grants"], "as root: /usr/bin/id -u");
+    assert_eq!(whoami["rule"], "e2e users");
+    assert_eq!(
+        (whoami["default_secs"].as_u64(), whoami["max_secs"].as_u64()),
+        (Some(600), Some(3600))
+    );
+    assert_eq!(whoami["reason_min_chars"], 8);
+    assert_eq!(whoami["held_grant"], "");
+    assert!(names(&list("bob")).contains(&"bob-only".to_string()));
+
+    let o = jitctl(
+        "alice",
+        &[
+            "elevate",
+            "whoami",
+            "--for",
+            "5m",
+            "--reason",
+            "listing test",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let held = list("alice")[1]["held_grant"].as_str().unwrap().to_string();
+    assert!(held.starts_with('g'), "the live grant is shown: {held:?}");
+    let text = stdout(&jitctl("alice", &["privileges"]));
+    assert!(
+        text.contains("whoami (sudo)") && text.contains(&format!("held: {held}")),
+        "{text}"
+    );
+
+    let o = jitctl("alice", &["explain", "no-such-thing"]);
+    let said = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(
+        !said.contains("bob-only") && !said.contains("whoami"),
+        "explain lists none of the policy's privileges: {said}"
+    );
+}

@@ -6,7 +6,7 @@ use zbus::message::Header;
 
 use super::Shared;
 use super::caller::{require_reply_expected, still_connected};
-use crate::client::{ChainCheck, Error, Explanation, GrantInfo, RequestOutcome};
+use crate::client::{ChainCheck, Error, Explanation, GrantInfo, PrivilegeInfo, RequestOutcome};
 use crate::daemon::{Ask, Caller};
 use crate::terms::Via;
 
@@ -105,6 +105,15 @@ impl Manager {
     ) -> Result<Explanation, Error> {
         let (uid, _permit) = self.0.admit(conn, &header).await?;
         self.0.engine().explain(uid, privilege)
+    }
+
+    async fn list_privileges(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<Vec<PrivilegeInfo>, Error> {
+        let (uid, _permit) = self.0.admit(conn, &header).await?;
+        self.0.engine().privileges(uid)
     }
 
     async fn reload_policy(

@@ -10,7 +10,8 @@
 pub use crate::duration;
 
 pub use crate::wire::{
-    ChainCheck, Explanation, GateDecision, GrantInfo, RequestOutcome, RuleApproval, SessionInfo,
+    ChainCheck, Explanation, GateDecision, GrantInfo, PrivilegeInfo, RequestOutcome, RuleApproval,
+    SessionInfo,
 };
 
 /// The one well-known name of the service. The `1` is the API version: an incompatible change
@@ -117,6 +118,10 @@ pub trait Manager {
 
     /// What the policy would decide if the caller asked for `privilege` now, and why.
     fn explain(&self, privilege: &str) -> Result<Explanation, Error>;
+
+    /// Every privilege the caller may request, with the rule's terms and what the caller holds
+    /// now (the `sudo -l` of jitd).
+    fn list_privileges(&self) -> Result<Vec<PrivilegeInfo>, Error>;
 
     /// Re-reads the policy; admins only. On a broken policy the old one stays in force and the
     /// error carries file, line and column.

@@ -261,6 +261,51 @@ impl Core {
         })
     }
 
+    /// Every privilege `uid` may request now, with its rule's terms and what `uid` holds.
+    pub fn privileges(&self, uid: u32) -> Result<Vec<crate::client::PrivilegeInfo>, Error> {
+        let Some(who) = self.requester(uid) else {
+            return Err(Error::NotAllowed(format!(
+                "uid {uid} has no account on this host"
+            )));
+        };
+        let mut out = Vec::new();
+        for p in self.policy.privileges() {
+            let e = self.policy.explain(&who, p.name.as_str());
+            let Some(rule) = e.rule.filter(|_| e.allowed) else {
+                continue;
+            };
+            let held = self
+                .live
+                .values()
+                .find(|g| g.uid == uid && g.privilege == p.name.as_str());
+            out.push(crate::client::PrivilegeInfo {
+                name: p.name.to_string(),
+                description: p.description.clone(),
+                kind: match p.kind {
+                    crate::policy::PrivilegeKind::Sudo { .. } => crate::terms::GrantKind::Sudo,
+                    crate::policy::PrivilegeKind::Group { .. } => crate::terms::GrantKind::Group,
+                    crate::policy::PrivilegeKind::Gate => crate::terms::GrantKind::Gate,
+                },
+                grants: e.grants,
+                interactive: self
+                    .policy
+                    .rules()
+                    .iter()
+                    .any(|r| r.name == rule && r.interactive),
+                rule,
+                default_secs: e.default_secs,
+                max_secs: e.max_secs,
+                reason_required: e.reason_required,
+                reason_min_chars: e.reason_min_chars,
+                ticket_pattern: e.ticket_pattern.unwrap_or_default(),
+                approval: crate::client::RuleApproval(e.approval),
+                held_grant: held.map(|g| g.id.to_string()).unwrap_or_default(),
+                held_until_ms: held.map_or(0, |g| g.expires_ms),
+            });
+        }
+        Ok(out)
+    }
+
     /// Whether `uid` is an admin without asking polkit: root or a member of `admin_group`.
     pub fn is_admin(&self, uid: u32) -> bool {
         uid == 0

@@ -306,14 +306,10 @@ impl Policy {
             grants: String::new(),
         };
         let Some(p) = self.privilege(privilege) else {
-            let known: Vec<&str> = self.privileges.iter().map(|p| p.name.as_str()).collect();
+            // Not the list of every privilege: that is the policy's shape, and whoever asks may
+            // be eligible for none of it (`jitctl privileges` shows each user their own).
             e.reasons.push(format!(
-                "no privilege named {privilege} (defined: {})",
-                if known.is_empty() {
-                    "none".to_string()
-                } else {
-                    known.join(", ")
-                }
+                "no privilege named {privilege}; `jitctl privileges` lists what you may request"
             ));
             return e;
         };

@@ -355,6 +355,7 @@ fn explain_says_what_applies_and_why() {
     assert!(!e.allowed);
     assert_eq!(
         e.reasons,
-        vec!["no privilege named nope (defined: docker, nginx-admin)".to_string()]
+        vec!["no privilege named nope; `jitctl privileges` lists what you may request".to_string()],
+        "no list of the policy's privileges for someone who may be eligible for none (finding 20)"
     );
 }
