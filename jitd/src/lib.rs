@@ -62,3 +62,6 @@ pub mod session;
 pub mod store;
 #[cfg(feature = "daemon")]
 pub mod sys;
+
+#[cfg(test)]
+mod testutil;

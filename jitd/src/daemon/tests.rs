@@ -14,6 +14,7 @@ use crate::effects::enforce::Presence;
 use crate::effects::recall::Recaller;
 use crate::grant::GrantState;
 use crate::terms::Via;
+use crate::testutil::TempDir;
 
 const ROOT: Caller = Caller {
     uid: 0,
@@ -131,12 +132,12 @@ struct World {
     core: Core,
     clock: Arc<FakeClock>,
     system: Arc<FakeSystem>,
-    dir: PathBuf,
+    dir: TempDir,
 }
 
-fn world_in(dir: PathBuf, system: Arc<FakeSystem>, clock: Arc<FakeClock>) -> World {
+fn world_in(dir: TempDir, system: Arc<FakeSystem>, clock: Arc<FakeClock>) -> World {
     let cfg = Config {
-        state_dir: dir.clone(),
+        state_dir: dir.to_path_buf(),
         hostname: "test".into(),
         db_busy_timeout_ms: 100,
         ..Config::default()
@@ -167,16 +168,7 @@ fn world_in(dir: PathBuf, system: Arc<FakeSystem>, clock: Arc<FakeClock>) -> Wor
 }
 
 fn world() -> World {
-    let dir = std::env::temp_dir().join(format!(
-        "jitd-engine-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    world_in(dir, Arc::default(), Arc::new(FakeClock::new(T0)))
+    world_in(TempDir::new(), Arc::default(), Arc::new(FakeClock::new(T0)))
 }
 
 fn ask<'a>(privilege: &'a str, duration_secs: u64, reason: &'a str) -> Ask<'a> {

@@ -247,39 +247,13 @@ fn insert_row(conn: &Connection, table: &str, row: &[(&str, &dyn ToSql)]) -> rus
 #[cfg(test)]
 #[allow(clippy::disallowed_methods)] // temp dirs in tests
 pub(crate) mod tests {
-    use std::path::PathBuf;
 
     use super::*;
     use crate::grant::{GrantRecord, GrantSpec, GrantState};
     use crate::names::{GrantId, GroupName};
 
     /// A fresh directory, removed with everything in it when dropped.
-    pub(crate) struct TempDir(pub PathBuf);
-
-    impl TempDir {
-        pub(crate) fn new() -> Self {
-            let dir = std::env::temp_dir().join(format!(
-                "jitd-store-{}-{}",
-                std::process::id(),
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_nanos()
-            ));
-            std::fs::create_dir_all(&dir).unwrap();
-            Self(dir)
-        }
-
-        pub(crate) fn db(&self) -> PathBuf {
-            self.0.join("jitd.db")
-        }
-    }
-
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    pub(crate) use crate::testutil::TempDir;
 
     pub(crate) fn temp_db() -> (TempDir, Store) {
         let dir = TempDir::new();

@@ -4,17 +4,8 @@ use std::path::PathBuf;
 
 use super::*;
 
-fn temp_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "jitd-policy-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn temp_dir() -> crate::testutil::TempDir {
+    crate::testutil::TempDir::new()
 }
 
 #[test]
@@ -31,7 +22,7 @@ fn files_of_a_directory_form_one_policy_in_name_order() {
     // Warn: the files belong to whoever runs the tests (trust has its own test below).
     let src = PolicySource {
         file: Some(dir.join("absent.toml")),
-        dir: Some(dir.clone()),
+        dir: Some(dir.to_path_buf()),
         untrusted: OnUntrusted::Warn,
         ..PolicySource::default()
     };
@@ -99,7 +90,7 @@ fn a_file_others_may_write_is_refused_for_the_daemon_and_reported_for_a_draft() 
     .unwrap();
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
     let mut src = PolicySource {
-        dir: Some(dir.clone()),
+        dir: Some(dir.to_path_buf()),
         ..PolicySource::default()
     };
     let errors = Policy::load(&src, &FakeHost).unwrap_err();
