@@ -18,6 +18,7 @@ use crate::effects::enforce::SystemEnforcer;
 use crate::effects::group::Groups;
 use crate::effects::manifest::Manifests;
 use crate::effects::recall::Recaller;
+use crate::effects::routes::RouteFiles;
 use crate::effects::sudoers::{self, SudoFlavor, SudoersDir};
 use crate::policy::{Policy, SystemAccounts};
 use crate::store::StoreError;
@@ -68,6 +69,10 @@ fn parts(cfg: Config, audit: Arc<Audit>, policy: Policy) -> Parts {
     Parts {
         enforcer: Box::new(SystemEnforcer {
             sudoers: SudoersDir::new(cfg.sudoers_dir.clone(), cfg.visudo.clone()),
+            routes: RouteFiles {
+                sudoers: SudoersDir::new(cfg.sudoers_dir.clone(), cfg.visudo.clone()),
+                pam_dir: PathBuf::from(PAM_DIR),
+            },
             groups: Groups::new(cfg.gpasswd.clone()),
             manifests: Manifests::new(cfg.state_dir.join("memberships")),
         }),
@@ -172,6 +177,7 @@ pub fn serve(cfg: Config, audit: Arc<Audit>) -> Result<(), RunError> {
     if let Some(e) = &unusable {
         engine.start_safe_mode(e);
     }
+    engine.route_policy();
     let proc = crate::effects::procs::ProcFs {
         root: PathBuf::from("/proc"),
     };
@@ -296,6 +302,9 @@ async fn run(
 }
 
 /// How often the daemon tries the bus again after losing it.
+/// Where the PAM services jitd routes privileges' commands to are written.
+const PAM_DIR: &str = "/etc/pam.d";
+
 const BUS_RETRY_EVERY: Duration = Duration::from_secs(2);
 
 /// Connects to the bus, serves both interfaces and takes the name, within 5 s.

@@ -202,12 +202,19 @@ fn prepare(pam: &dyn Pam, o: &Options) -> Prepared {
     Prepared::Check(who, cx)
 }
 
-/// Whether this service is one the PAM line asks pam_jit to gate.
+/// Whether this service is one the PAM line asks pam_jit to gate. The services jitd routes a
+/// privilege's commands to (`jitd-*`, sudo's stack included under another name) exist only to
+/// be gated: always, whatever `services=` lists.
 fn gated(o: &Options, service: &str) -> bool {
-    o.services
-        .as_ref()
-        .is_none_or(|list| list.iter().any(|s| s == service))
+    service.starts_with(JITD_SERVICE_PREFIX)
+        || o.services
+            .as_ref()
+            .is_none_or(|list| list.iter().any(|s| s == service))
 }
+
+/// Prefix of the services jitd routes commands to (`jitd::policy::routes::SERVICE_PREFIX`,
+/// which pam_jit does not link).
+const JITD_SERVICE_PREFIX: &str = "jitd-";
 
 fn context(pam: &dyn Pam) -> Result<Context, Code> {
     let get = |item: Item| match pam.item(item) {

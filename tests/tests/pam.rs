@@ -9,8 +9,10 @@ use std::time::{Duration, Instant};
 
 use jitd_tests::*;
 
-/// A `kind = "gate"` privilege: the admin's static sudoers line below says what alice may run;
-/// the grant only opens pam_jit's gate. `session-id` ends with its first sudo session.
+/// `kind = "gate"` privileges: the admin's static sudoers line below says what alice may run;
+/// a grant only opens pam_jit's gate. `gated-id` opens the whole `sudo` service (every static
+/// rule not named by another privilege); `once-id` and `recall-id` open only their own commands,
+/// which sudo runs under their own PAM services. `once-id` ends with its first sudo session.
 const POLICY: &str = r#"
 [privilege.gated-id]
 kind = "gate"
@@ -19,7 +21,7 @@ pam_services = ["sudo", "su", "jit-test"]
 
 [privilege.once-id]
 kind = "gate"
-pam_services = ["sudo"]
+commands = ["/usr/bin/id -G", "/usr/bin/sleep 301"]
 session_bound = true
 
 [privilege.other-service]
@@ -28,7 +30,7 @@ pam_services = ["cron"]
 
 [privilege.recall-id]
 kind = "gate"
-pam_services = ["sudo"]
+commands = ["/usr/bin/sleep 302"]
 on_end = "terminate"
 
 [[rule]]
@@ -92,8 +94,12 @@ fn elevate(user: &str, privilege: &str, secs: u32) {
 /// `sudo -S` with nothing on stdin: like a user at a terminal who types nothing. (`sudo -n`
 /// would hide pam_jit's message: sudo runs no conversation at all then.)
 fn sudo_id(user: &str) -> Output {
+    sudo_cmd(user, "/usr/bin/id -u")
+}
+
+fn sudo_cmd(user: &str, command: &str) -> Output {
     run(Command::new("su")
-        .args([user, "-s", "/bin/sh", "-c", "sudo -S /usr/bin/id -u"])
+        .args([user, "-s", "/bin/sh", "-c", &format!("sudo -S {command}")])
         .stdin(Stdio::null()))
 }
 
@@ -378,7 +384,7 @@ fn elevated_sessions_are_recorded_and_a_session_bound_grant_ends_with_its_sessio
     let _pam = sudo_stack("");
     let d = Daemon::start(&s.sb, "pam-session", POLICY);
     elevate("alice", "once-id", 60);
-    assert!(allowed(&sudo_id("alice")), "first use");
+    assert!(allowed(&sudo_cmd("alice", "/usr/bin/id -G")), "first use");
     wait_for(
         Duration::from_secs(5),
         "the session-bound grant to end",
@@ -388,16 +394,23 @@ fn elevated_sessions_are_recorded_and_a_session_bound_grant_ends_with_its_sessio
     assert!(log.contains("session.opened"), "{log}");
     assert!(log.contains("session.closed"), "{log}");
     assert!(
-        !allowed(&sudo_id("alice")),
+        !allowed(&sudo_cmd("alice", "/usr/bin/id -G")),
         "the grant ended with its session"
     );
 }
 
-/// Starts `sudo /usr/bin/sleep 300` as alice and waits until pam_jit has recorded its session
-/// (the `n`th `session.opened` in the daemon's log).
-fn long_sudo_session(d: &Daemon, n: usize) -> std::process::Child {
+/// Starts `sudo /usr/bin/sleep <secs>` as alice and waits until pam_jit has recorded its
+/// session (the `n`th `session.opened` in the daemon's log). 300 s is opened by `gated-id`,
+/// 301 s by `once-id`, 302 s by `recall-id`.
+fn long_sudo_session(d: &Daemon, n: usize, secs: u32) -> std::process::Child {
     let mut long = Command::new("su")
-        .args(["alice", "-s", "/bin/sh", "-c", "sudo -S /usr/bin/sleep 300"])
+        .args([
+            "alice",
+            "-s",
+            "/bin/sh",
+            "-c",
+            &format!("sudo -S /usr/bin/sleep {secs}"),
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -455,7 +468,7 @@ fn revoke_terminate_ends_the_running_sudo_session_of_the_grant() {
     let d = Daemon::start(&s.sb, "pam-terminate", POLICY);
     elevate("alice", "gated-id", 600);
     let id = live_grant_id("alice");
-    let mut long = long_sudo_session(&d, 1);
+    let mut long = long_sudo_session(&d, 1, 300);
     // on_end is "keep" for gated-id: only --terminate ends the session.
     let o =
         run(Command::new("jitctl").args(["revoke", &id, "--terminate", "--reason", "incident"]));
@@ -486,7 +499,7 @@ fn sessions_outlive_a_daemon_restart() {
 
     elevate("alice", "gated-id", 600);
     let id = live_grant_id("alice");
-    let mut long = long_sudo_session(&d, 1);
+    let mut long = long_sudo_session(&d, 1, 300);
     d.restart();
     let o = run(Command::new("jitctl").args([
         "revoke",
@@ -505,10 +518,10 @@ fn sessions_outlive_a_daemon_restart() {
 
     elevate("alice", "once-id", 600);
     let once = live_grant_id("alice");
-    let mut long = long_sudo_session(&d, 2);
+    let mut long = long_sudo_session(&d, 2, 301);
     d.kill9();
     // The session ends while nobody listens: pam_jit's close cannot reach jitd.
-    let o = run(Command::new("pkill").args(["-f", "^/usr/bin/sleep 300"]));
+    let o = run(Command::new("pkill").args(["-f", "^/usr/bin/sleep 301"]));
     assert!(o.status.success(), "{}", stderr(&o));
     wait_exit(&mut long, Duration::from_secs(10), "sudo to finish");
     d.restart();
@@ -519,7 +532,7 @@ fn sessions_outlive_a_daemon_restart() {
     );
     assert_eq!(d.state_of(&once), "revoked");
     assert!(
-        !allowed(&sudo_id("alice")),
+        !allowed(&sudo_cmd("alice", "/usr/bin/id -G")),
         "the session-bound grant ended at start-up"
     );
 }
@@ -535,7 +548,7 @@ fn a_session_whose_grant_ended_while_jitd_was_down_is_recalled_at_start() {
     // A minute's grant whose deadline passes while jitd is dead: the clock is moved past it
     // rather than waited for, so a slow machine cannot end it before jitd is killed.
     elevate("alice", "recall-id", 60);
-    let mut long = long_sudo_session(&d, 1);
+    let mut long = long_sudo_session(&d, 1, 302);
     d.kill9();
     d.set_wall_offset_ms(120_000);
     std::thread::sleep(Duration::from_secs(1));

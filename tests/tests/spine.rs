@@ -561,7 +561,8 @@ fn only_root_may_call_the_gate_and_only_admins_may_list_everything() {
         "CheckAccess",
         "usss",
         &uid,
-        "sudo",
+        // sudo runs the whoami privilege's commands under its own service.
+        "jitd-whoami",
         "",
         "",
     ]));

@@ -415,6 +415,12 @@ audit_events! {
     }
     PolicyLoaded = "policy.loaded" [Level::Info] { summary: String }
     PolicyRejected = "policy.rejected" [Level::Warning] { errors: String, action: String }
+    /// The PAM services sudo runs each privilege's commands under are on the system.
+    PolicyRouted = "policy.routed" [Level::Info] { services: String }
+    /// They could not be written.
+    PolicyRouteFailed = "policy.route_failed" [Level::Warning] { error: String }
+    /// They were found altered or missing and are put back.
+    PolicyRouteRepaired = "policy.route_repaired" [Level::Warning] { damage: String }
 
     // ---- sessions ---------------------------------------------------------------------------
     // `grant` is a String here: pam_jit reports it, and a session may have none (empty).

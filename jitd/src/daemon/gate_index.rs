@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::client::GateDecision;
 use crate::clock::{Deadline, Now};
-use crate::grant::{GrantKind, GrantRecord};
+use crate::grant::GrantRecord;
 use crate::names::GrantId;
 use crate::policy::{Accounts, Policy};
 
@@ -80,20 +80,15 @@ impl GateIndex {
         }
     }
 
-    /// Puts a live grant in the index. A grant whose privilege left the policy keeps what sudo
-    /// grants always cover.
+    /// Puts a live grant in the index. A grant whose privilege left the policy opens nothing:
+    /// its commands are no longer routed to a service of its own, and every other door is
+    /// another privilege's.
     pub fn insert(&mut self, g: &GrantRecord) {
         let services = self
             .policy
             .privilege(&g.privilege)
             .map(|p| p.pam_services.clone())
-            .unwrap_or_else(|| {
-                if g.kind() == GrantKind::Sudo {
-                    vec!["sudo".into(), "sudo-i".into()]
-                } else {
-                    vec![]
-                }
-            });
+            .unwrap_or_default();
         self.by_uid.entry(g.uid).or_default().push(GateEntry {
             id: g.id.clone(),
             user: g.user.clone(),

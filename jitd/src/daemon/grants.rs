@@ -320,6 +320,7 @@ impl Core {
                 let _ = self.enforcer.remove_orphan(&id);
             }
         }
+        self.unroute();
         count
     }
 }

@@ -28,6 +28,7 @@ mod hints;
 mod recall;
 mod reconcile;
 mod requests;
+mod routes;
 mod safe_mode;
 mod schedule;
 mod sessions;
@@ -284,7 +285,7 @@ impl Core {
                 kind: match p.kind {
                     crate::policy::PrivilegeKind::Sudo { .. } => crate::terms::GrantKind::Sudo,
                     crate::policy::PrivilegeKind::Group { .. } => crate::terms::GrantKind::Group,
-                    crate::policy::PrivilegeKind::Gate => crate::terms::GrantKind::Gate,
+                    crate::policy::PrivilegeKind::Gate { .. } => crate::terms::GrantKind::Gate,
                 },
                 grants: e.grants,
                 interactive: self
@@ -351,6 +352,17 @@ impl Core {
             .map_err(|errors| diagnostics_text(&errors))
         {
             Ok(policy) => {
+                // The routes first: a policy whose commands sudo cannot place is not put in
+                // force, or its grants would open the wrong door (or none).
+                if let Err(e) = self.route(&policy) {
+                    self.record(AuditEvent::PolicyRejected {
+                        errors: e.clone(),
+                        action: "previous policy stays in force".into(),
+                    });
+                    return Err(Error::Unavailable(format!(
+                        "policy not reloaded, the previous one stays in force: {e}"
+                    )));
+                }
                 let summary = format!(
                     "policy loaded: {} privileges, {} rules",
                     policy.privileges().count(),

@@ -124,6 +124,7 @@ impl Core {
             }
         }
         self.remove_orphans();
+        self.check_routes();
     }
 
     /// Ends `g` when the account it was made for is no longer the account of its uid and name

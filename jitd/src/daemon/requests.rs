@@ -168,7 +168,7 @@ impl Core {
             PrivilegeKind::Group { group, .. } => GrantSpec::Group {
                 group: group.clone(),
             },
-            PrivilegeKind::Gate => GrantSpec::Gate,
+            PrivilegeKind::Gate { .. } => GrantSpec::Gate,
         };
         let drop_in = match &spec {
             GrantSpec::Sudo {
@@ -217,7 +217,7 @@ impl Core {
                     PrivilegeKind::Group { group, gid } => {
                         Some(self.accounts.group_gid(group.as_str()).unwrap_or(*gid))
                     }
-                    PrivilegeKind::Sudo { .. } | PrivilegeKind::Gate => None,
+                    PrivilegeKind::Sudo { .. } | PrivilegeKind::Gate { .. } => None,
                 },
                 on_end: Some(p.on_end),
             },

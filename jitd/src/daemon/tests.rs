@@ -212,7 +212,11 @@ fn a_grant_is_recorded_applied_and_visible_to_the_gate() {
     let id = w.grant("whoami", 600);
     assert!(w.on(&id));
     assert_eq!(w.state(&id), GrantState::Active);
-    assert!(w.gate_allows("sudo"));
+    assert!(
+        w.gate_allows("jitd-whoami"),
+        "the service its commands are routed to"
+    );
+    assert!(!w.gate_allows("sudo"), "no static sudoers rule");
     assert!(!w.gate_allows("su"), "only the privilege's PAM services");
 }
 
@@ -373,7 +377,7 @@ fn restart_reconciles_every_interrupted_state() {
         w.system.orphans.lock().unwrap().is_empty(),
         "orphan removed"
     );
-    assert!(w.gate_allows("sudo"));
+    assert!(w.gate_allows("jitd-whoami"));
 }
 
 #[test]

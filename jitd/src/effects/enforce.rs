@@ -13,9 +13,11 @@ use std::path::PathBuf;
 use crate::effects::GrantError;
 use crate::effects::group::Groups;
 use crate::effects::manifest::{Manifests, Membership};
+use crate::effects::routes::RouteFiles;
 use crate::effects::sudoers::{DropInStatus, SudoersDir};
 use crate::grant::{GrantRecord, GrantSpec};
 use crate::names::{GrantId, GroupName, UserName};
+use crate::policy::routes::Route;
 
 /// Is a live grant still on the system as it was written?
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,11 +84,24 @@ pub trait Enforcer: Send {
     fn foreign_lookalikes(&self) -> Result<Vec<PathBuf>, GrantError>;
     /// Removes temp files a crash left behind; returns how many.
     fn remove_stale_temp(&self) -> Result<usize, GrantError>;
+    /// Makes sudo run each privilege's commands under the PAM service `routes` say.
+    fn route(&self, _routes: &[Route]) -> Result<(), GrantError> {
+        Ok(())
+    }
+    /// How the routes on the system differ from `routes` (one line per file; empty: intact).
+    fn route_damage(&self, _routes: &[Route]) -> Vec<String> {
+        Vec::new()
+    }
+    /// Takes every route off the system.
+    fn unroute(&self) -> Result<(), GrantError> {
+        Ok(())
+    }
 }
 
 /// The host's real sudoers directory and group database.
 pub struct SystemEnforcer {
     pub sudoers: SudoersDir,
+    pub routes: RouteFiles,
     pub groups: Groups,
     pub manifests: Manifests,
 }
@@ -287,5 +302,17 @@ impl Enforcer for SystemEnforcer {
 
     fn remove_stale_temp(&self) -> Result<usize, GrantError> {
         self.sudoers.remove_stale_temp()
+    }
+
+    fn route(&self, routes: &[Route]) -> Result<(), GrantError> {
+        self.routes.install(routes)
+    }
+
+    fn route_damage(&self, routes: &[Route]) -> Vec<String> {
+        self.routes.damage(routes)
+    }
+
+    fn unroute(&self) -> Result<(), GrantError> {
+        self.routes.remove_all()
     }
 }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 pub mod group;
 pub mod manifest;
+pub mod routes;
 pub mod sudoers;
 
 #[derive(Debug, thiserror::Error)]

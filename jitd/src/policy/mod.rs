@@ -14,6 +14,7 @@
 
 mod decide;
 mod load;
+pub mod routes;
 pub mod trust;
 
 use std::fmt;
@@ -125,9 +126,12 @@ pub enum PrivilegeKind {
         gid: u32,
     },
     /// Static eligibility: the admin's own sudoers (or other) rule names what may be run, and
-    /// the grant only opens pam_jit's gate for the privilege's PAM services. jitd writes nothing
-    /// to the system for it.
-    Gate,
+    /// the grant only opens pam_jit's gate: for `commands` (routed to the privilege's own PAM
+    /// service, see [`routes`]) and for the privilege's other PAM services. jitd writes no
+    /// grant to the system for it.
+    Gate {
+        commands: Vec<SudoCommand>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,7 +157,23 @@ impl Privilege {
                 format!("as {run_as}: {}", list.join(", "))
             }
             PrivilegeKind::Group { group, .. } => format!("member of group {group}"),
-            PrivilegeKind::Gate => format!("pam_jit opens {}", self.pam_services.join(", ")),
+            PrivilegeKind::Gate { commands } if commands.is_empty() => {
+                format!("pam_jit opens {}", self.pam_services.join(", "))
+            }
+            PrivilegeKind::Gate { commands } => {
+                let list: Vec<String> = commands.iter().map(ToString::to_string).collect();
+                let others: Vec<&String> = self
+                    .pam_services
+                    .iter()
+                    .filter(|s| !s.starts_with(routes::SERVICE_PREFIX))
+                    .collect();
+                let mut text = format!("pam_jit opens the sudoers rule for: {}", list.join(", "));
+                if !others.is_empty() {
+                    let others: Vec<&str> = others.iter().map(|s| s.as_str()).collect();
+                    text.push_str(&format!("; and {}", others.join(", ")));
+                }
+                text
+            }
         }
     }
 }
@@ -245,6 +265,8 @@ pub struct Explanation {
 pub struct Policy {
     privileges: Vec<Privilege>,
     rules: Vec<Rule>,
+    /// The PAM service sudo runs each privilege's commands under.
+    routes: Vec<routes::Route>,
 }
 
 impl Policy {
@@ -281,6 +303,11 @@ impl Policy {
 
     pub fn rules(&self) -> &[Rule] {
         &self.rules
+    }
+
+    /// Where sudo sends each privilege's commands (see [`routes`]).
+    pub fn routes(&self) -> &[routes::Route] {
+        &self.routes
     }
 
     fn first_rule(&self, who: &Requester, privilege: &str) -> Option<&Rule> {

@@ -227,6 +227,15 @@ fn samples() -> Vec<AuditEvent> {
             errors: "policy.toml:3:1: unknown key\npolicy.toml:9:2: bad".into(),
             action: "previous policy stays in force".into(),
         },
+        PolicyRouted {
+            services: "jitd-db-restart, jitd-nginx".into(),
+        },
+        PolicyRouteFailed {
+            error: "visudo -cf /etc/sudoers.d/.jitd_routes.tmp: syntax error".into(),
+        },
+        PolicyRouteRepaired {
+            damage: "/etc/pam.d/jitd-db-restart is missing".into(),
+        },
         SessionOpened {
             session: "s0123456789ab".into(),
             grant: String::new(),
@@ -472,6 +481,7 @@ fn levels_are_todays() {
             | GrantRevoked { .. }
             | GrantRolledBack { .. }
             | PolicyLoaded { .. }
+            | PolicyRouted { .. }
             | SessionOpened { .. }
             | SessionClosed { .. }
             | SessionRecordClosed { .. }

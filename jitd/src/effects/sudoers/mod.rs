@@ -83,8 +83,6 @@ pub fn marker(id: &GrantId) -> String {
     format!("# jitd grant {id}: managed by jitd, do not edit")
 }
 
-const MARKER_PREFIX: &str = "# jitd grant ";
-
 /// The drop-in text for `d`.
 pub fn render(d: &DropIn<'_>, flavor: &SudoFlavor) -> Result<String, GrantError> {
     if d.uid == u32::MAX || d.run_as_uid == u32::MAX {
@@ -186,6 +184,10 @@ impl SudoersDir {
         Self { dir, visudo }
     }
 
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     pub fn path_for(&self, id: &GrantId) -> PathBuf {
         self.dir.join(format!("jitd-{id}"))
     }
@@ -218,15 +220,53 @@ impl SudoersDir {
 
     /// Puts `text` at the grant's path. Idempotent: the same text already there is success.
     pub fn install(&self, id: &GrantId, text: &str) -> Result<(), GrantError> {
-        if !text.starts_with(&marker(id)) {
+        self.install_file(&self.path_for(id), &self.temp_for(id), &marker(id), text)
+    }
+
+    /// Puts `text`, whose first line is `marker`, at `name` in the directory, the way a grant's
+    /// drop-in is installed (for jitd's other sudoers file, the routes).
+    pub fn install_named(&self, name: &str, marker: &str, text: &str) -> Result<(), GrantError> {
+        let (path, temp) = (self.dir.join(name), self.dir.join(format!(".{name}.tmp")));
+        self.install_file(&path, &temp, marker, text)
+    }
+
+    /// Removes `name` if it carries `marker`; missing is success.
+    pub fn remove_named(&self, name: &str, marker: &str) -> Result<bool, GrantError> {
+        let path = self.dir.join(name);
+        let _ = remove_if_ours_temp(&self.dir.join(format!(".{name}.tmp")));
+        match fs::symlink_metadata(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(GrantError::io(&path, e)),
+            Ok(meta) if meta.file_type().is_file() && carries(&path, marker) => {
+                fs::remove_file(&path).map_err(|e| GrantError::io(&path, e))?;
+                sync_dir(&self.dir)?;
+                Ok(true)
+            }
+            Ok(_) => Err(GrantError::Foreign { path }),
+        }
+    }
+
+    /// Compares the file `name` on disk with `expected`.
+    pub fn status_named(&self, name: &str, expected: &str) -> Result<DropInStatus, GrantError> {
+        file_status(&self.dir.join(name), expected, 0o440)
+    }
+
+    fn install_file(
+        &self,
+        path: &Path,
+        temp: &Path,
+        marker: &str,
+        text: &str,
+    ) -> Result<(), GrantError> {
+        if !text.starts_with(marker) {
             return Err(GrantError::Verify {
                 what: "drop-in text lacks its marker".into(),
             });
         }
         self.check_dir()?;
-        let path = self.path_for(id);
+        let path = path.to_path_buf();
         match fs::symlink_metadata(&path) {
-            Ok(meta) if meta.file_type().is_file() && self.carries_marker(&path, id) => {
+            Ok(meta) if meta.file_type().is_file() && carries(&path, marker) => {
                 if meta.uid() == 0
                     && meta.gid() == 0
                     && meta.mode() & 0o7777 == 0o440
@@ -240,13 +280,12 @@ impl SudoersDir {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(GrantError::io(&path, e)),
         }
-        let temp = self.temp_for(id);
-        let result = self.write_checked(&temp, text).and_then(|()| {
-            fs::rename(&temp, &path).map_err(|e| GrantError::io(&path, e))?;
+        let result = self.write_checked(temp, text).and_then(|()| {
+            fs::rename(temp, &path).map_err(|e| GrantError::io(&path, e))?;
             sync_dir(&self.dir)
         });
         if result.is_err() {
-            let _ = remove_if_ours_temp(&temp);
+            let _ = remove_if_ours_temp(temp);
         }
         result
     }
@@ -311,26 +350,7 @@ impl SudoersDir {
 
     /// Compares the file on disk with `expected`.
     pub fn status(&self, id: &GrantId, expected: &str) -> Result<DropInStatus, GrantError> {
-        let path = self.path_for(id);
-        let meta = match fs::symlink_metadata(&path) {
-            Ok(meta) => meta,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(DropInStatus::Missing),
-            Err(e) => return Err(GrantError::io(&path, e)),
-        };
-        let tampered = |why: &str| Ok(DropInStatus::Tampered(why.to_string()));
-        if !meta.file_type().is_file() {
-            return tampered("not a regular file");
-        }
-        if meta.uid() != 0 || meta.gid() != 0 {
-            return tampered("owner is not root:root");
-        }
-        if meta.mode() & 0o7777 != 0o440 {
-            return tampered(&format!("mode is {:o}, not 440", meta.mode() & 0o7777));
-        }
-        if read_small(&path).as_deref() != Some(expected) {
-            return tampered("content changed");
-        }
-        Ok(DropInStatus::Intact)
+        file_status(&self.path_for(id), expected, 0o440)
     }
 
     /// The deadline written in the drop-in of grant `id` (its second line, `# privilege … until
@@ -408,19 +428,51 @@ impl SudoersDir {
 
     /// Whether `path` (already known to be a regular file) starts with `id`'s marker line.
     fn carries_marker(&self, path: &Path, id: &GrantId) -> bool {
-        let Ok(mut file) = open_nofollow(path) else {
-            return false;
-        };
-        let mut head = [0u8; 128];
-        let n = file.read(&mut head).unwrap_or(0);
-        let head = String::from_utf8_lossy(&head[..n]);
-        head.lines()
-            .next()
-            .is_some_and(|l| l.starts_with(MARKER_PREFIX) && l == marker(id))
+        carries(path, &marker(id))
     }
 }
 
-fn create_exclusive(path: &Path) -> std::io::Result<File> {
+/// Whether the file at `path` is root's, has `mode` and holds exactly `expected`.
+pub(crate) fn file_status(
+    path: &Path,
+    expected: &str,
+    mode: u32,
+) -> Result<DropInStatus, GrantError> {
+    let meta = match fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(DropInStatus::Missing),
+        Err(e) => return Err(GrantError::io(path, e)),
+    };
+    let tampered = |why: &str| Ok(DropInStatus::Tampered(why.to_string()));
+    if !meta.file_type().is_file() {
+        return tampered("not a regular file");
+    }
+    if meta.uid() != 0 || meta.gid() != 0 {
+        return tampered("owner is not root:root");
+    }
+    if meta.mode() & 0o7777 != mode {
+        return tampered(&format!("mode is {:o}, not {mode:o}", meta.mode() & 0o7777));
+    }
+    if read_small(path).as_deref() != Some(expected) {
+        return tampered("content changed");
+    }
+    Ok(DropInStatus::Intact)
+}
+
+/// Whether the regular file at `path` starts with the line `marker`.
+pub(crate) fn carries(path: &Path, marker: &str) -> bool {
+    let Ok(mut file) = open_nofollow(path) else {
+        return false;
+    };
+    let mut head = [0u8; 128];
+    let n = file.read(&mut head).unwrap_or(0);
+    let head = String::from_utf8_lossy(&head[..n]);
+    head.lines()
+        .next()
+        .is_some_and(|l| l.starts_with("# jitd ") && l == marker)
+}
+
+pub(crate) fn create_exclusive(path: &Path) -> std::io::Result<File> {
     OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -442,7 +494,7 @@ fn open_nofollow(path: &Path) -> std::io::Result<File> {
 }
 
 /// Reads a file of at most 64 KiB (drop-ins are far smaller); `None` if larger or unreadable.
-fn read_small(path: &Path) -> Option<String> {
+pub(crate) fn read_small(path: &Path) -> Option<String> {
     let mut file = open_nofollow(path).ok()?;
     let mut buf = String::new();
     (&mut file)
@@ -453,7 +505,7 @@ fn read_small(path: &Path) -> Option<String> {
 }
 
 /// Removes `path` if it is a regular file (jitd's temp names are jitd's); true if removed.
-fn remove_if_ours_temp(path: &Path) -> Result<bool, GrantError> {
+pub(crate) fn remove_if_ours_temp(path: &Path) -> Result<bool, GrantError> {
     match fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_file() => {
             fs::remove_file(path).map_err(|e| GrantError::io(path, e))?;
@@ -466,7 +518,7 @@ fn remove_if_ours_temp(path: &Path) -> Result<bool, GrantError> {
 }
 
 /// Makes a rename or unlink in `dir` durable.
-fn sync_dir(dir: &Path) -> Result<(), GrantError> {
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), GrantError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| GrantError::io(dir, e))

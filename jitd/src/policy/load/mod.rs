@@ -3,6 +3,7 @@
 
 mod diagnostics;
 mod privilege;
+mod routes;
 mod rule;
 
 use std::collections::BTreeMap;
@@ -140,6 +141,7 @@ pub(super) fn from_texts(
     // Privileges first, from every file, so rules may name privileges of other files.
     let mut policy = Policy::default();
     let mut defined: BTreeMap<String, Defined> = BTreeMap::new();
+    let mut claims = routes::Claims::default();
     for (file, text, raw) in &parsed {
         let mut r = Reporter {
             file,
@@ -175,6 +177,7 @@ pub(super) fn from_texts(
                     line,
                 },
             );
+            claims.add(&mut r, name.as_str(), body.get_ref());
             if let Some(p) = privilege(&mut r, &mut w, name, body, accounts, &sensitive) {
                 policy.privileges.push(p);
             }
@@ -207,6 +210,7 @@ pub(super) fn from_texts(
     if !errors.is_empty() {
         return Err(errors);
     }
+    routes::route(&mut policy);
 
     for (file, text, raw) in &parsed {
         for key in raw.privilege.keys() {

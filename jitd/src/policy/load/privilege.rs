@@ -8,6 +8,7 @@ use toml::Spanned;
 
 use super::diagnostics::{Reporter, Warnings};
 use crate::names::{GroupName, PrivilegeName, SudoCommand, UserName};
+use crate::policy::routes::SERVICE_PREFIX;
 use crate::policy::{Accounts, OnEnd, Privilege, PrivilegeKind};
 
 /// Groups whose membership is as good as root, or close enough, with why; granting one needs
@@ -124,25 +125,7 @@ pub(super) fn privilege(
                 }
                 uid
             });
-            let mut commands = Vec::new();
-            match &raw.commands {
-                None => r.at(body.span(), format!("privilege {name}: kind = \"sudo\" needs commands = [\"/absolute/path args\", ...]")),
-                Some(list) if list.get_ref().is_empty() => r.at(list.span(), "commands must not be empty"),
-                Some(list) => {
-                    for c in list.get_ref() {
-                        match SudoCommand::parse(c.get_ref()) {
-                            Ok(cmd) if commands.contains(&cmd) => r.at(c.span(), format!("command {cmd} is listed twice")),
-                            Ok(cmd) => {
-                                if !accounts.path_exists(Path::new(cmd.path())) {
-                                    w.push((c.span(), format!("{} does not exist on this host", cmd.path())));
-                                }
-                                commands.push(cmd);
-                            }
-                            Err(e) => r.at(c.span(), e.to_string()),
-                        }
-                    }
-                }
-            }
+            let commands = commands(r, w, &name, body, accounts);
             match (run_as, run_as_uid) {
                 (Some(run_as), Some(run_as_uid)) => Some(PrivilegeKind::Sudo {
                     run_as,
@@ -205,7 +188,6 @@ pub(super) fn privilege(
         "gate" => {
             for (span, field) in [
                 (raw.run_as.as_ref().map(Spanned::span), "run_as"),
-                (raw.commands.as_ref().map(Spanned::span), "commands"),
                 (
                     raw.password_each_time.as_ref().map(Spanned::span),
                     "password_each_time",
@@ -216,13 +198,17 @@ pub(super) fn privilege(
                     r.at(span, format!("{field} has no meaning for kind = \"gate\": the admin's own sudoers rule says what may be run"));
                 }
             }
-            if raw.pam_services.is_none() {
+            let commands = match &raw.commands {
+                Some(_) => commands(r, w, &name, body, accounts),
+                None => Vec::new(),
+            };
+            if raw.pam_services.is_none() && raw.commands.is_none() {
                 r.at(
                     raw.kind.span(),
-                    format!("privilege {name}: kind = \"gate\" needs pam_services = [\"sudo\", ...]: the services whose pam_jit gate it opens"),
+                    format!("privilege {name}: kind = \"gate\" needs commands = [\"/absolute/path args\", ...] (the commands of the static sudoers rule it opens) or pam_services = [\"su\", ...] (the PAM services it opens)"),
                 );
             }
-            Some(PrivilegeKind::Gate)
+            Some(PrivilegeKind::Gate { commands })
         }
         other => {
             r.at(
@@ -232,20 +218,30 @@ pub(super) fn privilege(
             None
         }
     };
-    let default_services: &[&str] = match kind {
-        Some(PrivilegeKind::Sudo { .. }) => &["sudo", "sudo-i"],
-        _ => &[],
-    };
-    let mut pam_services: Vec<String> = default_services.iter().map(ToString::to_string).collect();
+    // A sudo privilege opens exactly its own commands (their routed service, filled in once
+    // every privilege is known); naming services there would open static rules too.
+    if let (Some(PrivilegeKind::Sudo { .. }), Some(list)) = (&kind, &raw.pam_services)
+        && let Some(first) = list.first()
+    {
+        r.at(
+            first.span(),
+            "pam_services is only for kind = \"gate\": a kind = \"sudo\" grant opens exactly its own commands (pam_jit sees them under the service jitd-<privilege>)",
+        );
+    }
+    let mut pam_services: Vec<String> = Vec::new();
     if let Some(list) = &raw.pam_services {
-        pam_services.clear();
         for s in list {
             let ok = !s.get_ref().is_empty()
                 && s.get_ref().len() <= 64
                 && s.get_ref()
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-            if ok {
+            if ok && s.get_ref().starts_with(SERVICE_PREFIX) {
+                r.at(
+                    s.span(),
+                    format!("PAM services named {SERVICE_PREFIX}* are jitd's own (the services it routes privileges' commands to); list the commands with commands = [...] instead"),
+                );
+            } else if ok {
                 pam_services.push(s.get_ref().clone());
             } else {
                 r.at(
@@ -260,9 +256,9 @@ pub(super) fn privilege(
         &[("keep", OnEnd::Keep), ("terminate", OnEnd::Terminate)],
         |other| format!("on_end must be \"keep\" or \"terminate\", not {other:?}"),
     );
-    if matches!(kind, Some(PrivilegeKind::Gate))
-        && pam_services.is_empty()
-        && raw.pam_services.is_some()
+    if matches!(kind, Some(PrivilegeKind::Gate { .. }))
+        && raw.pam_services.as_ref().is_some_and(Vec::is_empty)
+        && raw.commands.is_none()
     {
         r.at(
             raw.kind.span(),
@@ -280,4 +276,72 @@ pub(super) fn privilege(
         on_end,
         session_bound: raw.session_bound.unwrap_or(false),
     })
+}
+
+/// The `commands` list of a privilege: exact absolute commands, each once. Errors are reported;
+/// the commands that parse are returned.
+fn commands(
+    r: &mut Reporter<'_>,
+    w: &mut Warnings,
+    name: &PrivilegeName,
+    body: &Spanned<RawPrivilege>,
+    accounts: &dyn Accounts,
+) -> Vec<SudoCommand> {
+    let mut commands = Vec::new();
+    match &body.get_ref().commands {
+        None => r.at(
+            body.span(),
+            format!(
+                "privilege {name}: kind = \"sudo\" needs commands = [\"/absolute/path args\", ...]"
+            ),
+        ),
+        Some(list) if list.get_ref().is_empty() => r.at(list.span(), "commands must not be empty"),
+        Some(list) => {
+            for c in list.get_ref() {
+                match SudoCommand::parse(c.get_ref()) {
+                    Ok(cmd) if commands.contains(&cmd) => {
+                        r.at(c.span(), format!("command {cmd} is listed twice"))
+                    }
+                    Ok(cmd) => {
+                        if !accounts.path_exists(Path::new(cmd.path())) {
+                            w.push((
+                                c.span(),
+                                format!("{} does not exist on this host", cmd.path()),
+                            ));
+                        }
+                        commands.push(cmd);
+                    }
+                    Err(e) => r.at(c.span(), e.to_string()),
+                }
+            }
+        }
+    }
+    commands
+}
+
+/// What a privilege claims for the gate to tell it apart: its commands and its PAM services,
+/// with where they are written.
+pub(super) enum Claim {
+    /// A command, by its sudoers text.
+    Command(String),
+    Service(String),
+}
+
+impl RawPrivilege {
+    pub(super) fn is_gate(&self) -> bool {
+        self.kind.get_ref() == "gate"
+    }
+
+    pub(super) fn claims(&self) -> Vec<(Range<usize>, Claim)> {
+        let mut out = Vec::new();
+        for c in self.commands.iter().flat_map(|l| l.get_ref()) {
+            if let Ok(cmd) = SudoCommand::parse(c.get_ref()) {
+                out.push((c.span(), Claim::Command(cmd.to_sudoers())));
+            }
+        }
+        for s in self.pam_services.iter().flatten() {
+            out.push((s.span(), Claim::Service(s.get_ref().clone())));
+        }
+        out
+    }
 }

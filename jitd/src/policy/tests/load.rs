@@ -7,7 +7,10 @@ fn a_valid_policy_with_both_kinds_loads() {
     let loaded = parse(GOOD).unwrap();
     let p = &loaded.policy;
     let nginx = p.privilege("nginx-admin").unwrap();
-    assert_eq!(nginx.pam_services, vec!["sudo", "sudo-i"]);
+    // A sudo privilege opens its own commands only: the service sudo routes them to.
+    assert_eq!(nginx.pam_services, vec!["jitd-nginx-admin"]);
+    assert_eq!(p.routes().len(), 1);
+    assert_eq!(p.routes()[0].commands.len(), 2);
     assert_eq!(
         nginx.describe(),
         "as root: /usr/bin/systemctl restart nginx, /usr/bin/systemctl reload nginx"
@@ -218,4 +221,96 @@ proptest::proptest! {
     ) {
         let _ = parse(&text);
     }
+}
+
+const GATE_RULES: &str = r#"
+[privilege.cheap]
+kind = "sudo"
+commands = ["/usr/bin/id -u"]
+
+[privilege.db-restart]
+kind = "gate"
+commands = ["/usr/bin/systemctl restart db"]
+session_bound = true
+
+[privilege.su-gate]
+kind = "gate"
+pam_services = ["su"]
+
+[[rule]]
+name = "ops"
+users = ["alice"]
+privileges = ["cheap", "db-restart", "su-gate"]
+max_duration = "1h"
+reason_required = false
+"#;
+
+#[test]
+fn a_gate_privilege_opens_its_own_commands_and_nothing_else_does() {
+    let p = parse(GATE_RULES).unwrap().policy;
+    assert_eq!(
+        p.privilege("db-restart").unwrap().pam_services,
+        vec!["jitd-db-restart"]
+    );
+    assert_eq!(
+        p.privilege("cheap").unwrap().pam_services,
+        vec!["jitd-cheap"]
+    );
+    assert_eq!(p.privilege("su-gate").unwrap().pam_services, vec!["su"]);
+    assert_eq!(
+        p.privilege("db-restart").unwrap().describe(),
+        "pam_jit opens the sudoers rule for: /usr/bin/systemctl restart db"
+    );
+}
+
+#[test]
+fn privileges_the_gate_cannot_tell_apart_are_refused_where_written() {
+    // A gate command also in a sudo privilege: the cheap grant would open the guarded rule.
+    let shared_cmd = GATE_RULES.replace(
+        "commands = [\"/usr/bin/id -u\"]",
+        "commands = [\"/usr/bin/id -u\", \"/usr/bin/systemctl restart db\"]",
+    );
+    let e = error(&shared_cmd);
+    assert!(
+        e.starts_with(
+            "8:13: command /usr/bin/systemctl restart db is already named by privilege cheap"
+        ),
+        "{e}"
+    );
+    assert!(
+        e.contains("give each command of a gate privilege to that privilege alone"),
+        "{e}"
+    );
+    // Two gate privileges on one service.
+    let shared_service = GATE_RULES.replace(
+        "commands = [\"/usr/bin/systemctl restart db\"]",
+        "commands = [\"/usr/bin/systemctl restart db\"]\npam_services = [\"su\"]",
+    );
+    let e = error(&shared_service);
+    assert!(
+        e.contains("PAM service su is already named by privilege db-restart"),
+        "{e}"
+    );
+    // A sudo privilege naming services, and a service in jitd's own namespace.
+    let e = parse(&GATE_RULES.replace(
+        "commands = [\"/usr/bin/id -u\"]",
+        "commands = [\"/usr/bin/id -u\"]\npam_services = [\"sudo\"]",
+    ))
+    .expect_err("refused");
+    assert!(
+        e[0].message
+            .contains("pam_services is only for kind = \"gate\""),
+        "{e:?}"
+    );
+    let e = parse(&GATE_RULES.replace("[\"su\"]", "[\"jitd-cheap\"]")).expect_err("refused");
+    assert!(e[0].message.contains("are jitd's own"), "{e:?}");
+    // Sudo privileges may share commands: each grant's drop-in still says what it runs.
+    let two_sudo = GATE_RULES.replace(
+        "[privilege.su-gate]",
+        "[privilege.cheap2]\nkind = \"sudo\"\ncommands = [\"/usr/bin/id -u\"]\n\n[privilege.su-gate]",
+    );
+    let p = parse(&two_sudo).unwrap().policy;
+    let s = &p.privilege("cheap").unwrap().pam_services;
+    assert_eq!(s, &p.privilege("cheap2").unwrap().pam_services);
+    assert!(s[0].starts_with("jitd-shared-"), "{s:?}");
 }

@@ -460,3 +460,15 @@ fn services_outside_the_list_are_left_alone_and_jitd_is_not_asked() {
     let mut g = gate(vec![Ok(refused())]);
     assert_eq!(account(&mut pam, &mut g, &o), Code::PermDenied);
 }
+
+#[test]
+fn the_services_jitd_routes_commands_to_are_gated_whatever_the_list_says() {
+    // sudo runs a privilege's commands under jitd-<privilege>, whose stack is sudo's own: the
+    // pam_jit line there says services=sudo, and must gate it all the same.
+    let mut pam = FakePam::sudo();
+    pam.set("service", "jitd-db-restart");
+    let o = opts(&["services=sudo,su"]);
+    let mut g = gate(vec![Ok(refused())]);
+    assert_eq!(account(&mut pam, &mut g, &o), Code::PermDenied);
+    assert_eq!(g.calls.len(), 1);
+}
