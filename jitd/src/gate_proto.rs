@@ -11,7 +11,7 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::wire::{GateDecision, RequestOutcome, SessionInfo};
+use crate::wire::{GateDecision, PrivilegeInfo, RequestOutcome, SessionInfo};
 
 /// Where jitd listens unless `gate_socket` in jitd.toml (and `socket=` on the PAM line) say
 /// otherwise.
@@ -43,6 +43,12 @@ pub enum GateCall {
         reason: String,
         ticket: String,
     },
+    /// What `uid` may request in place that would open PAM service `service`: the choices the
+    /// prompt shows after a refusal.
+    Choices {
+        uid: u32,
+        service: String,
+    },
     /// An elevated session opened under a grant; the answer is its id.
     SessionOpened {
         session: SessionInfo,
@@ -64,6 +70,9 @@ pub enum GateReply {
     },
     SessionId {
         id: String,
+    },
+    Choices {
+        choices: Vec<PrivilegeInfo>,
     },
     Done,
     /// jitd refused: `name` is the bus error name (`org.jitd.Jitd1.Error.PolicyDenied`, ...),

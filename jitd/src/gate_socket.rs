@@ -189,6 +189,10 @@ fn answer(call: GateCall, shared: &Shared) -> GateReply {
             shared.wake.notify_one();
             out.map(|outcome| GateReply::Outcome { outcome })
         }
+        GateCall::Choices { uid, service } => shared
+            .engine()
+            .choices(uid, &service)
+            .map(|choices| GateReply::Choices { choices }),
         GateCall::SessionOpened { session } => shared
             .engine()
             .session_opened(session)

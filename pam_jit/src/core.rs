@@ -15,9 +15,7 @@
 //! The subject uid 0 is never gated: root needs no elevation, and a break-glass root login must
 //! not depend on jitd.
 
-use jitd::duration;
-use jitd::terms::RequestStatus;
-use jitd::wire::{GateDecision, RequestOutcome, SessionInfo};
+use jitd::wire::{GateDecision, PrivilegeInfo, RequestOutcome, SessionInfo};
 
 use crate::args::{FailMode, Options};
 
@@ -106,7 +104,17 @@ pub trait GateClient {
         privilege: &str,
         duration_secs: u64,
         reason: &str,
+        ticket: &str,
     ) -> Result<RequestOutcome, GateError>;
+    /// What `uid` may request in place for `service`; `None` when jitd cannot say (a jitd
+    /// from before the call), and the prompt then asks without choices.
+    fn choices(
+        &mut self,
+        _uid: u32,
+        _service: &str,
+    ) -> Result<Option<Vec<PrivilegeInfo>>, GateError> {
+        Ok(None)
+    }
     fn session_opened(&mut self, s: &SessionInfo) -> Result<String, GateError>;
     fn session_closed(&mut self, id: &str) -> Result<(), GateError>;
 }
@@ -163,7 +171,7 @@ pub fn subject(pam: &dyn Pam) -> Result<Subject, Code> {
 }
 
 /// The facts of this PAM call that jitd is told.
-struct Context {
+pub(crate) struct Context {
     service: String,
     tty: String,
     rhost: String,
@@ -239,7 +247,7 @@ fn context(pam: &dyn Pam) -> Result<Context, Code> {
 /// Says something to the user. `PAM_SILENT` is not enough to keep quiet: sudo sets it on every
 /// account check, and a refused user must learn what to run. Only the `silent` argument of the
 /// PAM line silences pam_jit; `PAM_SILENT` still drops informational lines.
-fn tell(pam: &dyn Pam, o: &Options, style: Style, text: &str) {
+pub(crate) fn tell(pam: &dyn Pam, o: &Options, style: Style, text: &str) {
     if o.silent || text.is_empty() || (style == Style::TextInfo && pam.silent()) {
         return;
     }
@@ -250,7 +258,7 @@ fn tell(pam: &dyn Pam, o: &Options, style: Style, text: &str) {
 }
 
 /// The outcome when jitd cannot answer, by fail mode.
-fn unreachable(pam: &dyn Pam, o: &Options, uid: u32, why: &str, deny: Code) -> Code {
+pub(crate) fn unreachable(pam: &dyn Pam, o: &Options, uid: u32, why: &str, deny: Code) -> Code {
     match o.fail {
         FailMode::Closed => {
             pam.log(
@@ -329,7 +337,7 @@ fn gatekeep(
         return Code::Success;
     }
     if ask && who.invoker_known() {
-        return request_in_place(pam, gate, o, &who, &cx, &decision.message, deny);
+        return in_place::request(pam, gate, o, &who, &cx, &decision.message, deny);
     }
     if !who.invoker_known() {
         // The subject is only the name someone typed (PAM_USER: sshd, login, ...): no request
@@ -359,105 +367,6 @@ fn gatekeep(
     );
     tell(pam, o, Style::ErrorMsg, &decision.message);
     deny
-}
-
-/// Asks the user for privilege, duration and reason, submits the request to jitd and checks
-/// that the new grant opens this service. Any doubt (no answer, empty answer, refusal) denies.
-fn request_in_place(
-    pam: &mut dyn Pam,
-    gate: &mut dyn GateClient,
-    o: &Options,
-    who: &Subject,
-    cx: &Context,
-    refusal: &str,
-    deny: Code,
-) -> Code {
-    let denied = |pam: &dyn Pam, why: &str| {
-        pam.log(
-            Level::Notice,
-            &format!(
-                "uid {}: denied for {}: no live grant; in-place request: {why}",
-                who.uid, cx.service
-            ),
-        );
-        deny
-    };
-    tell(pam, o, Style::TextInfo, refusal);
-    let ask = |pam: &dyn Pam, prompt: &str| -> Result<String, String> {
-        match pam.converse(Style::PromptEchoOn, prompt) {
-            Ok(Some(answer)) if !answer.trim().is_empty() => Ok(answer.trim().to_string()),
-            Ok(_) => Err("no answer".to_string()),
-            Err(e) => Err(format!("conversation failed: {e}")),
-        }
-    };
-    let privilege = match &o.privilege {
-        Some(p) => p.as_str().to_string(),
-        None => match ask(pam, "jitd: privilege to request: ") {
-            Ok(p) => p,
-            Err(why) => return denied(pam, &why),
-        },
-    };
-    // Enter takes the rule's default (0 asks jitd for it); an example could exceed the rule.
-    let prompt = format!("jitd: {privilege} for how long (Enter: the rule's default): ");
-    let secs = match pam.converse(Style::PromptEchoOn, &prompt) {
-        Ok(Some(text)) if !text.trim().is_empty() => match duration::parse(text.trim()) {
-            Ok(secs) => secs,
-            Err(e) => {
-                tell(pam, o, Style::ErrorMsg, &format!("jitd: {e}"));
-                return denied(pam, "bad duration");
-            }
-        },
-        Ok(_) => 0,
-        Err(e) => return denied(pam, &format!("conversation failed: {e}")),
-    };
-    let reason = match ask(pam, "jitd: reason: ") {
-        Ok(r) => r,
-        Err(why) => return denied(pam, &why),
-    };
-    match gate.request(who.uid, &privilege, secs, &reason) {
-        Ok(outcome) if outcome.status == RequestStatus::Active => {
-            tell(
-                pam,
-                o,
-                Style::TextInfo,
-                &format!("jitd: {}", outcome.message),
-            );
-        }
-        Ok(outcome) => {
-            tell(
-                pam,
-                o,
-                Style::ErrorMsg,
-                &format!("jitd: {}", outcome.message),
-            );
-            return denied(pam, &format!("request is {}", outcome.status));
-        }
-        Err(GateError::Refused { message, .. }) => {
-            tell(pam, o, Style::ErrorMsg, &format!("jitd: {message}"));
-            return denied(pam, &message);
-        }
-        Err(GateError::Unreachable(why)) => return unreachable(pam, o, who.uid, &why, deny),
-    }
-    // The grant is live; it must also cover this service, or the user is let through on a
-    // privilege that does not open this door.
-    match gate.check(who.uid, &cx.service, &cx.tty, &cx.rhost) {
-        Ok(d) if d.allowed => {
-            pam.log(
-                Level::Info,
-                &format!(
-                    "uid {}: allowed for {} by grant {} requested in place",
-                    who.uid, cx.service, d.grant_id
-                ),
-            );
-            Code::Success
-        }
-        Ok(d) => {
-            tell(pam, o, Style::ErrorMsg, &d.message);
-            denied(pam, &format!("{privilege} does not cover {}", cx.service))
-        }
-        Err(GateError::Unreachable(why)) => unreachable(pam, o, who.uid, &why, deny),
-        Err(GateError::Refused { message, .. }) => denied(pam, &message),
-    }
 }
 
 /// `session` open: records the elevated session with jitd under the grant that allows it.
@@ -535,6 +444,8 @@ pub fn close_session(pam: &mut dyn Pam, gate: &mut dyn GateClient, o: &Options) 
     }
     Code::Success
 }
+
+mod in_place;
 
 #[cfg(test)]
 mod tests;

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use jitd::gate_proto::{self, GateCall, GateReply, MAX_LINE};
-use jitd::wire::{GateDecision, RequestOutcome, SessionInfo};
+use jitd::wire::{GateDecision, PrivilegeInfo, RequestOutcome, SessionInfo};
 use nix::errno::Errno;
 use nix::sys::socket::{
     AddressFamily, SockFlag, SockType, UnixAddr, connect, getsockopt, socket,
@@ -151,17 +151,35 @@ impl GateClient for SocketGate {
         privilege: &str,
         duration_secs: u64,
         reason: &str,
+        ticket: &str,
     ) -> Result<RequestOutcome, GateError> {
         let call = GateCall::RequestFor {
             uid,
             privilege: privilege.into(),
             duration_secs,
             reason: reason.into(),
-            ticket: String::new(),
+            ticket: ticket.into(),
         };
         match self.exchange(&call)? {
             GateReply::Outcome { outcome } => Ok(outcome),
             other => Err(refused_or(other, "a request")),
+        }
+    }
+
+    fn choices(
+        &mut self,
+        uid: u32,
+        service: &str,
+    ) -> Result<Option<Vec<PrivilegeInfo>>, GateError> {
+        let call = GateCall::Choices {
+            uid,
+            service: service.into(),
+        };
+        match self.exchange(&call)? {
+            GateReply::Choices { choices } => Ok(Some(choices)),
+            // A jitd from before the call cannot parse it: ask without choices.
+            GateReply::Refused { name, .. } if name.ends_with(".InvalidArgument") => Ok(None),
+            other => Err(refused_or(other, "a list of choices")),
         }
     }
 

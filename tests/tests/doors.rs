@@ -95,6 +95,16 @@ fn a_cheap_grant_opens_its_own_command_and_no_guarded_static_rule() {
         stderr(&guarded)
     );
 
+    // `sudo -n` (no conversation for prompts) still shows the pointer.
+    let n =
+        run(Command::new("su").args(["alice", "-s", "/bin/sh", "-c", "sudo -n /usr/bin/id -G"]));
+    assert!(!ran(&n));
+    assert!(
+        stderr(&n).contains("run `jitctl elevate db-restart --for 10m`"),
+        "{}",
+        stderr(&n)
+    );
+
     let db = elevate("alice", "db-restart");
     assert!(
         ran(&sudo("alice", "/usr/bin/id -G")),
@@ -168,4 +178,59 @@ fn the_routes_follow_the_policy_are_put_back_and_purged() {
     drop(d); // purges
     assert!(!Path::new("/etc/pam.d/jitd-cheap").exists());
     assert!(!Path::new("/etc/sudoers.d/jitd_routes").exists());
+}
+
+/// UX H3 at the prompt: the choices for this command, Enter for the rule's default duration,
+/// the reason's minimum, the rule's ticket, and until when on success.
+#[test]
+#[ignore = "needs root and the sandbox: run tests/run"]
+fn the_in_place_prompt_offers_the_privilege_of_this_command_and_asks_for_its_ticket() {
+    let sb = sandbox();
+    ensure_user("alice");
+    let _sudoers = Replaced::new("/etc/sudoers.d/static-db", STATIC_SUDOERS, 0o440);
+    let _pam = sudo_stack("interactive");
+    let policy = POLICY.replace(
+        "reason_required = false\n",
+        "reason_min_chars = 5\ninteractive = true\nticket_pattern = \"INC-[0-9]+\"\n",
+    );
+    let d = Daemon::start(&sb, "doors-prompt", &policy);
+    let mut child = Command::new("su")
+        .args(["alice", "-s", "/bin/sh", "-c", "sudo -S /usr/bin/id -G"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    // Enter at the duration, a reason, a ticket.
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"\nfailover drill\nINC-7\n")
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    let said = stderr(&o);
+    assert!(ran(&o), "in-place request then sudo: {}{said}", stdout(&o));
+    assert!(
+        said.contains(
+            "you may request db-restart: pam_jit opens the sudoers rule for: /usr/bin/id -G"
+        ),
+        "{said}"
+    );
+    assert!(
+        said.contains("db-restart for how long (Enter: 10m, at most 1h)"),
+        "{said}"
+    );
+    assert!(said.contains("reason (at least 5 characters)"), "{said}");
+    assert!(said.contains("ticket (matching INC-[0-9]+)"), "{said}");
+    assert!(said.contains("granted db-restart until"), "{said}");
+    // (The grant is session-bound: that sudo used it up.)
+    let log = d.log();
+    assert!(
+        log.lines().any(|l| l.contains("event=request.allowed")
+            && l.contains("via=pam")
+            && l.contains("ticket=INC-7")),
+        "the ticket is recorded: {log}"
+    );
 }

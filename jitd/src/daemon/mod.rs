@@ -263,6 +263,25 @@ impl Core {
     }
 
     /// Every privilege `uid` may request now, with its rule's terms and what `uid` holds.
+    /// The privileges `uid` may request at the prompt of PAM service `service` (pam_jit's
+    /// in-place request): those its rule lets be asked for in place and whose grant would open
+    /// the service.
+    pub fn choices(
+        &self,
+        uid: u32,
+        service: &str,
+    ) -> Result<Vec<crate::client::PrivilegeInfo>, Error> {
+        let mut out = self.privileges(uid)?;
+        out.retain(|p| {
+            p.interactive
+                && self
+                    .policy
+                    .privilege(&p.name)
+                    .is_some_and(|q| q.pam_services.iter().any(|s| s == service))
+        });
+        Ok(out)
+    }
+
     pub fn privileges(&self, uid: u32) -> Result<Vec<crate::client::PrivilegeInfo>, Error> {
         let Some(who) = self.requester(uid) else {
             return Err(Error::NotAllowed(format!(

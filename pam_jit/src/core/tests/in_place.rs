@@ -115,7 +115,8 @@ fn a_bad_duration_is_explained_and_makes_no_request() {
     let mut g = gate(vec![Ok(refused())]);
     assert_eq!(authenticate(&mut pam, &mut g, &opts(&[])), Code::AuthErr);
     assert_eq!(g.calls.len(), 1);
-    assert_eq!(pam.said(Style::ErrorMsg).len(), 1);
+    // The refusal, then what was wrong with the duration.
+    assert_eq!(pam.said(Style::ErrorMsg).len(), 2);
 }
 
 /// UX H3: Enter at the duration prompt takes the rule's default instead of denying.
@@ -157,7 +158,7 @@ fn a_refused_request_shows_jitds_reason_and_denies() {
         message: "the reason must be at least 10 characters".into(),
     }));
     assert_eq!(authenticate(&mut pam, &mut g, &opts(&[])), Code::AuthErr);
-    assert!(pam.said(Style::ErrorMsg)[0].contains("at least 10 characters"));
+    assert!(pam.said(Style::ErrorMsg)[1].contains("at least 10 characters"));
 }
 
 #[test]
@@ -190,4 +191,109 @@ fn jitd_vanishing_during_the_request_fails_closed() {
     pam.reply(Ok(Some("restart it")));
     let mut g = gate(vec![Ok(refused())]);
     assert_eq!(authenticate(&mut pam, &mut g, &opts(&[])), Code::AuthErr);
+}
+
+fn choice(name: &str, reason_required: bool, ticket: &str) -> PrivilegeInfo {
+    PrivilegeInfo {
+        name: name.into(),
+        description: String::new(),
+        kind: jitd::terms::GrantKind::Gate,
+        grants: format!("pam_jit opens the sudoers rule for: /usr/sbin/{name}"),
+        rule: "on call".into(),
+        default_secs: 600,
+        max_secs: 3600,
+        reason_required,
+        reason_min_chars: if reason_required { 5 } else { 0 },
+        ticket_pattern: ticket.into(),
+        approval: jitd::wire::RuleApproval(None),
+        interactive: true,
+        held_grant: String::new(),
+        held_until_ms: 0,
+    }
+}
+
+/// UX H3: the prompt shows what may be chosen, Enter takes the first choice and the rule's
+/// default duration, the reason prompt says the minimum, a ticket is asked for when the rule
+/// has a pattern, and success says until when.
+#[test]
+fn the_prompt_shows_the_choices_takes_defaults_and_asks_for_the_ticket() {
+    let mut pam = FakePam::sudo();
+    pam.reply(Ok(Some("")));
+    pam.reply(Ok(Some("")));
+    pam.reply(Ok(Some("failover drill")));
+    pam.reply(Ok(Some("INC-42")));
+    let mut g = gate(vec![Ok(refused()), Ok(allowed())]);
+    g.choices = Some(vec![
+        choice("db-restart", true, "INC-[0-9]+"),
+        choice("db-vacuum", false, ""),
+    ]);
+    g.requests.push_back(Ok(outcome("active")));
+    assert_eq!(
+        account(&mut pam, &mut g, &opts(&["interactive"])),
+        Code::Success
+    );
+    assert_eq!(
+        g.calls[2], "request 1000 db-restart 0 failover drill ticket=INC-42",
+        "{:?}",
+        g.calls
+    );
+    let prompts = pam.said(Style::PromptEchoOn);
+    assert_eq!(
+        prompts,
+        vec![
+            "jitd: which (1-2, or a name; Enter: db-restart): ",
+            "jitd: db-restart for how long (Enter: 10m, at most 1h): ",
+            "jitd: reason (at least 5 characters): ",
+            "jitd: ticket (matching INC-[0-9]+): ",
+        ]
+    );
+    let shown = pam.said(Style::ErrorMsg).join("\n");
+    assert!(shown.contains("1) db-restart - pam_jit opens"), "{shown}");
+    assert!(shown.contains("2) db-vacuum"), "{shown}");
+    assert!(
+        shown.ends_with("jitd: grant g0123456789ab is active"),
+        "jitd's answer (\"granted P until ...\") is shown: {shown}"
+    );
+}
+
+#[test]
+fn a_choice_by_number_without_reason_or_ticket_asks_nothing_more() {
+    let mut pam = FakePam::sudo();
+    pam.reply(Ok(Some("2")));
+    pam.reply(Ok(Some("20m")));
+    pam.reply(Ok(Some("")));
+    let mut g = gate(vec![Ok(refused()), Ok(allowed())]);
+    g.choices = Some(vec![
+        choice("db-restart", true, "INC-[0-9]+"),
+        choice("db-vacuum", false, ""),
+    ]);
+    g.requests.push_back(Ok(outcome("active")));
+    assert_eq!(
+        account(&mut pam, &mut g, &opts(&["interactive"])),
+        Code::Success
+    );
+    assert_eq!(g.calls[2], "request 1000 db-vacuum 1200 ");
+    assert_eq!(pam.said(Style::PromptEchoOn).len(), 3);
+}
+
+#[test]
+fn nothing_to_choose_or_an_unknown_choice_denies_without_a_request() {
+    for (choices, answer) in [
+        (vec![], "x"),
+        (vec![choice("a", false, ""), choice("b", false, "")], "c"),
+    ] {
+        let mut pam = FakePam::sudo();
+        pam.reply(Ok(Some(answer)));
+        let mut g = gate(vec![Ok(refused())]);
+        g.choices = Some(choices);
+        assert_eq!(
+            account(&mut pam, &mut g, &opts(&["interactive"])),
+            Code::PermDenied
+        );
+        assert!(
+            g.calls.iter().all(|c| !c.starts_with("request")),
+            "{:?}",
+            g.calls
+        );
+    }
 }

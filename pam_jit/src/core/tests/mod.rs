@@ -128,6 +128,8 @@ struct FakeGate {
     checks: VecDeque<Result<GateDecision, GateError>>,
     requests: VecDeque<Result<RequestOutcome, GateError>>,
     opened: Option<Result<String, GateError>>,
+    /// What jitd says may be requested in place (`None`: a jitd that cannot say).
+    choices: Option<Vec<PrivilegeInfo>>,
     calls: Vec<String>,
 }
 
@@ -200,11 +202,28 @@ impl GateClient for FakeGate {
         privilege: &str,
         duration_secs: u64,
         reason: &str,
+        ticket: &str,
     ) -> Result<RequestOutcome, GateError> {
+        let ticket = if ticket.is_empty() {
+            String::new()
+        } else {
+            format!(" ticket={ticket}")
+        };
         self.calls.push(format!(
-            "request {uid} {privilege} {duration_secs} {reason}"
+            "request {uid} {privilege} {duration_secs} {reason}{ticket}"
         ));
         self.requests.pop_front().unwrap_or(Err(down()))
+    }
+
+    fn choices(
+        &mut self,
+        uid: u32,
+        service: &str,
+    ) -> Result<Option<Vec<PrivilegeInfo>>, GateError> {
+        if self.choices.is_some() {
+            self.calls.push(format!("choices {uid} {service}"));
+        }
+        Ok(self.choices.clone())
     }
 
     fn session_opened(&mut self, s: &SessionInfo) -> Result<String, GateError> {
@@ -427,6 +446,7 @@ fn closing_never_fails_even_when_jitd_is_gone() {
             _: u32,
             _: &str,
             _: u64,
+            _: &str,
             _: &str,
         ) -> Result<RequestOutcome, GateError> {
             Err(down())
