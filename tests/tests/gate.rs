@@ -109,6 +109,73 @@ fn a_flood_of_the_bus_api_stalls_no_one_s_sudo_and_its_trace_is_bounded() {
     );
 }
 
+fn audit_rows(d: &Daemon) -> u64 {
+    let o = run(Command::new("sqlite3")
+        .arg(d.state_db())
+        .arg("SELECT count(*) FROM audit"));
+    stdout(&o).trim().parse().unwrap_or(0)
+}
+
+/// Finding 1, every kind of call from several users at once: invalid and valid names, the
+/// admin's `ListAll` (a polkit question each), `Revoke` of a grant that is not theirs, and
+/// `Explain`, from two users with 32 connections each. Every sudo of another user goes
+/// through, and the whole audit trail grows by at most each flooding user's allowed rate
+/// (burst 20, then 5 calls a second, at most 2 records a call) plus one summary per window.
+#[test]
+#[ignore = "needs root and the sandbox: run tests/run"]
+fn a_flood_of_every_call_from_several_users_stalls_no_one_and_its_trace_is_bounded() {
+    let (sb, _sudoers) = setup();
+    ensure_user("eve");
+    let _pam = sudo_stack("");
+    let d = Daemon::start(&sb, "gate-flood-mix", POLICY);
+    elevate("alice");
+    assert!(sudo_ok("alice"));
+    let rows_before = audit_rows(&d);
+    let stop = sb.dir.join("flood-mix-stop");
+    let floods: Vec<_> = ["mallory", "eve"]
+        .iter()
+        .map(|user| {
+            Command::new("runuser")
+                .args(["-u", user, "--"])
+                .arg(sb.bin.join("jitd-flood"))
+                .args(["32", "100"])
+                .arg(&stop)
+                .arg("mix")
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let started = Instant::now();
+    std::thread::sleep(Duration::from_millis(500));
+    let mut slowest = Duration::ZERO;
+    for i in 0..10 {
+        let t = Instant::now();
+        assert!(sudo_ok("alice"), "sudo {i} during the flood was refused");
+        slowest = slowest.max(t.elapsed());
+    }
+    std::fs::write(&stop, "").unwrap();
+    let sent: u64 = floods
+        .into_iter()
+        .map(|f| stdout(&f.wait_with_output().unwrap()).trim().parse().unwrap_or(0))
+        .sum();
+    let secs = started.elapsed().as_secs() + 1;
+    eprintln!("{sent} mixed calls from 2 users in {secs} s; slowest sudo meanwhile {slowest:?}");
+    assert!(sent >= 6400, "the floods ran: {sent} calls");
+    // A check not answered within pam_jit's 2 s would have refused the sudo above; the whole
+    // su + sudo stays near that on a machine whose cores the floods keep busy.
+    assert!(slowest < Duration::from_millis(3000), "a sudo took {slowest:?}");
+    // 10 sudo sessions (opened, closed) and per flooding user the admitted calls and summaries.
+    let grown = audit_rows(&d) - rows_before;
+    let bound = 2 * 10 + 2 * (2 * (20 + 5 * secs) + secs / 10 + 2);
+    assert!(grown <= bound, "{grown} audit rows in {secs} s (bound {bound})");
+    // Nobody's grant was touched and nothing was granted to the floods.
+    let list = stdout(&as_user("alice", &["jitctl", "--json", "status"]));
+    assert!(list.contains("gated-id"), "{list}");
+    assert_eq!(audit_count(&d, "grant.revoked"), 0);
+    assert_eq!(audit_count(&d, "request.allowed"), 1);
+}
+
 /// The gate socket is believed only when jitd is behind it: a symlink to a user's listener, or
 /// a PAM line pointed at a directory a user owns, gets nothing — even from a listener that
 /// answers "allowed".
