@@ -29,6 +29,9 @@ use crate::terms::Via;
 const MAX_IN_FLIGHT: usize = 64;
 /// How long a peer has to send its call, and to take the answer.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// The gate's threads run ahead of the daemon's bulk work and of users' processes: a sudo
+/// waits on them. (The unit's `LimitNICE=` lets jitd take this without CAP_SYS_NICE.)
+const GATE_NICE: i32 = -10;
 
 /// Why the gate socket could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +53,9 @@ pub fn serve(path: &Path, shared: Shared) -> Result<(), SocketError> {
     std::thread::Builder::new()
         .name("jitd-gate".into())
         .spawn(move || {
+            // Best effort: without it the gate still answers, only later under load. Threads
+            // started below inherit it.
+            let _ = crate::sys::set_thread_nice(GATE_NICE);
             for stream in listener.incoming().flatten() {
                 if in_flight.fetch_add(1, Ordering::AcqRel) >= MAX_IN_FLIGHT {
                     in_flight.fetch_sub(1, Ordering::AcqRel);

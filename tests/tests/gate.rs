@@ -157,18 +157,29 @@ fn a_flood_of_every_call_from_several_users_stalls_no_one_and_its_trace_is_bound
     std::fs::write(&stop, "").unwrap();
     let sent: u64 = floods
         .into_iter()
-        .map(|f| stdout(&f.wait_with_output().unwrap()).trim().parse().unwrap_or(0))
+        .map(|f| {
+            stdout(&f.wait_with_output().unwrap())
+                .trim()
+                .parse()
+                .unwrap_or(0)
+        })
         .sum();
     let secs = started.elapsed().as_secs() + 1;
     eprintln!("{sent} mixed calls from 2 users in {secs} s; slowest sudo meanwhile {slowest:?}");
     assert!(sent >= 6400, "the floods ran: {sent} calls");
     // A check not answered within pam_jit's 2 s would have refused the sudo above; the whole
     // su + sudo stays near that on a machine whose cores the floods keep busy.
-    assert!(slowest < Duration::from_millis(3000), "a sudo took {slowest:?}");
+    assert!(
+        slowest < Duration::from_millis(3000),
+        "a sudo took {slowest:?}"
+    );
     // 10 sudo sessions (opened, closed) and per flooding user the admitted calls and summaries.
     let grown = audit_rows(&d) - rows_before;
     let bound = 2 * 10 + 2 * (2 * (20 + 5 * secs) + secs / 10 + 2);
-    assert!(grown <= bound, "{grown} audit rows in {secs} s (bound {bound})");
+    assert!(
+        grown <= bound,
+        "{grown} audit rows in {secs} s (bound {bound})"
+    );
     // Nobody's grant was touched and nothing was granted to the floods.
     let list = stdout(&as_user("alice", &["jitctl", "--json", "status"]));
     assert!(list.contains("gated-id"), "{list}");

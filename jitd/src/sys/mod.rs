@@ -18,6 +18,20 @@ pub async fn offload<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'stati
     rx.await.ok()
 }
 
+/// Sets the calling thread's nice value (Linux keeps one per thread; threads it starts inherit
+/// it). Lowering it needs CAP_SYS_NICE or an `RLIMIT_NICE` that allows it (`LimitNICE=` in the
+/// unit).
+pub fn set_thread_nice(nice: i32) -> Result<(), String> {
+    // SAFETY: setpriority(2) with PRIO_PROCESS and who = 0 changes only the calling thread's
+    // nice value; it reads and writes no memory of ours.
+    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error().to_string())
+    }
+}
+
 /// The kernel's node name.
 pub fn hostname() -> String {
     nix::unistd::gethostname()

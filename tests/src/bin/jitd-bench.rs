@@ -56,7 +56,7 @@ groups = ["jitdbench"]
 privileges = ["bench"]
 max_duration = "1h"
 reason_required = false
-max_active = 2
+max_active = 1
 "#;
 
 fn main() {
@@ -191,11 +191,13 @@ fn main() {
 
     let load_notes = gate_under_load(&sb, &mut rows, uid, runs * 20);
 
-    // Expiry lateness with the daemon alive.
+    // Expiry lateness with the daemon alive (another user: benchuser holds its grant).
+    ensure_user("benchlate");
+    add_to_group("benchlate", "jitdbench");
     let mut late = Vec::new();
     for _ in 0..runs.min(20) {
         let o = as_user(
-            "benchuser",
+            "benchlate",
             &[
                 "jitctl", "--json", "elevate", "bench", "--for", "1s", "--reason", "bench",
             ],
@@ -566,7 +568,10 @@ fn sudo_arms(
         ),
         (
             "sudo -n true with the naive gate (pam_exec + sqlite3, live grant)",
-            format!("{plain}account required pam_exec.so quiet {}\n", naive.display()),
+            format!(
+                "{plain}account required pam_exec.so quiet {}\n",
+                naive.display()
+            ),
         ),
     ];
     let uid = uid_of("benchuser").unwrap();
