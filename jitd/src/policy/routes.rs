@@ -59,9 +59,13 @@ pub fn compute<'a>(
     let mut routes: Vec<Route> = Vec::new();
     for (i, (privileges, commands)) in by_set.into_iter().enumerate() {
         let mut service = service_for(&privileges);
-        // Two sets hashing alike must still get two services.
-        if routes.iter().any(|r| r.service == service) {
-            service.push_str(&format!("-{}", i + 1));
+        // Two sets hashing alike (or a privilege named like a shared set) must still get two
+        // services.
+        let base = service.clone();
+        let mut n = i + 1;
+        while routes.iter().any(|r| r.service == service) {
+            service = format!("{base}-{n}");
+            n += 1;
         }
         routes.push(Route {
             service,
