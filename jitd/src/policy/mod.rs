@@ -26,6 +26,7 @@ use crate::terms::ApprovalMode;
 
 pub use crate::accounts::SystemAccounts;
 pub use decide::{Decision, Facts, Held, decide};
+pub use load::Checked;
 pub use trust::OnUntrusted;
 
 /// The questions loading and deciding ask of the system.
@@ -257,12 +258,23 @@ impl Policy {
         load::load(src, accounts)
     }
 
-    /// One file's text (tests, fuzzing, `jitctl policy check` of a single file).
+    /// Every error and warning of the policy at `src`, whether or not it loads
+    /// (`jitctl policy check`).
+    pub fn check(src: &PolicySource, accounts: &dyn Accounts) -> Checked {
+        load::check(src, accounts)
+    }
+
+    /// One file's text (tests, fuzzing).
     pub fn parse_str(
         file: &std::path::Path,
         text: &str,
         accounts: &dyn Accounts,
     ) -> Result<Loaded, Vec<Diagnostic>> {
+        Self::check_str(file, text, accounts).into_result()
+    }
+
+    /// One file's text, every finding.
+    pub fn check_str(file: &std::path::Path, text: &str, accounts: &dyn Accounts) -> Checked {
         load::from_texts(
             &[(file.to_path_buf(), text.to_string())],
             accounts,

@@ -133,6 +133,9 @@ pub(super) fn privilege(
                         match SudoCommand::parse(c.get_ref()) {
                             Ok(cmd) if commands.contains(&cmd) => r.at(c.span(), format!("command {cmd} is listed twice")),
                             Ok(cmd) => {
+                                if let Some(why) = super::lint::command_risk(&cmd) {
+                                    w.push((c.span(), why));
+                                }
                                 if !accounts.path_exists(Path::new(cmd.path())) {
                                     w.push((c.span(), format!("{} does not exist on this host", cmd.path())));
                                 }
