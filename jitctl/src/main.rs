@@ -3,7 +3,9 @@
 //! Human output by default, `--json` everywhere (one JSON document on stdout), and exit codes
 //! scripts can rely on (see `EXIT CODES` in `--help`).
 
+mod json;
 mod output;
+mod policy_check;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -14,9 +16,12 @@ use jitd::client::{self, Error, GrantInfo, ManagerProxy};
 
 use output::{Out, now_ms};
 
+/// What `jitctl policy check` and a refused `jitctl reload` exit with: the policy has errors.
+const EXIT_POLICY_INVALID: u8 = 10;
+
 const EXIT_CODES: &str = "EXIT CODES:
-  0  success
-  1  other failure
+  0  success (explain: you may request it)
+  1  other failure (explain: you may not request it)
   2  usage error (bad flag, bad duration)
   3  the policy refuses the request
   4  not allowed for this caller
@@ -25,6 +30,7 @@ const EXIT_CODES: &str = "EXIT CODES:
   7  no such grant or privilege
   8  jitd cannot grant right now (state not writable, database locked)
   9  audit verify found a broken link in the audit trail
+  10 the policy has errors (policy check; reload: the daemon kept its policy)
 
 ENVIRONMENT:
   JITD_BUS_ADDRESS  D-Bus address to use instead of the system bus (tests)";
@@ -73,8 +79,10 @@ enum Command {
     },
     /// End a grant now (admins: any grant; owners: their own).
     Revoke {
+        /// The grant's id (from `jitctl list --all`).
         id: String,
-        #[arg(long, default_value = "")]
+        /// Why (recorded with how it ended and in the audit trail).
+        #[arg(long, default_value = "", hide_default_value = true)]
         reason: String,
         /// Also end the processes still holding the privilege (sessions started under it,
         /// or processes carrying the group), whatever the privilege's on_end says.
@@ -82,7 +90,13 @@ enum Command {
         terminate: bool,
     },
     /// Give back one of your own grants before its deadline.
-    Drop { id: String },
+    Drop {
+        /// The grant's id (from `jitctl status`).
+        id: String,
+        /// Why you give it back (recorded with how it ended).
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
     /// What you may request on this host: each privilege, what it gives, on what terms, and
     /// what you hold now (the `sudo -l` of jitd).
     Privileges,
@@ -115,6 +129,9 @@ enum PolicyCommand {
         /// A policy file, or a directory of *.toml files (default: /etc/jitd/policy.toml and
         /// /etc/jitd/policy.d).
         paths: Vec<PathBuf>,
+        /// Warnings are errors too (for CI).
+        #[arg(long)]
+        strict: bool,
     },
 }
 
@@ -135,8 +152,12 @@ pub enum Failure {
     Unreachable(String),
     Usage(String),
     Other(String),
+    /// The policy has errors (what they are is already said).
+    Invalid(String),
     /// The audit chain is broken; what was found is already on stdout.
     Broken,
+    /// The answer is no (`explain`); the answer itself is already on stdout.
+    No,
 }
 
 impl Failure {
@@ -149,9 +170,15 @@ impl Failure {
             Self::Bus(Error::NotFound(_)) => 7,
             Self::Bus(Error::Unavailable(_)) => 8,
             Self::Usage(_) => 2,
-            Self::Bus(Error::ZBus(_)) | Self::Other(_) => 1,
+            Self::Bus(Error::ZBus(_)) | Self::Other(_) | Self::No => 1,
             Self::Broken => 9,
+            Self::Invalid(_) => EXIT_POLICY_INVALID,
         }
+    }
+
+    /// Whether what went wrong was already said in full (no error line or document follows).
+    fn said(&self) -> bool {
+        matches!(self, Self::Broken | Self::No)
     }
 
     fn name(&self) -> &'static str {
@@ -160,15 +187,18 @@ impl Failure {
             Self::Unreachable(_) => "Unreachable",
             Self::Usage(_) => "Usage",
             Self::Other(_) => "Failed",
+            Self::Invalid(_) => "PolicyInvalid",
             Self::Broken => "ChainBroken",
+            Self::No => "No",
         }
     }
 
     fn message(&self) -> String {
         match self {
             Self::Bus(e) => e.message(),
-            Self::Unreachable(m) | Self::Usage(m) | Self::Other(m) => m.clone(),
+            Self::Unreachable(m) | Self::Usage(m) | Self::Other(m) | Self::Invalid(m) => m.clone(),
             Self::Broken => "the audit trail is broken".into(),
+            Self::No => "the answer is no".into(),
         }
     }
 }
@@ -195,15 +225,39 @@ fn unreachable_message() -> String {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let out = Out { json: cli.json };
+    restore_sigpipe();
+    // Read before parsing, so a usage error can still answer in JSON.
+    let json = std::env::args_os().skip(1).any(|a| a == "--json");
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if json && e.use_stderr() => {
+            let out = Out::new(true);
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("usage error");
+            let message = first.strip_prefix("error: ").unwrap_or(first);
+            out.failure("Usage", 2, message);
+            return ExitCode::from(2);
+        }
+        Err(e) => e.exit(),
+    };
+    let out = Out::new(cli.json);
     match run(cli.command, &out) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Failure::Broken) => ExitCode::from(Failure::Broken.code()),
+        Err(f) if f.said() => ExitCode::from(f.code()),
         Err(f) => {
-            out.failure(f.name(), &f.message());
+            out.failure(f.name(), f.code(), &f.message());
             ExitCode::from(f.code())
         }
+    }
+}
+
+/// A reader that stops reading (`jitctl list | head`) ends jitctl quietly, as it ends `ls`:
+/// Rust ignores SIGPIPE, which turns every later write into a panic.
+fn restore_sigpipe() {
+    // SAFETY: setting a signal's disposition to the default is async-signal-safe and done
+    // before any thread exists; no handler is installed.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 
@@ -224,10 +278,10 @@ fn run(command: Command, out: &Out) -> Result<(), Failure> {
         _ => {}
     }
     if let Command::Policy {
-        command: PolicyCommand::Check { paths },
+        command: PolicyCommand::Check { paths, strict },
     } = command
     {
-        return policy_check(&paths, out);
+        return policy_check::run(&paths, strict, out);
     }
     zbus::block_on(async {
         let address = std::env::var("JITD_BUS_ADDRESS").ok();
@@ -249,7 +303,7 @@ fn run(command: Command, out: &Out) -> Result<(), Failure> {
             } => {
                 let reason = match reason {
                     Some(r) => r,
-                    None => ask_reason()?,
+                    None => ask_reason(&jitd, &privilege).await?,
                 };
                 let outcome = jitd
                     .request(
@@ -278,12 +332,14 @@ fn run(command: Command, out: &Out) -> Result<(), Failure> {
                 reason,
                 terminate,
             } => {
+                let live = was_live(&jitd, &id, true).await;
                 let g = jitd.revoke(&id, &reason, terminate).await?;
-                out.ended(&g, "Revoked");
+                out.ended(&g, "Revoked", !live, now_ms());
             }
-            Command::Drop { id } => {
-                let g = jitd.revoke(&id, "", false).await?;
-                out.ended(&g, "Dropped");
+            Command::Drop { id, reason } => {
+                let live = was_live(&jitd, &id, false).await;
+                let g = jitd.revoke(&id, &reason, false).await?;
+                out.ended(&g, "Dropped", !live, now_ms());
             }
             Command::Privileges => {
                 let list = jitd.list_privileges().await?;
@@ -292,9 +348,17 @@ fn run(command: Command, out: &Out) -> Result<(), Failure> {
             Command::Explain { privilege } => {
                 let e = jitd.explain(&privilege).await?;
                 out.explanation(&e);
+                // Like `kubectl auth can-i`: scripts ask with the exit code.
+                if e.decision != jitd::terms::Verdict::Allow {
+                    return Err(Failure::No);
+                }
             }
             Command::Reload => {
-                let summary = jitd.reload_policy().await?;
+                let summary = jitd.reload_policy().await.map_err(|e| match e {
+                    // The daemon refuses a policy with errors and keeps the one it has.
+                    Error::InvalidArgument(m) => Failure::Invalid(m),
+                    other => Failure::from(other),
+                })?;
                 out.message(&summary);
             }
             Command::Audit {
@@ -312,97 +376,42 @@ fn run(command: Command, out: &Out) -> Result<(), Failure> {
     })
 }
 
-/// Asks for a reason on the terminal. With nobody there to answer, the request goes without
-/// one: jitd refuses it, saying so, only if the rule wants a reason.
-fn ask_reason() -> Result<String, Failure> {
+/// Whether grant `id` is live as the caller can see it (their own, and with `others`
+/// anyone's, for an admin's revoke): ending an ended grant succeeds and changes nothing, and
+/// the answer should say so.
+async fn was_live(jitd: &ManagerProxy<'_>, id: &str, others: bool) -> bool {
+    let mine = jitd.list_mine(false).await.unwrap_or_default();
+    if mine.iter().any(|g| g.id == id) {
+        return true;
+    }
+    if !others {
+        return false;
+    }
+    let all = jitd.list_all(false).await.unwrap_or_default();
+    all.iter().any(|g| g.id == id)
+}
+
+/// Asks for a reason on the terminal, only when the rule wants one (the daemon says, through
+/// Explain), saying how long it must be. With nobody there to answer, the request goes
+/// without one: jitd refuses it, saying so, only if the rule wants a reason.
+async fn ask_reason(jitd: &ManagerProxy<'_>, privilege: &str) -> Result<String, Failure> {
     if !std::io::stdin().is_terminal() {
         return Ok(String::new());
     }
-    eprint!("Reason (empty if the rule needs none): ");
+    let needed = match jitd.explain(privilege).await {
+        Ok(e) if e.decision == jitd::terms::Verdict::Allow && !e.reason_required => {
+            return Ok(String::new());
+        }
+        Ok(e) if e.decision == jitd::terms::Verdict::Allow => e.reason_min_chars,
+        // Not allowed or not known: the request says why, without a question first.
+        _ => return Ok(String::new()),
+    };
+    eprint!("Reason (at least {needed} characters, recorded in the audit trail): ");
     let mut line = String::new();
     std::io::stdin()
         .read_line(&mut line)
         .map_err(|e| Failure::Other(e.to_string()))?;
     Ok(line.trim_end_matches(['\n', '\r']).to_string())
-}
-
-/// The daemon's configuration file, read for its `admin_group` and checked like the policy.
-const CONFIG_PATH: &str = "/etc/jitd/jitd.toml";
-
-fn policy_check(paths: &[PathBuf], out: &Out) -> Result<(), Failure> {
-    use jitd::policy::{Diagnostic, OnUntrusted, Policy, PolicySource, SystemAccounts, trust};
-    // As root the check judges files as the daemon will; anyone else is likely checking a
-    // draft of their own, and hears the same complaint as a warning.
-    let untrusted = if trust::running_as_root() {
-        OnUntrusted::Refuse
-    } else {
-        OnUntrusted::Warn
-    };
-    let config = PathBuf::from(CONFIG_PATH);
-    let (admin_group, config_complaint) = match trust::read(&config, 1024 * 1024) {
-        Ok((text, complaint)) => (jitd::policy::admin_group_in(&text), complaint),
-        Err(_) => (jitd::policy::DEFAULT_ADMIN_GROUP.to_string(), None),
-    };
-    let base = PolicySource {
-        admin_group,
-        untrusted,
-        ..PolicySource::default()
-    };
-    let sources: Vec<PolicySource> = if paths.is_empty() {
-        vec![PolicySource {
-            file: Some(PathBuf::from("/etc/jitd/policy.toml")),
-            dir: Some(PathBuf::from("/etc/jitd/policy.d")),
-            ..base.clone()
-        }]
-    } else {
-        let mut v = Vec::new();
-        for p in paths {
-            if p.is_dir() {
-                v.push(PolicySource {
-                    dir: Some(p.clone()),
-                    ..base.clone()
-                });
-            } else if p.exists() {
-                v.push(PolicySource {
-                    file: Some(p.clone()),
-                    ..base.clone()
-                });
-            } else {
-                return Err(Failure::Usage(format!(
-                    "{}: no such file or directory",
-                    p.display()
-                )));
-            }
-        }
-        v
-    };
-    let mut reports = Vec::new();
-    for src in sources {
-        match Policy::load(&src, &SystemAccounts) {
-            Ok(loaded) => reports.push(output::CheckReport::ok(&loaded)),
-            Err(errors) => reports.push(output::CheckReport::failed(&errors)),
-        }
-    }
-    // The installed configuration is part of what the daemon trusts.
-    if paths.is_empty()
-        && let (Some(complaint), Some(report)) = (config_complaint, reports.first_mut())
-    {
-        let d = Diagnostic {
-            file: config,
-            line: 1,
-            column: 1,
-            message: complaint,
-        };
-        report.add(&d, untrusted == OnUntrusted::Refuse);
-    }
-    out.policy_check(&reports);
-    if reports.iter().all(output::CheckReport::is_ok) {
-        Ok(())
-    } else {
-        Err(Failure::Other(
-            "the policy has errors; nothing was loaded".into(),
-        ))
-    }
 }
 
 #[cfg(test)]
@@ -421,11 +430,13 @@ mod tests {
             (Failure::Broken, 9),
             (Failure::Usage(String::new()), 2),
             (Failure::Other(String::new()), 1),
+            (Failure::No, 1),
+            (Failure::Invalid(String::new()), 10),
         ];
         for (f, code) in cases {
             assert_eq!(f.code(), code, "{f:?}");
             assert!(
-                EXIT_CODES.contains(&format!("  {code}  ")),
+                EXIT_CODES.contains(&format!("  {code:<2} ")),
                 "code {code} documented"
             );
         }

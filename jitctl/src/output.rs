@@ -2,12 +2,13 @@
 //! JSON document on stdout with `--json`.
 
 use jitd::client::{ChainCheck, Explanation, GrantInfo, PrivilegeInfo, RequestOutcome};
-use jitd::policy::{Diagnostic, Loaded};
 use jitd::terms::{GrantKind, Verdict};
 use serde::Serialize;
 
 pub struct Out {
     pub json: bool,
+    /// Whether a JSON document went out already: one run prints exactly one.
+    printed: std::cell::Cell<bool>,
 }
 
 // The CLI shows times relative to the real clock: this is its one reading.
@@ -71,69 +72,39 @@ fn first_command(grants: &str) -> Option<&str> {
         .map(|(_, cmds)| cmds.split(", ").next().unwrap_or(cmds))
 }
 
-#[derive(Serialize)]
-pub struct CheckReport {
-    ok: bool,
-    files: Vec<String>,
-    privileges: usize,
-    rules: usize,
-    errors: Vec<String>,
-    warnings: Vec<String>,
-}
-
-impl CheckReport {
-    pub fn ok(loaded: &Loaded) -> Self {
-        Self {
-            ok: true,
-            files: loaded
-                .files
-                .iter()
-                .map(|f| f.display().to_string())
-                .collect(),
-            privileges: loaded.policy.privileges().count(),
-            rules: loaded.policy.rules().len(),
-            errors: Vec::new(),
-            warnings: loaded.warnings.iter().map(ToString::to_string).collect(),
-        }
-    }
-
-    pub fn is_ok(&self) -> bool {
-        self.ok
-    }
-
-    /// Adds a finding about a file the policy depends on: an error fails the report.
-    pub fn add(&mut self, d: &Diagnostic, error: bool) {
-        if error {
-            self.ok = false;
-            self.errors.push(d.to_string());
-        } else {
-            self.warnings.push(d.to_string());
-        }
-    }
-
-    pub fn failed(errors: &[Diagnostic]) -> Self {
-        Self {
-            ok: false,
-            files: Vec::new(),
-            privileges: 0,
-            rules: 0,
-            errors: errors.iter().map(ToString::to_string).collect(),
-            warnings: Vec::new(),
-        }
-    }
-}
-
 impl Out {
-    fn json<T: Serialize + ?Sized>(&self, value: &T) {
-        match serde_json::to_string_pretty(value) {
+    pub fn new(json: bool) -> Self {
+        Self {
+            json,
+            printed: std::cell::Cell::new(false),
+        }
+    }
+
+    /// `value` as the run's JSON document (see `json.rs` for the shape).
+    pub fn json<T: Serialize + ?Sized>(&self, value: &T) {
+        self.emit(&crate::json::document(value));
+    }
+
+    /// A list under `name`, wrapped (see `json.rs`).
+    pub fn json_list<T: Serialize>(&self, name: &str, items: &[T]) {
+        self.emit(&crate::json::list(name, items));
+    }
+
+    fn emit(&self, doc: &serde_json::Value) {
+        if self.printed.replace(true) {
+            return;
+        }
+        match serde_json::to_string_pretty(doc) {
             Ok(text) => println!("{text}"),
             Err(e) => eprintln!("jitctl: cannot encode JSON: {e}"),
         }
     }
 
-    pub fn failure(&self, name: &str, message: &str) {
+    /// The failure, on stderr for people and, with `--json`, as the run's one document unless
+    /// the command already printed one that says it failed (`policy check`).
+    pub fn failure(&self, code: &str, exit: u8, message: &str) {
         if self.json {
-            self.json(&serde_json::json!({ "error": name, "message": message }));
+            self.emit(&crate::json::error(code, exit, message));
         }
         eprintln!("jitctl: {message}");
     }
@@ -182,7 +153,7 @@ impl Out {
 
     pub fn status(&self, grants: &[GrantInfo], now: i64) {
         if self.json {
-            return self.json(grants);
+            return self.json_list("grants", grants);
         }
         if grants.is_empty() {
             println!("No active grants.");
@@ -202,7 +173,7 @@ impl Out {
 
     pub fn list(&self, grants: &[GrantInfo], now: i64) {
         if self.json {
-            return self.json(grants);
+            return self.json_list("grants", grants);
         }
         if grants.is_empty() {
             println!("No grants.");
@@ -235,7 +206,7 @@ impl Out {
     /// `jitctl privileges`: what the caller may request, on what terms, and what they hold.
     pub fn privileges(&self, list: &[PrivilegeInfo], now: i64) {
         if self.json {
-            return self.json(list);
+            return self.json_list("privileges", list);
         }
         if list.is_empty() {
             println!("No privilege you may request on this host.");
@@ -281,11 +252,27 @@ impl Out {
         }
     }
 
-    pub fn ended(&self, g: &GrantInfo, verb: &str) {
+    /// A revoke or drop; `already` when the grant had ended before it was asked (the command
+    /// is idempotent: ending an ended grant is not an error, and the answer says so).
+    pub fn ended(&self, g: &GrantInfo, verb: &str, already: bool, now: i64) {
         if self.json {
-            return self.json(g);
+            let mut doc = serde_json::to_value(g).unwrap_or_default();
+            if let Some(map) = doc.as_object_mut() {
+                map.insert("already_ended".into(), already.into());
+            }
+            return self.json(&doc);
         }
-        println!("{verb} {} ({}): {}", g.id, g.privilege, g.end_reason);
+        if already {
+            println!(
+                "{} ({}) had already ended {}: {}; nothing to do",
+                g.id,
+                g.privilege,
+                relative(now, g.ended_ms),
+                g.end_reason
+            );
+        } else {
+            println!("{verb} {} ({}): {}", g.id, g.privilege, g.end_reason);
+        }
     }
 
     pub fn explanation(&self, e: &Explanation) {
@@ -314,37 +301,6 @@ impl Out {
             );
         }
     }
-
-    pub fn policy_check(&self, reports: &[CheckReport]) {
-        if self.json {
-            return self.json(reports);
-        }
-        for r in reports {
-            for e in &r.errors {
-                println!("{}", insert_severity(e, "error"));
-            }
-            for w in &r.warnings {
-                println!("{}", insert_severity(w, "warning"));
-            }
-            if r.ok {
-                println!(
-                    "policy OK: {} privileges, {} rules ({} warnings)",
-                    r.privileges,
-                    r.rules,
-                    r.warnings.len()
-                );
-            }
-        }
-    }
-}
-
-/// "path:1:2: message" → "path:1:2: warning: message".
-fn insert_severity(diag: &str, severity: &str) -> String {
-    // Positions are "path:line:col", with no space; the message follows the first ": ".
-    match diag.match_indices(": ").next() {
-        Some((i, _)) => format!("{}: {severity}: {}", &diag[..i], &diag[i + 2..]),
-        None => format!("{severity}: {diag}"),
-    }
 }
 
 #[cfg(test)]
@@ -366,13 +322,5 @@ mod tests {
             Some("/usr/bin/systemctl restart nginx")
         );
         assert_eq!(first_command("member of group docker"), None);
-    }
-
-    #[test]
-    fn diagnostics_get_their_severity_after_the_position() {
-        assert_eq!(
-            insert_severity("/p.toml:3:1: bad", "warning"),
-            "/p.toml:3:1: warning: bad"
-        );
     }
 }
