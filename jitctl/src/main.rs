@@ -3,6 +3,7 @@
 //! Human output by default, `--json` everywhere (one JSON document on stdout), and exit codes
 //! scripts can rely on (see `EXIT CODES` in `--help`).
 
+mod doctor;
 mod json;
 mod output;
 mod policy_check;
@@ -104,6 +105,13 @@ enum Command {
     Explain { privilege: String },
     /// Re-read the policy in the daemon (admins).
     Reload,
+    /// Check this host's whole jitd setup, each finding with its fix (root; exit 1 if any
+    /// check fails).
+    Doctor {
+        /// jitd's configuration file.
+        #[arg(long, default_value = "/etc/jitd/jitd.toml")]
+        config: PathBuf,
+    },
     /// Policy files.
     Policy {
         #[command(subcommand)]
@@ -156,6 +164,8 @@ pub enum Failure {
     Invalid(String),
     /// The audit chain is broken; what was found is already on stdout.
     Broken,
+    /// `doctor` found a failing check; its report is already on stdout.
+    Doctor,
     /// The answer is no (`explain`); the answer itself is already on stdout.
     No,
 }
@@ -170,7 +180,7 @@ impl Failure {
             Self::Bus(Error::NotFound(_)) => 7,
             Self::Bus(Error::Unavailable(_)) => 8,
             Self::Usage(_) => 2,
-            Self::Bus(Error::ZBus(_)) | Self::Other(_) | Self::No => 1,
+            Self::Bus(Error::ZBus(_)) | Self::Other(_) | Self::No | Self::Doctor => 1,
             Self::Broken => 9,
             Self::Invalid(_) => EXIT_POLICY_INVALID,
         }
@@ -178,7 +188,7 @@ impl Failure {
 
     /// Whether what went wrong was already said in full (no error line or document follows).
     fn said(&self) -> bool {
-        matches!(self, Self::Broken | Self::No)
+        matches!(self, Self::Broken | Self::No | Self::Doctor)
     }
 
     fn name(&self) -> &'static str {
@@ -190,6 +200,7 @@ impl Failure {
             Self::Invalid(_) => "PolicyInvalid",
             Self::Broken => "ChainBroken",
             Self::No => "No",
+            Self::Doctor => "ChecksFailed",
         }
     }
 
@@ -199,6 +210,7 @@ impl Failure {
             Self::Unreachable(m) | Self::Usage(m) | Self::Other(m) | Self::Invalid(m) => m.clone(),
             Self::Broken => "the audit trail is broken".into(),
             Self::No => "the answer is no".into(),
+            Self::Doctor => "some checks failed".into(),
         }
     }
 }
@@ -282,6 +294,9 @@ fn run(command: Command, out: &Out) -> Result<(), Failure> {
     } = command
     {
         return policy_check::run(&paths, strict, out);
+    }
+    if let Command::Doctor { config } = &command {
+        return doctor::run(config, out);
     }
     zbus::block_on(async {
         let address = std::env::var("JITD_BUS_ADDRESS").ok();
@@ -370,7 +385,10 @@ fn run(command: Command, out: &Out) -> Result<(), Failure> {
                     return Err(Failure::Broken);
                 }
             }
-            Command::Policy { .. } | Command::Completions { .. } | Command::Manpage => {}
+            Command::Policy { .. }
+            | Command::Doctor { .. }
+            | Command::Completions { .. }
+            | Command::Manpage => {}
         }
         Ok(())
     })
