@@ -196,7 +196,11 @@ pub struct Rule {
     /// The pattern as the admin wrote it.
     pub ticket_pattern_text: Option<String>,
     pub approval: Approval,
+    /// Live grants of each privilege per user (a privilege is held once at a time).
     pub max_active: u32,
+    /// Live grants per user under the rule, all its privileges together (`None`: no budget
+    /// beyond each privilege's).
+    pub max_active_rule: Option<u32>,
     /// Whether pam_jit may submit requests under this rule from the sudo/su prompt.
     pub interactive: bool,
 }
@@ -386,10 +390,18 @@ impl Policy {
         if let Some(t) = &rule.ticket_pattern_text {
             e.reasons.push(format!("a ticket matching {t} is required"));
         }
-        e.reasons.push(format!(
-            "at most {} live grant(s) under this rule",
-            rule.max_active
-        ));
+        e.reasons
+            .push("at most 1 live grant of each privilege at a time".to_string());
+        if let Some(budget) = rule.max_active_rule {
+            e.reasons.push(format!(
+                "at most {budget} live grant(s) under this rule, shared by {}",
+                rule.privileges
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
         e.reasons.push(match rule.approval {
             Approval::Auto => "approval: automatic".into(),
         });

@@ -27,6 +27,7 @@ pub(super) struct RawRule {
     ticket_pattern: Option<Spanned<String>>,
     approval: Option<Spanned<String>>,
     max_active: Option<Spanned<i64>>,
+    max_active_rule: Option<Spanned<i64>>,
     interactive: Option<bool>,
 }
 
@@ -207,10 +208,33 @@ pub(super) fn rule(
     let max_active = match &raw.max_active {
         None => 1,
         Some(n) => match u32::try_from(*n.get_ref()) {
-            Ok(v) if (1..=1000).contains(&v) => v,
+            Ok(v) if (1..=1000).contains(&v) => {
+                if v > 1 {
+                    w.push((
+                        n.span(),
+                        format!(
+                            "max_active counts the live grants of each privilege, and a \
+                             privilege is held once at a time, so {v} allows no more than 1; \
+                             for a budget shared by the rule's privileges write \
+                             max_active_rule = {v}"
+                        ),
+                    ));
+                }
+                v
+            }
             _ => {
                 r.at(n.span(), "max_active must be between 1 and 1000");
                 1
+            }
+        },
+    };
+    let max_active_rule = match &raw.max_active_rule {
+        None => None,
+        Some(n) => match u32::try_from(*n.get_ref()) {
+            Ok(v) if (1..=1000).contains(&v) => Some(v),
+            _ => {
+                r.at(n.span(), "max_active_rule must be between 1 and 1000");
+                None
             }
         },
     };
@@ -231,6 +255,7 @@ pub(super) fn rule(
         ticket_pattern_text,
         approval,
         max_active,
+        max_active_rule,
         interactive: raw.interactive.unwrap_or(false),
     })
 }
