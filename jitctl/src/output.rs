@@ -20,10 +20,17 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// "in 14m", "2m ago", "now": pure, for tests.
+/// "in 15m", "2m ago", "now", rounded the way people say it (to the minute from two minutes
+/// on, so a fresh 15m grant reads "in 15m", not "in 14m59s"): pure, for tests.
 pub fn relative(now_ms: i64, then_ms: i64) -> String {
     let secs = (then_ms - now_ms) / 1000;
-    let span = jitd::duration::format(secs.unsigned_abs());
+    let abs = secs.unsigned_abs();
+    let abs = if abs >= 120 {
+        (abs + 30) / 60 * 60
+    } else {
+        abs
+    };
+    let span = jitd::duration::format(abs);
     match secs {
         0 => "now".into(),
         s if s > 0 => format!("in {span}"),
@@ -31,12 +38,13 @@ pub fn relative(now_ms: i64, then_ms: i64) -> String {
     }
 }
 
-/// Local time: "15:42" today, "Tue 15:42" within a week, else "2026-11-30 15:42".
+/// Local time with its zone: "15:42 CET" today, "Tue 15:42 CET" within a week, else
+/// "2026-11-30 15:42 CET".
 pub fn local_time(now_ms: i64, then_ms: i64) -> String {
     let (Some(then), Some(now)) = (local(then_ms), local(now_ms)) else {
         return format!("{}s since the epoch", then_ms / 1000);
     };
-    let hm = format!("{:02}:{:02}", then.tm_hour, then.tm_min);
+    let hm = format!("{:02}:{:02} {}", then.tm_hour, then.tm_min, zone(&then));
     if (then.tm_year, then.tm_yday) == (now.tm_year, now.tm_yday) {
         hm
     } else if (then_ms - now_ms).abs() < 6 * 86_400_000 {
@@ -63,6 +71,92 @@ fn local(ms: i64) -> Option<libc::tm> {
     // SAFETY: see above; localtime_r is the thread-safe variant and keeps no pointer.
     let r = unsafe { libc::localtime_r(&secs, &mut tm) };
     (!r.is_null()).then_some(tm)
+}
+
+/// The zone abbreviation localtime_r set ("CET", "UTC"), or the offset when it set none.
+fn zone(tm: &libc::tm) -> String {
+    if !tm.tm_zone.is_null() {
+        // SAFETY: localtime_r points tm_zone at the time zone's static name, a NUL-terminated
+        // string that lives as long as the process's time zone setting, which jitctl never
+        // changes.
+        let name = unsafe { std::ffi::CStr::from_ptr(tm.tm_zone) };
+        if let Ok(name) = name.to_str()
+            && !name.is_empty()
+        {
+            return name.to_string();
+        }
+    }
+    let off = tm.tm_gmtoff / 60;
+    format!(
+        "{}{:02}{:02}",
+        if off < 0 { '-' } else { '+' },
+        off.abs() / 60,
+        off.abs() % 60
+    )
+}
+
+/// Rows under a header, each column as wide as its widest cell (the last one is not padded).
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        // A short row's last cell runs on (a note under a row), widening nothing.
+        let counted = if row.len() < header.len() {
+            row.len().saturating_sub(1)
+        } else {
+            row.len()
+        };
+        for (w, cell) in widths.iter_mut().zip(&row[..counted]) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| -> String {
+        let last = cells.len().saturating_sub(1);
+        let mut out = String::new();
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            if i == last {
+                out.push_str(cell);
+            } else {
+                let pad = w.saturating_sub(cell.chars().count());
+                out.push_str(cell);
+                out.push_str(&" ".repeat(pad + 2));
+            }
+        }
+        out.trim_end().to_string() + "\n"
+    };
+    let mut out = line(header.to_vec());
+    for row in rows {
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
+/// At most `max` characters, with "…" where it was cut, so nothing is shortened silently.
+fn cut(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let kept: String = text.chars().take(max.saturating_sub(1)).collect();
+    format!("{kept}…")
+}
+
+/// The PAM services a gate grant opens, from jitd's description ("pam_jit opens sudo, su").
+fn gate_services(grants: &str) -> Vec<String> {
+    grants
+        .strip_prefix("pam_jit opens ")
+        .map(|s| s.split(", ").map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+/// What a gate grant opens, in words a user knows.
+fn gate_words(grants: &str) -> String {
+    let services = gate_services(grants);
+    if services.is_empty() {
+        return grants.to_string();
+    }
+    format!(
+        "your own rule for {} works while it lasts",
+        services.join(", ")
+    )
 }
 
 /// The first command of a sudo grant's description ("as root: /usr/bin/x a, /usr/bin/y").
@@ -122,13 +216,16 @@ impl Out {
             return self.json(o);
         }
         let g = &o.grant;
+        let gives = match g.kind {
+            GrantKind::Gate => gate_words(&g.grants),
+            _ => g.grants.clone(),
+        };
         println!(
-            "Granted {} ({}) until {} ({}): {}",
+            "Granted {} ({}) until {} ({}): {gives}",
             g.privilege,
             g.id,
             local_time(now, g.expires_ms),
             relative(now, g.expires_ms),
-            g.grants
         );
         if o.clamped {
             println!("The duration was cut to the rule's maximum.");
@@ -138,6 +235,17 @@ impl Out {
             (GrantKind::Group, _) => {
                 let group = g.grants.rsplit(' ').next().unwrap_or("");
                 println!("Use it: open a new login shell, or run `newgrp {group}`");
+            }
+            (GrantKind::Gate, _) => {
+                println!("Use it: run what your sudo rule allows, e.g. `sudo -l` to see it");
+                for service in gate_services(&g.grants) {
+                    if !crate::doctor::pam_consults(&service) {
+                        eprintln!(
+                            "jitctl: warning: /etc/pam.d/{service} does not load pam_jit, so \
+                             this grant changes nothing there; tell an admin (`jitctl doctor`)"
+                        );
+                    }
+                }
             }
             _ => {}
         }
@@ -159,16 +267,22 @@ impl Out {
             println!("No active grants.");
             return;
         }
-        for g in grants {
-            println!(
-                "{}  {}  until {} ({})  {}",
-                g.id,
-                g.privilege,
-                local_time(now, g.expires_ms),
-                relative(now, g.expires_ms),
-                g.grants
-            );
-        }
+        let rows: Vec<Vec<String>> = grants
+            .iter()
+            .map(|g| {
+                vec![
+                    g.id.clone(),
+                    g.privilege.clone(),
+                    local_time(now, g.expires_ms),
+                    relative(now, g.expires_ms),
+                    g.grants.clone(),
+                ]
+            })
+            .collect();
+        print!(
+            "{}",
+            table(&["ID", "PRIVILEGE", "UNTIL", "LEFT", "GIVES"], &rows)
+        );
     }
 
     pub fn list(&self, grants: &[GrantInfo], now: i64) {
@@ -179,10 +293,7 @@ impl Out {
             println!("No grants.");
             return;
         }
-        println!(
-            "{:<13}  {:<12}  {:<16}  {:<8}  {:<24}  REASON",
-            "ID", "USER", "PRIVILEGE", "STATE", "ENDS"
-        );
+        let mut rows = Vec::new();
         for g in grants {
             let end_ms = if g.ended_ms > 0 {
                 g.ended_ms
@@ -190,17 +301,32 @@ impl Out {
                 g.expires_ms
             };
             let ends = format!("{} ({})", local_time(now, end_ms), relative(now, end_ms));
-            let reason: String = g.reason.chars().take(40).collect();
-            println!(
-                "{:<13}  {:<12}  {:<16}  {:<8}  {:<24}  {}",
-                g.id, g.user, g.privilege, g.state, ends, reason
-            );
+            let mut why = cut(&g.reason, 40);
+            if !g.ticket.is_empty() {
+                why = format!("[{}] {why}", cut(&g.ticket, 24));
+            }
+            rows.push(vec![
+                g.id.clone(),
+                g.user.clone(),
+                g.privilege.clone(),
+                g.state.to_string(),
+                ends,
+                g.rule.clone(),
+                why,
+            ]);
             // How it ended, with what its end found (setgid files stripped, processes recall
             // could not see or end): worth a line of its own.
             if g.ended_ms > 0 && !g.end_reason.is_empty() {
-                println!("{:<13}  ended: {}", "", g.end_reason);
+                rows.push(vec![String::new(), format!("ended: {}", g.end_reason)]);
             }
         }
+        print!(
+            "{}",
+            table(
+                &["ID", "USER", "PRIVILEGE", "STATE", "ENDS", "RULE", "REASON"],
+                &rows
+            )
+        );
     }
 
     /// `jitctl privileges`: what the caller may request, on what terms, and what they hold.
@@ -313,6 +439,22 @@ mod tests {
         assert_eq!(relative(0, 65 * 60_000), "in 1h5m");
         assert_eq!(relative(120_000, 0), "2m ago");
         assert_eq!(relative(5, 500), "now");
+    }
+
+    #[test]
+    fn tables_align_and_notes_run_on() {
+        let rows = vec![
+            vec!["g1".to_string(), "whoami".to_string(), "x".to_string()],
+            vec!["g22".to_string(), "ended: a long note here".to_string()],
+        ];
+        assert_eq!(
+            table(&["ID", "PRIVILEGE", "REASON"], &rows),
+            "ID   PRIVILEGE  REASON\ng1   whoami     x\ng22  ended: a long note here\n"
+        );
+        assert_eq!(cut("abcdef", 4), "abc…");
+        assert_eq!(cut("abc", 4), "abc");
+        assert_eq!(relative(0, 899_000), "in 15m");
+        assert_eq!(relative(0, 95_000), "in 1m35s");
     }
 
     #[test]

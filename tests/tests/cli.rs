@@ -359,3 +359,137 @@ fn exit_codes_follow_the_documented_table() {
     );
     assert_eq!(code("alice", &["explain", "web"]), Some(0));
 }
+
+/// `jitctl elevate` on a terminal, through a real pseudo-terminal (`script`): it asks for a
+/// reason only when the rule wants one, and says how long it must be.
+fn on_a_terminal(user: &str, command: &str, typed: &str) -> Output {
+    let script = format!("printf '{typed}' | script -qec '{command}' /dev/null");
+    run(Command::new("su").args([user, "-s", "/bin/sh", "-c", &script]))
+}
+
+/// What people read: aligned tables with headers, times with their zone, durations as people
+/// say them, nothing cut without a mark, a gate grant in plain words with a warning when
+/// pam_jit would not see it, and a reason asked for only when the rule needs one.
+#[test]
+#[ignore = "needs root and the sandbox: run tests/run"]
+fn human_output_reads_naturally() {
+    let sb = setup();
+    let policy = format!(
+        "{POLICY}\n[privilege.gated]\nkind = \"gate\"\npam_services = [\"jitd-cli-gated\"]\n\n\
+         [[rule]]\nname = \"gated\"\nusers = [\"alice\"]\nprivileges = [\"gated\"]\n\
+         max_duration = \"1h\"\nreason_required = false\n"
+    );
+    let _d = Daemon::start(&sb, "cli-human", &policy);
+
+    // No reason needed: no question (the next line typed is not swallowed).
+    let o = on_a_terminal("alice", "jitctl elevate ops --for 15m", "sudo -l\\n");
+    let said = stdout(&o);
+    assert!(!said.contains("Reason"), "{said}");
+    assert!(said.contains("Granted ops"), "{said}");
+    // A reason needed: asked, with its minimum length.
+    let long = "restart after the config change of ticket OPS-1234 in the evening window";
+    let o = on_a_terminal(
+        "alice",
+        "jitctl elevate web --for 15m",
+        &format!("{long}\\n"),
+    );
+    let said = stdout(&o);
+    assert!(said.contains("Reason (at least 8 characters"), "{said}");
+    assert!(said.contains("Granted web"), "{said}");
+    let zone = stdout(&run(Command::new("date").arg("+%Z")))
+        .trim()
+        .to_string();
+    assert!(
+        said.contains(&format!(" {zone} (in 15m)")),
+        "the deadline with its zone, rounded: {said}"
+    );
+
+    let o = jitctl("alice", &["status"]);
+    let text = stdout(&o);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("ID"), "a header: {text}");
+    let column = |line: &str| line.find("ops").or_else(|| line.find("web"));
+    let header_at = lines[0].find("PRIVILEGE");
+    assert!(
+        lines[1..].iter().all(|l| column(l) == header_at),
+        "privileges aligned under their header: {text}"
+    );
+    let o = run(Command::new("jitctl").args(["list", "--all"]));
+    let text = stdout(&o);
+    assert!(
+        text.contains("restart after the config change of tick…"),
+        "a long reason is cut with a mark: {text}"
+    );
+    assert!(text.contains("web team"), "the rule is shown: {text}");
+
+    // A gate grant says what it opens, and that pam_jit is not there to see it.
+    let o = jitctl("alice", &["elevate", "gated", "--for", "5m"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("your own rule for jitd-cli-gated works while it lasts"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(
+        stderr(&o).contains("/etc/pam.d/jitd-cli-gated does not load pam_jit"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// Each privilege is held once at a time, and a rule's privileges do not share a budget unless
+/// it sets `max_active_rule` (then explain says so).
+#[test]
+#[ignore = "needs root and the sandbox: run tests/run"]
+fn max_active_is_per_privilege_unless_the_rule_sets_a_budget() {
+    let sb = setup();
+    let both = r#"
+[privilege.uid]
+kind = "sudo"
+commands = ["/usr/bin/id -u"]
+
+[privilege.gid]
+kind = "sudo"
+commands = ["/usr/bin/id -g"]
+
+[[rule]]
+name = "both"
+users = ["alice"]
+privileges = ["uid", "gid"]
+max_duration = "1h"
+reason_required = false
+"#;
+    let d = Daemon::start(&sb, "cli-budget", both);
+    for p in ["uid", "gid"] {
+        let o = jitctl("alice", &["elevate", p, "--for", "5m"]);
+        assert!(o.status.success(), "{p}: {}", stderr(&o));
+    }
+    let o = jitctl("alice", &["elevate", "uid", "--for", "5m"]);
+    assert_eq!(o.status.code(), Some(3), "held once: {}", stderr(&o));
+    for g in jitctl("alice", &["status"])
+        .stdout
+        .split(|b| *b == b'\n')
+        .skip(1)
+    {
+        let id = String::from_utf8_lossy(g);
+        if let Some(id) = id.split_whitespace().next() {
+            assert!(jitctl("alice", &["drop", id]).status.success());
+        }
+    }
+    d.set_policy(&format!("{both}max_active_rule = 1\n"));
+    assert!(run(Command::new("jitctl").arg("reload")).status.success());
+    assert!(
+        jitctl("alice", &["elevate", "uid", "--for", "5m"])
+            .status
+            .success()
+    );
+    let o = jitctl("alice", &["elevate", "gid", "--for", "5m"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("max_active_rule = 1"), "{}", stderr(&o));
+    let o = jitctl("alice", &["explain", "gid"]);
+    assert!(
+        stdout(&o).contains("at most 1 live grant(s) under this rule, shared by uid, gid"),
+        "{}",
+        stdout(&o)
+    );
+}

@@ -104,6 +104,11 @@ impl Setup {
     }
 }
 
+/// Whether the PAM stack of `service` consults pam_jit for it (a gate grant's warning).
+pub fn pam_consults(service: &str) -> bool {
+    pam::consults(Path::new("/etc/pam.d"), service, service, 0)
+}
+
 pub fn run(config: &Path, out: &Out) -> Result<(), Failure> {
     if !jitd::policy::trust::running_as_root() {
         return Err(Failure::Bus(jitd::client::Error::NotAllowed(

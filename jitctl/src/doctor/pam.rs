@@ -86,7 +86,7 @@ fn stacks_in(dir: &Path, gates: &[(String, Vec<String>)]) -> Finding {
 
 /// Whether the stack of `file` (for PAM service `service`), with what it includes, has a
 /// pam_jit line that acts for `service`.
-fn consults(dir: &Path, file: &str, service: &str, depth: u32) -> bool {
+pub(super) fn consults(dir: &Path, file: &str, service: &str, depth: u32) -> bool {
     if depth > 8 {
         return false;
     }
