@@ -5,6 +5,7 @@
 
 mod doctor;
 mod json;
+mod manpages;
 mod output;
 mod policy_check;
 
@@ -125,9 +126,13 @@ enum Command {
     /// Print a shell completion script (bash, zsh or fish) built from this CLI's definition.
     #[command(hide = true)]
     Completions { shell: clap_complete::Shell },
-    /// Print the jitctl(1) manual page (roff) built from this CLI's definition.
+    /// Print the jitctl(1) manual page (roff) built from this CLI's definition, or with
+    /// --dir write it and one page per subcommand (jitctl-elevate.1, ...) there.
     #[command(hide = true)]
-    Manpage,
+    Manpage {
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -281,11 +286,20 @@ fn run(command: Command, out: &Out) -> Result<(), Failure> {
             clap_complete::generate(shell, &mut cli, "jitctl", &mut std::io::stdout());
             return Ok(());
         }
-        Command::Manpage => {
+        Command::Manpage { dir } => {
             use clap::CommandFactory;
-            return clap_mangen::Man::new(Cli::command())
-                .render(&mut std::io::stdout())
-                .map_err(|e| Failure::Other(format!("cannot write the manual page: {e}")));
+            let failed =
+                |e: std::io::Error| Failure::Other(format!("cannot write the manual pages: {e}"));
+            return match dir {
+                Some(dir) => manpages::write_all(Cli::command(), &dir)
+                    .map(|pages| out.message(&format!("wrote {}", pages.join(" "))))
+                    .map_err(failed),
+                None => {
+                    let mut cli = Cli::command().disable_help_subcommand(true);
+                    cli.build();
+                    manpages::render(&cli, "jitctl", &mut std::io::stdout()).map_err(failed)
+                }
+            };
         }
         _ => {}
     }
@@ -316,17 +330,9 @@ fn run(command: Command, out: &Out) -> Result<(), Failure> {
                 reason,
                 ticket,
             } => {
-                let reason = match reason {
-                    Some(r) => r,
-                    None => ask_reason(&jitd, &privilege).await?,
-                };
+                let (reason, ticket) = ask_missing(&jitd, &privilege, reason, ticket).await?;
                 let outcome = jitd
-                    .request(
-                        &privilege,
-                        duration.unwrap_or(0),
-                        &reason,
-                        ticket.as_deref().unwrap_or(""),
-                    )
+                    .request(&privilege, duration.unwrap_or(0), &reason, &ticket)
                     .await?;
                 out.outcome(&outcome, now_ms());
             }
@@ -388,7 +394,7 @@ fn run(command: Command, out: &Out) -> Result<(), Failure> {
             Command::Policy { .. }
             | Command::Doctor { .. }
             | Command::Completions { .. }
-            | Command::Manpage => {}
+            | Command::Manpage { .. } => {}
         }
         Ok(())
     })
@@ -409,22 +415,46 @@ async fn was_live(jitd: &ManagerProxy<'_>, id: &str, others: bool) -> bool {
     all.iter().any(|g| g.id == id)
 }
 
-/// Asks for a reason on the terminal, only when the rule wants one (the daemon says, through
-/// Explain), saying how long it must be. With nobody there to answer, the request goes
-/// without one: jitd refuses it, saying so, only if the rule wants a reason.
-async fn ask_reason(jitd: &ManagerProxy<'_>, privilege: &str) -> Result<String, Failure> {
-    if !std::io::stdin().is_terminal() {
-        return Ok(String::new());
-    }
-    let needed = match jitd.explain(privilege).await {
-        Ok(e) if e.decision == jitd::terms::Verdict::Allow && !e.reason_required => {
-            return Ok(String::new());
+/// Asks on the terminal for what the rule wants and the command line did not give: a reason
+/// (saying how long it must be) and a ticket (saying what it must match). The daemon says what
+/// the rule wants, through Explain; nothing is asked when it wants nothing, so a line typed
+/// ahead is never swallowed. With nobody at a terminal nothing is asked: jitd's refusal says
+/// what is missing.
+async fn ask_missing(
+    jitd: &ManagerProxy<'_>,
+    privilege: &str,
+    reason: Option<String>,
+    ticket: Option<String>,
+) -> Result<(String, String), Failure> {
+    let wants = if std::io::stdin().is_terminal() && (reason.is_none() || ticket.is_none()) {
+        match jitd.explain(privilege).await {
+            Ok(e) if e.decision == jitd::terms::Verdict::Allow => Some(e),
+            // Not allowed or not known: the request says why, without a question first.
+            _ => None,
         }
-        Ok(e) if e.decision == jitd::terms::Verdict::Allow => e.reason_min_chars,
-        // Not allowed or not known: the request says why, without a question first.
-        _ => return Ok(String::new()),
+    } else {
+        None
     };
-    eprint!("Reason (at least {needed} characters, recorded in the audit trail): ");
+    let reason = match (reason, &wants) {
+        (Some(r), _) => r,
+        (None, Some(e)) if e.reason_required => ask(&format!(
+            "Reason (at least {} characters, recorded in the audit trail): ",
+            e.reason_min_chars
+        ))?,
+        (None, _) => String::new(),
+    };
+    let ticket = match (ticket, &wants) {
+        (Some(t), _) => t,
+        (None, Some(e)) if !e.ticket_pattern.is_empty() => {
+            ask(&format!("Ticket (matching {}): ", e.ticket_pattern))?
+        }
+        (None, _) => String::new(),
+    };
+    Ok((reason, ticket))
+}
+
+fn ask(prompt: &str) -> Result<String, Failure> {
+    eprint!("{prompt}");
     let mut line = String::new();
     std::io::stdin()
         .read_line(&mut line)

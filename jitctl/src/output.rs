@@ -403,7 +403,24 @@ impl Out {
 
     pub fn explanation(&self, e: &Explanation) {
         if self.json {
-            return self.json(e);
+            let mut doc = serde_json::to_value(e).unwrap_or_default();
+            // A "no" has no terms: null, not zeros a script could take for a rule's limits.
+            if e.decision != Verdict::Allow
+                && let Some(map) = doc.as_object_mut()
+            {
+                for key in [
+                    "rule",
+                    "default_secs",
+                    "max_secs",
+                    "reason_required",
+                    "reason_min_chars",
+                    "ticket_pattern",
+                    "approval",
+                ] {
+                    map.insert(key.into(), serde_json::Value::Null);
+                }
+            }
+            return self.json(&doc);
         }
         let verdict = if e.decision == Verdict::Allow {
             "you may request it"

@@ -237,6 +237,9 @@ fn every_json_output_is_exactly_one_document() {
         assert_eq!(o.status.code(), Some(*code), "{what}: {}", stderr(&o));
         let doc = one_document(&o, &what);
         let answered = doc.get("decision").is_some() || doc.get("ok").is_some();
+        if doc["decision"] == "deny" {
+            assert!(doc["max_secs"].is_null(), "a no has no terms: {doc}");
+        }
         if *code != 0 && !answered {
             assert_eq!(doc["error"]["exit"], *code, "{what}: {doc}");
             assert!(doc["error"]["code"].is_string(), "{what}: {doc}");
@@ -377,7 +380,7 @@ fn human_output_reads_naturally() {
     let policy = format!(
         "{POLICY}\n[privilege.gated]\nkind = \"gate\"\npam_services = [\"jitd-cli-gated\"]\n\n\
          [[rule]]\nname = \"gated\"\nusers = [\"alice\"]\nprivileges = [\"gated\"]\n\
-         max_duration = \"1h\"\nreason_required = false\n"
+         max_duration = \"1h\"\nreason_required = false\nticket_pattern = \"INC-[0-9]+\"\n"
     );
     let _d = Daemon::start(&sb, "cli-human", &policy);
 
@@ -422,18 +425,19 @@ fn human_output_reads_naturally() {
     );
     assert!(text.contains("web team"), "the rule is shown: {text}");
 
-    // A gate grant says what it opens, and that pam_jit is not there to see it.
-    let o = jitctl("alice", &["elevate", "gated", "--for", "5m"]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    // A ticket the rule wants is asked for, saying what it must match; a gate grant says
+    // what it opens, and that pam_jit is not there to see it.
+    let o = on_a_terminal("alice", "jitctl elevate gated --for 5m", "INC-42\\n");
+    let said = stdout(&o);
+    assert!(said.contains("Ticket (matching INC-[0-9]+)"), "{said}");
+    assert!(!said.contains("Reason"), "{said}");
     assert!(
-        stdout(&o).contains("your own rule for jitd-cli-gated works while it lasts"),
-        "{}",
-        stdout(&o)
+        said.contains("your own rule for jitd-cli-gated works while it lasts"),
+        "{said}"
     );
     assert!(
-        stderr(&o).contains("/etc/pam.d/jitd-cli-gated does not load pam_jit"),
-        "{}",
-        stderr(&o)
+        said.contains("/etc/pam.d/jitd-cli-gated does not load pam_jit"),
+        "{said}"
     );
 }
 
