@@ -353,7 +353,11 @@ impl Out {
             if !p.description.is_empty() {
                 println!("    {}", p.description);
             }
-            println!("    gives: {}", p.grants);
+            let gives = match p.kind {
+                GrantKind::Gate => gate_words(&p.grants),
+                _ => p.grants.clone(),
+            };
+            println!("    gives: {gives}");
             let mut needs = vec![format!(
                 "default {}, at most {}",
                 jitd::duration::format(p.default_secs),
