@@ -3,7 +3,11 @@
 //! Human output by default, `--json` everywhere (one JSON document on stdout), and exit codes
 //! scripts can rely on (see `EXIT CODES` in `--help`).
 
+mod doctor;
+mod json;
+mod manpages;
 mod output;
+mod policy_check;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -14,9 +18,12 @@ use jitd::client::{self, Error, GrantInfo, ManagerProxy};
 
 use output::{Out, now_ms};
 
+/// What `jitctl policy check` and a refused `jitctl reload` exit with: the policy has errors.
+const EXIT_POLICY_INVALID: u8 = 10;
+
 const EXIT_CODES: &str = "EXIT CODES:
-  0  success
-  1  other failure
+  0  success (explain: you may request it)
+  1  other failure (explain: you may not request it)
   2  usage error (bad flag, bad duration)
   3  the policy refuses the request
   4  not allowed for this caller
@@ -25,6 +32,7 @@ const EXIT_CODES: &str = "EXIT CODES:
   7  no such grant or privilege
   8  jitd cannot grant right now (state not writable, database locked)
   9  audit verify found a broken link in the audit trail
+  10 the policy has errors (policy check; reload: the daemon kept its policy)
 
 ENVIRONMENT:
   JITD_BUS_ADDRESS  D-Bus address to use instead of the system bus (tests)";
@@ -73,8 +81,10 @@ enum Command {
     },
     /// End a grant now (admins: any grant; owners: their own).
     Revoke {
+        /// The grant's id (from `jitctl list --all`).
         id: String,
-        #[arg(long, default_value = "")]
+        /// Why (recorded with how it ended and in the audit trail).
+        #[arg(long, default_value = "", hide_default_value = true)]
         reason: String,
         /// Also end the processes still holding the privilege (sessions started under it,
         /// or processes carrying the group), whatever the privilege's on_end says.
@@ -82,7 +92,13 @@ enum Command {
         terminate: bool,
     },
     /// Give back one of your own grants before its deadline.
-    Drop { id: String },
+    Drop {
+        /// The grant's id (from `jitctl status`).
+        id: String,
+        /// Why you give it back (recorded with how it ended).
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
     /// What you may request on this host: each privilege, what it gives, on what terms, and
     /// what you hold now (the `sudo -l` of jitd).
     Privileges,
@@ -90,6 +106,13 @@ enum Command {
     Explain { privilege: String },
     /// Re-read the policy in the daemon (admins).
     Reload,
+    /// Check this host's whole jitd setup, each finding with its fix (root; exit 1 if any
+    /// check fails).
+    Doctor {
+        /// jitd's configuration file.
+        #[arg(long, default_value = "/etc/jitd/jitd.toml")]
+        config: PathBuf,
+    },
     /// Policy files.
     Policy {
         #[command(subcommand)]
@@ -103,9 +126,13 @@ enum Command {
     /// Print a shell completion script (bash, zsh or fish) built from this CLI's definition.
     #[command(hide = true)]
     Completions { shell: clap_complete::Shell },
-    /// Print the jitctl(1) manual page (roff) built from this CLI's definition.
+    /// Print the jitctl(1) manual page (roff) built from this CLI's definition, or with
+    /// --dir write it and one page per subcommand (jitctl-elevate.1, ...) there.
     #[command(hide = true)]
-    Manpage,
+    Manpage {
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -115,6 +142,9 @@ enum PolicyCommand {
         /// A policy file, or a directory of *.toml files (default: /etc/jitd/policy.toml and
         /// /etc/jitd/policy.d).
         paths: Vec<PathBuf>,
+        /// Warnings are errors too (for CI).
+        #[arg(long)]
+        strict: bool,
     },
 }
 
@@ -135,8 +165,14 @@ pub enum Failure {
     Unreachable(String),
     Usage(String),
     Other(String),
+    /// The policy has errors (what they are is already said).
+    Invalid(String),
     /// The audit chain is broken; what was found is already on stdout.
     Broken,
+    /// `doctor` found a failing check; its report is already on stdout.
+    Doctor,
+    /// The answer is no (`explain`); the answer itself is already on stdout.
+    No,
 }
 
 impl Failure {
@@ -149,9 +185,15 @@ impl Failure {
             Self::Bus(Error::NotFound(_)) => 7,
             Self::Bus(Error::Unavailable(_)) => 8,
             Self::Usage(_) => 2,
-            Self::Bus(Error::ZBus(_)) | Self::Other(_) => 1,
+            Self::Bus(Error::ZBus(_)) | Self::Other(_) | Self::No | Self::Doctor => 1,
             Self::Broken => 9,
+            Self::Invalid(_) => EXIT_POLICY_INVALID,
         }
+    }
+
+    /// Whether what went wrong was already said in full (no error line or document follows).
+    fn said(&self) -> bool {
+        matches!(self, Self::Broken | Self::No | Self::Doctor)
     }
 
     fn name(&self) -> &'static str {
@@ -160,15 +202,20 @@ impl Failure {
             Self::Unreachable(_) => "Unreachable",
             Self::Usage(_) => "Usage",
             Self::Other(_) => "Failed",
+            Self::Invalid(_) => "PolicyInvalid",
             Self::Broken => "ChainBroken",
+            Self::No => "No",
+            Self::Doctor => "ChecksFailed",
         }
     }
 
     fn message(&self) -> String {
         match self {
             Self::Bus(e) => e.message(),
-            Self::Unreachable(m) | Self::Usage(m) | Self::Other(m) => m.clone(),
+            Self::Unreachable(m) | Self::Usage(m) | Self::Other(m) | Self::Invalid(m) => m.clone(),
             Self::Broken => "the audit trail is broken".into(),
+            Self::No => "the answer is no".into(),
+            Self::Doctor => "some checks failed".into(),
         }
     }
 }
@@ -195,15 +242,39 @@ fn unreachable_message() -> String {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let out = Out { json: cli.json };
+    restore_sigpipe();
+    // Read before parsing, so a usage error can still answer in JSON.
+    let json = std::env::args_os().skip(1).any(|a| a == "--json");
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if json && e.use_stderr() => {
+            let out = Out::new(true);
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("usage error");
+            let message = first.strip_prefix("error: ").unwrap_or(first);
+            out.failure("Usage", 2, message);
+            return ExitCode::from(2);
+        }
+        Err(e) => e.exit(),
+    };
+    let out = Out::new(cli.json);
     match run(cli.command, &out) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Failure::Broken) => ExitCode::from(Failure::Broken.code()),
+        Err(f) if f.said() => ExitCode::from(f.code()),
         Err(f) => {
-            out.failure(f.name(), &f.message());
+            out.failure(f.name(), f.code(), &f.message());
             ExitCode::from(f.code())
         }
+    }
+}
+
+/// A reader that stops reading (`jitctl list | head`) ends jitctl quietly, as it ends `ls`:
+/// Rust ignores SIGPIPE, which turns every later write into a panic.
+fn restore_sigpipe() {
+    // SAFETY: setting a signal's disposition to the default is async-signal-safe and done
+    // before any thread exists; no handler is installed.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 
@@ -215,19 +286,31 @@ fn run(command: Command, out: &Out) -> Result<(), Failure> {
             clap_complete::generate(shell, &mut cli, "jitctl", &mut std::io::stdout());
             return Ok(());
         }
-        Command::Manpage => {
+        Command::Manpage { dir } => {
             use clap::CommandFactory;
-            return clap_mangen::Man::new(Cli::command())
-                .render(&mut std::io::stdout())
-                .map_err(|e| Failure::Other(format!("cannot write the manual page: {e}")));
+            let failed =
+                |e: std::io::Error| Failure::Other(format!("cannot write the manual pages: {e}"));
+            return match dir {
+                Some(dir) => manpages::write_all(Cli::command(), &dir)
+                    .map(|pages| out.message(&format!("wrote {}", pages.join(" "))))
+                    .map_err(failed),
+                None => {
+                    let mut cli = Cli::command().disable_help_subcommand(true);
+                    cli.build();
+                    manpages::render(&cli, "jitctl", &mut std::io::stdout()).map_err(failed)
+                }
+            };
         }
         _ => {}
     }
     if let Command::Policy {
-        command: PolicyCommand::Check { paths },
+        command: PolicyCommand::Check { paths, strict },
     } = command
     {
-        return policy_check(&paths, out);
+        return policy_check::run(&paths, strict, out);
+    }
+    if let Command::Doctor { config } = &command {
+        return doctor::run(config, out);
     }
     zbus::block_on(async {
         let address = std::env::var("JITD_BUS_ADDRESS").ok();
@@ -247,17 +330,9 @@ fn run(command: Command, out: &Out) -> Result<(), Failure> {
                 reason,
                 ticket,
             } => {
-                let reason = match reason {
-                    Some(r) => r,
-                    None => ask_reason()?,
-                };
+                let (reason, ticket) = ask_missing(&jitd, &privilege, reason, ticket).await?;
                 let outcome = jitd
-                    .request(
-                        &privilege,
-                        duration.unwrap_or(0),
-                        &reason,
-                        ticket.as_deref().unwrap_or(""),
-                    )
+                    .request(&privilege, duration.unwrap_or(0), &reason, &ticket)
                     .await?;
                 out.outcome(&outcome, now_ms());
             }
@@ -278,12 +353,14 @@ fn run(command: Command, out: &Out) -> Result<(), Failure> {
                 reason,
                 terminate,
             } => {
+                let live = was_live(&jitd, &id, true).await;
                 let g = jitd.revoke(&id, &reason, terminate).await?;
-                out.ended(&g, "Revoked");
+                out.ended(&g, "Revoked", !live, now_ms());
             }
-            Command::Drop { id } => {
-                let g = jitd.revoke(&id, "", false).await?;
-                out.ended(&g, "Dropped");
+            Command::Drop { id, reason } => {
+                let live = was_live(&jitd, &id, false).await;
+                let g = jitd.revoke(&id, &reason, false).await?;
+                out.ended(&g, "Dropped", !live, now_ms());
             }
             Command::Privileges => {
                 let list = jitd.list_privileges().await?;
@@ -292,9 +369,17 @@ fn run(command: Command, out: &Out) -> Result<(), Failure> {
             Command::Explain { privilege } => {
                 let e = jitd.explain(&privilege).await?;
                 out.explanation(&e);
+                // Like `kubectl auth can-i`: scripts ask with the exit code.
+                if e.decision != jitd::terms::Verdict::Allow {
+                    return Err(Failure::No);
+                }
             }
             Command::Reload => {
-                let summary = jitd.reload_policy().await?;
+                let summary = jitd.reload_policy().await.map_err(|e| match e {
+                    // The daemon refuses a policy with errors and keeps the one it has.
+                    Error::InvalidArgument(m) => Failure::Invalid(m),
+                    other => Failure::from(other),
+                })?;
                 out.message(&summary);
             }
             Command::Audit {
@@ -306,103 +391,75 @@ fn run(command: Command, out: &Out) -> Result<(), Failure> {
                     return Err(Failure::Broken);
                 }
             }
-            Command::Policy { .. } | Command::Completions { .. } | Command::Manpage => {}
+            Command::Policy { .. }
+            | Command::Doctor { .. }
+            | Command::Completions { .. }
+            | Command::Manpage { .. } => {}
         }
         Ok(())
     })
 }
 
-/// Asks for a reason on the terminal. With nobody there to answer, the request goes without
-/// one: jitd refuses it, saying so, only if the rule wants a reason.
-fn ask_reason() -> Result<String, Failure> {
-    if !std::io::stdin().is_terminal() {
-        return Ok(String::new());
+/// Whether grant `id` is live as the caller can see it (their own, and with `others`
+/// anyone's, for an admin's revoke): ending an ended grant succeeds and changes nothing, and
+/// the answer should say so.
+async fn was_live(jitd: &ManagerProxy<'_>, id: &str, others: bool) -> bool {
+    let mine = jitd.list_mine(false).await.unwrap_or_default();
+    if mine.iter().any(|g| g.id == id) {
+        return true;
     }
-    eprint!("Reason (empty if the rule needs none): ");
+    if !others {
+        return false;
+    }
+    let all = jitd.list_all(false).await.unwrap_or_default();
+    all.iter().any(|g| g.id == id)
+}
+
+/// Asks on the terminal for what the rule wants and the command line did not give: a reason
+/// (saying how long it must be) and a ticket (saying what it must match). The daemon says what
+/// the rule wants, through Explain; nothing is asked when it wants nothing, so a line typed
+/// ahead is never swallowed. With nobody at a terminal nothing is asked: jitd's refusal says
+/// what is missing.
+async fn ask_missing(
+    jitd: &ManagerProxy<'_>,
+    privilege: &str,
+    reason: Option<String>,
+    ticket: Option<String>,
+) -> Result<(String, String), Failure> {
+    let wants = if std::io::stdin().is_terminal() && (reason.is_none() || ticket.is_none()) {
+        match jitd.explain(privilege).await {
+            Ok(e) if e.decision == jitd::terms::Verdict::Allow => Some(e),
+            // Not allowed or not known: the request says why, without a question first.
+            _ => None,
+        }
+    } else {
+        None
+    };
+    let reason = match (reason, &wants) {
+        (Some(r), _) => r,
+        (None, Some(e)) if e.reason_required => ask(&format!(
+            "Reason (at least {} characters, recorded in the audit trail): ",
+            e.reason_min_chars
+        ))?,
+        (None, _) => String::new(),
+    };
+    let ticket = match (ticket, &wants) {
+        (Some(t), _) => t,
+        (None, Some(e)) if !e.ticket_pattern.is_empty() => {
+            ask(&format!("Ticket (matching {}): ", e.ticket_pattern))?
+        }
+        (None, _) => String::new(),
+    };
+    Ok((reason, ticket))
+}
+
+fn ask(prompt: &str) -> Result<String, Failure> {
+    eprint!("{prompt}");
     let mut line = String::new();
     std::io::stdin()
         .read_line(&mut line)
         .map_err(|e| Failure::Other(e.to_string()))?;
     Ok(line.trim_end_matches(['\n', '\r']).to_string())
-}
-
-/// The daemon's configuration file, read for its `admin_group` and checked like the policy.
-const CONFIG_PATH: &str = "/etc/jitd/jitd.toml";
-
-fn policy_check(paths: &[PathBuf], out: &Out) -> Result<(), Failure> {
-    use jitd::policy::{Diagnostic, OnUntrusted, Policy, PolicySource, SystemAccounts, trust};
-    // As root the check judges files as the daemon will; anyone else is likely checking a
-    // draft of their own, and hears the same complaint as a warning.
-    let untrusted = if trust::running_as_root() {
-        OnUntrusted::Refuse
-    } else {
-        OnUntrusted::Warn
-    };
-    let config = PathBuf::from(CONFIG_PATH);
-    let (admin_group, config_complaint) = match trust::read(&config, 1024 * 1024) {
-        Ok((text, complaint)) => (jitd::policy::admin_group_in(&text), complaint),
-        Err(_) => (jitd::policy::DEFAULT_ADMIN_GROUP.to_string(), None),
-    };
-    let base = PolicySource {
-        admin_group,
-        untrusted,
-        ..PolicySource::default()
-    };
-    let sources: Vec<PolicySource> = if paths.is_empty() {
-        vec![PolicySource {
-            file: Some(PathBuf::from("/etc/jitd/policy.toml")),
-            dir: Some(PathBuf::from("/etc/jitd/policy.d")),
-            ..base.clone()
-        }]
-    } else {
-        let mut v = Vec::new();
-        for p in paths {
-            if p.is_dir() {
-                v.push(PolicySource {
-                    dir: Some(p.clone()),
-                    ..base.clone()
-                });
-            } else if p.exists() {
-                v.push(PolicySource {
-                    file: Some(p.clone()),
-                    ..base.clone()
-                });
-            } else {
-                return Err(Failure::Usage(format!(
-                    "{}: no such file or directory",
-                    p.display()
-                )));
-            }
-        }
-        v
-    };
-    let mut reports = Vec::new();
-    for src in sources {
-        match Policy::load(&src, &SystemAccounts) {
-            Ok(loaded) => reports.push(output::CheckReport::ok(&loaded)),
-            Err(errors) => reports.push(output::CheckReport::failed(&errors)),
-        }
-    }
-    // The installed configuration is part of what the daemon trusts.
-    if paths.is_empty()
-        && let (Some(complaint), Some(report)) = (config_complaint, reports.first_mut())
-    {
-        let d = Diagnostic {
-            file: config,
-            line: 1,
-            column: 1,
-            message: complaint,
-        };
-        report.add(&d, untrusted == OnUntrusted::Refuse);
-    }
-    out.policy_check(&reports);
-    if reports.iter().all(output::CheckReport::is_ok) {
-        Ok(())
-    } else {
-        Err(Failure::Other(
-            "the policy has errors; nothing was loaded".into(),
-        ))
-    }
 }
 
 #[cfg(test)]
@@ -421,11 +478,13 @@ mod tests {
             (Failure::Broken, 9),
             (Failure::Usage(String::new()), 2),
             (Failure::Other(String::new()), 1),
+            (Failure::No, 1),
+            (Failure::Invalid(String::new()), 10),
         ];
         for (f, code) in cases {
             assert_eq!(f.code(), code, "{f:?}");
             assert!(
-                EXIT_CODES.contains(&format!("  {code}  ")),
+                EXIT_CODES.contains(&format!("  {code:<2} ")),
                 "code {code} documented"
             );
         }

@@ -204,6 +204,13 @@ impl SudoCommand {
         let Some(path) = words.next() else {
             return refuse(WHAT, s, "empty");
         };
+        if path.rsplit('/').next() == Some("sudoedit") {
+            return refuse(
+                WHAT,
+                s,
+                "sudoedit is not supported: grant the exact commands that are needed",
+            );
+        }
         if !path.starts_with('/') {
             return refuse(WHAT, s, "must start with an absolute path");
         }
@@ -223,9 +230,6 @@ impl SudoCommand {
             .any(|part| part.is_empty() || part == "." || part == "..")
         {
             return refuse(WHAT, s, "path must be normalised (no //, . or ..)");
-        }
-        if path.rsplit('/').next() == Some("sudoedit") {
-            return refuse(WHAT, s, "sudoedit cannot be granted as a command");
         }
         let arg_ok = |c: char| c.is_ascii_alphanumeric() || "_.+-/@=:,%".contains(c);
         let args: Vec<String> = words.map(str::to_string).collect();

@@ -250,7 +250,8 @@ impl Daemon {
         let o = run(Command::new("jitctl").args(["--json", "list", "--all", "--ended"]));
         let list: serde_json::Value = serde_json::from_slice(&o.stdout)
             .unwrap_or_else(|e| panic!("{e}: {}{}\n{}", stdout(&o), stderr(&o), self.log()));
-        list.as_array()
+        list["grants"]
+            .as_array()
             .unwrap()
             .iter()
             .find(|g| g["id"] == id)

@@ -457,7 +457,7 @@ fn wait_exit(
 fn live_grant_id(user: &str) -> String {
     let o = jitctl(user, &["--json", "status"]);
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
-    v[0]["id"].as_str().unwrap().to_string()
+    v["grants"][0]["id"].as_str().unwrap().to_string()
 }
 
 #[test]

@@ -83,7 +83,7 @@ fn root_equivalent_groups_need_an_explicit_yes() {
         let file = dir.join(format!("{g}.toml"));
         std::fs::write(&file, group_privilege(g, "")).unwrap();
         let o = policy_check(&file);
-        let out = stdout(&o);
+        let out = stderr(&o);
         assert!(!o.status.success(), "{g} must be refused: {out}");
         assert!(
             out.contains(&format!("{}:3:9: error: ", file.display()))
@@ -172,7 +172,7 @@ fn the_documented_policy_examples_load() {
         assert!(
             o.status.success(),
             "example {i} does not load:\n{text}\n{}",
-            stdout(&o)
+            stderr(&o)
         );
     }
 }
@@ -236,8 +236,7 @@ fn refused(d: &Daemon, file: &Path, fix: &str) {
         stderr(&o)
     );
     let o = run(Command::new("jitctl").args(["--json", "list", "--all"]));
-    for g in serde_json::from_slice::<serde_json::Value>(&o.stdout)
-        .unwrap()
+    for g in serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["grants"]
         .as_array()
         .unwrap()
     {
@@ -299,9 +298,9 @@ fn policy_and_config_files_count_only_when_root_owned_and_not_writable_by_others
     // policy check: root gets an error, a user drafting in their own directory a warning.
     chmod(&policy, 0o666);
     let o = policy_check(&policy);
-    assert!(!o.status.success(), "{}", stdout(&o));
-    assert!(stdout(&o).contains("error: "), "{}", stdout(&o));
-    assert!(stdout(&o).contains("chmod 644"), "{}", stdout(&o));
+    assert!(!o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("error: "), "{}", stderr(&o));
+    assert!(stderr(&o).contains("chmod 644"), "{}", stderr(&o));
     chmod(&policy, 0o644);
     let drafts = sb.dir.join("alice-drafts");
     std::fs::create_dir_all(&drafts).unwrap();
@@ -315,7 +314,7 @@ fn policy_and_config_files_count_only_when_root_owned_and_not_writable_by_others
     );
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
     assert!(
-        stdout(&o).contains("warning: ") && stdout(&o).contains("chown root:root"),
+        stderr(&o).contains("warning: ") && stderr(&o).contains("chown root:root"),
         "{}",
         stdout(&o)
     );

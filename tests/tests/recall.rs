@@ -61,7 +61,8 @@ fn end_grant(id: &str) {
 fn grant_json(id: &str) -> serde_json::Value {
     let o = run(Command::new("jitctl").args(["--json", "list", "--all", "--ended"]));
     let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    list.as_array()
+    list["grants"]
+        .as_array()
         .unwrap()
         .iter()
         .find(|g| g["id"] == id)

@@ -309,7 +309,7 @@ fn concurrent_grant_drop_sweep_and_expiry_leave_nothing_behind() {
             let o = as_user("alice", &["jitctl", "--json", "status"]);
             let live: serde_json::Value =
                 serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null);
-            for g in live.as_array().into_iter().flatten() {
+            for g in live["grants"].as_array().into_iter().flatten() {
                 let id = g["id"].as_str().unwrap_or_default();
                 let _ = as_user("alice", &["jitctl", "drop", id]);
             }

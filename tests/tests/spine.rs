@@ -117,8 +117,8 @@ fn elevate_gives_exactly_the_privilege_and_expiry_takes_it_away() {
 
     let status = jitctl("alice", &["--json", "list", "--ended"]);
     let list: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
-    assert_eq!(list[0]["id"], id.as_str());
-    assert_eq!(list[0]["state"], "expired");
+    assert_eq!(list["grants"][0]["id"], id.as_str());
+    assert_eq!(list["grants"][0]["state"], "expired");
     let log = d.log();
     for event in [
         "event=request.allowed",
@@ -381,7 +381,7 @@ fn drop_and_revoke_end_a_grant_at_once_and_only_for_the_right_caller() {
     assert!(drop_ins().is_empty());
     let all = run(Command::new("jitctl").args(["--json", "list", "--all", "--ended"]));
     let list: serde_json::Value = serde_json::from_slice(&all.stdout).unwrap();
-    let row = list
+    let row = list["grants"]
         .as_array()
         .unwrap()
         .iter()
@@ -411,7 +411,7 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
                 "--reason",
                 "unknown privilege",
             ],
-            3,
+            7,
             "no privilege named nosuch",
         ),
         (
@@ -662,7 +662,8 @@ fn privileges_lists_what_each_user_may_request_and_holds() {
         serde_json::from_str(&stdout(&o)).unwrap()
     };
     let names = |v: &serde_json::Value| -> Vec<String> {
-        v.as_array()
+        v["privileges"]
+            .as_array()
             .unwrap()
             .iter()
             .map(|p| p["name"].as_str().unwrap().to_string())
@@ -670,7 +671,7 @@ fn privileges_lists_what_each_user_may_request_and_holds() {
     };
     let alice = list("alice");
     assert_eq!(names(&alice), ["e2e-group", "whoami"], "by name: {alice:#}");
-    let whoami = &alice[1];
+    let whoami = &alice["privileges"][1];
     assert_eq!(whoami["kind"], "sudo");
     assert_eq!(whoami["grants"], "as root: /usr/bin/id -u");
     assert_eq!(whoami["rule"], "e2e users");
@@ -694,7 +695,10 @@ fn privileges_lists_what_each_user_may_request_and_holds() {
         ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
-    let held = list("alice")[1]["held_grant"].as_str().unwrap().to_string();
+    let held = list("alice")["privileges"][1]["held_grant"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(held.starts_with('g'), "the live grant is shown: {held:?}");
     let text = stdout(&jitctl("alice", &["privileges"]));
     assert!(

@@ -53,8 +53,7 @@ fn chain(db: &Path) -> Vec<Vec<String>> {
 fn list_all() -> Vec<serde_json::Value> {
     let o = run(Command::new("jitctl").args(["--json", "list", "--all", "--ended"]));
     assert!(o.status.success(), "jitctl list: {}", stderr(&o));
-    serde_json::from_slice::<serde_json::Value>(&o.stdout)
-        .unwrap()
+    serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["grants"]
         .as_array()
         .unwrap()
         .clone()

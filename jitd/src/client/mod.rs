@@ -182,13 +182,26 @@ pub async fn verify_owner(conn: &zbus::Connection) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot ask the bus who runs jitd: {e}"))?;
     let name = zbus::names::BusName::try_from(BUS_NAME).map_err(|e| e.to_string())?;
+    // Bus activation first: the shipped activation file starts jitd.service when nothing owns
+    // the name yet; asking who owns it before that would only find nobody.
+    let how_to_start = "start it with `sudo systemctl start jitd`, or ask an admin to";
+    if let Ok(well_known) = zbus::names::WellKnownName::try_from(BUS_NAME) {
+        match dbus.start_service_by_name(well_known, 0).await {
+            Ok(_) | Err(zbus::fdo::Error::ServiceUnknown(_)) => {}
+            Err(e) => {
+                return Err(format!(
+                    "jitd is not running and the bus could not start it ({e}): {how_to_start}"
+                ));
+            }
+        }
+    }
     match dbus.get_connection_unix_user(name).await {
         Ok(0) => Ok(()),
         Ok(uid) => Err(format!(
             "{BUS_NAME} is owned by uid {uid}, not root: refusing to talk to an impostor"
         )),
         Err(zbus::fdo::Error::NameHasNoOwner(_)) => Err(format!(
-            "jitd is not running ({BUS_NAME} has no owner on the bus)"
+            "jitd is not running ({BUS_NAME} has no owner on the bus): {how_to_start}"
         )),
         Err(e) => Err(format!("cannot ask the bus who runs jitd: {e}")),
     }

@@ -178,15 +178,14 @@ impl Core {
             .map_err(Error::InvalidArgument)?;
         let Some(g) = self.live.get(&id).cloned() else {
             return match self.store.get(&id) {
-                Ok(Some(g)) if admin || g.uid == caller => Err(Error::NotFound(format!(
-                    "grant {id} is not live (it is {})",
-                    g.state
-                ))),
+                // Already ended: what the caller wanted is true, so the answer is the grant as
+                // it ended (scripts that revoke stay idempotent); nothing changes.
+                Ok(Some(g)) if admin || g.uid == caller => Ok(info(&g)),
                 _ => Err(Error::NotFound(format!("no grant {id}"))),
             };
         };
         let (state, why) = if g.uid == caller {
-            (GrantState::Dropped, "dropped by owner".to_string())
+            (GrantState::Dropped, hints::dropped_by_owner(reason))
         } else if admin {
             (
                 GrantState::Revoked,

@@ -97,3 +97,12 @@ pub fn not_admin(what: &str, admin_group: &str) -> String {
         crate::polkit::MANAGE
     )
 }
+
+/// How a grant its owner gave back ended, with the owner's reason when they gave one.
+pub fn dropped_by_owner(reason: &str) -> String {
+    if reason.trim().is_empty() {
+        "dropped by owner".to_string()
+    } else {
+        format!("dropped by owner: {}", reason.trim())
+    }
+}

@@ -106,7 +106,17 @@ impl Core {
                     ),
                 );
             }
-            Decision::Deny { why } => return denied(self, why),
+            Decision::Deny { why } => {
+                // A name the policy does not define is "no such privilege" (exit 7 in
+                // jitctl), not a refusal of a real one; it is audited as a denial all the same.
+                let unknown = self.policy.privilege(privilege).is_none();
+                let refused = denied(self, why);
+                return if unknown {
+                    refused.map_err(|e| Error::NotFound(e.message()))
+                } else {
+                    refused
+                };
+            }
         };
         let record = self.build_record(&who.name, uid, privilege, &rule, secs, reason, ticket)?;
         self.record(AuditEvent::RequestAllowed {

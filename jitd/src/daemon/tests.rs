@@ -125,7 +125,7 @@ users = ["root"]
 privileges = ["whoami", "logs", "disk"]
 max_duration = "1h"
 reason_required = false
-max_active = 2
+max_active_rule = 2
 "#;
 
 struct World {
@@ -306,7 +306,7 @@ fn limits_refuse_a_second_grant_of_the_same_privilege_and_beyond_max_active() {
     let third = w.core.request(0, &ask("disk", 60, "")).unwrap_err();
     assert!(
         matches!(third, Error::PolicyDenied(_)),
-        "max_active = 2: {third:?}"
+        "max_active_rule = 2: {third:?}"
     );
 }
 

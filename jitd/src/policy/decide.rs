@@ -17,7 +17,7 @@ pub struct Facts<'a> {
     pub ticket: &'a str,
     /// The door the request came through: pam_jit's requests need an `interactive` rule.
     pub via: Via,
-    /// Live grants of this user under the named rule.
+    /// Live grants of this user under the named rule (for `max_active_rule`).
     pub active_under: &'a dyn Fn(&str) -> u32,
     /// The live grant of this privilege the user already holds, if any.
     pub held: Option<Held<'a>>,
@@ -120,12 +120,16 @@ pub fn decide(policy: &Policy, facts: &Facts<'_>) -> Decision {
             ));
         }
     }
-    let active = (facts.active_under)(&rule.name);
-    if active >= rule.max_active {
-        return deny(format!(
-            "already {active} live grant(s) under rule \"{}\" (at most {}); drop one first (jitctl status, jitctl drop ID)",
-            rule.name, rule.max_active
-        ));
+    // Each privilege is held once at a time (the `held` check below); a rule may also set a
+    // budget its privileges share.
+    if let Some(budget) = rule.max_active_rule {
+        let active = (facts.active_under)(&rule.name);
+        if active >= budget {
+            return deny(format!(
+                "already {active} live grant(s) under rule \"{}\" (max_active_rule = {budget}, shared by its privileges); drop one first (jitctl status, jitctl drop ID)",
+                rule.name
+            ));
+        }
     }
     // A request typed at the sudo prompt skips the reasoned `jitctl elevate`; the rule must
     // say that is acceptable.

@@ -27,6 +27,7 @@ use crate::terms::ApprovalMode;
 
 pub use crate::accounts::SystemAccounts;
 pub use decide::{Decision, Facts, Held, decide};
+pub use load::Checked;
 pub use trust::OnUntrusted;
 
 /// The questions loading and deciding ask of the system.
@@ -215,7 +216,11 @@ pub struct Rule {
     /// The pattern as the admin wrote it.
     pub ticket_pattern_text: Option<String>,
     pub approval: Approval,
+    /// Live grants of each privilege per user (a privilege is held once at a time).
     pub max_active: u32,
+    /// Live grants per user under the rule, all its privileges together (`None`: no budget
+    /// beyond each privilege's).
+    pub max_active_rule: Option<u32>,
     /// Whether pam_jit may submit requests under this rule from the sudo/su prompt.
     pub interactive: bool,
 }
@@ -279,12 +284,23 @@ impl Policy {
         load::load(src, accounts)
     }
 
-    /// One file's text (tests, fuzzing, `jitctl policy check` of a single file).
+    /// Every error and warning of the policy at `src`, whether or not it loads
+    /// (`jitctl policy check`).
+    pub fn check(src: &PolicySource, accounts: &dyn Accounts) -> Checked {
+        load::check(src, accounts)
+    }
+
+    /// One file's text (tests, fuzzing).
     pub fn parse_str(
         file: &std::path::Path,
         text: &str,
         accounts: &dyn Accounts,
     ) -> Result<Loaded, Vec<Diagnostic>> {
+        Self::check_str(file, text, accounts).into_result()
+    }
+
+    /// One file's text, every finding.
+    pub fn check_str(file: &std::path::Path, text: &str, accounts: &dyn Accounts) -> Checked {
         load::from_texts(
             &[(file.to_path_buf(), text.to_string())],
             accounts,
@@ -401,10 +417,18 @@ impl Policy {
         if let Some(t) = &rule.ticket_pattern_text {
             e.reasons.push(format!("a ticket matching {t} is required"));
         }
-        e.reasons.push(format!(
-            "at most {} live grant(s) under this rule",
-            rule.max_active
-        ));
+        e.reasons
+            .push("at most 1 live grant of each privilege at a time".to_string());
+        if let Some(budget) = rule.max_active_rule {
+            e.reasons.push(format!(
+                "at most {budget} live grant(s) under this rule, shared by {}",
+                rule.privileges
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
         e.reasons.push(match rule.approval {
             Approval::Auto => "approval: automatic".into(),
         });

@@ -2,37 +2,36 @@
 //! files together that turns raw values into the validated types or into diagnostics.
 
 mod diagnostics;
+mod lint;
 mod privilege;
 mod routes;
 mod rule;
+mod schema;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
-
-use serde::Deserialize;
-use toml::Spanned;
 
 use super::trust::{self, OnUntrusted};
 use super::{Accounts, Diagnostic, Loaded, Policy, PolicySource};
 use crate::names::PrivilegeName;
 use crate::position::line_col;
 use diagnostics::{Reporter, at, whole_file};
-use privilege::{RawPrivilege, Sensitive, privilege};
-use rule::{RawRule, rule};
+use privilege::{Sensitive, privilege};
+use rule::rule;
+use schema::{ParsedFile, parse_file};
 
 /// Largest policy file read.
 const MAX_FILE_BYTES: u64 = 1024 * 1024;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawFile {
-    #[serde(default)]
-    privilege: BTreeMap<Spanned<String>, Spanned<RawPrivilege>>,
-    #[serde(default)]
-    rule: Vec<Spanned<RawRule>>,
+/// The daemon's view: the whole policy, or every error and nothing of it.
+pub(super) fn load(src: &PolicySource, accounts: &dyn Accounts) -> Result<Loaded, Vec<Diagnostic>> {
+    check(src, accounts).into_result()
 }
 
-pub(super) fn load(src: &PolicySource, accounts: &dyn Accounts) -> Result<Loaded, Vec<Diagnostic>> {
+/// The checker's view: every error and every warning of every file, whether or not the
+/// policy loads.
+pub(super) fn check(src: &PolicySource, accounts: &dyn Accounts) -> Checked {
     let mut texts = Vec::new();
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
@@ -58,14 +57,23 @@ pub(super) fn load(src: &PolicySource, accounts: &dyn Accounts) -> Result<Loaded
         }
         match std::fs::read_dir(dir) {
             Ok(rd) => {
-                let mut found: Vec<PathBuf> = rd
-                    .filter_map(Result::ok)
-                    .map(|e| e.path())
-                    .filter(|p| {
-                        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-                        !name.starts_with('.') && name.ends_with(".toml")
-                    })
-                    .collect();
+                let mut found: Vec<PathBuf> = Vec::new();
+                for path in rd.filter_map(Result::ok).map(|e| e.path()) {
+                    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                    if name.starts_with('.') {
+                        continue;
+                    }
+                    if name.ends_with(".toml") {
+                        found.push(path);
+                    } else {
+                        // A policy saved as site.conf or site.toml.bak would otherwise be
+                        // silently absent from what the daemon allows.
+                        warnings.push(whole_file(
+                            &path,
+                            "skipped: only files named *.toml in the policy directory are read",
+                        ));
+                    }
+                }
                 found.sort();
                 paths.extend(found);
             }
@@ -95,15 +103,50 @@ pub(super) fn load(src: &PolicySource, accounts: &dyn Accounts) -> Result<Loaded
     };
     if !errors.is_empty() {
         errors.extend(refused);
-        return Err(errors);
+        return Checked {
+            policy: None,
+            errors,
+            warnings,
+            files: texts.iter().map(|(f, _)| f.clone()).collect(),
+        };
+    }
+    if texts.is_empty()
+        && let Some(place) = src.dir.as_ref().or(src.file.as_ref())
+    {
+        warnings.push(whole_file(
+            place,
+            "no policy file was read: every request is denied",
+        ));
     }
     // Untrusted files are still read for their other errors, so one run names them all.
-    match from_texts(&texts, accounts, warnings, &src.admin_group) {
-        Ok(loaded) if refused.is_empty() => Ok(loaded),
-        Ok(_) => Err(refused),
-        Err(mut errors) => {
-            refused.append(&mut errors);
-            Err(refused)
+    let mut checked = from_texts(&texts, accounts, warnings, &src.admin_group);
+    if !refused.is_empty() {
+        refused.append(&mut checked.errors);
+        checked.errors = refused;
+    }
+    checked
+}
+
+/// Everything a check found.
+#[derive(Debug)]
+pub struct Checked {
+    /// The policy, when it has no error.
+    pub policy: Option<Policy>,
+    pub errors: Vec<Diagnostic>,
+    pub warnings: Vec<Diagnostic>,
+    pub files: Vec<PathBuf>,
+}
+
+impl Checked {
+    /// All or nothing: a policy with any error is not used.
+    pub fn into_result(self) -> Result<Loaded, Vec<Diagnostic>> {
+        match self.policy {
+            Some(policy) if self.errors.is_empty() => Ok(Loaded {
+                policy,
+                warnings: self.warnings,
+                files: self.files,
+            }),
+            _ => Err(self.errors),
         }
     }
 }
@@ -119,44 +162,36 @@ pub(super) fn from_texts(
     accounts: &dyn Accounts,
     mut warnings: Vec<Diagnostic>,
     admin_group: &str,
-) -> Result<Loaded, Vec<Diagnostic>> {
+) -> Checked {
     let mut errors = Vec::new();
     let sensitive = Sensitive::new(admin_group, accounts);
-    let mut parsed: Vec<(&Path, &str, RawFile)> = Vec::new();
+    // The shape of every file first; what was muted there stays muted for the meaning.
+    let mut parsed: Vec<(&Path, &str, ParsedFile, Vec<Range<usize>>)> = Vec::new();
     for (file, text) in texts {
-        match toml::from_str::<RawFile>(text) {
-            Ok(raw) => parsed.push((file, text, raw)),
-            Err(e) => {
-                let (line, column) = e.span().map_or((1, 1), |s| line_col(text, s.start));
-                errors.push(Diagnostic {
-                    file: file.clone(),
-                    line,
-                    column,
-                    message: e.message().trim().to_string(),
-                });
-            }
-        }
+        let mut r = Reporter::new(file, text, &mut errors);
+        let raw = parse_file(&mut r);
+        let muted = r.muted();
+        parsed.push((file, text, raw, muted));
     }
 
-    // Privileges first, from every file, so rules may name privileges of other files.
+    // Privileges first, from every file, so rules may name privileges of other files. A
+    // privilege with an error is still known by name, so a rule naming it is not also wrong.
     let mut policy = Policy::default();
     let mut defined: BTreeMap<String, Defined> = BTreeMap::new();
     let mut claims = routes::Claims::default();
-    for (file, text, raw) in &parsed {
-        let mut r = Reporter {
-            file,
-            text,
-            out: &mut errors,
-        };
+    let mut broken: BTreeSet<String> = BTreeSet::new();
+    for (file, text, raw, muted) in &parsed {
+        let mut r = Reporter::new(file, text, &mut errors);
+        r.mute_all(muted.clone());
         let mut w = Vec::new();
-        for (key, body) in &raw.privilege {
-            let Ok(name) = PrivilegeName::parse(key.get_ref()) else {
-                let e = PrivilegeName::parse(key.get_ref())
-                    .err()
-                    .map(|e| e.to_string())
-                    .unwrap_or_default();
-                r.at(key.span(), e);
-                continue;
+        for (key, body) in &raw.privileges {
+            let name = match PrivilegeName::parse(key.get_ref()) {
+                Ok(name) => name,
+                Err(e) => {
+                    r.at(key.span(), e.to_string());
+                    broken.insert(key.get_ref().clone());
+                    continue;
+                }
             };
             let (line, _) = line_col(text, key.span().start);
             if let Some(first) = defined.get(name.as_str()) {
@@ -177,43 +212,68 @@ pub(super) fn from_texts(
                     line,
                 },
             );
-            claims.add(&mut r, name.as_str(), body.get_ref());
-            if let Some(p) = privilege(&mut r, &mut w, name, body, accounts, &sensitive) {
-                policy.privileges.push(p);
+            if let Some(body) = body.as_ref() {
+                claims.add(&mut r, name.as_str(), body.get_ref());
+            }
+            let built = body.as_ref().and_then(|body| {
+                privilege(&mut r, &mut w, name.clone(), body, accounts, &sensitive)
+            });
+            match built {
+                Some(p) => policy.privileges.push(p),
+                None => {
+                    broken.insert(name.to_string());
+                }
             }
         }
         warnings.extend(w.into_iter().map(|(span, m)| at(file, text, span, m)));
     }
 
     let mut rule_names: BTreeMap<String, ()> = BTreeMap::new();
-    for (file, text, raw) in &parsed {
-        let mut r = Reporter {
-            file,
-            text,
-            out: &mut errors,
-        };
+    // Where each loaded rule's name is written, for warnings about the rule as a whole.
+    let mut rule_at: Vec<(&Path, &str, Range<usize>)> = Vec::new();
+    for (file, text, raw, muted) in &parsed {
+        let mut r = Reporter::new(file, text, &mut errors);
+        r.mute_all(muted.clone());
         let mut w = Vec::new();
-        for body in &raw.rule {
-            if let Some(rule) = rule(&mut r, &mut w, body.get_ref(), &policy, accounts) {
+        for body in &raw.rules {
+            let body = body.get_ref();
+            if let Some(rule) = rule(&mut r, &mut w, body, &policy, &broken, accounts) {
                 if rule_names.insert(rule.name.clone(), ()).is_some() {
                     r.at(
-                        body.get_ref().name.span(),
+                        body.name.span(),
                         format!("rule name \"{}\" is used twice", rule.name),
                     );
                     continue;
                 }
+                rule_at.push((file, text, body.name.span()));
                 policy.rules.push(rule);
             }
         }
         warnings.extend(w.into_iter().map(|(span, m)| at(file, text, span, m)));
     }
+    let files: Vec<PathBuf> = texts.iter().map(|(f, _)| f.clone()).collect();
     if !errors.is_empty() {
-        return Err(errors);
+        // What follows judges the policy as a whole, which a policy with errors is not: its
+        // findings would be echoes of the errors (a privilege "used by no rule" because the
+        // rule naming it did not load).
+        sort(&mut errors);
+        sort(&mut warnings);
+        return Checked {
+            policy: None,
+            errors,
+            warnings,
+            files,
+        };
     }
     routes::route(&mut policy);
 
-    for (file, text, raw) in &parsed {
-        for key in raw.privilege.keys() {
+    for (later, (file, text, span)) in rule_at.iter().enumerate() {
+        for message in lint::shadowed(&policy.rules, later) {
+            warnings.push(at(file, text, span.clone(), message));
+        }
+    }
+    for (file, text, raw, _) in &parsed {
+        for (key, _) in &raw.privileges {
             let used = policy
                 .rules
                 .iter()
@@ -231,16 +291,24 @@ pub(super) fn from_texts(
             }
         }
     }
-    if policy.rules.is_empty() {
-        let file = texts.first().map_or_else(PathBuf::new, |(f, _)| f.clone());
+    if policy.rules.is_empty()
+        && let Some((file, _)) = texts.first()
+    {
         warnings.push(whole_file(
-            &file,
+            file,
             "the policy has no rules: every request is denied",
         ));
     }
-    Ok(Loaded {
-        policy,
+    sort(&mut warnings);
+    Checked {
+        policy: Some(policy),
+        errors,
         warnings,
-        files: texts.iter().map(|(f, _)| f.clone()).collect(),
-    })
+        files,
+    }
+}
+
+/// In the order of the files, then of the text: the order an editor walks them.
+fn sort(list: &mut [Diagnostic]) {
+    list.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
 }

@@ -303,6 +303,9 @@ fn commands(
                         r.at(c.span(), format!("command {cmd} is listed twice"))
                     }
                     Ok(cmd) => {
+                        if let Some(why) = super::lint::command_risk(&cmd) {
+                            w.push((c.span(), why));
+                        }
                         if !accounts.path_exists(Path::new(cmd.path())) {
                             w.push((
                                 c.span(),

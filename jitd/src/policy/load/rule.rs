@@ -1,10 +1,12 @@
 //! One `[[rule]]`: who may request which privileges, for how long, on what conditions.
 
+use std::collections::BTreeSet;
+
 use regex::Regex;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::diagnostics::{Reporter, Warnings};
+use super::diagnostics::{Reporter, Warnings, did_you_mean};
 use crate::names::{GroupName, UserName};
 use crate::policy::{Accounts, Approval, OverMax, Policy, Rule};
 
@@ -25,6 +27,7 @@ pub(super) struct RawRule {
     ticket_pattern: Option<Spanned<String>>,
     approval: Option<Spanned<String>>,
     max_active: Option<Spanned<i64>>,
+    max_active_rule: Option<Spanned<i64>>,
     interactive: Option<bool>,
 }
 
@@ -33,6 +36,7 @@ pub(super) fn rule(
     w: &mut Warnings,
     raw: &RawRule,
     policy: &Policy,
+    broken: &BTreeSet<String>,
     accounts: &dyn Accounts,
 ) -> Option<Rule> {
     let before = r.out.len();
@@ -48,7 +52,13 @@ pub(super) fn rule(
         match UserName::parse(u.get_ref()) {
             Ok(user) => {
                 if accounts.user_uid(user.as_str()).is_none() {
-                    w.push((u.span(), format!("user {user} does not exist on this host")));
+                    w.push((
+                        u.span(),
+                        format!(
+                            "user {user} does not exist on this host: the rule matches nobody \
+                             by that name (a typo?)"
+                        ),
+                    ));
                 }
                 users.push(user);
             }
@@ -62,7 +72,10 @@ pub(super) fn rule(
                 if accounts.group_gid(group.as_str()).is_none() {
                     w.push((
                         g.span(),
-                        format!("group {group} does not exist on this host"),
+                        format!(
+                            "group {group} does not exist on this host: the rule matches \
+                             nobody through it (a typo?)"
+                        ),
                     ));
                 }
                 groups.push(group);
@@ -83,19 +96,23 @@ pub(super) fn rule(
     for p in raw.privileges.get_ref() {
         match policy.privilege(p.get_ref()) {
             Some(found) => privileges.push(found.name.clone()),
+            // Its own error is reported where it is defined; saying it again here would be
+            // the same mistake twice.
+            None if broken.contains(p.get_ref()) => {}
             None => {
-                let known: Vec<&str> = policy.privileges.iter().map(|p| p.name.as_str()).collect();
+                let known: Vec<&str> = policy
+                    .privileges()
+                    .map(|p| p.name.as_str())
+                    .chain(broken.iter().map(String::as_str))
+                    .collect();
+                let hint = match did_you_mean(p.get_ref(), &known) {
+                    Some(s) => format!("; did you mean {s:?}?"),
+                    None if known.is_empty() => "; no privilege is defined".into(),
+                    None => format!("; defined: {}", known.join(", ")),
+                };
                 r.at(
                     p.span(),
-                    format!(
-                        "no privilege named {:?} (defined: {})",
-                        p.get_ref(),
-                        if known.is_empty() {
-                            "none".into()
-                        } else {
-                            known.join(", ")
-                        }
-                    ),
+                    format!("no privilege named {:?}{hint}", p.get_ref()),
                 );
             }
         }
@@ -129,6 +146,16 @@ pub(super) fn rule(
         |other| format!("over_max must be \"refuse\" or \"clamp\", not {other:?}"),
     );
     let reason_required = raw.reason_required.unwrap_or(true);
+    if let (false, Some(n)) = (reason_required, &raw.reason_min_chars)
+        && *n.get_ref() > 0
+    {
+        w.push((
+            n.span(),
+            "reason_min_chars has no effect with reason_required = false: a request without \
+             a reason is granted; remove one of the two"
+                .into(),
+        ));
+    }
     let reason_min_chars = match &raw.reason_min_chars {
         None => {
             if reason_required {
@@ -154,13 +181,9 @@ pub(super) fn rule(
         Some(t) => match Regex::new(&format!("^(?:{})$", t.get_ref())) {
             Ok(re) => (Some(re), Some(t.get_ref().clone())),
             Err(e) => {
-                let first = e
-                    .to_string()
-                    .lines()
-                    .last()
-                    .unwrap_or("")
-                    .trim()
-                    .to_string();
+                let text = e.to_string();
+                let last = text.lines().last().unwrap_or("").trim();
+                let first = last.strip_prefix("error: ").unwrap_or(last).to_string();
                 r.at(
                     t.span(),
                     format!("ticket_pattern is not a valid regular expression: {first}"),
@@ -177,10 +200,33 @@ pub(super) fn rule(
     let max_active = match &raw.max_active {
         None => 1,
         Some(n) => match u32::try_from(*n.get_ref()) {
-            Ok(v) if (1..=1000).contains(&v) => v,
+            Ok(v) if (1..=1000).contains(&v) => {
+                if v > 1 {
+                    w.push((
+                        n.span(),
+                        format!(
+                            "max_active counts the live grants of each privilege, and a \
+                             privilege is held once at a time, so {v} allows no more than 1; \
+                             for a budget shared by the rule's privileges write \
+                             max_active_rule = {v}"
+                        ),
+                    ));
+                }
+                v
+            }
             _ => {
                 r.at(n.span(), "max_active must be between 1 and 1000");
                 1
+            }
+        },
+    };
+    let max_active_rule = match &raw.max_active_rule {
+        None => None,
+        Some(n) => match u32::try_from(*n.get_ref()) {
+            Ok(v) if (1..=1000).contains(&v) => Some(v),
+            _ => {
+                r.at(n.span(), "max_active_rule must be between 1 and 1000");
+                None
             }
         },
     };
@@ -201,6 +247,7 @@ pub(super) fn rule(
         ticket_pattern_text,
         approval,
         max_active,
+        max_active_rule,
         interactive: raw.interactive.unwrap_or(false),
     })
 }

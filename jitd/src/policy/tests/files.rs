@@ -74,7 +74,8 @@ fn a_missing_directory_is_an_empty_policy_with_a_warning() {
         loaded
             .warnings
             .iter()
-            .any(|w| w.message.contains("no rules"))
+            .any(|w| w.message.contains("every request is denied")
+                && w.file == Path::new("/nonexistent/policy.d"))
     );
 }
 

@@ -47,16 +47,26 @@ fn a_valid_policy_with_both_kinds_loads() {
 #[test]
 fn syntax_errors_have_line_and_column() {
     assert_eq!(
-        error("[privilege.x]\nkind = \"sudo\"\nkind = \"group\"\n")
+        error("[privilege.x]\nkind = \"group\"\nkind = \"group\"\ngroup = \"webops\"\n")
             .split(':')
             .take(2)
             .collect::<Vec<_>>(),
         ["3", "1"]
     );
-    let e = error("[[rule]]\nname = \"r\"\nuserz = [\"alice\"]\n");
-    assert!(e.starts_with("3:1: unknown field `userz`"), "{e}");
+    let e = error(
+        "[privilege.a]\nkind = \"group\"\ngroup = \"webops\"\n\
+         [[rule]]\nname = \"r\"\nuserz = [\"alice\"]\nusers = [\"alice\"]\n\
+         privileges = [\"a\"]\nmax_duration = \"1h\"\n",
+    );
+    assert!(
+        e.starts_with("6:1: unknown key `userz` in rule \"r\"; did you mean `users`?"),
+        "{e}"
+    );
     let e = error("[privilege.x]\nkind = \"sudo\"\ncommands = \"/usr/bin/id\"\n");
-    assert!(e.starts_with("3:12: invalid type"), "{e}");
+    assert_eq!(
+        e,
+        "3:12: commands is a list: write commands = [\"/usr/bin/id\"]"
+    );
 }
 
 #[test]
@@ -165,7 +175,7 @@ approval = "two-approvers"
         .collect();
     assert_eq!(got.len(), 5, "{got:#?}");
     assert!(
-        got[0].starts_with("9:20: no privilege named \"missing\" (defined: a)"),
+        got[0].starts_with("9:20: no privilege named \"missing\"; defined: a"),
         "{got:?}"
     );
     assert_eq!(
@@ -313,4 +323,119 @@ fn privileges_the_gate_cannot_tell_apart_are_refused_where_written() {
     let s = &p.privilege("cheap").unwrap().pam_services;
     assert_eq!(s, &p.privilege("cheap2").unwrap().pam_services);
     assert!(s[0].starts_with("jitd-shared-"), "{s:?}");
+}
+
+/// One run names every mistake of a file, each once, where it is written, and nothing else.
+#[test]
+fn six_mistakes_are_six_diagnostics_with_no_cascade() {
+    let text = r#"[privilege.web]
+kind = "sudo"
+commands = ["systemctl restart nginx"]
+
+[privilege.ops]
+kind = "group"
+group = "nosuchgroup"
+
+[[rule]]
+name = "on-call"
+users = ["alcie"]
+privileges = ["web", "ops", "dbb"]
+max_duration = "1 hour"
+colour = "blue"
+"#;
+    let checked = Policy::check_str(Path::new("p.toml"), text, &FakeHost);
+    assert!(checked.policy.is_none());
+    let warnings: Vec<String> = checked
+        .warnings
+        .iter()
+        .map(|e| format!("{}:{}: {}", e.line, e.column, e.message))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    assert!(
+        warnings[0].starts_with("11:10: user alcie does not exist"),
+        "{warnings:?}"
+    );
+    let got: Vec<String> = checked
+        .errors
+        .iter()
+        .map(|e| format!("{}:{}: {}", e.line, e.column, e.message))
+        .collect();
+    assert_eq!(got.len(), 5, "{got:#?}");
+    assert!(got[0].starts_with("3:13: invalid command"), "{got:?}");
+    assert!(
+        got[1].starts_with("7:9: group nosuchgroup does not exist"),
+        "{got:?}"
+    );
+    assert!(
+        got[2].starts_with("12:29: no privilege named \"dbb\"; did you mean \"db\"")
+            || got[2].starts_with("12:29: no privilege named \"dbb\""),
+        "{got:?}"
+    );
+    assert!(got[3].starts_with("13:16: max_duration:"), "{got:?}");
+    assert!(
+        got[4].starts_with("14:1: unknown key `colour` in rule \"on-call\""),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn a_number_for_a_duration_says_what_to_write_once() {
+    let text = "[privilege.a]\nkind = \"group\"\ngroup = \"webops\"\n\
+                [[rule]]\nname = \"r\"\nusers = [\"alice\"]\nprivileges = [\"a\"]\n\
+                max_duration = 3600\n";
+    assert_eq!(
+        error(text),
+        "8:16: max_duration is a duration in quotes with a unit: write max_duration = \"1h\""
+    );
+    let e = error("[privilege.a]\ngroup = \"webops\"\n");
+    assert_eq!(
+        e,
+        "1:12: privilege a needs kind = \"sudo\", \"group\" or \"gate\""
+    );
+    let e = error("[privilege.a]\nkind = \"sudo\"\ncommands = [\"sudoedit /etc/hosts\"]\n");
+    assert!(e.contains("sudoedit is not supported"), "{e}");
+}
+
+#[test]
+fn warnings_say_why_a_policy_that_loads_is_still_wrong() {
+    let text = r#"[privilege.shell]
+kind = "sudo"
+commands = ["/usr/bin/bash"]
+
+[[rule]]
+name = "first"
+users = ["alice"]
+privileges = ["shell"]
+max_duration = "1h"
+
+[[rule]]
+name = "second"
+users = ["alice"]
+privileges = ["shell"]
+max_duration = "1h"
+reason_required = false
+reason_min_chars = 20
+interactive = true
+ticket_pattern = "INC-[0-9]+"
+"#;
+    let loaded = parse(text).unwrap();
+    let got: Vec<String> = loaded
+        .warnings
+        .iter()
+        .map(|e| format!("{}:{}: {}", e.line, e.column, e.message))
+        .collect();
+    // (interactive = true with a ticket_pattern is fine: pam_jit's prompt asks for the ticket.)
+    assert_eq!(got.len(), 3, "{got:#?}");
+    assert!(
+        got[0].starts_with("3:13: /usr/bin/bash is a shell"),
+        "{got:?}"
+    );
+    assert!(
+        got[1].starts_with("12:8: rule \"second\" is never used for shell: rule \"first\""),
+        "{got:?}"
+    );
+    assert!(
+        got[2].starts_with("17:20: reason_min_chars has no effect"),
+        "{got:?}"
+    );
 }

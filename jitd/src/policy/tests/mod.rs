@@ -70,7 +70,7 @@ max_duration = "1h"
 default_duration = "15m"
 reason_min_chars = 10
 ticket_pattern = "OPS-[0-9]+"
-max_active = 2
+max_active_rule = 2
 
 [[rule]]
 name = "clampers"
