@@ -378,7 +378,7 @@ fn on_a_terminal(user: &str, command: &str, typed: &str) -> Output {
 fn human_output_reads_naturally() {
     let sb = setup();
     let policy = format!(
-        "{POLICY}\n[privilege.gated]\nkind = \"gate\"\npam_services = [\"jitd-cli-gated\"]\n\n\
+        "{POLICY}\n[privilege.gated]\nkind = \"gate\"\npam_services = [\"cli-gated\"]\n\n\
          [[rule]]\nname = \"gated\"\nusers = [\"alice\"]\nprivileges = [\"gated\"]\n\
          max_duration = \"1h\"\nreason_required = false\nticket_pattern = \"INC-[0-9]+\"\n"
     );
@@ -432,11 +432,11 @@ fn human_output_reads_naturally() {
     assert!(said.contains("Ticket (matching INC-[0-9]+)"), "{said}");
     assert!(!said.contains("Reason"), "{said}");
     assert!(
-        said.contains("your own rule for jitd-cli-gated works while it lasts"),
+        said.contains("your own rule for cli-gated works while it lasts"),
         "{said}"
     );
     assert!(
-        said.contains("/etc/pam.d/jitd-cli-gated does not load pam_jit"),
+        said.contains("/etc/pam.d/cli-gated does not load pam_jit"),
         "{said}"
     );
 }

@@ -216,22 +216,22 @@ fn pam_jit_as_auth_sufficient_or_missing_under_a_gate_fails() {
     let (_sb, d) = good_host("doctor-pam");
     {
         let _bad = Replaced::new(
-            "/etc/pam.d/jitd-doctor-login",
+            "/etc/pam.d/doctor-login",
             &format!("auth sufficient {}\n", module()),
             0o644,
         );
         expect(&d, "pam", "fail", "account requisite pam_jit.so");
     }
     d.set_policy(&format!(
-        "{POLICY}\n[privilege.gated]\nkind = \"gate\"\npam_services = [\"jitd-doctor-gated\"]\n\n\
+        "{POLICY}\n[privilege.gated]\nkind = \"gate\"\npam_services = [\"doctor-gated\"]\n\n\
          [[rule]]\nname = \"gated\"\nusers = [\"alice\"]\nprivileges = [\"gated\"]\n\
          max_duration = \"1h\"\nreason_required = false\n"
     ));
-    expect(&d, "pam", "fail", "services=jitd-doctor-gated");
+    expect(&d, "pam", "fail", "services=doctor-gated");
     let _stack = Replaced::new(
-        "/etc/pam.d/jitd-doctor-gated",
+        "/etc/pam.d/doctor-gated",
         &format!(
-            "account requisite {} services=jitd-doctor-gated\n",
+            "account requisite {} services=doctor-gated\n",
             module()
         ),
         0o644,
