@@ -190,6 +190,14 @@ enum Prepared {
 }
 
 fn prepare(pam: &dyn Pam, o: &Options) -> Prepared {
+    // The service first: a service this line leaves alone costs no account lookup.
+    let cx = match context(pam) {
+        Ok(cx) => cx,
+        Err(code) => return Prepared::Fail(code),
+    };
+    if !gated(o, &cx.service) {
+        return Prepared::NotGated;
+    }
     let who = match subject(pam) {
         Ok(who) => who,
         Err(code) => return Prepared::Fail(code),
@@ -199,13 +207,6 @@ fn prepare(pam: &dyn Pam, o: &Options) -> Prepared {
             pam.log(Level::Debug, "subject is root: not gated");
         }
         return Prepared::Root;
-    }
-    let cx = match context(pam) {
-        Ok(cx) => cx,
-        Err(code) => return Prepared::Fail(code),
-    };
-    if !gated(o, &cx.service) {
-        return Prepared::NotGated;
     }
     Prepared::Check(who, cx)
 }

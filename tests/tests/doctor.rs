@@ -230,10 +230,7 @@ fn pam_jit_as_auth_sufficient_or_missing_under_a_gate_fails() {
     expect(&d, "pam", "fail", "services=doctor-gated");
     let _stack = Replaced::new(
         "/etc/pam.d/doctor-gated",
-        &format!(
-            "account requisite {} services=doctor-gated\n",
-            module()
-        ),
+        &format!("account requisite {} services=doctor-gated\n", module()),
         0o644,
     );
     let (list, doc) = checks(&doctor(&d));
