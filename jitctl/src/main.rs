@@ -4,6 +4,7 @@
 //! scripts can rely on (see `EXIT CODES` in `--help`).
 
 mod output;
+mod requests;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -25,6 +26,8 @@ const EXIT_CODES: &str = "EXIT CODES:
   7  no such grant or privilege
   8  jitd cannot grant right now (state not writable, database locked)
   9  audit verify found a broken link in the audit trail
+  10  the request waits for approval (nothing granted yet; `jitctl wait ID`)
+  11  the request was denied, expired, cancelled or withdrawn
 
 ENVIRONMENT:
   JITD_BUS_ADDRESS  D-Bus address to use instead of the system bus (tests)";
@@ -59,7 +62,40 @@ enum Command {
         /// Ticket or incident reference, when the rule requires one.
         #[arg(long)]
         ticket: Option<String>,
+        /// When the rule needs approval, wait for the decision (a countdown of the request's
+        /// time on a terminal; Ctrl-C stops waiting and leaves the request pending).
+        #[arg(long)]
+        wait: bool,
     },
+    /// Requests waiting for approval: yours, those you may decide (--pending), or all.
+    Requests {
+        /// Requests you may approve or deny now, with what they ask and the requester's
+        /// recent grants.
+        #[arg(long, conflicts_with = "all")]
+        pending: bool,
+        /// Every request (admins).
+        #[arg(long)]
+        all: bool,
+    },
+    /// Approve a pending request (approvers of its rule; never your own).
+    Approve {
+        id: String,
+        #[arg(long, default_value = "")]
+        comment: String,
+        /// Grant less than was asked: 30m, 1h (never more).
+        #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]
+        shorten_to: Option<u64>,
+    },
+    /// Deny a pending request, saying why.
+    Deny {
+        id: String,
+        #[arg(long)]
+        comment: String,
+    },
+    /// Withdraw one of your pending requests.
+    Cancel { id: String },
+    /// Wait for the decision on a pending request (exit 0 when granted).
+    Wait { id: String },
     /// Your live grants and the time they have left.
     Status,
     /// Grants: yours, or everyone's with --all (admins).
@@ -137,6 +173,10 @@ pub enum Failure {
     Other(String),
     /// The audit chain is broken; what was found is already on stdout.
     Broken,
+    /// The request waits for approval; what to do next is already on stdout.
+    Pending,
+    /// The request ended without a grant; what became of it is already on stdout.
+    NotGranted,
 }
 
 impl Failure {
@@ -151,6 +191,8 @@ impl Failure {
             Self::Usage(_) => 2,
             Self::Bus(Error::ZBus(_)) | Self::Other(_) => 1,
             Self::Broken => 9,
+            Self::Pending => 10,
+            Self::NotGranted => 11,
         }
     }
 
@@ -161,6 +203,8 @@ impl Failure {
             Self::Usage(_) => "Usage",
             Self::Other(_) => "Failed",
             Self::Broken => "ChainBroken",
+            Self::Pending => "Pending",
+            Self::NotGranted => "NotGranted",
         }
     }
 
@@ -169,6 +213,8 @@ impl Failure {
             Self::Bus(e) => e.message(),
             Self::Unreachable(m) | Self::Usage(m) | Self::Other(m) => m.clone(),
             Self::Broken => "the audit trail is broken".into(),
+            Self::Pending => "the request waits for approval".into(),
+            Self::NotGranted => "the request was not granted".into(),
         }
     }
 }
@@ -199,7 +245,10 @@ fn main() -> ExitCode {
     let out = Out { json: cli.json };
     match run(cli.command, &out) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Failure::Broken) => ExitCode::from(Failure::Broken.code()),
+        // What happened is already on stdout.
+        Err(f @ (Failure::Broken | Failure::Pending | Failure::NotGranted)) => {
+            ExitCode::from(f.code())
+        }
         Err(f) => {
             out.failure(f.name(), &f.message());
             ExitCode::from(f.code())
@@ -246,6 +295,7 @@ fn run(command: Command, out: &Out) -> Result<(), Failure> {
                 duration,
                 reason,
                 ticket,
+                wait,
             } => {
                 let reason = match reason {
                     Some(r) => r,
@@ -259,7 +309,32 @@ fn run(command: Command, out: &Out) -> Result<(), Failure> {
                         ticket.as_deref().unwrap_or(""),
                     )
                     .await?;
+                if outcome.status == jitd::terms::RequestStatus::Pending {
+                    return requests::pending(&jitd, &outcome, wait, out).await;
+                }
                 out.outcome(&outcome, now_ms());
+            }
+            Command::Requests { pending, all } => {
+                requests::list(&jitd, pending, all, out).await?;
+            }
+            Command::Approve {
+                id,
+                comment,
+                shorten_to,
+            } => {
+                let q = jitd.approve(&id, &comment, shorten_to.unwrap_or(0)).await?;
+                requests::decided(&q, out);
+            }
+            Command::Deny { id, comment } => {
+                let q = jitd.deny(&id, &comment).await?;
+                requests::decided(&q, out);
+            }
+            Command::Cancel { id } => {
+                let q = jitd.cancel(&id).await?;
+                requests::decided(&q, out);
+            }
+            Command::Wait { id } => {
+                return requests::wait(&jitd, &id, out).await;
             }
             Command::Status => {
                 let grants = jitd.list_mine(false).await?;
@@ -419,6 +494,8 @@ mod tests {
             (Failure::Bus(Error::NotFound(String::new())), 7),
             (Failure::Bus(Error::Unavailable(String::new())), 8),
             (Failure::Broken, 9),
+            (Failure::Pending, 10),
+            (Failure::NotGranted, 11),
             (Failure::Usage(String::new()), 2),
             (Failure::Other(String::new()), 1),
         ];

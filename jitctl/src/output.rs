@@ -124,6 +124,11 @@ impl CheckReport {
 }
 
 impl Out {
+    /// One JSON document on stdout.
+    pub fn json_value<T: Serialize + ?Sized>(&self, value: &T) {
+        self.json(value);
+    }
+
     fn json<T: Serialize + ?Sized>(&self, value: &T) {
         match serde_json::to_string_pretty(value) {
             Ok(text) => println!("{text}"),

@@ -284,6 +284,51 @@ audit_events! {
         approval: ApprovalMode,
     }
 
+    /// A request needs approval: it waits, nothing is granted yet. `expires` is UTC text;
+    /// `extends` names the live grant it would extend ("" for a new grant).
+    RequestPending = "request.pending" [Level::Notice] {
+        request: String,
+        uid: u32,
+        user: String,
+        via: Via,
+        privilege: String,
+        rule: String,
+        duration: u64,
+        reason: String,
+        ticket: String,
+        expires: String,
+        extends: String,
+    }
+    /// An approver voted; `counted` of `needed` approvals count now.
+    RequestVoted = "request.voted" [Level::Notice] {
+        request: String,
+        by: String,
+        vote: String,
+        comment: String,
+        shorten_to: u64,
+        counted: u64,
+        needed: u64,
+    }
+    /// A vote, cancellation or listing refused: what was tried, by whom, and why.
+    RequestActionRefused = "request.refused" [Level::Notice] {
+        request: String,
+        caller: u32,
+        action: String,
+        why: String,
+    }
+    /// A request left `pending`: approved, denied, expired, cancelled, withdrawn or failed;
+    /// `by` is who or what decided, `grant` the grant it made or extended.
+    RequestDecided = "request.decided" [Level::Notice] {
+        request: String,
+        uid: u32,
+        user: String,
+        privilege: String,
+        state: String,
+        by: String,
+        why: String,
+        grant: String,
+    }
+
     // ---- the grant's life -------------------------------------------------------------------
 
     /// The intent could not be written, so nothing was changed.

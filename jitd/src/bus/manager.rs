@@ -6,9 +6,11 @@ use zbus::message::Header;
 
 use super::Shared;
 use super::caller::{require_reply_expected, still_connected};
-use crate::client::{ChainCheck, Error, Explanation, GrantInfo, PrivilegeInfo, RequestOutcome};
+use crate::client::{
+    ChainCheck, Error, Explanation, GrantInfo, PrivilegeInfo, RequestInfo, RequestOutcome,
+};
 use crate::daemon::{Ask, Caller};
-use crate::terms::Via;
+use crate::terms::{RequestScope, Via};
 
 pub struct Manager(pub Shared);
 
@@ -114,6 +116,60 @@ impl Manager {
     ) -> Result<Vec<PrivilegeInfo>, Error> {
         let (uid, _permit) = self.0.admit(conn, &header).await?;
         self.0.engine().privileges(uid)
+    }
+
+    async fn list_requests(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        scope: RequestScope,
+    ) -> Result<Vec<RequestInfo>, Error> {
+        let method = "ListRequests";
+        let needs_admin = scope == RequestScope::All;
+        let (caller, _permit) = self.0.caller(conn, &header, method, needs_admin).await?;
+        self.0.engine().list_requests(caller, scope)
+    }
+
+    async fn approve(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        request_id: &str,
+        comment: &str,
+        shorten_to_secs: u64,
+    ) -> Result<RequestInfo, Error> {
+        require_reply_expected(&header)?;
+        let (uid, _permit) = self.0.admit(conn, &header).await?;
+        let out = self
+            .0
+            .engine()
+            .approve(uid, request_id, comment, shorten_to_secs);
+        // A new grant's deadline is one the expiry loop must know at once.
+        self.0.wake.notify_one();
+        out
+    }
+
+    async fn deny(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        request_id: &str,
+        comment: &str,
+    ) -> Result<RequestInfo, Error> {
+        require_reply_expected(&header)?;
+        let (uid, _permit) = self.0.admit(conn, &header).await?;
+        self.0.engine().deny(uid, request_id, comment)
+    }
+
+    async fn cancel(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        request_id: &str,
+    ) -> Result<RequestInfo, Error> {
+        require_reply_expected(&header)?;
+        let (uid, _permit) = self.0.admit(conn, &header).await?;
+        self.0.engine().cancel(uid, request_id)
     }
 
     async fn reload_policy(

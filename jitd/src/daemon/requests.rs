@@ -96,15 +96,22 @@ impl Core {
                 duration_secs,
                 clamped,
             } => (rule, duration_secs, clamped),
-            // No rule asks for approval yet (the loader refuses every mode but "auto"); should
-            // one reach here, nothing is granted without it.
-            Decision::Pending { rule, .. } => {
-                return denied(
-                    self,
-                    format!(
-                        "rule \"{rule}\" needs an approval, which this jitd cannot collect yet"
-                    ),
-                );
+            // Nothing is granted yet: the request waits for its approvers.
+            Decision::Pending {
+                rule,
+                duration_secs: secs,
+                ..
+            } => {
+                return self.make_pending(&super::approvals::NewRequest {
+                    who: &who,
+                    privilege,
+                    rule: &rule,
+                    secs,
+                    reason,
+                    ticket,
+                    via,
+                    extends: None,
+                });
             }
             Decision::Deny { why } => return denied(self, why),
         };
@@ -128,13 +135,15 @@ impl Core {
             message: hints::granted(&grant, secs),
             grant: info(&grant),
             clamped,
+            request_id: String::new(),
+            request_expires_ms: 0,
         })
     }
 
     /// The record of a new grant, in state `applying`, with its drop-in rendered for the
     /// sudo implementation on this host.
     #[allow(clippy::too_many_arguments)]
-    fn build_record(
+    pub(super) fn build_record(
         &self,
         user: &str,
         uid: u32,

@@ -14,6 +14,7 @@
 
 mod decide;
 mod load;
+mod quorum;
 pub mod trust;
 
 use std::fmt;
@@ -26,6 +27,7 @@ use crate::terms::ApprovalMode;
 
 pub use crate::accounts::SystemAccounts;
 pub use decide::{Decision, Facts, Held, decide};
+pub use quorum::{Quorum, SamePerson};
 pub use trust::OnUntrusted;
 
 /// The questions loading and deciding ask of the system.
@@ -37,6 +39,11 @@ pub trait Accounts {
     /// Names of every group `name` belongs to, primary and supplementary.
     fn user_groups(&self, name: &str) -> Vec<String>;
     fn path_exists(&self, path: &std::path::Path) -> bool;
+    /// The members of group `name` the group database lists (supplementary members), or
+    /// `None` when that cannot be told (the policy then cannot count a rule's approvers).
+    fn group_members(&self, _name: &str) -> Option<Vec<String>> {
+        None
+    }
 }
 
 /// `admin_group` when jitd.toml names none.
@@ -168,6 +175,8 @@ pub enum OverMax {
 pub enum Approval {
     /// Granted at once when every condition holds.
     Auto,
+    /// Granted when the rule's [`Quorum`] says yes.
+    Quorum,
 }
 
 impl Approval {
@@ -175,6 +184,7 @@ impl Approval {
     pub fn mode(self) -> ApprovalMode {
         match self {
             Self::Auto => ApprovalMode::Auto,
+            Self::Quorum => ApprovalMode::Quorum,
         }
     }
 }
@@ -195,6 +205,8 @@ pub struct Rule {
     /// The pattern as the admin wrote it.
     pub ticket_pattern_text: Option<String>,
     pub approval: Approval,
+    /// Who approves and how many must: set exactly when `approval` is `Quorum`.
+    pub quorum: Option<Quorum>,
     pub max_active: u32,
     /// Whether pam_jit may submit requests under this rule from the sudo/su prompt.
     pub interactive: bool,
@@ -245,6 +257,8 @@ pub struct Explanation {
 pub struct Policy {
     privileges: Vec<Privilege>,
     rules: Vec<Rule>,
+    /// Accounts of one person (`same_person`): none approves a request of another.
+    same_person: SamePerson,
 }
 
 impl Policy {
@@ -281,6 +295,19 @@ impl Policy {
 
     pub fn rules(&self) -> &[Rule] {
         &self.rules
+    }
+
+    pub fn rule(&self, name: &str) -> Option<&Rule> {
+        self.rules.iter().find(|r| r.name == name)
+    }
+
+    pub fn same_person(&self) -> &SamePerson {
+        &self.same_person
+    }
+
+    /// The rule that decides `who`'s request for `privilege` now, if any.
+    pub fn rule_for(&self, who: &Requester, privilege: &str) -> Option<&Rule> {
+        self.first_rule(who, privilege)
     }
 
     fn first_rule(&self, who: &Requester, privilege: &str) -> Option<&Rule> {
@@ -378,8 +405,9 @@ impl Policy {
             "at most {} live grant(s) under this rule",
             rule.max_active
         ));
-        e.reasons.push(match rule.approval {
-            Approval::Auto => "approval: automatic".into(),
+        e.reasons.push(match &rule.quorum {
+            None => "approval: automatic".into(),
+            Some(q) => q.describe(),
         });
         e
     }

@@ -21,6 +21,7 @@
 mod audit_log;
 mod grants;
 mod migrate;
+mod requests;
 mod sessions;
 pub mod tombstones;
 
@@ -33,6 +34,7 @@ use rusqlite::{Connection, OpenFlags, ToSql};
 pub use audit_log::{AuditRow, ChainHead};
 pub use grants::Unreadable;
 pub use migrate::SCHEMA_VERSION;
+pub use requests::{RequestRecord, VoteRecord};
 
 /// How long a read-only open waits on a lock: readers only meet one while a writer
 /// checkpoints or recovers the WAL, which is short.

@@ -259,6 +259,44 @@ fn samples() -> Vec<AuditEvent> {
             window_secs: 10,
         },
         ClockChanged {},
+        RequestPending {
+            request: "r0123456789ab".into(),
+            uid: 1001,
+            user: "alice".into(),
+            via: Via::Bus,
+            privilege: "db".into(),
+            rule: "dba".into(),
+            duration: 600,
+            reason: "restore \"orders\" table".into(),
+            ticket: String::new(),
+            expires: "2026-01-02 03:04:05Z".into(),
+            extends: String::new(),
+        },
+        RequestVoted {
+            request: "r0123456789ab".into(),
+            by: "bob".into(),
+            vote: "approve".into(),
+            comment: "looks right".into(),
+            shorten_to: 0,
+            counted: 1,
+            needed: 2,
+        },
+        RequestActionRefused {
+            request: "r0123456789ab".into(),
+            caller: 1001,
+            action: "approve".into(),
+            why: "own request".into(),
+        },
+        RequestDecided {
+            request: "r0123456789ab".into(),
+            uid: 1001,
+            user: "alice".into(),
+            privilege: "db".into(),
+            state: "approved".into(),
+            by: "bob, carol".into(),
+            why: "quorum of 2".into(),
+            grant: "g0123456789ab".into(),
+        },
         GrantTombstoned {
             grant: g(),
             state: "revoked".into(),
@@ -486,6 +524,10 @@ fn levels_are_todays() {
             | RecallFinished { .. }
             | CallsThrottled { .. }
             | RecallSetgidStripped { .. }
+            | RequestPending { .. }
+            | RequestVoted { .. }
+            | RequestActionRefused { .. }
+            | RequestDecided { .. }
             | ClockChanged {} => Level::Notice,
             RecallFilesChecked {
                 cut_short, failed, ..

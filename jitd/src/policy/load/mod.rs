@@ -1,6 +1,7 @@
 //! Reading policy files: TOML to raw structs with spans, then one validation pass over all
 //! files together that turns raw values into the validated types or into diagnostics.
 
+mod approval;
 mod diagnostics;
 mod privilege;
 mod rule;
@@ -29,6 +30,8 @@ struct RawFile {
     privilege: BTreeMap<Spanned<String>, Spanned<RawPrivilege>>,
     #[serde(default)]
     rule: Vec<Spanned<RawRule>>,
+    /// Accounts of one person: none approves another's request.
+    same_person: Option<approval::RawSamePerson>,
 }
 
 pub(super) fn load(src: &PolicySource, accounts: &dyn Accounts) -> Result<Loaded, Vec<Diagnostic>> {
@@ -190,6 +193,12 @@ pub(super) fn from_texts(
             out: &mut errors,
         };
         let mut w = Vec::new();
+        if let Some(sets) = &raw.same_person {
+            policy
+                .same_person
+                .0
+                .extend(approval::same_person(&mut r, sets));
+        }
         for body in &raw.rule {
             if let Some(rule) = rule(&mut r, &mut w, body.get_ref(), &policy, accounts) {
                 if rule_names.insert(rule.name.clone(), ()).is_some() {

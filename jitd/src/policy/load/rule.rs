@@ -6,7 +6,7 @@ use toml::Spanned;
 
 use super::diagnostics::{Reporter, Warnings};
 use crate::names::{GroupName, UserName};
-use crate::policy::{Accounts, Approval, OverMax, Policy, Rule};
+use crate::policy::{Accounts, OverMax, Policy, Rule};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -23,7 +23,11 @@ pub(super) struct RawRule {
     reason_required: Option<bool>,
     reason_min_chars: Option<Spanned<i64>>,
     ticket_pattern: Option<Spanned<String>>,
-    approval: Option<Spanned<String>>,
+    pub(super) approval: Option<Spanned<String>>,
+    pub(super) approvers: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(super) approvals: Option<Spanned<i64>>,
+    pub(super) denials: Option<Spanned<i64>>,
+    pub(super) request_ttl: Option<Spanned<String>>,
     max_active: Option<Spanned<i64>>,
     interactive: Option<bool>,
 }
@@ -169,11 +173,7 @@ pub(super) fn rule(
             }
         },
     };
-    let approval = r.one_of(
-        raw.approval.as_ref(),
-        &[("auto", Approval::Auto)],
-        |other| format!("approval mode {other:?} is not supported yet; use \"auto\""),
-    );
+    let (approval, quorum) = super::approval::approval(r, w, raw, accounts);
     let max_active = match &raw.max_active {
         None => 1,
         Some(n) => match u32::try_from(*n.get_ref()) {
@@ -200,6 +200,7 @@ pub(super) fn rule(
         ticket_pattern,
         ticket_pattern_text,
         approval,
+        quorum,
         max_active,
         interactive: raw.interactive.unwrap_or(false),
     })
