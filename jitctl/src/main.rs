@@ -92,6 +92,19 @@ enum Command {
         #[arg(long)]
         comment: String,
     },
+    /// Ask for more time on one of your live grants (approved like the original).
+    Extend {
+        grant: String,
+        /// How much longer: 30m, 1h.
+        #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]
+        duration: u64,
+        /// Why you need more time (recorded in the audit trail).
+        #[arg(long)]
+        reason: String,
+        /// When the rule needs approval, wait for the decision.
+        #[arg(long)]
+        wait: bool,
+    },
     /// Withdraw one of your pending requests.
     Cancel { id: String },
     /// Wait for the decision on a pending request (exit 0 when granted).
@@ -332,6 +345,22 @@ fn run(command: Command, out: &Out) -> Result<(), Failure> {
             Command::Cancel { id } => {
                 let q = jitd.cancel(&id).await?;
                 requests::decided(&q, out);
+            }
+            Command::Extend {
+                grant,
+                duration,
+                reason,
+                wait,
+            } => {
+                let outcome = jitd.extend(&grant, duration, &reason).await?;
+                if outcome.status == jitd::terms::RequestStatus::Pending {
+                    return requests::pending(&jitd, &outcome, wait, out).await;
+                }
+                if out.json {
+                    out.json_value(&outcome);
+                } else {
+                    println!("{}", outcome.message);
+                }
             }
             Command::Wait { id } => {
                 return requests::wait(&jitd, &id, out).await;

@@ -8,6 +8,8 @@
 
 #![allow(clippy::disallowed_methods)] // an end-to-end harness runs real processes and waits for them
 
+pub mod approvals;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::thread::sleep;

@@ -6,108 +6,11 @@
 
 #![allow(clippy::disallowed_methods)] // an end-to-end harness runs real processes and waits for them
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use jitd_tests::approvals::*;
 use jitd_tests::*;
-
-/// alice asks; two of the approver group `appr` (bob, carol, dave, and aliceadm, who is alice
-/// under another name) must say yes within the hour.
-const POLICY: &str = r#"
-same_person = [["alice", "aliceadm"]]
-
-[privilege.whoami]
-kind = "sudo"
-run_as = "root"
-commands = ["/usr/bin/id -u"]
-
-[privilege.gated-id]
-kind = "gate"
-pam_services = ["sudo"]
-
-[[rule]]
-name = "dba"
-users = ["alice"]
-privileges = ["whoami", "gated-id"]
-max_duration = "2h"
-default_duration = "1h"
-reason_min_chars = 8
-approval = "quorum"
-approvers = ["%appr"]
-approvals = 2
-request_ttl = "1h"
-interactive = true
-"#;
-
-const MIN: i64 = 60_000;
-
-fn jitctl(user: &str, args: &[&str]) -> Output {
-    let mut full = vec!["jitctl"];
-    full.extend_from_slice(args);
-    as_user(user, &full)
-}
-
-fn setup() -> Sandbox {
-    let sb = sandbox();
-    for u in ["alice", "aliceadm", "bob", "carol", "dave", "eve"] {
-        ensure_user(u);
-    }
-    ensure_group("appr");
-    for u in ["aliceadm", "bob", "carol", "dave"] {
-        add_to_group(u, "appr");
-    }
-    sb
-}
-
-/// alice asks for `whoami`; returns the request id. The answer says "pending", exit 10.
-fn ask(args: &[&str]) -> String {
-    let mut full = vec![
-        "--json",
-        "elevate",
-        "whoami",
-        "--reason",
-        "restore the orders table",
-    ];
-    full.extend_from_slice(args);
-    let o = jitctl("alice", &full);
-    assert_eq!(
-        o.status.code(),
-        Some(10),
-        "pending: {}{}",
-        stdout(&o),
-        stderr(&o)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v["status"], "pending", "{v}");
-    assert!(
-        v["message"].as_str().unwrap().contains("jitctl wait r"),
-        "{v}"
-    );
-    v["request_id"].as_str().unwrap().to_string()
-}
-
-/// One of alice's requests as she lists it.
-fn request(id: &str) -> serde_json::Value {
-    let o = jitctl("alice", &["--json", "requests"]);
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}{}", stdout(&o), stderr(&o)));
-    v.as_array()
-        .unwrap()
-        .iter()
-        .find(|q| q["id"] == id)
-        .cloned()
-        .unwrap_or_else(|| panic!("request {id} not listed: {v}"))
-}
-
-fn alice_may_sudo() -> bool {
-    sudo_as("alice", "/usr/bin/id -u").status.success()
-}
-
-fn approve(user: &str, id: &str, extra: &[&str]) -> Output {
-    let mut args = vec!["approve", id];
-    args.extend_from_slice(extra);
-    jitctl(user, &args)
-}
 
 #[test]
 #[ignore = "needs root and the sandbox: run tests/run"]

@@ -331,6 +331,19 @@ audit_events! {
 
     // ---- the grant's life -------------------------------------------------------------------
 
+    /// A live grant's deadline moved: `by` approved it ("automatic" under an automatic rule),
+    /// `expires` is the new end as UTC text.
+    GrantExtended = "grant.extended" [Level::Notice] {
+        grant: GrantId,
+        uid: u32,
+        user: String,
+        privilege: String,
+        by: String,
+        reason: String,
+        seconds: u64,
+        expires: String,
+    }
+
     /// The intent could not be written, so nothing was changed.
     GrantNotRecorded = "grant.not_recorded" [Level::Warning] { error: String }
     GrantApplyFailed = "grant.apply_failed" [Level::Warning] {

@@ -172,6 +172,22 @@ impl Manager {
         self.0.engine().cancel(uid, request_id)
     }
 
+    async fn extend(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        grant_id: &str,
+        secs: u64,
+        reason: &str,
+    ) -> Result<RequestOutcome, Error> {
+        require_reply_expected(&header)?;
+        let (uid, _permit) = self.0.admit(conn, &header).await?;
+        let out = self.0.engine().extend(uid, grant_id, secs, reason);
+        // The deadline moved: the expiry loop must look again.
+        self.0.wake.notify_one();
+        out
+    }
+
     async fn reload_policy(
         &self,
         #[zbus(header)] header: Header<'_>,

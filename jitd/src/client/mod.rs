@@ -150,6 +150,11 @@ pub trait Manager {
     /// Denies a pending request as the caller; the comment is required.
     fn deny(&self, request_id: &str, comment: &str) -> Result<RequestInfo, Error>;
 
+    /// Asks for `secs` more on the caller's live grant `grant_id`, for `reason`: within the
+    /// rule's maximum total, approved like the original (active on return under an automatic
+    /// rule, else a pending request). On approval the same grant's deadline moves.
+    fn extend(&self, grant_id: &str, secs: u64, reason: &str) -> Result<RequestOutcome, Error>;
+
     /// Withdraws one of the caller's own pending requests.
     fn cancel(&self, request_id: &str) -> Result<RequestInfo, Error>;
 

@@ -148,6 +148,26 @@ impl Store {
         Ok(n == 1)
     }
 
+    /// A live grant's new deadline (an extension), with its drop-in text for a sudo grant:
+    /// the row is the grant as it now is on the system.
+    pub fn set_deadline(&self, g: &crate::grant::GrantRecord) -> Result<(), StoreError> {
+        let n = match &g.spec {
+            crate::grant::GrantSpec::Sudo { .. } => self.conn.execute(
+                "UPDATE grants SET expires_ms = ?2, expires_boot_ms = ?3, payload = ?4 \
+                 WHERE id = ?1",
+                params![g.id.as_str(), g.expires_ms, g.expires_boot_ms, g.drop_in],
+            )?,
+            _ => self.conn.execute(
+                "UPDATE grants SET expires_ms = ?2, expires_boot_ms = ?3 WHERE id = ?1",
+                params![g.id.as_str(), g.expires_ms, g.expires_boot_ms],
+            )?,
+        };
+        if n != 1 {
+            return Err(StoreError::Corrupt(format!("grant {} has no row", g.id)));
+        }
+        Ok(())
+    }
+
     fn votes(&self, id: &RequestId) -> Result<Vec<VoteRecord>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT * FROM request_votes WHERE request_id = ?1 ORDER BY at_ms, rowid",

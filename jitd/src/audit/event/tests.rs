@@ -287,6 +287,16 @@ fn samples() -> Vec<AuditEvent> {
             action: "approve".into(),
             why: "own request".into(),
         },
+        GrantExtended {
+            grant: g(),
+            uid: 1001,
+            user: "alice".into(),
+            privilege: "db".into(),
+            by: "bob, carol".into(),
+            reason: "the restore takes longer".into(),
+            seconds: 1800,
+            expires: "2026-01-02 03:04:05Z".into(),
+        },
         RequestDecided {
             request: "r0123456789ab".into(),
             uid: 1001,
@@ -528,6 +538,7 @@ fn levels_are_todays() {
             | RequestVoted { .. }
             | RequestActionRefused { .. }
             | RequestDecided { .. }
+            | GrantExtended { .. }
             | ClockChanged {} => Level::Notice,
             RecallFilesChecked {
                 cut_short, failed, ..
