@@ -67,48 +67,8 @@ enum Command {
         #[arg(long)]
         wait: bool,
     },
-    /// Requests waiting for approval: yours, those you may decide (--pending), or all.
-    Requests {
-        /// Requests you may approve or deny now, with what they ask and the requester's
-        /// recent grants.
-        #[arg(long, conflicts_with = "all")]
-        pending: bool,
-        /// Every request (admins).
-        #[arg(long)]
-        all: bool,
-    },
-    /// Approve a pending request (approvers of its rule; never your own).
-    Approve {
-        id: String,
-        #[arg(long, default_value = "")]
-        comment: String,
-        /// Grant less than was asked: 30m, 1h (never more).
-        #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]
-        shorten_to: Option<u64>,
-    },
-    /// Deny a pending request, saying why.
-    Deny {
-        id: String,
-        #[arg(long)]
-        comment: String,
-    },
-    /// Ask for more time on one of your live grants (approved like the original).
-    Extend {
-        grant: String,
-        /// How much longer: 30m, 1h.
-        #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]
-        duration: u64,
-        /// Why you need more time (recorded in the audit trail).
-        #[arg(long)]
-        reason: String,
-        /// When the rule needs approval, wait for the decision.
-        #[arg(long)]
-        wait: bool,
-    },
-    /// Withdraw one of your pending requests.
-    Cancel { id: String },
-    /// Wait for the decision on a pending request (exit 0 when granted).
-    Wait { id: String },
+    #[command(flatten)]
+    Approvals(requests::ApprovalCommand),
     /// Your live grants and the time they have left.
     Status,
     /// Grants: yours, or everyone's with --all (admins).
@@ -327,47 +287,11 @@ fn run(command: Command, out: &Out) -> Result<(), Failure> {
                 }
                 out.outcome(&outcome, now_ms());
             }
-            Command::Requests { pending, all } => {
-                requests::list(&jitd, pending, all, out).await?;
-            }
-            Command::Approve {
-                id,
-                comment,
-                shorten_to,
-            } => {
-                let q = jitd.approve(&id, &comment, shorten_to.unwrap_or(0)).await?;
-                requests::decided(&q, out);
-            }
-            Command::Deny { id, comment } => {
-                let q = jitd.deny(&id, &comment).await?;
-                requests::decided(&q, out);
-            }
-            Command::Cancel { id } => {
-                let q = jitd.cancel(&id).await?;
-                requests::decided(&q, out);
-            }
-            Command::Extend {
-                grant,
-                duration,
-                reason,
-                wait,
-            } => {
-                let outcome = jitd.extend(&grant, duration, &reason).await?;
-                if outcome.status == jitd::terms::RequestStatus::Pending {
-                    return requests::pending(&jitd, &outcome, wait, out).await;
-                }
-                if out.json {
-                    out.json_value(&outcome);
-                } else {
-                    println!("{}", outcome.message);
-                }
-            }
-            Command::Wait { id } => {
-                return requests::wait(&jitd, &id, out).await;
-            }
+            Command::Approvals(cmd) => return requests::run(&jitd, cmd, out).await,
             Command::Status => {
                 let grants = jitd.list_mine(false).await?;
                 out.status(&grants, now_ms());
+                requests::reviews_waiting(&jitd, out).await;
             }
             Command::List { all, ended } => {
                 let grants: Vec<GrantInfo> = if all {

@@ -8,11 +8,130 @@ use std::pin::pin;
 use std::task::Poll;
 use std::time::Duration;
 
+use clap::Subcommand;
 use futures_core::Stream;
-use jitd::client::{ManagerProxy, RequestInfo, RequestOutcome, RequestScope, RequestState};
+use jitd::client::{
+    ManagerProxy, RequestInfo, RequestOutcome, RequestScope, RequestState, ReviewInfo,
+};
 
 use crate::Failure;
 use crate::output::{Out, local_time, now_ms, relative};
+
+/// The commands of requests that wait for people, flattened into jitctl's own.
+#[derive(Subcommand)]
+pub enum ApprovalCommand {
+    /// Requests waiting for approval: yours, those you may decide (--pending), or all.
+    Requests {
+        /// Requests you may approve or deny now, with what they ask and the requester's
+        /// recent grants.
+        #[arg(long, conflicts_with = "all")]
+        pending: bool,
+        /// Every request (admins).
+        #[arg(long)]
+        all: bool,
+    },
+    /// Approve a pending request (approvers of its rule; never your own).
+    Approve {
+        id: String,
+        #[arg(long, default_value = "")]
+        comment: String,
+        /// Grant less than was asked: 30m, 1h (never more).
+        #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]
+        shorten_to: Option<u64>,
+    },
+    /// Deny a pending request, saying why.
+    Deny {
+        id: String,
+        #[arg(long)]
+        comment: String,
+    },
+    /// Ask for more time on one of your live grants (approved like the original).
+    Extend {
+        grant: String,
+        /// How much longer: 30m, 1h.
+        #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]
+        duration: u64,
+        /// Why you need more time (recorded in the audit trail).
+        #[arg(long)]
+        reason: String,
+        /// When the rule needs approval, wait for the decision.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Review a break-glass grant afterwards (approvers of its rule).
+    Review {
+        grant: String,
+        /// What it was: drill, emergency or misuse.
+        #[arg(long, value_parser = ["drill", "emergency", "misuse"])]
+        outcome: String,
+        #[arg(long)]
+        comment: String,
+    },
+    /// Withdraw one of your pending requests.
+    Cancel { id: String },
+    /// Wait for the decision on a pending request (exit 0 when granted).
+    Wait { id: String },
+}
+
+fn parse_duration(text: &str) -> Result<u64, String> {
+    jitd::duration::parse(text).map_err(|e| e.to_string())
+}
+
+pub async fn run(
+    jitd: &ManagerProxy<'_>,
+    command: ApprovalCommand,
+    out: &Out,
+) -> Result<(), Failure> {
+    match command {
+        ApprovalCommand::Requests { pending, all } => {
+            list(jitd, pending, all, out).await?;
+        }
+        ApprovalCommand::Approve {
+            id,
+            comment,
+            shorten_to,
+        } => {
+            let q = jitd.approve(&id, &comment, shorten_to.unwrap_or(0)).await?;
+            decided(&q, out);
+        }
+        ApprovalCommand::Deny { id, comment } => {
+            let q = jitd.deny(&id, &comment).await?;
+            decided(&q, out);
+        }
+        ApprovalCommand::Cancel { id } => {
+            let q = jitd.cancel(&id).await?;
+            decided(&q, out);
+        }
+        ApprovalCommand::Extend {
+            grant,
+            duration,
+            reason,
+            wait,
+        } => {
+            let outcome = jitd.extend(&grant, duration, &reason).await?;
+            if outcome.status == jitd::terms::RequestStatus::Pending {
+                return pending(jitd, &outcome, wait, out).await;
+            }
+            if out.json {
+                out.json_value(&outcome);
+            } else {
+                println!("{}", outcome.message);
+            }
+        }
+        ApprovalCommand::Review {
+            grant,
+            outcome,
+            comment,
+        } => {
+            let r = jitd.review(&grant, &outcome, &comment).await?;
+            reviewed(&r, out);
+        }
+        ApprovalCommand::Wait { id } => {
+            return wait(jitd, &id, out).await;
+        }
+    }
+    Ok(())
+}
 
 /// `jitctl elevate` answered "pending": say what to do, and wait when asked to.
 pub async fn pending(
@@ -188,12 +307,25 @@ pub async fn list(
         RequestScope::Mine
     };
     let list = jitd.list_requests(scope).await?;
+    // Approvers also see the break-glass grants waiting for their review.
+    let reviews = if pending {
+        jitd.list_reviews().await?
+    } else {
+        Vec::new()
+    };
     if out.json {
-        out.json_value(&list);
+        if pending {
+            out.json_value(&serde_json::json!({ "requests": list, "reviews": reviews }));
+        } else {
+            out.json_value(&list);
+        }
         return Ok(());
     }
     let now = now_ms();
-    if list.is_empty() {
+    for r in &reviews {
+        review_view(r, now);
+    }
+    if list.is_empty() && (!pending || reviews.is_empty()) {
         println!(
             "{}",
             if pending {
@@ -302,4 +434,51 @@ fn approver_view(q: &RequestInfo, now: i64) {
         "  Decide:   jitctl approve {} [--for SHORTER] [--comment ...] | jitctl deny {} --comment \"...\"",
         q.id, q.id
     );
+}
+
+/// A break-glass grant waiting for review, as an approver sees it.
+fn review_view(r: &ReviewInfo, now: i64) {
+    println!(
+        "Break-glass grant {} on {}: {} used {} at {} (rule {})",
+        r.grant_id,
+        r.host,
+        r.user,
+        r.privilege,
+        local_time(now, r.granted_ms),
+        r.rule
+    );
+    println!("  Reason:   {}", r.reason);
+    println!(
+        "  Review:   by {} ({}): jitctl review {} --outcome drill|emergency|misuse --comment \"...\"",
+        local_time(now, r.review_by_ms),
+        relative(now, r.review_by_ms),
+        r.grant_id
+    );
+}
+
+/// After `jitctl review`.
+pub fn reviewed(r: &ReviewInfo, out: &Out) {
+    if out.json {
+        return out.json_value(r);
+    }
+    println!(
+        "Reviewed break-glass grant {} of {}: {} ({})",
+        r.grant_id, r.user, r.outcome, r.comment
+    );
+}
+
+/// `jitctl status` of an approver: the reviews waiting, in one line (nothing in JSON, whose
+/// shape is the grants; nothing when jitd cannot say).
+pub async fn reviews_waiting(jitd: &ManagerProxy<'_>, out: &Out) {
+    if out.json {
+        return;
+    }
+    if let Ok(reviews) = jitd.list_reviews().await
+        && !reviews.is_empty()
+    {
+        println!(
+            "{} break-glass grant(s) wait for your review: jitctl requests --pending",
+            reviews.len()
+        );
+    }
 }

@@ -140,6 +140,18 @@ closed_set! {
 }
 
 closed_set! {
+    /// What an approver found a break-glass grant to have been.
+    ReviewOutcome {
+        /// An exercise.
+        Drill = "drill",
+        /// A real emergency that needed it.
+        Emergency = "emergency",
+        /// Not what break-glass is for.
+        Misuse = "misuse",
+    }
+}
+
+closed_set! {
     /// Which requests a listing shows.
     RequestScope {
         /// The caller's own.

@@ -90,6 +90,28 @@ pub struct RequestInfo {
     pub history: Vec<GrantInfo>,
 }
 
+/// A break-glass grant and its review, as approvers see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "client", derive(zbus::Type))]
+pub struct ReviewInfo {
+    pub grant_id: String,
+    pub uid: u32,
+    pub user: String,
+    pub host: String,
+    pub privilege: String,
+    pub rule: String,
+    pub reason: String,
+    pub granted_ms: i64,
+    /// When an approver must have reviewed it.
+    pub review_by_ms: i64,
+    /// 0 while unreviewed.
+    pub reviewed_ms: i64,
+    pub reviewer: String,
+    /// `drill`, `emergency`, `misuse`, or "" while unreviewed.
+    pub outcome: String,
+    pub comment: String,
+}
+
 /// One approver's vote on a request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "client", derive(zbus::Type))]

@@ -256,7 +256,8 @@ fn elevate_wait_returns_with_the_decision() {
     let pending_id = || {
         let o = jitctl("bob", &["--json", "requests", "--pending"]);
         let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
-        v.as_array()
+        v["requests"]
+            .as_array()
             .and_then(|a| a.first())
             .map(|q| q["id"].as_str().unwrap().to_string())
     };

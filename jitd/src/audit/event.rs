@@ -331,6 +331,35 @@ audit_events! {
 
     // ---- the grant's life -------------------------------------------------------------------
 
+    /// A grant under a `breakglass` rule: granted at once, to be reviewed by `review_by`.
+    BreakglassUsed = "breakglass.used" [Level::Alert] {
+        grant: GrantId,
+        uid: u32,
+        user: String,
+        privilege: String,
+        rule: String,
+        reason: String,
+        duration: u64,
+        review_by: String,
+    }
+    /// An approver reviewed a break-glass grant; `late` when after its review deadline.
+    BreakglassReviewed = "breakglass.reviewed" [
+        if outcome == "misuse" { Level::Alert } else { Level::Notice }
+    ] {
+        grant: GrantId,
+        user: String,
+        reviewer: String,
+        outcome: String,
+        comment: String,
+        late: bool,
+    }
+    /// Nobody reviewed a break-glass grant by its deadline (recorded once per grant).
+    BreakglassReviewOverdue = "breakglass.review_overdue" [Level::Warning] {
+        grant: GrantId,
+        user: String,
+        review_by: String,
+    }
+
     /// A live grant's deadline moved: `by` approved it ("automatic" under an automatic rule),
     /// `expires` is the new end as UTC text.
     GrantExtended = "grant.extended" [Level::Notice] {

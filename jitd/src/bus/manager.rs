@@ -8,6 +8,7 @@ use super::Shared;
 use super::caller::{require_reply_expected, still_connected};
 use crate::client::{
     ChainCheck, Error, Explanation, GrantInfo, PrivilegeInfo, RequestInfo, RequestOutcome,
+    ReviewInfo,
 };
 use crate::daemon::{Ask, Caller};
 use crate::terms::{RequestScope, Via};
@@ -186,6 +187,29 @@ impl Manager {
         // The deadline moved: the expiry loop must look again.
         self.0.wake.notify_one();
         out
+    }
+
+    async fn review(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        grant_id: &str,
+        outcome: &str,
+        comment: &str,
+    ) -> Result<ReviewInfo, Error> {
+        require_reply_expected(&header)?;
+        let (uid, _permit) = self.0.admit(conn, &header).await?;
+        self.0.engine().review(uid, grant_id, outcome, comment)
+    }
+
+    async fn list_reviews(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<Vec<ReviewInfo>, Error> {
+        let (uid, _permit) = self.0.admit(conn, &header).await?;
+        let admin = self.0.engine().is_admin(uid);
+        self.0.engine().list_reviews(Caller { uid, admin })
     }
 
     async fn reload_policy(

@@ -11,7 +11,7 @@ pub use crate::duration;
 
 pub use crate::wire::{
     ChainCheck, Explanation, GateDecision, GrantInfo, PrivilegeInfo, RequestInfo, RequestOutcome,
-    RuleApproval, SessionInfo, VoteInfo,
+    ReviewInfo, RuleApproval, SessionInfo, VoteInfo,
 };
 
 pub use crate::terms::{RequestScope, RequestState};
@@ -154,6 +154,13 @@ pub trait Manager {
     /// rule's maximum total, approved like the original (active on return under an automatic
     /// rule, else a pending request). On approval the same grant's deadline moves.
     fn extend(&self, grant_id: &str, secs: u64, reason: &str) -> Result<RequestOutcome, Error>;
+
+    /// Reviews a break-glass grant as an approver of its rule (never its holder):
+    /// `outcome` is `drill`, `emergency` or `misuse`; the comment is required.
+    fn review(&self, grant_id: &str, outcome: &str, comment: &str) -> Result<ReviewInfo, Error>;
+
+    /// Break-glass grants waiting for the caller's review (every one for admins).
+    fn list_reviews(&self) -> Result<Vec<ReviewInfo>, Error>;
 
     /// Withdraws one of the caller's own pending requests.
     fn cancel(&self, request_id: &str) -> Result<RequestInfo, Error>;

@@ -22,6 +22,7 @@
 #![forbid(unsafe_code)]
 
 mod approvals;
+mod breakglass;
 mod ended;
 mod extend;
 mod gate_index;

@@ -115,6 +115,12 @@ impl Core {
             }
             Decision::Deny { why } => return denied(self, why),
         };
+        let breakglass = self.breakglass_of(&rule);
+        if let Some(b) = &breakglass
+            && let Err(why) = self.breakglass_allowed(uid, b)
+        {
+            return denied(self, why);
+        }
         let record = self.build_record(&who.name, uid, privilege, &rule, secs, reason, ticket)?;
         self.record(AuditEvent::RequestAllowed {
             grant: record.id.clone(),
@@ -130,6 +136,9 @@ impl Core {
             approval: ApprovalMode::Auto,
         });
         let grant = self.apply_new(record)?;
+        if let Some(b) = &breakglass {
+            self.breakglass_granted(&grant, b);
+        }
         Ok(RequestOutcome {
             status: RequestStatus::Active,
             message: hints::granted(&grant, secs),

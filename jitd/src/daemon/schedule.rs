@@ -87,6 +87,7 @@ impl Core {
             });
         }
         let requests = self.expire_requests();
+        self.note_overdue_reviews();
         let grants = next_in(self.live.values(), &self.clock.now());
         match (grants, requests) {
             (Some(g), Some(r)) => Some(g.min(r)),

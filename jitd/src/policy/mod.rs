@@ -27,7 +27,7 @@ use crate::terms::ApprovalMode;
 
 pub use crate::accounts::SystemAccounts;
 pub use decide::{Decision, Facts, Held, decide};
-pub use quorum::{Quorum, SamePerson};
+pub use quorum::{BREAKGLASS_MAX_SECS, Breakglass, Quorum, SamePerson};
 pub use trust::OnUntrusted;
 
 /// The questions loading and deciding ask of the system.
@@ -207,6 +207,8 @@ pub struct Rule {
     pub approval: Approval,
     /// Who approves and how many must: set exactly when `approval` is `Quorum`.
     pub quorum: Option<Quorum>,
+    /// `breakglass = true`: granted at once, rate-limited, reviewed afterwards.
+    pub breakglass: Option<Breakglass>,
     pub max_active: u32,
     /// Whether pam_jit may submit requests under this rule from the sudo/su prompt.
     pub interactive: bool,
@@ -405,9 +407,15 @@ impl Policy {
             "at most {} live grant(s) under this rule",
             rule.max_active
         ));
-        e.reasons.push(match &rule.quorum {
-            None => "approval: automatic".into(),
-            Some(q) => q.describe(),
+        e.reasons.push(match (&rule.quorum, &rule.breakglass) {
+            (Some(q), _) => q.describe(),
+            (None, Some(b)) => format!(
+                "break-glass: granted at once, at most once per {} per user, reviewed by {} within {}",
+                crate::duration::format(b.every_secs),
+                b.reviewers.approvers_text(),
+                crate::duration::format(b.review_within_secs)
+            ),
+            (None, None) => "approval: automatic".into(),
         });
         e
     }

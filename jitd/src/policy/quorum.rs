@@ -53,6 +53,20 @@ impl Quorum {
     }
 }
 
+/// A rule's `breakglass = true` terms: granted at once, reviewed afterwards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Breakglass {
+    /// Who reviews (the rule's `approvers`; only `users` and `groups` are used).
+    pub reviewers: Quorum,
+    /// At most one break-glass grant per user in this long (`breakglass_every`).
+    pub every_secs: u64,
+    /// An approver must review each grant within this long of it (`review_within`).
+    pub review_within_secs: u64,
+}
+
+/// The hard ceiling of a break-glass grant: it is for the hour of an emergency.
+pub const BREAKGLASS_MAX_SECS: u64 = 3600;
+
 /// Sets of accounts that belong to one person (`same_person = [["alice", "alice-adm"]]`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SamePerson(pub Vec<Vec<UserName>>);

@@ -121,6 +121,27 @@ CREATE TABLE request_votes (
 );
 ";
 
+/// Break-glass grants and their review: one row per grant made under a `breakglass` rule,
+/// written with the grant, reviewed once. `overdue_noted` keeps the late-review record to one.
+const V5_BREAKGLASS: &str = "
+CREATE TABLE breakglass (
+    grant_id TEXT PRIMARY KEY,
+    uid INTEGER NOT NULL,
+    user TEXT NOT NULL,
+    privilege TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    granted_ms INTEGER NOT NULL,
+    review_by_ms INTEGER NOT NULL,
+    reviewed_ms INTEGER NOT NULL DEFAULT 0,
+    reviewer TEXT NOT NULL DEFAULT '',
+    outcome TEXT NOT NULL DEFAULT '',
+    comment TEXT NOT NULL DEFAULT '',
+    overdue_noted INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX breakglass_uid ON breakglass(uid, granted_ms);
+";
+
 /// In order, without gaps, starting at 1.
 const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -139,10 +160,14 @@ const MIGRATIONS: &[Migration] = &[
         version: 4,
         apply: |c| c.execute_batch(V4_REQUESTS),
     },
+    Migration {
+        version: 5,
+        apply: |c| c.execute_batch(V5_BREAKGLASS),
+    },
 ];
 
 /// The newest schema this build knows: what [`upgrade`] leaves and read-only opens require.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// The database's schema version. 0 is a database with no jitd schema (a new, empty file); a
 /// database from the first release has `user_version` 0 but holds the `grants` table, and is

@@ -19,6 +19,7 @@
 #![forbid(unsafe_code)]
 
 mod audit_log;
+mod breakglass;
 mod grants;
 mod migrate;
 mod requests;
@@ -32,6 +33,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, ToSql};
 
 pub use audit_log::{AuditRow, ChainHead};
+pub use breakglass::BreakglassRecord;
 pub use grants::Unreadable;
 pub use migrate::SCHEMA_VERSION;
 pub use requests::{RequestRecord, VoteRecord};

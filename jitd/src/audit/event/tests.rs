@@ -287,6 +287,29 @@ fn samples() -> Vec<AuditEvent> {
             action: "approve".into(),
             why: "own request".into(),
         },
+        BreakglassUsed {
+            grant: g(),
+            uid: 1001,
+            user: "alice".into(),
+            privilege: "db".into(),
+            rule: "glass".into(),
+            reason: "database down".into(),
+            duration: 1800,
+            review_by: "2026-01-02 03:04:05Z".into(),
+        },
+        BreakglassReviewed {
+            grant: g(),
+            user: "alice".into(),
+            reviewer: "bob".into(),
+            outcome: "drill".into(),
+            comment: "quarterly drill".into(),
+            late: false,
+        },
+        BreakglassReviewOverdue {
+            grant: g(),
+            user: "alice".into(),
+            review_by: "2026-01-02 03:04:05Z".into(),
+        },
         GrantExtended {
             grant: g(),
             uid: 1001,
@@ -540,6 +563,9 @@ fn levels_are_todays() {
             | RequestDecided { .. }
             | GrantExtended { .. }
             | ClockChanged {} => Level::Notice,
+            BreakglassUsed { .. } => Level::Alert,
+            BreakglassReviewed { outcome, .. } if outcome == "misuse" => Level::Alert,
+            BreakglassReviewed { .. } => Level::Notice,
             RecallFilesChecked {
                 cut_short, failed, ..
             } if cut_short.is_empty() && *failed == 0 => Level::Notice,

@@ -6,13 +6,17 @@ use toml::Spanned;
 use super::diagnostics::{Reporter, Warnings};
 use super::rule::RawRule;
 use crate::names::{GroupName, UserName};
-use crate::policy::{Accounts, Approval, Quorum};
+use crate::policy::{Accounts, Approval, Breakglass, Quorum};
 
 /// `same_person` as written: sets of account names, each with its position.
 pub(super) type RawSamePerson = Spanned<Vec<Spanned<Vec<Spanned<String>>>>>;
 
 /// How long a request waits for its quorum when the rule does not say.
 pub(super) const DEFAULT_REQUEST_TTL_SECS: u64 = 3600;
+/// A user may break the glass once in this long unless the rule says otherwise.
+const DEFAULT_BREAKGLASS_EVERY_SECS: u64 = 86_400;
+/// How soon an approver must review a break-glass grant unless the rule says otherwise.
+const DEFAULT_REVIEW_WITHIN_SECS: u64 = 72 * 3600;
 /// The longest a request may wait: a week-old question is no longer the same question.
 const MAX_REQUEST_TTL_SECS: u64 = 7 * 86_400;
 
@@ -22,40 +26,201 @@ pub(super) fn approval(
     w: &mut Warnings,
     raw: &RawRule,
     accounts: &dyn Accounts,
-) -> (Approval, Option<Quorum>) {
+) -> (Approval, Option<Quorum>, Option<Breakglass>) {
     let mode = r.one_of(
         raw.approval.as_ref(),
         &[("auto", Approval::Auto), ("quorum", Approval::Quorum)],
         |other| format!("approval must be \"auto\" or \"quorum\", not {other:?}"),
     );
+    let breakglass = raw.breakglass.as_ref().is_some_and(|b| *b.get_ref());
+    if !breakglass {
+        stray(
+            r,
+            &[
+                (
+                    "breakglass_every",
+                    raw.breakglass_every.as_ref().map(Spanned::span),
+                ),
+                (
+                    "review_within",
+                    raw.review_within.as_ref().map(Spanned::span),
+                ),
+            ],
+            "applies only to breakglass = true",
+        );
+    }
     if mode == Approval::Auto {
         // Terms of a quorum on an automatic rule are a mistake that would look like safety.
-        let stray: [(&str, Option<std::ops::Range<usize>>); 4] = [
-            ("approvers", raw.approvers.as_ref().map(Spanned::span)),
+        let mut keys = vec![
             ("approvals", raw.approvals.as_ref().map(Spanned::span)),
             ("denials", raw.denials.as_ref().map(Spanned::span)),
             ("request_ttl", raw.request_ttl.as_ref().map(Spanned::span)),
         ];
-        for (key, span) in stray {
-            if let Some(span) = span {
-                r.at(
-                    span,
-                    format!("{key} applies only to approval = \"quorum\" (this rule approves automatically)"),
-                );
-            }
+        if !breakglass {
+            keys.push(("approvers", raw.approvers.as_ref().map(Spanned::span)));
         }
-        return (mode, None);
+        stray(
+            r,
+            &keys,
+            "applies only to approval = \"quorum\" (this rule approves automatically)",
+        );
+        if !breakglass {
+            return (mode, None, None);
+        }
+        return (mode, None, Some(breakglass_terms(r, w, raw, accounts)));
+    }
+    if breakglass && let Some(b) = &raw.breakglass {
+        r.at(
+            b.span(),
+            "a break-glass rule is granted at once: it cannot also ask for a quorum",
+        );
     }
     let before = r.out.len();
+    let (users, groups, possible, countable) =
+        approvers(r, w, raw, accounts, "approval = \"quorum\"");
+    let count =
+        |r: &mut Reporter<'_>, field: &Option<Spanned<i64>>, key: &str, default: u32| match field {
+            None => default,
+            Some(n) => match u32::try_from(*n.get_ref()) {
+                Ok(v) if (1..=100).contains(&v) => v,
+                _ => {
+                    r.at(n.span(), format!("{key} must be between 1 and 100"));
+                    default
+                }
+            },
+        };
+    let approvals = count(r, &raw.approvals, "approvals", 1);
+    let denials = count(r, &raw.denials, "denials", 1);
+    if countable
+        && r.out.len() == before
+        && let Some(n) = &raw.approvals
+        && approvals as usize > possible.len()
+    {
+        r.at(
+            n.span(),
+            format!(
+                "approvals = {approvals} but only {} account(s) can approve ({}): no request could ever be granted",
+                possible.len(),
+                if possible.is_empty() {
+                    "none".to_string()
+                } else {
+                    possible.join(", ")
+                }
+            ),
+        );
+    }
+    let request_ttl_secs = span_duration(
+        r,
+        raw.request_ttl.as_ref(),
+        "request_ttl",
+        DEFAULT_REQUEST_TTL_SECS,
+        MAX_REQUEST_TTL_SECS,
+    );
+    (
+        mode,
+        Some(Quorum {
+            users,
+            groups,
+            approvals,
+            denials,
+            request_ttl_secs,
+        }),
+        None,
+    )
+}
+
+/// Reports each key of `keys` that is set, with `why` it does not belong.
+fn stray(r: &mut Reporter<'_>, keys: &[(&str, Option<std::ops::Range<usize>>)], why: &str) {
+    for (key, span) in keys {
+        if let Some(span) = span {
+            r.at(span.clone(), format!("{key} {why}"));
+        }
+    }
+}
+
+/// A duration field with its default and ceiling.
+fn span_duration(
+    r: &mut Reporter<'_>,
+    field: Option<&Spanned<String>>,
+    key: &str,
+    default: u64,
+    max: u64,
+) -> u64 {
+    match field {
+        None => default,
+        Some(t) => match crate::duration::parse(t.get_ref()) {
+            Ok(secs) if secs <= max => secs,
+            Ok(_) => {
+                r.at(
+                    t.span(),
+                    format!("{key}: at most {}", crate::duration::format(max)),
+                );
+                default
+            }
+            Err(e) => {
+                r.at(t.span(), format!("{key}: {e}"));
+                default
+            }
+        },
+    }
+}
+
+/// `breakglass = true`: who reviews, how often it may be used, how soon it is reviewed.
+fn breakglass_terms(
+    r: &mut Reporter<'_>,
+    w: &mut Warnings,
+    raw: &RawRule,
+    accounts: &dyn Accounts,
+) -> Breakglass {
+    if raw.reason_required == Some(false) {
+        r.at(
+            raw.name.span(),
+            "a break-glass rule always requires a reason: remove reason_required = false",
+        );
+    }
+    let (users, groups, _, _) = approvers(r, w, raw, accounts, "breakglass = true (they review)");
+    Breakglass {
+        reviewers: Quorum {
+            users,
+            groups,
+            approvals: 1,
+            denials: 1,
+            request_ttl_secs: 0,
+        },
+        every_secs: span_duration(
+            r,
+            raw.breakglass_every.as_ref(),
+            "breakglass_every",
+            DEFAULT_BREAKGLASS_EVERY_SECS,
+            30 * 86_400,
+        ),
+        review_within_secs: span_duration(
+            r,
+            raw.review_within.as_ref(),
+            "review_within",
+            DEFAULT_REVIEW_WITHIN_SECS,
+            30 * 86_400,
+        ),
+    }
+}
+
+/// The rule's `approvers`: named users, `%groups`, and (for the count check) who could
+/// approve as the group database lists them now, and whether that could be told.
+fn approvers(
+    r: &mut Reporter<'_>,
+    w: &mut Warnings,
+    raw: &RawRule,
+    accounts: &dyn Accounts,
+    needed_by: &str,
+) -> (Vec<UserName>, Vec<GroupName>, Vec<String>, bool) {
     let mut users = Vec::new();
     let mut groups = Vec::new();
-    // Who could approve as the group database lists them now (for the count check only).
     let mut possible: Vec<String> = Vec::new();
     let mut countable = true;
     match &raw.approvers {
         None => r.at(
             raw.name.span(),
-            "approval = \"quorum\" needs approvers = [\"user\", \"%group\", ...]",
+            format!("{needed_by} needs approvers = [\"user\", \"%group\", ...]"),
         ),
         Some(list) if list.get_ref().is_empty() => r.at(
             list.span(),
@@ -104,57 +269,7 @@ pub(super) fn approval(
     }
     possible.sort();
     possible.dedup();
-    let count =
-        |r: &mut Reporter<'_>, field: &Option<Spanned<i64>>, key: &str, default: u32| match field {
-            None => default,
-            Some(n) => match u32::try_from(*n.get_ref()) {
-                Ok(v) if (1..=100).contains(&v) => v,
-                _ => {
-                    r.at(n.span(), format!("{key} must be between 1 and 100"));
-                    default
-                }
-            },
-        };
-    let approvals = count(r, &raw.approvals, "approvals", 1);
-    let denials = count(r, &raw.denials, "denials", 1);
-    if countable
-        && r.out.len() == before
-        && let Some(n) = &raw.approvals
-        && approvals as usize > possible.len()
-    {
-        r.at(
-            n.span(),
-            format!(
-                "approvals = {approvals} but only {} account(s) can approve ({}): no request could ever be granted",
-                possible.len(),
-                if possible.is_empty() { "none".to_string() } else { possible.join(", ") }
-            ),
-        );
-    }
-    let request_ttl_secs = match &raw.request_ttl {
-        None => DEFAULT_REQUEST_TTL_SECS,
-        Some(t) => match crate::duration::parse(t.get_ref()) {
-            Ok(secs) if secs <= MAX_REQUEST_TTL_SECS => secs,
-            Ok(_) => {
-                r.at(t.span(), "request_ttl: at most 7d");
-                DEFAULT_REQUEST_TTL_SECS
-            }
-            Err(e) => {
-                r.at(t.span(), format!("request_ttl: {e}"));
-                DEFAULT_REQUEST_TTL_SECS
-            }
-        },
-    };
-    (
-        mode,
-        Some(Quorum {
-            users,
-            groups,
-            approvals,
-            denials,
-            request_ttl_secs,
-        }),
-    )
+    (users, groups, possible, countable)
 }
 
 /// `same_person = [["alice", "alice-adm"], ...]`: each set at least two accounts.

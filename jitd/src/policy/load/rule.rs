@@ -17,10 +17,10 @@ pub(super) struct RawRule {
     #[serde(default)]
     groups: Vec<Spanned<String>>,
     privileges: Spanned<Vec<Spanned<String>>>,
-    max_duration: Spanned<String>,
+    pub(super) max_duration: Spanned<String>,
     default_duration: Option<Spanned<String>>,
     over_max: Option<Spanned<String>>,
-    reason_required: Option<bool>,
+    pub(super) reason_required: Option<bool>,
     reason_min_chars: Option<Spanned<i64>>,
     ticket_pattern: Option<Spanned<String>>,
     pub(super) approval: Option<Spanned<String>>,
@@ -28,6 +28,9 @@ pub(super) struct RawRule {
     pub(super) approvals: Option<Spanned<i64>>,
     pub(super) denials: Option<Spanned<i64>>,
     pub(super) request_ttl: Option<Spanned<String>>,
+    pub(super) breakglass: Option<Spanned<bool>>,
+    pub(super) breakglass_every: Option<Spanned<String>>,
+    pub(super) review_within: Option<Spanned<String>>,
     max_active: Option<Spanned<i64>>,
     interactive: Option<bool>,
 }
@@ -173,7 +176,15 @@ pub(super) fn rule(
             }
         },
     };
-    let (approval, quorum) = super::approval::approval(r, w, raw, accounts);
+    let (approval, quorum, breakglass) = super::approval::approval(r, w, raw, accounts);
+    if let (Some(_), Some(max)) = (&breakglass, max_secs)
+        && max > crate::policy::BREAKGLASS_MAX_SECS
+    {
+        r.at(
+            raw.max_duration.span(),
+            "a break-glass rule's max_duration is at most 1h",
+        );
+    }
     let max_active = match &raw.max_active {
         None => 1,
         Some(n) => match u32::try_from(*n.get_ref()) {
@@ -201,6 +212,7 @@ pub(super) fn rule(
         ticket_pattern_text,
         approval,
         quorum,
+        breakglass,
         max_active,
         interactive: raw.interactive.unwrap_or(false),
     })
