@@ -116,6 +116,11 @@ impl Core {
             expires: utc(q.expires_ms),
             extends: q.extends.clone(),
         });
+        let not_at_once = match self.auto_approve(&q, &quorum)? {
+            Ok(granted) => return Ok(granted),
+            Err(why) if why.is_empty() => String::new(),
+            Err(why) => format!(" ({why})"),
+        };
         self.signal(&id, RequestState::Pending);
         let what = if q.extends.is_empty() {
             format!(
@@ -133,7 +138,7 @@ impl Core {
         Ok(RequestOutcome {
             status: RequestStatus::Pending,
             message: format!(
-                "request {id} ({what}) is pending: {} of {} must approve it by {}. \
+                "request {id} ({what}) is pending{not_at_once}: {} of {} must approve it by {}. \
                  Wait for the decision with `jitctl wait {id}`; see it with `jitctl requests`",
                 quorum.approvals,
                 quorum.approvers_text(),
@@ -325,7 +330,7 @@ impl Core {
         approvers: &str,
     ) -> Result<RequestInfo, Error> {
         let applied = if q.extends.is_empty() {
-            self.grant_for(&q, secs)
+            self.grant_for(&q, secs, ApprovalMode::Quorum)
         } else {
             self.extend_approved(&q, secs).map(|g| (g, false))
         };
@@ -361,7 +366,12 @@ impl Core {
 
     /// The grant an approved request makes, as an automatic request would have made it at
     /// this moment, for the account that asked (renamed or deleted since: no grant).
-    fn grant_for(&mut self, q: &RequestRecord, secs: u64) -> Result<(GrantRecord, bool), Error> {
+    pub(super) fn grant_for(
+        &mut self,
+        q: &RequestRecord,
+        secs: u64,
+        mode: ApprovalMode,
+    ) -> Result<(GrantRecord, bool), Error> {
         if self.accounts.user_name(q.uid).as_deref() != Some(q.user.as_str()) {
             return Err(Error::NotFound(format!(
                 "the account {} (uid {}) changed since the request",
@@ -398,7 +408,7 @@ impl Core {
             clamped: false,
             reason: q.reason.clone(),
             ticket: q.ticket.clone(),
-            approval: ApprovalMode::Quorum,
+            approval: mode,
         });
         self.apply_new(record).map(|g| (g, false))
     }

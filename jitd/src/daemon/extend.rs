@@ -130,6 +130,11 @@ impl Core {
             .map(|v| v.user.as_str())
             .collect::<Vec<_>>()
             .join(", ");
+        let by = if by.is_empty() {
+            super::auto_approve::AUTO.to_string()
+        } else {
+            by
+        };
         self.move_deadline(g, secs, &by, &q.reason)
     }
 

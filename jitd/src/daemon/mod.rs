@@ -22,6 +22,7 @@
 #![forbid(unsafe_code)]
 
 mod approvals;
+mod auto_approve;
 mod breakglass;
 mod ended;
 mod extend;

@@ -16,6 +16,7 @@ mod decide;
 mod load;
 mod quorum;
 pub mod trust;
+pub mod window;
 
 use std::fmt;
 use std::path::PathBuf;

@@ -19,6 +19,8 @@ pub struct Quorum {
     pub denials: u32,
     /// How long a request may wait for its quorum.
     pub request_ttl_secs: u64,
+    /// When requests are granted without waiting for people.
+    pub auto: Option<super::window::AutoApprove>,
 }
 
 impl Quorum {
@@ -43,8 +45,16 @@ impl Quorum {
 
     /// One line for `jitctl explain`.
     pub fn describe(&self) -> String {
+        let auto = self.auto.as_ref().map_or(String::new(), |a| {
+            format!(
+                "; granted at once {}{}",
+                a.describe(),
+                a.per_user_per_day
+                    .map_or(String::new(), |n| format!(", at most {n} a day"))
+            )
+        });
         format!(
-            "approval: {} of {} must approve within {} ({} denial(s) end the request)",
+            "approval: {} of {} must approve within {} ({} denial(s) end the request){auto}",
             self.approvals,
             self.approvers_text(),
             crate::duration::format(self.request_ttl_secs),
@@ -93,6 +103,7 @@ mod tests {
             approvals: 2,
             denials: 1,
             request_ttl_secs: 3600,
+            auto: None,
         };
         assert!(q.is_approver("alice", &[]));
         assert!(q.is_approver("bob", &["dba".into()]));

@@ -111,6 +111,21 @@ impl Store {
         )
     }
 
+    /// Requests of `uid` under `rule` granted by `auto_approve` since `since_ms` (the cap).
+    pub fn auto_approved_since(
+        &self,
+        uid: u32,
+        rule: &str,
+        since_ms: i64,
+    ) -> Result<u32, StoreError> {
+        Ok(self.conn.query_row(
+            "SELECT count(*) FROM requests WHERE uid = ?1 AND rule = ?2 AND state = 'approved' \
+             AND decided_by = 'auto_approve' AND requested_ms >= ?3",
+            params![uid, rule, since_ms],
+            |r| r.get(0),
+        )?)
+    }
+
     /// Records a vote; `false` when this approver already voted on the request.
     pub fn add_vote(&self, id: &RequestId, v: &VoteRecord) -> Result<bool, StoreError> {
         let n = self.conn.execute(

@@ -1,12 +1,25 @@
 //! A rule's approval terms (`approval`, `approvers`, `approvals`, `denials`, `request_ttl`)
 //! and the policy's `same_person` sets, each wrong value reported where it is written.
 
+use serde::Deserialize;
 use toml::Spanned;
 
 use super::diagnostics::{Reporter, Warnings};
 use super::rule::RawRule;
 use crate::names::{GroupName, UserName};
+use crate::policy::window::{self, AutoApprove};
 use crate::policy::{Accounts, Approval, Breakglass, Quorum};
+
+/// `auto_approve = { days = ["mon-fri"], hours = "08:00-18:00", time_zone = "Europe/Berlin",
+/// per_user_per_day = 3 }` as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAutoApprove {
+    days: Option<Vec<Spanned<String>>>,
+    hours: Spanned<String>,
+    time_zone: Spanned<String>,
+    per_user_per_day: Option<Spanned<i64>>,
+}
 
 /// `same_person` as written: sets of account names, each with its position.
 pub(super) type RawSamePerson = Spanned<Vec<Spanned<Vec<Spanned<String>>>>>;
@@ -52,6 +65,7 @@ pub(super) fn approval(
     if mode == Approval::Auto {
         // Terms of a quorum on an automatic rule are a mistake that would look like safety.
         let mut keys = vec![
+            ("auto_approve", raw.auto_approve.as_ref().map(Spanned::span)),
             ("approvals", raw.approvals.as_ref().map(Spanned::span)),
             ("denials", raw.denials.as_ref().map(Spanned::span)),
             ("request_ttl", raw.request_ttl.as_ref().map(Spanned::span)),
@@ -116,6 +130,10 @@ pub(super) fn approval(
         DEFAULT_REQUEST_TTL_SECS,
         MAX_REQUEST_TTL_SECS,
     );
+    let auto = raw
+        .auto_approve
+        .as_ref()
+        .and_then(|a| auto_approve(r, a.get_ref()));
     (
         mode,
         Some(Quorum {
@@ -124,9 +142,70 @@ pub(super) fn approval(
             approvals,
             denials,
             request_ttl_secs,
+            auto,
         }),
         None,
     )
+}
+
+fn auto_approve(r: &mut Reporter<'_>, raw: &RawAutoApprove) -> Option<AutoApprove> {
+    let before = r.out.len();
+    let days = match &raw.days {
+        None => [true; 7],
+        Some(items) => {
+            let mut days = [false; 7];
+            for item in items {
+                match window::parse_days(&[item.get_ref().as_str()]) {
+                    Ok(d) => {
+                        for (on, add) in days.iter_mut().zip(d) {
+                            *on |= add;
+                        }
+                    }
+                    Err(e) => r.at(item.span(), format!("auto_approve: {e}")),
+                }
+            }
+            days
+        }
+    };
+    let hours = window::parse_hours(raw.hours.get_ref())
+        .map_err(|e| r.at(raw.hours.span(), format!("auto_approve: {e}")))
+        .ok();
+    let zone = raw.time_zone.get_ref().clone();
+    let tz = match jiff::tz::TimeZone::get(&zone) {
+        Ok(tz) => Some(tz),
+        Err(_) => {
+            r.at(
+                raw.time_zone.span(),
+                format!(
+                    "auto_approve: time zone {:?} is not in this host's /usr/share/zoneinfo (write e.g. \"Europe/Berlin\" or \"UTC\")",
+                    zone.chars().take(64).collect::<String>()
+                ),
+            );
+            None
+        }
+    };
+    let per_user_per_day = match &raw.per_user_per_day {
+        None => None,
+        Some(n) => match u32::try_from(*n.get_ref()) {
+            Ok(v) if (1..=1000).contains(&v) => Some(v),
+            _ => {
+                r.at(
+                    n.span(),
+                    "auto_approve: per_user_per_day must be between 1 and 1000",
+                );
+                None
+            }
+        },
+    };
+    let ((from_min, until_min), tz) = (hours?, tz?);
+    (r.out.len() == before).then_some(AutoApprove {
+        days,
+        from_min,
+        until_min,
+        zone,
+        tz,
+        per_user_per_day,
+    })
 }
 
 /// Reports each key of `keys` that is set, with `why` it does not belong.
@@ -186,6 +265,7 @@ fn breakglass_terms(
             approvals: 1,
             denials: 1,
             request_ttl_secs: 0,
+            auto: None,
         },
         every_secs: span_duration(
             r,

@@ -29,6 +29,7 @@ pub(super) struct RawRule {
     pub(super) denials: Option<Spanned<i64>>,
     pub(super) request_ttl: Option<Spanned<String>>,
     pub(super) breakglass: Option<Spanned<bool>>,
+    pub(super) auto_approve: Option<Spanned<super::approval::RawAutoApprove>>,
     pub(super) breakglass_every: Option<Spanned<String>>,
     pub(super) review_within: Option<Spanned<String>>,
     max_active: Option<Spanned<i64>>,
