@@ -279,11 +279,11 @@ pub fn decided(q: &RequestInfo, out: &Out) {
             relative(now, q.expires_ms)
         ),
         RequestState::Approved if q.extends.is_empty() => println!(
-            "Request {} approved ({}): grant {} for {} is live; {} may use it now",
+            "Request {} {}: grant {} for {} is live; {} may use it now",
             q.id, q.note, q.grant_id, q.privilege, q.user
         ),
         RequestState::Approved => println!(
-            "Request {} approved ({}): grant {} is extended",
+            "Request {} {}: grant {} is extended",
             q.id, q.note, q.grant_id
         ),
         state => println!(
