@@ -3,6 +3,7 @@
 //! Human output by default, `--json` everywhere (one JSON document on stdout), and exit codes
 //! scripts can rely on (see `EXIT CODES` in `--help`).
 
+mod agent;
 mod output;
 mod requests;
 
@@ -274,6 +275,8 @@ fn run(command: Command, out: &Out) -> Result<(), Failure> {
                     Some(r) => r,
                     None => ask_reason()?,
                 };
+                // Answers polkit when the rule wants a proof of presence (reauth = true).
+                let _agent = agent::start();
                 let outcome = jitd
                     .request(
                         &privilege,

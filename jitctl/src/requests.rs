@@ -108,7 +108,11 @@ pub async fn run(
             reason,
             wait,
         } => {
-            let outcome = jitd.extend(&grant, duration, &reason).await?;
+            let outcome = {
+                // Answers polkit when the rule wants a proof of presence (reauth = true).
+                let _agent = crate::agent::start();
+                jitd.extend(&grant, duration, &reason).await?
+            };
             if outcome.status == jitd::terms::RequestStatus::Pending {
                 return pending(jitd, &outcome, wait, out).await;
             }

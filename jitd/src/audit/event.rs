@@ -329,6 +329,13 @@ audit_events! {
         grant: String,
     }
 
+    /// What polkit said when a `reauth = true` rule had the requester prove presence.
+    RequestReauth = "request.reauth" [answer.level()] {
+        uid: u32,
+        privilege: String,
+        answer: PolkitAnswer,
+    }
+
     // ---- the grant's life -------------------------------------------------------------------
 
     /// A grant under a `breakglass` rule: granted at once, to be reviewed by `review_by`.

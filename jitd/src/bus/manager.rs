@@ -33,6 +33,7 @@ impl Manager {
                 "the caller disconnected before the answer".into(),
             ));
         }
+        let proven = self.0.reauth_if_needed(&header, uid, privilege).await?;
         let ask = Ask {
             privilege,
             duration_secs,
@@ -40,7 +41,7 @@ impl Manager {
             ticket,
             via: Via::Bus,
         };
-        let outcome = self.0.engine().request(uid, &ask)?;
+        let outcome = self.0.engine().request_with(uid, &ask, proven)?;
         self.0.wake.notify_one();
         // A caller that left before its answer is not a person waiting to use the grant, and
         // its unique name will never be seen again: take the grant back at once.
@@ -183,7 +184,9 @@ impl Manager {
     ) -> Result<RequestOutcome, Error> {
         require_reply_expected(&header)?;
         let (uid, _permit) = self.0.admit(conn, &header).await?;
-        let out = self.0.engine().extend(uid, grant_id, secs, reason);
+        let privilege = self.0.engine().privilege_of(uid, grant_id);
+        let proven = self.0.reauth_if_needed(&header, uid, &privilege).await?;
+        let out = self.0.engine().extend(uid, grant_id, secs, reason, proven);
         // The deadline moved: the expiry loop must look again.
         self.0.wake.notify_one();
         out

@@ -21,13 +21,15 @@ use crate::store::RequestRecord;
 use crate::terms::{RequestStatus, Via};
 
 impl Core {
-    /// `uid` asks for `secs` more on its live grant `grant_id`, for `reason`.
+    /// `uid` asks for `secs` more on its live grant `grant_id`, for `reason` (having
+    /// `reauthenticated` through polkit when the bus layer asked it to).
     pub fn extend(
         &mut self,
         uid: u32,
         grant_id: &str,
         secs: u64,
         reason: &str,
+        reauthenticated: bool,
     ) -> Result<RequestOutcome, Error> {
         self.usable()?;
         let id = GrantId::parse(grant_id).map_err(|e| Error::InvalidArgument(e.to_string()))?;
@@ -55,6 +57,9 @@ impl Core {
                 )));
             }
         };
+        if rule.reauth && !reauthenticated {
+            return Err(Error::PolicyDenied(super::reauth::needed(&rule.name)));
+        }
         let chars = reason.trim().chars().count() as u64;
         if chars == 0 || chars < u64::from(rule.reason_min_chars) {
             return Err(Error::PolicyDenied(format!(

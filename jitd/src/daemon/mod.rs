@@ -29,6 +29,7 @@ mod extend;
 mod gate_index;
 mod grants;
 mod hints;
+mod reauth;
 mod recall;
 mod reconcile;
 mod request_upkeep;

@@ -27,6 +27,17 @@ impl Core {
     /// Handles a request from `uid` (taken from bus credentials, or from PAM via the root-only
     /// Gate).
     pub fn request(&mut self, uid: u32, ask: &Ask<'_>) -> Result<RequestOutcome, Error> {
+        self.request_with(uid, ask, false)
+    }
+
+    /// [`Core::request`] for a caller that `reauthenticated` through polkit just now (the bus
+    /// layer asked); a `reauth = true` rule grants nothing without it.
+    pub fn request_with(
+        &mut self,
+        uid: u32,
+        ask: &Ask<'_>,
+        reauthenticated: bool,
+    ) -> Result<RequestOutcome, Error> {
         let Ask {
             privilege,
             duration_secs,
@@ -90,6 +101,12 @@ impl Core {
             });
             Err(Error::PolicyDenied(why))
         };
+        if let Decision::Allow { rule, .. } | Decision::Pending { rule, .. } = &decision
+            && !reauthenticated
+            && self.policy.rule(rule).is_some_and(|r| r.reauth)
+        {
+            return denied(self, super::reauth::needed(rule));
+        }
         let (rule, secs, clamped) = match decision {
             Decision::Allow {
                 rule,

@@ -213,6 +213,9 @@ pub struct Rule {
     pub max_active: u32,
     /// Whether pam_jit may submit requests under this rule from the sudo/su prompt.
     pub interactive: bool,
+    /// The requester proves presence through polkit (`org.jitd.Jitd1.elevate`, the host's
+    /// own PAM stack) before each request is considered.
+    pub reauth: bool,
 }
 
 impl Rule {

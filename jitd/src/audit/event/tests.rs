@@ -287,6 +287,11 @@ fn samples() -> Vec<AuditEvent> {
             action: "approve".into(),
             why: "own request".into(),
         },
+        RequestReauth {
+            uid: 1001,
+            privilege: "db".into(),
+            answer: PolkitAnswer::Yes,
+        },
         BreakglassUsed {
             grant: g(),
             uid: 1001,
@@ -569,7 +574,7 @@ fn levels_are_todays() {
             RecallFilesChecked {
                 cut_short, failed, ..
             } if cut_short.is_empty() && *failed == 0 => Level::Notice,
-            AdminPolkit { answer, .. } => answer.level(),
+            AdminPolkit { answer, .. } | RequestReauth { answer, .. } => answer.level(),
             _ => Level::Warning,
         };
         assert_eq!(e.level(), want, "{}", e.kind());

@@ -34,6 +34,7 @@ pub(super) struct RawRule {
     pub(super) review_within: Option<Spanned<String>>,
     max_active: Option<Spanned<i64>>,
     interactive: Option<bool>,
+    reauth: Option<bool>,
 }
 
 pub(super) fn rule(
@@ -216,5 +217,6 @@ pub(super) fn rule(
         breakglass,
         max_active,
         interactive: raw.interactive.unwrap_or(false),
+        reauth: raw.reauth.unwrap_or(false),
     })
 }
