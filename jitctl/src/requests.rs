@@ -471,11 +471,19 @@ pub fn reviewed(r: &ReviewInfo, out: &Out) {
     );
 }
 
-/// `jitctl status` of an approver: the reviews waiting, in one line (nothing in JSON, whose
-/// shape is the grants; nothing when jitd cannot say).
+/// `jitctl status` of an approver: the requests and reviews waiting, a line each (nothing in
+/// JSON, whose shape is the grants; nothing when jitd cannot say).
 pub async fn reviews_waiting(jitd: &ManagerProxy<'_>, out: &Out) {
     if out.json {
         return;
+    }
+    if let Ok(requests) = jitd.list_requests(RequestScope::Pending).await
+        && !requests.is_empty()
+    {
+        println!(
+            "{} request(s) wait for your decision: jitctl requests --pending",
+            requests.len()
+        );
     }
     if let Ok(reviews) = jitd.list_reviews().await
         && !reviews.is_empty()

@@ -36,6 +36,12 @@ fn two_approvers_grant_and_the_clock_starts_at_the_final_approval() {
     ] {
         assert!(text.contains(want), "{want:?} in {text}");
     }
+    let o = jitctl("bob", &["status"]);
+    assert!(
+        stdout(&o).contains("1 request(s) wait for your decision"),
+        "{}",
+        stdout(&o)
+    );
     // alice is not asked to decide her own request.
     let o = jitctl("alice", &["requests", "--pending"]);
     assert!(stdout(&o).contains("No requests wait"), "{}", stdout(&o));
@@ -361,4 +367,42 @@ fn pam_jit_says_the_request_is_pending_and_the_next_sudo_after_approval_works() 
     let o = sudo_as("alice", "/usr/bin/id -u");
     assert!(o.status.success(), "the next sudo works: {}", stderr(&o));
     assert_eq!(stdout(&o).trim(), "0");
+}
+
+#[test]
+#[ignore = "needs root and the sandbox: run tests/run"]
+fn ctrl_c_stops_waiting_and_leaves_the_request_pending() {
+    let sb = setup();
+    let _d = Daemon::start(&sb, "ctrl-c", POLICY);
+    let id = ask(&[]);
+    let child = Command::new("runuser")
+        .args(["-u", "alice", "--", "jitctl", "wait", &id])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The jitctl that runuser started (its only child), once it listens for the decision.
+    let children = format!("/proc/{}/task/{}/children", child.id(), child.id());
+    let mut jitctl_pid = 0;
+    wait_for(Duration::from_secs(5), "jitctl to start", || {
+        jitctl_pid = std::fs::read_to_string(&children)
+            .unwrap_or_default()
+            .trim()
+            .parse()
+            .unwrap_or(0);
+        jitctl_pid != 0
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: kill(2) on the jitctl process this test started (through runuser).
+    unsafe { libc::kill(jitctl_pid, libc::SIGINT) };
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(10), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains(&format!("request {id} is still pending"))
+            && stdout(&o).contains(&format!("jitctl cancel {id}")),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(request(&id)["state"], "pending");
 }
