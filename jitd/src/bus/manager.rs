@@ -215,6 +215,15 @@ impl Manager {
         self.0.engine().list_reviews(Caller { uid, admin })
     }
 
+    /// Declared for introspection; sent by the runtime (`runtime::emit_request_signals`) on
+    /// every change of a request.
+    #[zbus(signal)]
+    async fn request_changed(
+        emitter: &zbus::object_server::SignalEmitter<'_>,
+        request_id: &str,
+        state: crate::terms::RequestState,
+    ) -> zbus::Result<()>;
+
     async fn reload_policy(
         &self,
         #[zbus(header)] header: Header<'_>,
