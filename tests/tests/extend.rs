@@ -81,6 +81,34 @@ fn an_extension_is_approved_like_the_grant_and_moves_notafter_in_place() {
         "{}",
         stderr(&o)
     );
+    // An extension waiting when its grant ends is withdrawn at once.
+    let o = jitctl(
+        "alice",
+        &[
+            "--json",
+            "extend",
+            &grant,
+            "--for",
+            "10m",
+            "--reason",
+            "a little more time",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(10), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let late = v["request_id"].as_str().unwrap().to_string();
+    assert!(jitctl("alice", &["drop", &grant]).status.success());
+    wait_for(
+        std::time::Duration::from_secs(3),
+        "the extension to be withdrawn",
+        || request(&late)["state"] == "withdrawn",
+    );
+    assert!(
+        request(&late)["note"]
+            .as_str()
+            .unwrap()
+            .contains("there is nothing to extend")
+    );
     // Someone else's grant reads like an unknown one.
     let o = jitctl(
         "bob",

@@ -55,7 +55,14 @@ impl Core {
         );
     }
 
-    /// Expires the requests whose time ran out; returns ms until the next one does.
+    /// Whether the grant extension request `q` names is still live.
+    fn extends_live(&self, q: &RequestRecord) -> bool {
+        crate::names::GrantId::parse(&q.extends)
+            .is_ok_and(|id| self.live.get(&id).is_some_and(|g| g.uid == q.uid))
+    }
+
+    /// Expires the requests whose time ran out, and withdraws extensions of grants that ended;
+    /// returns ms until the next request expires.
     pub(super) fn expire_requests(&mut self) -> Option<i64> {
         if self.unusable.is_some() {
             return None;
@@ -66,6 +73,10 @@ impl Core {
         for q in &pending {
             if now >= q.expires_ms {
                 self.expire(q);
+            } else if !q.extends.is_empty() && !self.extends_live(q) {
+                // Nothing left to extend: the requester is told now, not at the approval.
+                let why = format!("grant {} has ended: there is nothing to extend", q.extends);
+                self.decide(q, RequestState::Withdrawn, "jitd", &why, "", now);
             } else {
                 let left = q.expires_ms - now;
                 next = Some(next.map_or(left, |n| n.min(left)));
