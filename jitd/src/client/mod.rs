@@ -159,7 +159,7 @@ pub trait Manager {
     /// `outcome` is `drill`, `emergency` or `misuse`; the comment is required.
     fn review(&self, grant_id: &str, outcome: &str, comment: &str) -> Result<ReviewInfo, Error>;
 
-    /// Break-glass grants waiting for the caller's review (every one for admins).
+    /// Break-glass grants waiting for the caller's review (of rules the caller approves for).
     fn list_reviews(&self) -> Result<Vec<ReviewInfo>, Error>;
 
     /// Withdraws one of the caller's own pending requests.
