@@ -378,6 +378,29 @@ impl Core {
                 q.user, q.uid
             )));
         }
+        // The requester must still be one the rule lets ask, with room under its max_active:
+        // groups and grants change while a request waits.
+        let rule = self
+            .requester(q.uid)
+            .and_then(|who| self.policy.rule_for(&who, &q.privilege).cloned())
+            .filter(|r| r.name == q.rule)
+            .ok_or_else(|| {
+                Error::PolicyDenied(format!(
+                    "rule \"{}\" no longer lets {} request {}",
+                    q.rule, q.user, q.privilege
+                ))
+            })?;
+        let under = self
+            .live
+            .values()
+            .filter(|g| g.uid == q.uid && g.rule == q.rule)
+            .count() as u32;
+        if under >= rule.max_active {
+            return Err(Error::PolicyDenied(format!(
+                "{} already holds {under} live grant(s) under rule \"{}\" (at most {})",
+                q.user, q.rule, rule.max_active
+            )));
+        }
         if let Some(held) = self
             .live
             .values()

@@ -67,10 +67,14 @@ same_person = [["alice", "alice-adm"]]
 kind = "sudo"
 commands = ["/usr/bin/id -u"]
 
+[privilege.db2]
+kind = "sudo"
+commands = ["/usr/bin/id -g"]
+
 [[rule]]
 name = "dba"
 users = ["alice"]
-privileges = ["db"]
+privileges = ["db", "db2"]
 max_duration = "2h"
 reason_required = false
 approval = "quorum"
@@ -215,4 +219,22 @@ fn a_denial_needs_a_comment_and_ends_the_request() {
     assert_eq!(q.state, RequestState::Denied);
     assert_eq!(q.note, "use the replica");
     assert!(d.core.cancel(1001, &id).is_err(), "decided already");
+}
+
+#[test]
+fn an_approval_that_would_exceed_max_active_grants_nothing() {
+    let mut d = desk();
+    let first = d.ask(600);
+    let second = d
+        .core
+        .request(1001, &ask("db2", 600, ""))
+        .unwrap()
+        .request_id;
+    d.core.approve(1002, &first, "", 0).unwrap();
+    d.core.approve(1003, &first, "", 0).unwrap();
+    d.core.approve(1002, &second, "", 0).unwrap();
+    let e = d.core.approve(1003, &second, "", 0).unwrap_err();
+    assert!(e.message().contains("at most 1"), "{e:?}");
+    assert_eq!(d.request(&second).state, RequestState::Failed);
+    assert_eq!(d.core.list(Some(1001), false).unwrap().len(), 1);
 }
