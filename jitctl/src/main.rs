@@ -3,11 +3,13 @@
 //! Human output by default, `--json` everywhere (one JSON document on stdout), and exit codes
 //! scripts can rely on (see `EXIT CODES` in `--help`).
 
+mod agent;
 mod doctor;
 mod json;
 mod manpages;
 mod output;
 mod policy_check;
+mod requests;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -32,7 +34,9 @@ const EXIT_CODES: &str = "EXIT CODES:
   7  no such grant or privilege
   8  jitd cannot grant right now (state not writable, database locked)
   9  audit verify found a broken link in the audit trail
-  10 the policy has errors (policy check; reload: the daemon kept its policy)
+  10  the policy has errors (policy check; reload: the daemon kept its policy)
+  12  the request waits for approval (nothing granted yet; `jitctl wait ID`)
+  13  the request was denied, expired, cancelled or withdrawn
 
 ENVIRONMENT:
   JITD_BUS_ADDRESS  D-Bus address to use instead of the system bus (tests)";
@@ -67,7 +71,13 @@ enum Command {
         /// Ticket or incident reference, when the rule requires one.
         #[arg(long)]
         ticket: Option<String>,
+        /// When the rule needs approval, wait for the decision (a countdown of the request's
+        /// time on a terminal; Ctrl-C stops waiting and leaves the request pending).
+        #[arg(long)]
+        wait: bool,
     },
+    #[command(flatten)]
+    Approvals(requests::ApprovalCommand),
     /// Your live grants and the time they have left.
     Status,
     /// Grants: yours, or everyone's with --all (admins).
@@ -173,6 +183,10 @@ pub enum Failure {
     Doctor,
     /// The answer is no (`explain`); the answer itself is already on stdout.
     No,
+    /// The request waits for approval; what to do next is already on stdout.
+    Pending,
+    /// The request ended without a grant; what became of it is already on stdout.
+    NotGranted,
 }
 
 impl Failure {
@@ -188,12 +202,17 @@ impl Failure {
             Self::Bus(Error::ZBus(_)) | Self::Other(_) | Self::No | Self::Doctor => 1,
             Self::Broken => 9,
             Self::Invalid(_) => EXIT_POLICY_INVALID,
+            Self::Pending => 12,
+            Self::NotGranted => 13,
         }
     }
 
     /// Whether what went wrong was already said in full (no error line or document follows).
     fn said(&self) -> bool {
-        matches!(self, Self::Broken | Self::No | Self::Doctor)
+        matches!(
+            self,
+            Self::Broken | Self::No | Self::Doctor | Self::Pending | Self::NotGranted
+        )
     }
 
     fn name(&self) -> &'static str {
@@ -206,6 +225,8 @@ impl Failure {
             Self::Broken => "ChainBroken",
             Self::No => "No",
             Self::Doctor => "ChecksFailed",
+            Self::Pending => "Pending",
+            Self::NotGranted => "NotGranted",
         }
     }
 
@@ -216,6 +237,8 @@ impl Failure {
             Self::Broken => "the audit trail is broken".into(),
             Self::No => "the answer is no".into(),
             Self::Doctor => "some checks failed".into(),
+            Self::Pending => "the request waits for approval".into(),
+            Self::NotGranted => "the request was not granted".into(),
         }
     }
 }
@@ -329,16 +352,24 @@ fn run(command: Command, out: &Out) -> Result<(), Failure> {
                 duration,
                 reason,
                 ticket,
+                wait,
             } => {
                 let (reason, ticket) = ask_missing(&jitd, &privilege, reason, ticket).await?;
+                // Answers polkit when the rule wants a proof of presence (reauth = true).
+                let _agent = agent::start();
                 let outcome = jitd
                     .request(&privilege, duration.unwrap_or(0), &reason, &ticket)
                     .await?;
+                if outcome.status == jitd::terms::RequestStatus::Pending {
+                    return requests::pending(&jitd, &outcome, wait, out).await;
+                }
                 out.outcome(&outcome, now_ms());
             }
+            Command::Approvals(cmd) => return requests::run(&jitd, cmd, out).await,
             Command::Status => {
                 let grants = jitd.list_mine(false).await?;
                 out.status(&grants, now_ms());
+                requests::reviews_waiting(&jitd, out).await;
             }
             Command::List { all, ended } => {
                 let grants: Vec<GrantInfo> = if all {
@@ -476,6 +507,8 @@ mod tests {
             (Failure::Bus(Error::NotFound(String::new())), 7),
             (Failure::Bus(Error::Unavailable(String::new())), 8),
             (Failure::Broken, 9),
+            (Failure::Pending, 12),
+            (Failure::NotGranted, 13),
             (Failure::Usage(String::new()), 2),
             (Failure::Other(String::new()), 1),
             (Failure::No, 1),

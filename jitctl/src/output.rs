@@ -179,6 +179,11 @@ impl Out {
         self.emit(&crate::json::document(value));
     }
 
+    /// One JSON document on stdout (the same envelope as [`Out::json`]).
+    pub fn json_value<T: Serialize + ?Sized>(&self, value: &T) {
+        self.json(value);
+    }
+
     /// A list under `name`, wrapped (see `json.rs`).
     pub fn json_list<T: Serialize>(&self, name: &str, items: &[T]) {
         self.emit(&crate::json::list(name, items));

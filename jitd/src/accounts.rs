@@ -91,6 +91,10 @@ impl Accounts for SystemAccounts {
             .map(|g| g.gid.as_raw())
     }
 
+    fn group_members(&self, name: &str) -> Option<Vec<String>> {
+        Group::from_name(name).ok().flatten().map(|g| g.mem)
+    }
+
     fn user_groups(&self, name: &str) -> Vec<String> {
         // getgrouplist adds the primary group it is given to the supplementary ones.
         let Some(user) = User::from_name(name).ok().flatten() else {

@@ -59,6 +59,8 @@ pub enum GateCall {
 }
 
 /// What jitd answers.
+// One reply per line, built, sent and dropped: boxing the outcome would save nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "reply", rename_all = "snake_case")]
 pub enum GateReply {

@@ -99,9 +99,12 @@ string_newtype!(
     GrantId
 );
 string_newtype!(
-    /// An elevated session's id: `s` and 12 lower-case hex digits. (Requests get `r` ids when
-    /// they can wait for an approval.)
+    /// An elevated session's id: `s` and 12 lower-case hex digits.
     SessionId
+);
+string_newtype!(
+    /// A request waiting for approval: `r` and 12 lower-case hex digits.
+    RequestId
 );
 
 impl UserName {
@@ -181,6 +184,7 @@ macro_rules! random_id {
 
 random_id!(GrantId, "g", "grant id");
 random_id!(SessionId, "s", "session id");
+random_id!(RequestId, "r", "request id");
 
 /// A command a sudo privilege allows, exactly: an absolute path and fixed arguments.
 ///

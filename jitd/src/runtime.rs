@@ -187,6 +187,13 @@ pub fn serve(cfg: Config, audit: Arc<Audit>) -> Result<(), RunError> {
     let wake = Arc::new(tokio::sync::Notify::new());
     let waker = wake.clone();
     engine.set_recall_waker(Arc::new(move || waker.notify_one()));
+    // Request changes go out as bus signals from the runtime's own task: the core only queues
+    // them, and never waits on the bus under its lock.
+    let (signals, signal_queue) = tokio::sync::mpsc::unbounded_channel();
+    engine.set_request_signal(Arc::new(move |id, state| {
+        let _ = signals.send((id.to_string(), state));
+    }));
+
     let shared = Shared {
         gate: engine.gate(),
         clock: engine.clock(),
@@ -203,7 +210,38 @@ pub fn serve(cfg: Config, audit: Arc<Audit>) -> Result<(), RunError> {
         .enable_all()
         .build()
         .map_err(|e| RunError::Os(format!("cannot start the runtime: {e}")))?;
-    runtime.block_on(run(shared, bus_address, check_every_secs, audit))
+    runtime.block_on(run(
+        shared,
+        bus_address,
+        check_every_secs,
+        audit,
+        signal_queue,
+    ))
+}
+
+/// The connection jitd serves on now (replaced when the bus comes back).
+type OnBus = Arc<Mutex<Option<zbus::Connection>>>;
+
+/// Sends each queued request change as `RequestChanged` on the connection of the moment; a
+/// change while the bus is away is lost, and whoever waits reads the state when it is back.
+async fn emit_request_signals(
+    mut queue: tokio::sync::mpsc::UnboundedReceiver<(String, crate::terms::RequestState)>,
+    on_bus: OnBus,
+) {
+    while let Some((id, state)) = queue.recv().await {
+        let conn = on_bus.lock().ok().and_then(|c| c.clone());
+        if let Some(conn) = conn {
+            let _ = conn
+                .emit_signal(
+                    None::<&str>,
+                    OBJECT_PATH,
+                    crate::client::MANAGER_INTERFACE,
+                    "RequestChanged",
+                    &(id.as_str(), state),
+                )
+                .await;
+        }
+    }
 }
 
 async fn run(
@@ -211,11 +249,14 @@ async fn run(
     bus_address: Option<String>,
     check_every_secs: u64,
     audit: Arc<Audit>,
+    signal_queue: tokio::sync::mpsc::UnboundedReceiver<(String, crate::terms::RequestState)>,
 ) -> Result<(), RunError> {
     use tokio::signal::unix::{SignalKind, signal};
     let conn = serve_on_bus(&shared, bus_address.as_deref())
         .await
         .map_err(RunError::Bus)?;
+    let current: OnBus = Arc::new(Mutex::new(Some(conn.clone())));
+    let signals = tokio::spawn(emit_request_signals(signal_queue, current.clone()));
     // Revocation below runs by the clock whether or not the bus is there; the bus is only how
     // requests arrive. If it goes away (restarted, crashed), this task serves again once it is
     // back, without ever holding up the expiry loop.
@@ -224,6 +265,7 @@ async fn run(
         shared.clone(),
         bus_address.clone(),
         audit.clone(),
+        current,
     ));
     let mut hangup =
         signal(SignalKind::hangup()).map_err(|e| RunError::Os(format!("no hangup signal: {e}")))?;
@@ -287,6 +329,7 @@ async fn run(
     // Stop taking calls, then wait for the one in flight (it holds the engine lock) to finish.
     on_bus.abort();
     let _ = on_bus.await;
+    signals.abort();
     // Recall in flight (a grant that just ended) is finished, SIGKILL stage and setgid files
     // included, before the process exits and takes the recaller's threads with it.
     shared
@@ -343,6 +386,7 @@ async fn stay_on_bus(
     shared: Shared,
     bus_address: Option<String>,
     audit: Arc<Audit>,
+    current: OnBus,
 ) {
     loop {
         conn.closed().await;
@@ -362,6 +406,9 @@ async fn stay_on_bus(
                 Err(_) => {}
             }
         };
+        if let Ok(mut c) = current.lock() {
+            *c = Some(conn.clone());
+        }
         audit.log(Level::Info, &format!("serving {BUS_NAME} again"));
     }
 }

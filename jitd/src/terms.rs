@@ -105,10 +105,61 @@ closed_set! {
     RequestStatus {
         /// Allowed, and the grant is in force on return.
         Active = "active",
-        /// Waiting for a human decision. No rule can ask for one yet (the policy loader
-        /// refuses approval modes other than `auto`); clients already treat it as "not
-        /// granted", so the answer has room for it.
+        /// Waiting for a human decision (a `quorum` rule): nothing is granted yet; the
+        /// outcome carries the request's id.
         Pending = "pending",
+    }
+}
+
+closed_set! {
+    /// Where a request waiting for approval is in its life. `pending` is the only state
+    /// that is left; every other one is final.
+    RequestState {
+        Pending = "pending",
+        /// The quorum was reached and the grant applied (or the extension made).
+        Approved = "approved",
+        Denied = "denied",
+        /// Nobody decided within the rule's `request_ttl`.
+        Expired = "expired",
+        /// Its owner withdrew it.
+        Cancelled = "cancelled",
+        /// The policy no longer allows it (a reload removed the rule, the privilege or the
+        /// requester's eligibility), or the grant it would extend ended.
+        Withdrawn = "withdrawn",
+        /// Approved, but the grant could not be applied; nothing was granted.
+        Failed = "failed",
+    }
+}
+
+closed_set! {
+    /// An approver's vote on a request.
+    Vote {
+        Approve = "approve",
+        Deny = "deny",
+    }
+}
+
+closed_set! {
+    /// What an approver found a break-glass grant to have been.
+    ReviewOutcome {
+        /// An exercise.
+        Drill = "drill",
+        /// A real emergency that needed it.
+        Emergency = "emergency",
+        /// Not what break-glass is for.
+        Misuse = "misuse",
+    }
+}
+
+closed_set! {
+    /// Which requests a listing shows.
+    RequestScope {
+        /// The caller's own.
+        Mine = "mine",
+        /// Pending requests the caller may decide.
+        Pending = "pending",
+        /// Every request (admins).
+        All = "all",
     }
 }
 
@@ -125,6 +176,9 @@ closed_set! {
     ApprovalMode {
         /// Granted at once when every condition holds.
         Auto = "auto",
+        /// Granted when `approvals` approvers said yes, before `denials` said no and before
+        /// the request's TTL ran out.
+        Quorum = "quorum",
     }
 }
 

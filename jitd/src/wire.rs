@@ -2,7 +2,9 @@
 //! signatures). Times are milliseconds since the Unix epoch (UTC); 0 means "not
 //! set". Strings are UTF-8; "" means "none".
 
-use crate::terms::{ApprovalMode, GrantKind, GrantState, RequestStatus, Verdict};
+use crate::terms::{
+    ApprovalMode, GrantKind, GrantState, RequestState, RequestStatus, Verdict, Vote,
+};
 use serde::{Deserialize, Serialize};
 
 /// One grant, as a client sees it.
@@ -47,6 +49,81 @@ pub struct RequestOutcome {
     pub grant: GrantInfo,
     /// True when the requested duration was above the rule's maximum and was cut to it.
     pub clamped: bool,
+    /// The request waiting for approval (`pending`; "" otherwise), e.g. `r3f9a0c12d4e5`.
+    pub request_id: String,
+    /// When a pending request expires undecided (0 when not pending).
+    pub request_expires_ms: i64,
+}
+
+/// A request that waits (or waited) for approval, as requesters and approvers see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "client", derive(zbus::Type))]
+pub struct RequestInfo {
+    pub id: String,
+    pub uid: u32,
+    pub user: String,
+    /// The host it was made on (every request is local; the name is for the approver's eyes).
+    pub host: String,
+    pub privilege: String,
+    /// Exactly what it gives: "as root: /usr/bin/systemctl restart nginx".
+    pub grants: String,
+    pub rule: String,
+    pub duration_secs: u64,
+    pub reason: String,
+    pub ticket: String,
+    pub state: RequestState,
+    pub requested_ms: i64,
+    pub expires_ms: i64,
+    /// The live grant it extends ("" for a new grant).
+    pub extends: String,
+    /// Approvals that count now, and how many the rule needs.
+    pub approvals: u32,
+    pub approvals_needed: u32,
+    pub votes: Vec<VoteInfo>,
+    pub decided_ms: i64,
+    pub decided_by: String,
+    /// Why it ended as it did ("" while pending).
+    pub note: String,
+    /// The grant it made or extended ("" when none).
+    pub grant_id: String,
+    /// The requester's recent grants (approvers' listing only).
+    pub history: Vec<GrantInfo>,
+}
+
+/// A break-glass grant and its review, as approvers see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "client", derive(zbus::Type))]
+pub struct ReviewInfo {
+    pub grant_id: String,
+    pub uid: u32,
+    pub user: String,
+    pub host: String,
+    pub privilege: String,
+    pub rule: String,
+    pub reason: String,
+    pub granted_ms: i64,
+    /// When an approver must have reviewed it.
+    pub review_by_ms: i64,
+    /// 0 while unreviewed.
+    pub reviewed_ms: i64,
+    pub reviewer: String,
+    /// `drill`, `emergency`, `misuse`, or "" while unreviewed.
+    pub outcome: String,
+    pub comment: String,
+}
+
+/// One approver's vote on a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "client", derive(zbus::Type))]
+pub struct VoteInfo {
+    pub user: String,
+    pub vote: Vote,
+    pub comment: String,
+    /// 0: as requested.
+    pub shorten_to_secs: u64,
+    pub at_ms: i64,
+    /// Whether it counts now (the voter is still an approver and not the requester).
+    pub counts: bool,
 }
 
 /// What the policy would decide for the caller and one privilege.

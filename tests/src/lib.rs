@@ -8,6 +8,9 @@
 
 #![allow(clippy::disallowed_methods)] // an end-to-end harness runs real processes and waits for them
 
+pub mod approvals;
+pub mod bench_approve;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::thread::sleep;

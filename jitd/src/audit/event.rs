@@ -284,7 +284,101 @@ audit_events! {
         approval: ApprovalMode,
     }
 
+    /// A request needs approval: it waits, nothing is granted yet. `expires` is UTC text;
+    /// `extends` names the live grant it would extend ("" for a new grant).
+    RequestPending = "request.pending" [Level::Notice] {
+        request: String,
+        uid: u32,
+        user: String,
+        via: Via,
+        privilege: String,
+        rule: String,
+        duration: u64,
+        reason: String,
+        ticket: String,
+        expires: String,
+        extends: String,
+    }
+    /// An approver voted; `counted` of `needed` approvals count now.
+    RequestVoted = "request.voted" [Level::Notice] {
+        request: String,
+        by: String,
+        vote: String,
+        comment: String,
+        shorten_to: u64,
+        counted: u64,
+        needed: u64,
+    }
+    /// A vote, cancellation or listing refused: what was tried, by whom, and why.
+    RequestActionRefused = "request.refused" [Level::Notice] {
+        request: String,
+        caller: u32,
+        action: String,
+        why: String,
+    }
+    /// A request left `pending`: approved, denied, expired, cancelled, withdrawn or failed;
+    /// `by` is who or what decided, `grant` the grant it made or extended.
+    RequestDecided = "request.decided" [Level::Notice] {
+        request: String,
+        uid: u32,
+        user: String,
+        privilege: String,
+        state: String,
+        by: String,
+        why: String,
+        grant: String,
+    }
+
+    /// What polkit said when a `reauth = true` rule had the requester prove presence.
+    RequestReauth = "request.reauth" [answer.level()] {
+        uid: u32,
+        privilege: String,
+        answer: PolkitAnswer,
+    }
+
     // ---- the grant's life -------------------------------------------------------------------
+
+    /// A grant under a `breakglass` rule: granted at once, to be reviewed by `review_by`.
+    BreakglassUsed = "breakglass.used" [Level::Alert] {
+        grant: GrantId,
+        uid: u32,
+        user: String,
+        privilege: String,
+        rule: String,
+        reason: String,
+        duration: u64,
+        review_by: String,
+    }
+    /// An approver reviewed a break-glass grant; `late` when after its review deadline.
+    BreakglassReviewed = "breakglass.reviewed" [
+        if outcome == "misuse" { Level::Alert } else { Level::Notice }
+    ] {
+        grant: GrantId,
+        user: String,
+        reviewer: String,
+        outcome: String,
+        comment: String,
+        late: bool,
+    }
+    /// Nobody reviewed a break-glass grant by its deadline (recorded once per grant).
+    BreakglassReviewOverdue = "breakglass.review_overdue" [Level::Warning] {
+        grant: GrantId,
+        user: String,
+        review_by: String,
+    }
+
+    /// A live grant's deadline moved: `by` approved it ("automatic" under an automatic rule),
+    /// `expires` is the new end as UTC text.
+    GrantExtended = "grant.extended" [Level::Notice] {
+        grant: GrantId,
+        uid: u32,
+        user: String,
+        privilege: String,
+        by: String,
+        reason: String,
+        seconds: u64,
+        expires: String,
+    }
 
     /// The intent could not be written, so nothing was changed.
     GrantNotRecorded = "grant.not_recorded" [Level::Warning] { error: String }

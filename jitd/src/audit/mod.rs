@@ -47,6 +47,8 @@ pub enum Level {
     Notice,
     /// Failures and tampering.
     Warning,
+    /// Someone broke the glass, or a review found misuse: for whoever is on call now.
+    Alert,
 }
 
 /// Whether `c` may appear in a value written bare, without quotes.
@@ -133,6 +135,7 @@ impl Audit {
                     Level::Info => logger.info(line),
                     Level::Notice => logger.notice(line),
                     Level::Warning => logger.warning(line),
+                    Level::Alert => logger.alert(line),
                 };
                 if sent.is_ok() {
                     return;

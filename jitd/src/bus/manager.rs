@@ -6,9 +6,12 @@ use zbus::message::Header;
 
 use super::Shared;
 use super::caller::{require_reply_expected, still_connected};
-use crate::client::{ChainCheck, Error, Explanation, GrantInfo, PrivilegeInfo, RequestOutcome};
+use crate::client::{
+    ChainCheck, Error, Explanation, GrantInfo, PrivilegeInfo, RequestInfo, RequestOutcome,
+    ReviewInfo,
+};
 use crate::daemon::{Ask, Caller};
-use crate::terms::Via;
+use crate::terms::{RequestScope, Via};
 
 pub struct Manager(pub Shared);
 
@@ -30,6 +33,7 @@ impl Manager {
                 "the caller disconnected before the answer".into(),
             ));
         }
+        let proven = self.0.reauth_if_needed(&header, uid, privilege).await?;
         let ask = Ask {
             privilege,
             duration_secs,
@@ -37,7 +41,7 @@ impl Manager {
             ticket,
             via: Via::Bus,
         };
-        let outcome = self.0.engine().request(uid, &ask)?;
+        let outcome = self.0.engine().request_with(uid, &ask, proven)?;
         self.0.wake.notify_one();
         // A caller that left before its answer is not a person waiting to use the grant, and
         // its unique name will never be seen again: take the grant back at once.
@@ -115,6 +119,109 @@ impl Manager {
         let (uid, _permit) = self.0.admit(conn, &header).await?;
         self.0.engine().privileges(uid)
     }
+
+    async fn list_requests(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        scope: RequestScope,
+    ) -> Result<Vec<RequestInfo>, Error> {
+        let method = "ListRequests";
+        let needs_admin = scope == RequestScope::All;
+        let (caller, _permit) = self.0.caller(conn, &header, method, needs_admin).await?;
+        self.0.engine().list_requests(caller, scope)
+    }
+
+    async fn approve(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        request_id: &str,
+        comment: &str,
+        shorten_to_secs: u64,
+    ) -> Result<RequestInfo, Error> {
+        require_reply_expected(&header)?;
+        let (uid, _permit) = self.0.admit(conn, &header).await?;
+        let out = self
+            .0
+            .engine()
+            .approve(uid, request_id, comment, shorten_to_secs);
+        // A new grant's deadline is one the expiry loop must know at once.
+        self.0.wake.notify_one();
+        out
+    }
+
+    async fn deny(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        request_id: &str,
+        comment: &str,
+    ) -> Result<RequestInfo, Error> {
+        require_reply_expected(&header)?;
+        let (uid, _permit) = self.0.admit(conn, &header).await?;
+        self.0.engine().deny(uid, request_id, comment)
+    }
+
+    async fn cancel(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        request_id: &str,
+    ) -> Result<RequestInfo, Error> {
+        require_reply_expected(&header)?;
+        let (uid, _permit) = self.0.admit(conn, &header).await?;
+        self.0.engine().cancel(uid, request_id)
+    }
+
+    async fn extend(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        grant_id: &str,
+        secs: u64,
+        reason: &str,
+    ) -> Result<RequestOutcome, Error> {
+        require_reply_expected(&header)?;
+        let (uid, _permit) = self.0.admit(conn, &header).await?;
+        let privilege = self.0.engine().privilege_of(uid, grant_id);
+        let proven = self.0.reauth_if_needed(&header, uid, &privilege).await?;
+        let out = self.0.engine().extend(uid, grant_id, secs, reason, proven);
+        // The deadline moved: the expiry loop must look again.
+        self.0.wake.notify_one();
+        out
+    }
+
+    async fn review(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        grant_id: &str,
+        outcome: &str,
+        comment: &str,
+    ) -> Result<ReviewInfo, Error> {
+        require_reply_expected(&header)?;
+        let (uid, _permit) = self.0.admit(conn, &header).await?;
+        self.0.engine().review(uid, grant_id, outcome, comment)
+    }
+
+    async fn list_reviews(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<Vec<ReviewInfo>, Error> {
+        let (uid, _permit) = self.0.admit(conn, &header).await?;
+        self.0.engine().list_reviews(Caller { uid, admin: false })
+    }
+
+    /// Declared for introspection; sent by the runtime (`runtime::emit_request_signals`) on
+    /// every change of a request.
+    #[zbus(signal)]
+    async fn request_changed(
+        emitter: &zbus::object_server::SignalEmitter<'_>,
+        request_id: &str,
+        state: crate::terms::RequestState,
+    ) -> zbus::Result<()>;
 
     async fn reload_policy(
         &self,

@@ -17,6 +17,7 @@ mod caller;
 mod gate;
 mod limits;
 mod manager;
+mod reauth;
 
 pub use limits::Limits;
 

@@ -10,9 +10,11 @@
 pub use crate::duration;
 
 pub use crate::wire::{
-    ChainCheck, Explanation, GateDecision, GrantInfo, PrivilegeInfo, RequestOutcome, RuleApproval,
-    SessionInfo,
+    ChainCheck, Explanation, GateDecision, GrantInfo, PrivilegeInfo, RequestInfo, RequestOutcome,
+    ReviewInfo, RuleApproval, SessionInfo, VoteInfo,
 };
+
+pub use crate::terms::{RequestScope, RequestState};
 
 /// The one well-known name of the service. The `1` is the API version: an incompatible change
 /// gets a new name, so old and new clients can coexist on one bus.
@@ -130,6 +132,44 @@ pub trait Manager {
     /// Walks the audit hash chain in the state database and reports the first broken link;
     /// admins only.
     fn verify_audit(&self) -> Result<ChainCheck, Error>;
+
+    /// Requests waiting for approval: `mine` (the caller's), `pending` (those the caller may
+    /// decide, with each requester's recent grants) or `all` (admins).
+    fn list_requests(&self, scope: RequestScope) -> Result<Vec<RequestInfo>, Error>;
+
+    /// Approves a pending request as the caller (an approver of its rule, never its
+    /// requester); `shorten_to_secs` (0: as requested) may only shorten it. Returns the
+    /// request as it is after the vote: approved (the grant is live) or still pending.
+    fn approve(
+        &self,
+        request_id: &str,
+        comment: &str,
+        shorten_to_secs: u64,
+    ) -> Result<RequestInfo, Error>;
+
+    /// Denies a pending request as the caller; the comment is required.
+    fn deny(&self, request_id: &str, comment: &str) -> Result<RequestInfo, Error>;
+
+    /// Asks for `secs` more on the caller's live grant `grant_id`, for `reason`: within the
+    /// rule's maximum total, approved like the original (active on return under an automatic
+    /// rule, else a pending request). On approval the same grant's deadline moves.
+    fn extend(&self, grant_id: &str, secs: u64, reason: &str) -> Result<RequestOutcome, Error>;
+
+    /// Reviews a break-glass grant as an approver of its rule (never its holder):
+    /// `outcome` is `drill`, `emergency` or `misuse`; the comment is required.
+    fn review(&self, grant_id: &str, outcome: &str, comment: &str) -> Result<ReviewInfo, Error>;
+
+    /// Break-glass grants waiting for the caller's review (of rules the caller approves for).
+    fn list_reviews(&self) -> Result<Vec<ReviewInfo>, Error>;
+
+    /// Withdraws one of the caller's own pending requests.
+    fn cancel(&self, request_id: &str) -> Result<RequestInfo, Error>;
+
+    /// A request changed (made, voted on, approved, denied, expired, cancelled, withdrawn).
+    /// Every local user may listen, so it carries only the id and the state: the details are
+    /// for those `ListRequests` shows them to.
+    #[zbus(signal)]
+    fn request_changed(&self, request_id: &str, state: RequestState) -> zbus::Result<()>;
 }
 
 /// The root-only interface pam_jit calls from sudo/su.

@@ -21,12 +21,19 @@
 
 #![forbid(unsafe_code)]
 
+mod approvals;
+mod auto_approve;
+mod breakglass;
 mod ended;
+mod extend;
 mod gate_index;
 mod grants;
 mod hints;
+mod reauth;
 mod recall;
 mod reconcile;
+mod request_upkeep;
+mod request_views;
 mod requests;
 mod routes;
 mod safe_mode;
@@ -38,6 +45,7 @@ mod tests;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock, RwLockWriteGuard};
 
+pub use approvals::RequestSignal;
 pub use gate_index::GateIndex;
 pub use hints::not_admin;
 pub use requests::{Ask, check_text};
@@ -89,6 +97,8 @@ pub struct Core {
     ended: Tombstones,
     /// Safe mode: why the state database cannot be used, as requests are told.
     unusable: Option<String>,
+    /// Tells the bus that a request waiting for approval changed.
+    request_signal: Option<RequestSignal>,
 }
 
 /// Everything a core is built from; the daemon passes the real ones, tests fakes.
@@ -145,6 +155,7 @@ impl Core {
             recaller,
             ended,
             unusable,
+            request_signal: None,
         }
     }
 
@@ -392,6 +403,7 @@ impl Core {
                 self.record(AuditEvent::PolicyLoaded {
                     summary: summary.clone(),
                 });
+                self.recheck_requests();
                 Ok(summary)
             }
             Err(errors) => {

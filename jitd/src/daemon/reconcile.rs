@@ -68,6 +68,10 @@ impl Core {
             }
         }
         self.finish_sessions(gone);
+        // Requests that waited while jitd was down: expired by the clock, withdrawn when the
+        // policy no longer allows them; the rest wait on.
+        self.expire_requests();
+        self.recheck_requests();
         self.record(AuditEvent::DaemonReconciled {
             live: self.live.len() as u64,
         });

@@ -27,6 +27,17 @@ impl Core {
     /// Handles a request from `uid` (taken from bus credentials, or from PAM via the root-only
     /// Gate).
     pub fn request(&mut self, uid: u32, ask: &Ask<'_>) -> Result<RequestOutcome, Error> {
+        self.request_with(uid, ask, false)
+    }
+
+    /// [`Core::request`] for a caller that `reauthenticated` through polkit just now (the bus
+    /// layer asked); a `reauth = true` rule grants nothing without it.
+    pub fn request_with(
+        &mut self,
+        uid: u32,
+        ask: &Ask<'_>,
+        reauthenticated: bool,
+    ) -> Result<RequestOutcome, Error> {
         let Ask {
             privilege,
             duration_secs,
@@ -90,21 +101,34 @@ impl Core {
             });
             Err(Error::PolicyDenied(why))
         };
+        if let Decision::Allow { rule, .. } | Decision::Pending { rule, .. } = &decision
+            && !reauthenticated
+            && self.policy.rule(rule).is_some_and(|r| r.reauth)
+        {
+            return denied(self, super::reauth::needed(rule));
+        }
         let (rule, secs, clamped) = match decision {
             Decision::Allow {
                 rule,
                 duration_secs,
                 clamped,
             } => (rule, duration_secs, clamped),
-            // No rule asks for approval yet (the loader refuses every mode but "auto"); should
-            // one reach here, nothing is granted without it.
-            Decision::Pending { rule, .. } => {
-                return denied(
-                    self,
-                    format!(
-                        "rule \"{rule}\" needs an approval, which this jitd cannot collect yet"
-                    ),
-                );
+            // Nothing is granted yet: the request waits for its approvers.
+            Decision::Pending {
+                rule,
+                duration_secs: secs,
+                ..
+            } => {
+                return self.make_pending(&super::approvals::NewRequest {
+                    who: &who,
+                    privilege,
+                    rule: &rule,
+                    secs,
+                    reason,
+                    ticket,
+                    via,
+                    extends: None,
+                });
             }
             Decision::Deny { why } => {
                 // A name the policy does not define is "no such privilege" (exit 7 in
@@ -118,6 +142,12 @@ impl Core {
                 };
             }
         };
+        let breakglass = self.breakglass_of(&rule);
+        if let Some(b) = &breakglass
+            && let Err(why) = self.breakglass_allowed(uid, b)
+        {
+            return denied(self, why);
+        }
         let record = self.build_record(&who.name, uid, privilege, &rule, secs, reason, ticket)?;
         self.record(AuditEvent::RequestAllowed {
             grant: record.id.clone(),
@@ -133,18 +163,23 @@ impl Core {
             approval: ApprovalMode::Auto,
         });
         let grant = self.apply_new(record)?;
+        if let Some(b) = &breakglass {
+            self.breakglass_granted(&grant, b);
+        }
         Ok(RequestOutcome {
             status: RequestStatus::Active,
             message: hints::granted(&grant, secs),
             grant: info(&grant),
             clamped,
+            request_id: String::new(),
+            request_expires_ms: 0,
         })
     }
 
     /// The record of a new grant, in state `applying`, with its drop-in rendered for the
     /// sudo implementation on this host.
     #[allow(clippy::too_many_arguments)]
-    fn build_record(
+    pub(super) fn build_record(
         &self,
         user: &str,
         uid: u32,

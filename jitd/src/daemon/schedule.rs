@@ -1,6 +1,5 @@
 //! What is due, and when the core must look again. Pure: it reads the live set and a clock
-//! reading and says what to do; `Core::tick` does it. Grant ends are the only due work today;
-//! request TTLs, escalations and review deadlines join this list when they exist.
+//! reading and says what to do; `Core::tick` does it, and expires requests whose TTL ran out.
 
 #![forbid(unsafe_code)]
 
@@ -87,7 +86,13 @@ impl Core {
                 error: format!("ending grants together: {e}; the next start or sweep records them"),
             });
         }
-        next_in(self.live.values(), &self.clock.now())
+        let requests = self.expire_requests();
+        self.note_overdue_reviews();
+        let grants = next_in(self.live.values(), &self.clock.now());
+        match (grants, requests) {
+            (Some(g), Some(r)) => Some(g.min(r)),
+            (g, r) => g.or(r),
+        }
     }
 }
 

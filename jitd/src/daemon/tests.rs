@@ -16,6 +16,8 @@ use crate::grant::GrantState;
 use crate::terms::Via;
 use crate::testutil::TempDir;
 
+mod approvals;
+
 const ROOT: Caller = Caller {
     uid: 0,
     admin: true,

@@ -38,8 +38,7 @@ pub enum Decision {
         duration_secs: u64,
         clamped: bool,
     },
-    /// Allowed by a rule that asks for human approval first (not produced until approvals
-    /// exist: the loader accepts only `approval = "auto"`).
+    /// Allowed by a rule that asks for human approval first (`approval = "quorum"`).
     Pending {
         rule: String,
         duration_secs: u64,
@@ -152,8 +151,19 @@ pub fn decide(policy: &Policy, facts: &Facts<'_>) -> Decision {
     {
         return deny(format!("group privileges need a portable user name: {e}"));
     }
-    match rule.approval {
-        Approval::Auto => Decision::Allow {
+    match (rule.approval, &rule.quorum) {
+        (Approval::Quorum, Some(q)) => Decision::Pending {
+            rule: rule.name.clone(),
+            duration_secs: secs,
+            clamped,
+            approvals: q.approvals,
+        },
+        // A quorum rule without its terms cannot be loaded; should one appear, nobody decides.
+        (Approval::Quorum, None) => deny(format!(
+            "rule \"{}\" asks for approval but names no approvers",
+            rule.name
+        )),
+        (Approval::Auto, _) => Decision::Allow {
             rule: rule.name.clone(),
             duration_secs: secs,
             clamped,

@@ -14,8 +14,10 @@
 
 mod decide;
 mod load;
+mod quorum;
 pub mod routes;
 pub mod trust;
+pub mod window;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -28,6 +30,7 @@ use crate::terms::ApprovalMode;
 pub use crate::accounts::SystemAccounts;
 pub use decide::{Decision, Facts, Held, decide};
 pub use load::Checked;
+pub use quorum::{BREAKGLASS_MAX_SECS, Breakglass, Quorum, SamePerson};
 pub use trust::OnUntrusted;
 
 /// The questions loading and deciding ask of the system.
@@ -39,6 +42,11 @@ pub trait Accounts {
     /// Names of every group `name` belongs to, primary and supplementary.
     fn user_groups(&self, name: &str) -> Vec<String>;
     fn path_exists(&self, path: &std::path::Path) -> bool;
+    /// The members of group `name` the group database lists (supplementary members), or
+    /// `None` when that cannot be told (the policy then cannot count a rule's approvers).
+    fn group_members(&self, _name: &str) -> Option<Vec<String>> {
+        None
+    }
 }
 
 /// `admin_group` when jitd.toml names none.
@@ -189,6 +197,8 @@ pub enum OverMax {
 pub enum Approval {
     /// Granted at once when every condition holds.
     Auto,
+    /// Granted when the rule's [`Quorum`] says yes.
+    Quorum,
 }
 
 impl Approval {
@@ -196,6 +206,7 @@ impl Approval {
     pub fn mode(self) -> ApprovalMode {
         match self {
             Self::Auto => ApprovalMode::Auto,
+            Self::Quorum => ApprovalMode::Quorum,
         }
     }
 }
@@ -217,12 +228,19 @@ pub struct Rule {
     pub ticket_pattern_text: Option<String>,
     pub approval: Approval,
     /// Live grants of each privilege per user (a privilege is held once at a time).
+    /// Who approves and how many must: set exactly when `approval` is `Quorum`.
+    pub quorum: Option<Quorum>,
+    /// `breakglass = true`: granted at once, rate-limited, reviewed afterwards.
+    pub breakglass: Option<Breakglass>,
     pub max_active: u32,
     /// Live grants per user under the rule, all its privileges together (`None`: no budget
     /// beyond each privilege's).
     pub max_active_rule: Option<u32>,
     /// Whether pam_jit may submit requests under this rule from the sudo/su prompt.
     pub interactive: bool,
+    /// The requester proves presence through polkit (`org.jitd.Jitd1.elevate`, the host's
+    /// own PAM stack) before each request is considered.
+    pub reauth: bool,
 }
 
 impl Rule {
@@ -272,6 +290,8 @@ pub struct Policy {
     rules: Vec<Rule>,
     /// The PAM service sudo runs each privilege's commands under.
     routes: Vec<routes::Route>,
+    /// Accounts of one person (`same_person`): none approves a request of another.
+    same_person: SamePerson,
 }
 
 impl Policy {
@@ -324,6 +344,19 @@ impl Policy {
     /// Where sudo sends each privilege's commands (see [`routes`]).
     pub fn routes(&self) -> &[routes::Route] {
         &self.routes
+    }
+
+    pub fn rule(&self, name: &str) -> Option<&Rule> {
+        self.rules.iter().find(|r| r.name == name)
+    }
+
+    pub fn same_person(&self) -> &SamePerson {
+        &self.same_person
+    }
+
+    /// The rule that decides `who`'s request for `privilege` now, if any.
+    pub fn rule_for(&self, who: &Requester, privilege: &str) -> Option<&Rule> {
+        self.first_rule(who, privilege)
     }
 
     fn first_rule(&self, who: &Requester, privilege: &str) -> Option<&Rule> {
@@ -429,8 +462,15 @@ impl Policy {
                     .join(", ")
             ));
         }
-        e.reasons.push(match rule.approval {
-            Approval::Auto => "approval: automatic".into(),
+        e.reasons.push(match (&rule.quorum, &rule.breakglass) {
+            (Some(q), _) => q.describe(),
+            (None, Some(b)) => format!(
+                "break-glass: granted at once, at most once per {} per user, reviewed by {} within {}",
+                crate::duration::format(b.every_secs),
+                b.reviewers.approvers_text(),
+                crate::duration::format(b.review_within_secs)
+            ),
+            (None, None) => "approval: automatic".into(),
         });
         e
     }

@@ -83,6 +83,65 @@ ALTER TABLE grants ADD COLUMN gid INTEGER;
 ALTER TABLE grants ADD COLUMN on_end TEXT NOT NULL DEFAULT '';
 ";
 
+/// Requests waiting for approval, and every approver's vote on them. A request row is
+/// written when it is made and changed once, when it is decided (`state` leaves `pending`);
+/// the primary key of `request_votes` keeps one vote per approver.
+const V4_REQUESTS: &str = "
+CREATE TABLE requests (
+    id TEXT PRIMARY KEY,
+    uid INTEGER NOT NULL,
+    user TEXT NOT NULL,
+    privilege TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    grants TEXT NOT NULL,
+    duration_secs INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    ticket TEXT NOT NULL,
+    via TEXT NOT NULL,
+    state TEXT NOT NULL,
+    requested_ms INTEGER NOT NULL,
+    expires_ms INTEGER NOT NULL,
+    extends TEXT NOT NULL DEFAULT '',
+    decided_ms INTEGER NOT NULL DEFAULT 0,
+    decided_by TEXT NOT NULL DEFAULT '',
+    note TEXT NOT NULL DEFAULT '',
+    grant_id TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX requests_state ON requests(state);
+CREATE INDEX requests_uid ON requests(uid);
+CREATE TABLE request_votes (
+    request_id TEXT NOT NULL,
+    uid INTEGER NOT NULL,
+    user TEXT NOT NULL,
+    vote TEXT NOT NULL,
+    comment TEXT NOT NULL,
+    shorten_to_secs INTEGER NOT NULL,
+    at_ms INTEGER NOT NULL,
+    PRIMARY KEY (request_id, uid)
+);
+";
+
+/// Break-glass grants and their review: one row per grant made under a `breakglass` rule,
+/// written with the grant, reviewed once. `overdue_noted` keeps the late-review record to one.
+const V5_BREAKGLASS: &str = "
+CREATE TABLE breakglass (
+    grant_id TEXT PRIMARY KEY,
+    uid INTEGER NOT NULL,
+    user TEXT NOT NULL,
+    privilege TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    granted_ms INTEGER NOT NULL,
+    review_by_ms INTEGER NOT NULL,
+    reviewed_ms INTEGER NOT NULL DEFAULT 0,
+    reviewer TEXT NOT NULL DEFAULT '',
+    outcome TEXT NOT NULL DEFAULT '',
+    comment TEXT NOT NULL DEFAULT '',
+    overdue_noted INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX breakglass_uid ON breakglass(uid, granted_ms);
+";
+
 /// In order, without gaps, starting at 1.
 const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -97,11 +156,18 @@ const MIGRATIONS: &[Migration] = &[
         version: 3,
         apply: |c| c.execute_batch(V3_GRANT_END_TERMS),
     },
-    // Next: version 4 adds the `requests` table (requests waiting for approval).
+    Migration {
+        version: 4,
+        apply: |c| c.execute_batch(V4_REQUESTS),
+    },
+    Migration {
+        version: 5,
+        apply: |c| c.execute_batch(V5_BREAKGLASS),
+    },
 ];
 
 /// The newest schema this build knows: what [`upgrade`] leaves and read-only opens require.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// The database's schema version. 0 is a database with no jitd schema (a new, empty file); a
 /// database from the first release has `user_version` 0 but holds the `grants` table, and is

@@ -19,8 +19,10 @@
 #![forbid(unsafe_code)]
 
 mod audit_log;
+mod breakglass;
 mod grants;
 mod migrate;
+mod requests;
 mod sessions;
 pub mod tombstones;
 
@@ -31,8 +33,10 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, ToSql};
 
 pub use audit_log::{AuditRow, ChainHead};
+pub use breakglass::BreakglassRecord;
 pub use grants::Unreadable;
 pub use migrate::SCHEMA_VERSION;
+pub use requests::{RequestRecord, VoteRecord};
 
 /// How long a read-only open waits on a lock: readers only meet one while a writer
 /// checkpoints or recovers the WAL, which is short.

@@ -72,16 +72,24 @@ fn main() {
         .unwrap_or(30);
     ensure_group("jitdbench");
     ensure_user("benchuser");
+    ensure_user("benchappr");
     add_to_group("benchuser", "jitdbench");
+    // BENCH_ONLY=approve: only the approval row (the rest takes minutes).
+    let only_approve = std::env::var("BENCH_ONLY").is_ok_and(|v| v == "approve");
     // The bench's own loops call as fast as they can; the per-uid limits would throttle them,
     // so they are lifted here. The flood rows then show the gate without the limits' help.
     let d = Daemon::start_with(
         &sb,
         "bench",
-        POLICY,
+        &format!(
+            "{POLICY}{}",
+            jitd_tests::bench_approve::policy("benchuser", "benchappr")
+        ),
         "calls_per_sec = 1000000.0\ncalls_burst = 1000000\ncalls_in_flight = 1000\n",
     );
     let mut rows: Vec<(String, Summary, &str)> = Vec::new();
+
+    let approved = jitd_tests::bench_approve::approve_to_usable(runs, "benchuser", "benchappr");
 
     // elevate → usable
     let mut usable = Vec::new();
@@ -107,6 +115,18 @@ fn main() {
         summary(usable),
         "ms",
     ));
+    rows.push((
+        "approve → sudo usable (approver's `jitctl approve` + `su` + `sudo`, start-ups included)"
+            .into(),
+        summary(approved),
+        "ms",
+    ));
+    if only_approve {
+        for (what, (p50, p99, max, n), unit) in &rows {
+            println!("| {what} | {p50:.1} {unit} | {p99:.1} {unit} | {max:.1} {unit} | {n} |");
+        }
+        return;
+    }
 
     // From here on benchuser holds a live grant: the gate's checks below are answered yes, as
     // for a sudo of a user who holds one.

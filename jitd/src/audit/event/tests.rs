@@ -268,6 +268,82 @@ fn samples() -> Vec<AuditEvent> {
             window_secs: 10,
         },
         ClockChanged {},
+        RequestPending {
+            request: "r0123456789ab".into(),
+            uid: 1001,
+            user: "alice".into(),
+            via: Via::Bus,
+            privilege: "db".into(),
+            rule: "dba".into(),
+            duration: 600,
+            reason: "restore \"orders\" table".into(),
+            ticket: String::new(),
+            expires: "2026-01-02 03:04:05Z".into(),
+            extends: String::new(),
+        },
+        RequestVoted {
+            request: "r0123456789ab".into(),
+            by: "bob".into(),
+            vote: "approve".into(),
+            comment: "looks right".into(),
+            shorten_to: 0,
+            counted: 1,
+            needed: 2,
+        },
+        RequestActionRefused {
+            request: "r0123456789ab".into(),
+            caller: 1001,
+            action: "approve".into(),
+            why: "own request".into(),
+        },
+        RequestReauth {
+            uid: 1001,
+            privilege: "db".into(),
+            answer: PolkitAnswer::Yes,
+        },
+        BreakglassUsed {
+            grant: g(),
+            uid: 1001,
+            user: "alice".into(),
+            privilege: "db".into(),
+            rule: "glass".into(),
+            reason: "database down".into(),
+            duration: 1800,
+            review_by: "2026-01-02 03:04:05Z".into(),
+        },
+        BreakglassReviewed {
+            grant: g(),
+            user: "alice".into(),
+            reviewer: "bob".into(),
+            outcome: "drill".into(),
+            comment: "quarterly drill".into(),
+            late: false,
+        },
+        BreakglassReviewOverdue {
+            grant: g(),
+            user: "alice".into(),
+            review_by: "2026-01-02 03:04:05Z".into(),
+        },
+        GrantExtended {
+            grant: g(),
+            uid: 1001,
+            user: "alice".into(),
+            privilege: "db".into(),
+            by: "bob, carol".into(),
+            reason: "the restore takes longer".into(),
+            seconds: 1800,
+            expires: "2026-01-02 03:04:05Z".into(),
+        },
+        RequestDecided {
+            request: "r0123456789ab".into(),
+            uid: 1001,
+            user: "alice".into(),
+            privilege: "db".into(),
+            state: "approved".into(),
+            by: "bob, carol".into(),
+            why: "quorum of 2".into(),
+            grant: "g0123456789ab".into(),
+        },
         GrantTombstoned {
             grant: g(),
             state: "revoked".into(),
@@ -496,11 +572,19 @@ fn levels_are_todays() {
             | RecallFinished { .. }
             | CallsThrottled { .. }
             | RecallSetgidStripped { .. }
+            | RequestPending { .. }
+            | RequestVoted { .. }
+            | RequestActionRefused { .. }
+            | RequestDecided { .. }
+            | GrantExtended { .. }
             | ClockChanged {} => Level::Notice,
+            BreakglassUsed { .. } => Level::Alert,
+            BreakglassReviewed { outcome, .. } if outcome == "misuse" => Level::Alert,
+            BreakglassReviewed { .. } => Level::Notice,
             RecallFilesChecked {
                 cut_short, failed, ..
             } if cut_short.is_empty() && *failed == 0 => Level::Notice,
-            AdminPolkit { answer, .. } => answer.level(),
+            AdminPolkit { answer, .. } | RequestReauth { answer, .. } => answer.level(),
             _ => Level::Warning,
         };
         assert_eq!(e.level(), want, "{}", e.kind());

@@ -1,6 +1,7 @@
 //! Reading policy files: TOML to raw structs with spans, then one validation pass over all
 //! files together that turns raw values into the validated types or into diagnostics.
 
+mod approval;
 mod diagnostics;
 mod lint;
 mod privilege;
@@ -235,6 +236,12 @@ pub(super) fn from_texts(
         let mut r = Reporter::new(file, text, &mut errors);
         r.mute_all(muted.clone());
         let mut w = Vec::new();
+        if let Some(sets) = &raw.same_person {
+            policy
+                .same_person
+                .0
+                .extend(approval::same_person(&mut r, sets));
+        }
         for body in &raw.rules {
             let body = body.get_ref();
             if let Some(rule) = rule(&mut r, &mut w, body, &policy, &broken, accounts) {

@@ -8,7 +8,7 @@ use toml::Spanned;
 
 use super::diagnostics::{Reporter, Warnings, did_you_mean};
 use crate::names::{GroupName, UserName};
-use crate::policy::{Accounts, Approval, OverMax, Policy, Rule};
+use crate::policy::{Accounts, OverMax, Policy, Rule};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -19,16 +19,25 @@ pub(super) struct RawRule {
     #[serde(default)]
     groups: Vec<Spanned<String>>,
     privileges: Spanned<Vec<Spanned<String>>>,
-    max_duration: Spanned<String>,
+    pub(super) max_duration: Spanned<String>,
     default_duration: Option<Spanned<String>>,
     over_max: Option<Spanned<String>>,
-    reason_required: Option<bool>,
+    pub(super) reason_required: Option<bool>,
     reason_min_chars: Option<Spanned<i64>>,
     ticket_pattern: Option<Spanned<String>>,
-    approval: Option<Spanned<String>>,
+    pub(super) approval: Option<Spanned<String>>,
+    pub(super) approvers: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(super) approvals: Option<Spanned<i64>>,
+    pub(super) denials: Option<Spanned<i64>>,
+    pub(super) request_ttl: Option<Spanned<String>>,
+    pub(super) breakglass: Option<Spanned<bool>>,
+    pub(super) auto_approve: Option<Spanned<super::approval::RawAutoApprove>>,
+    pub(super) breakglass_every: Option<Spanned<String>>,
+    pub(super) review_within: Option<Spanned<String>>,
     max_active: Option<Spanned<i64>>,
     max_active_rule: Option<Spanned<i64>>,
     interactive: Option<bool>,
+    reauth: Option<bool>,
 }
 
 pub(super) fn rule(
@@ -192,11 +201,15 @@ pub(super) fn rule(
             }
         },
     };
-    let approval = r.one_of(
-        raw.approval.as_ref(),
-        &[("auto", Approval::Auto)],
-        |other| format!("approval mode {other:?} is not supported yet; use \"auto\""),
-    );
+    let (approval, quorum, breakglass) = super::approval::approval(r, w, raw, accounts);
+    if let (Some(_), Some(max)) = (&breakglass, max_secs)
+        && max > crate::policy::BREAKGLASS_MAX_SECS
+    {
+        r.at(
+            raw.max_duration.span(),
+            "a break-glass rule's max_duration is at most 1h",
+        );
+    }
     let max_active = match &raw.max_active {
         None => 1,
         Some(n) => match u32::try_from(*n.get_ref()) {
@@ -246,8 +259,11 @@ pub(super) fn rule(
         ticket_pattern,
         ticket_pattern_text,
         approval,
+        quorum,
+        breakglass,
         max_active,
         max_active_rule,
         interactive: raw.interactive.unwrap_or(false),
+        reauth: raw.reauth.unwrap_or(false),
     })
 }

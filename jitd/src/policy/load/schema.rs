@@ -21,13 +21,15 @@ use super::privilege::RawPrivilege;
 use super::rule::RawRule;
 
 /// The tables a policy file holds at its top level.
-const TOP_LEVEL: &[&str] = &["privilege", "rule"];
+const TOP_LEVEL: &[&str] = &["privilege", "rule", "same_person"];
 
 /// A file's tables, each already of the right shape (or `None` when it could not be read at
 /// all, with why already reported).
 pub(super) struct ParsedFile {
     pub(super) privileges: Vec<(Spanned<String>, Option<Spanned<RawPrivilege>>)>,
     pub(super) rules: Vec<Spanned<RawRule>>,
+    /// Accounts of one person: none approves another's request.
+    pub(super) same_person: Option<super::approval::RawSamePerson>,
 }
 
 /// Reads `r.text`, reporting every syntax and shape mistake through `r`.
@@ -42,6 +44,7 @@ pub(super) fn parse_file(r: &mut Reporter<'_>) -> ParsedFile {
     let mut out = ParsedFile {
         privileges: Vec::new(),
         rules: Vec::new(),
+        same_person: None,
     };
     for (key, value) in doc.into_inner() {
         let span = value.span();
@@ -60,6 +63,17 @@ pub(super) fn parse_file(r: &mut Reporter<'_>) -> ParsedFile {
                     "privilege is a table of privileges: write [privilege.NAME]",
                 ),
             },
+            "same_person" => {
+                let at = value.span();
+                match super::approval::RawSamePerson::deserialize(value.into_deserializer()) {
+                    Ok(sets) => out.same_person = Some(sets),
+                    Err(_) => r.at(
+                        at,
+                        "same_person is a list of sets of account names: \
+                         same_person = [[\"alice\", \"alice-adm\"]]",
+                    ),
+                }
+            }
             "rule" => match value.into_inner() {
                 DeValue::Array(items) => {
                     for (i, item) in items.into_iter().enumerate() {

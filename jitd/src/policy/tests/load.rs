@@ -188,7 +188,7 @@ approval = "two-approvers"
         "{got:?}"
     );
     assert!(
-        got[4].starts_with("17:12: approval mode \"two-approvers\" is not supported yet"),
+        got[4].starts_with("17:12: approval must be \"auto\" or \"quorum\", not \"two-approvers\""),
         "{got:?}"
     );
 }

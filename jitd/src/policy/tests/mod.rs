@@ -5,6 +5,7 @@
 mod decide;
 mod files;
 mod load;
+mod quorum;
 
 use std::path::Path;
 
@@ -46,6 +47,12 @@ impl Accounts for FakeHost {
     }
     fn path_exists(&self, p: &Path) -> bool {
         p.starts_with("/usr/bin")
+    }
+    fn group_members(&self, name: &str) -> Option<Vec<String>> {
+        match name {
+            "webops" => Some(vec!["bob".into()]),
+            _ => Some(Vec::new()),
+        }
     }
 }
 

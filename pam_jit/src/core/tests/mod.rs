@@ -176,6 +176,8 @@ fn outcome(status: &str) -> RequestOutcome {
             end_reason: String::new(),
         },
         clamped: false,
+        request_id: String::new(),
+        request_expires_ms: 0,
     }
 }
 
