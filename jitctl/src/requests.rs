@@ -321,7 +321,7 @@ pub async fn list(
         if pending {
             out.json_value(&serde_json::json!({ "requests": list, "reviews": reviews }));
         } else {
-            out.json_value(&list);
+            out.json_list("requests", &list);
         }
         return Ok(());
     }

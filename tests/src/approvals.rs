@@ -100,8 +100,9 @@ pub fn request(id: &str) -> serde_json::Value {
     let o = jitctl("alice", &["--json", "requests"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}{}", stdout(&o), stderr(&o)));
-    v.as_array()
-        .unwrap()
+    v["requests"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no request list: {v}"))
         .iter()
         .find(|q| q["id"] == id)
         .cloned()
@@ -122,7 +123,8 @@ pub fn approve(user: &str, id: &str, extra: &[&str]) -> Output {
 pub fn live_grant(privilege: &str) -> serde_json::Value {
     let o = jitctl("alice", &["--json", "status"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    v.as_array()
+    v["grants"]
+        .as_array()
         .unwrap()
         .iter()
         .find(|g| g["privilege"] == privilege)
