@@ -446,6 +446,60 @@ audit_events! {
     SessionRecordClosed = "session.closed" [Level::Info] { session: String }
     SessionDbWriteFailed = "session.db_write_failed" [Level::Warning] { error: String }
 
+    // ---- the command ledger (sudo's own event log, attributed to grants) --------------------
+    // `grant` is the grant live for the uid when sudo was asked, or the last one that ended
+    // within the after-expiry window (`after_expiry`); `argv` is a JSON array of strings.
+
+    CommandRun = "command.run" [if *after_expiry { Level::Notice } else { Level::Info }] {
+        grant: String,
+        uid: u32,
+        user: String,
+        uuid: String,
+        runas: String,
+        cwd: String,
+        tty: String,
+        argv: String,
+        after_expiry: bool,
+    }
+    CommandRefused = "command.refused" [Level::Notice] {
+        grant: String,
+        uid: u32,
+        user: String,
+        uuid: String,
+        runas: String,
+        cwd: String,
+        tty: String,
+        argv: String,
+        why: String,
+        after_expiry: bool,
+    }
+    /// `exit` is the status, or 128+N for signal N (`signal` names it); `run_ms` how long the
+    /// command ran.
+    CommandExited = "command.exited" [Level::Info] {
+        grant: String,
+        uid: u32,
+        uuid: String,
+        exit: i64,
+        signal: String,
+        run_ms: u64,
+    }
+    /// sudo's log for `uid` could not be read as it should: what was wrong and what jitd did
+    /// (the gap is on record; sudo itself keeps working).
+    LedgerProblem = "ledger.problem" [Level::Warning] {
+        uid: u32,
+        path: String,
+        problem: String,
+        action: String,
+    }
+    /// Something under a grant an auditor should look at now; `rule` names the check.
+    AlertRaised = "alert.raised" [Level::Warning] {
+        rule: String,
+        grant: String,
+        uid: u32,
+        user: String,
+        detail: String,
+    }
+
     // ---- the daemon -------------------------------------------------------------------------
 
     /// The one-shot sweep (the systemd timer) ran.

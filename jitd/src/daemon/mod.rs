@@ -165,6 +165,10 @@ impl Core {
         &self.cfg
     }
 
+    pub fn accounts(&self) -> Arc<dyn Accounts + Send + Sync> {
+        self.accounts.clone()
+    }
+
     /// Records `event` in the audit trail: syslog and the hash chain, with the time, this
     /// host's name and the next sequence number.
     pub fn record(&self, event: AuditEvent) {

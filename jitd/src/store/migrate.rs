@@ -97,11 +97,20 @@ const MIGRATIONS: &[Migration] = &[
         version: 3,
         apply: |c| c.execute_batch(V3_GRANT_END_TERMS),
     },
-    // Next: version 4 adds the `requests` table (requests waiting for approval).
+    // Version 4 is the approvals' `requests` table; until that lands it changes nothing.
+    // Version 5 neither reads nor needs anything of 4.
+    Migration {
+        version: 4,
+        apply: |_| Ok(()),
+    },
+    Migration {
+        version: 5,
+        apply: super::history::migrate_v5,
+    },
 ];
 
 /// The newest schema this build knows: what [`upgrade`] leaves and read-only opens require.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// The database's schema version. 0 is a database with no jitd schema (a new, empty file); a
 /// database from the first release has `user_version` 0 but holds the `grants` table, and is

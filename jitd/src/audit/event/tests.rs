@@ -258,6 +258,50 @@ fn samples() -> Vec<AuditEvent> {
         SessionDbWriteFailed {
             error: "s0123456789ab: disk I/O error".into(),
         },
+        CommandRun {
+            grant: "g0123456789ab".into(),
+            uid: 1001,
+            user: "alice".into(),
+            uuid: "ae58fe3c7f-0117-48a7-9d01-49f2946321".into(),
+            runas: "root".into(),
+            cwd: "/tmp".into(),
+            tty: "/dev/pts/1".into(),
+            argv: r#"["/usr/bin/id","-u"]"#.into(),
+            after_expiry: false,
+        },
+        CommandRefused {
+            grant: "g0123456789ab".into(),
+            uid: 1001,
+            user: "alice".into(),
+            uuid: "797bc71704-8981-44bc-473b-c57440c9a7".into(),
+            runas: "root".into(),
+            cwd: "/tmp".into(),
+            tty: "".into(),
+            argv: r#"["/usr/bin/cat","/etc/shadow"]"#.into(),
+            why: "command not allowed".into(),
+            after_expiry: true,
+        },
+        CommandExited {
+            grant: "g0123456789ab".into(),
+            uid: 1001,
+            uuid: "ae58fe3c7f-0117-48a7-9d01-49f2946321".into(),
+            exit: 130,
+            signal: "INT".into(),
+            run_ms: 5,
+        },
+        LedgerProblem {
+            uid: 1001,
+            path: "/var/lib/jitd/ledger/1001.json".into(),
+            problem: "truncated from 9767 to 0 bytes".into(),
+            action: "read from the start".into(),
+        },
+        AlertRaised {
+            rule: "sensitive-touch".into(),
+            grant: "g0123456789ab".into(),
+            uid: 1001,
+            user: "alice".into(),
+            detail: "/usr/bin/vi /etc/sudoers".into(),
+        },
         SweepDone {
             removed: 1,
             live: 0,
@@ -486,7 +530,10 @@ fn levels_are_todays() {
             | SessionClosed { .. }
             | SessionRecordClosed { .. }
             | SweepDone { .. }
+            | CommandExited { .. }
             | GrantMarkerWritten { .. } => Level::Info,
+            CommandRun { after_expiry, .. } if !after_expiry => Level::Info,
+            CommandRun { .. } | CommandRefused { .. } => Level::Notice,
             RequestInvalid { .. }
             | MarkerExpired { .. }
             | GrantEndRecorded { .. }
