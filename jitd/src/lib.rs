@@ -56,6 +56,8 @@ pub mod grant;
 #[cfg(feature = "daemon")]
 pub mod history;
 #[cfg(feature = "daemon")]
+pub mod ledger;
+#[cfg(feature = "daemon")]
 pub mod polkit;
 #[cfg(feature = "daemon")]
 pub mod runtime;

@@ -225,6 +225,9 @@ async fn run(
         bus_address.clone(),
         audit.clone(),
     ));
+    // The command ledger reads sudo's logs on threads of its own; it never holds the expiry
+    // loop for more than one batch.
+    let ledger = tokio::spawn(crate::ledger::tail(shared.clone()));
     let mut hangup =
         signal(SignalKind::hangup()).map_err(|e| RunError::Os(format!("no hangup signal: {e}")))?;
     let mut terminate = signal(SignalKind::terminate())
@@ -287,6 +290,8 @@ async fn run(
     // Stop taking calls, then wait for the one in flight (it holds the engine lock) to finish.
     on_bus.abort();
     let _ = on_bus.await;
+    ledger.abort();
+    let _ = ledger.await;
     // Recall in flight (a grant that just ended) is finished, SIGKILL stage and setgid files
     // included, before the process exits and takes the recaller's threads with it.
     shared

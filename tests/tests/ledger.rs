@@ -33,6 +33,16 @@ max_active = 5
 reason_required = false
 "#;
 
+/// A daemon whose per-uid call limits do not slow the tests' polling.
+fn start(sb: &Sandbox, name: &str) -> Daemon {
+    Daemon::start_with(
+        sb,
+        name,
+        POLICY,
+        "calls_per_sec = 1000.0\ncalls_burst = 1000\n",
+    )
+}
+
 fn jitctl(user: &str, args: &[&str]) -> Output {
     let mut full = vec!["jitctl"];
     full.extend_from_slice(args);
@@ -84,7 +94,7 @@ fn history_shows_refused_and_invalid_requests_and_pages_with_a_cursor() {
     let sb = sandbox();
     ensure_user("alice");
     ensure_user("bob");
-    let _d = Daemon::start(&sb, "ledger-history", POLICY);
+    let _d = start(&sb, "ledger-history");
     let id = elevate("alice", "whoami");
     assert_eq!(
         jitctl("alice", &["elevate", "nothing-here", "--reason", "x"])
@@ -211,7 +221,7 @@ fn history_shows_refused_and_invalid_requests_and_pages_with_a_cursor() {
 fn export_then_verify_round_trips_and_catches_tampering() {
     let sb = sandbox();
     ensure_user("alice");
-    let mut d = Daemon::start(&sb, "ledger-export", POLICY);
+    let mut d = start(&sb, "ledger-export");
     let id = elevate("alice", "whoami");
     // A reason a spreadsheet would run as a formula.
     let o = jitctl(
@@ -366,7 +376,7 @@ fn commands_of_two_users_with_overlapping_grants_land_under_the_right_grant() {
     let sb = sandbox();
     ensure_user("alice");
     ensure_user("bob");
-    let d = Daemon::start(&sb, "ledger-two", POLICY);
+    let d = start(&sb, "ledger-two");
     let a = elevate("alice", "whoami");
     let b = elevate("bob", "whoami");
     assert!(sudo_as("alice", "/usr/bin/id -u").status.success());
@@ -415,7 +425,7 @@ fn commands_of_two_users_with_overlapping_grants_land_under_the_right_grant() {
 fn a_restart_mid_grant_loses_and_repeats_nothing_and_a_truncated_log_is_reported() {
     let sb = sandbox();
     ensure_user("alice");
-    let mut d = Daemon::start(&sb, "ledger-restart", POLICY);
+    let mut d = start(&sb, "ledger-restart");
     let a = elevate("alice", "whoami");
     assert!(sudo_as("alice", "/usr/bin/id -u").status.success());
     wait_commands("alice", &a, 1);
@@ -461,7 +471,7 @@ fn a_restart_mid_grant_loses_and_repeats_nothing_and_a_truncated_log_is_reported
 fn record_none_leaves_commands_unlogged() {
     let sb = sandbox();
     ensure_user("alice");
-    let d = Daemon::start(&sb, "ledger-none", POLICY);
+    let d = start(&sb, "ledger-none");
     let q = elevate("alice", "quiet");
     let drop_in = drop_ins()
         .into_iter()

@@ -25,6 +25,7 @@ mod ended;
 mod gate_index;
 mod grants;
 mod hints;
+mod ledger;
 mod recall;
 mod reconcile;
 mod requests;
@@ -89,6 +90,8 @@ pub struct Core {
     ended: Tombstones,
     /// Safe mode: why the state database cannot be used, as requests are told.
     unusable: Option<String>,
+    /// Recent refusals per user, for the `denial-burst` alert.
+    refusals: ledger::Refusals,
 }
 
 /// Everything a core is built from; the daemon passes the real ones, tests fakes.
@@ -145,6 +148,7 @@ impl Core {
             recaller,
             ended,
             unusable,
+            refusals: ledger::Refusals::default(),
         }
     }
 
@@ -178,6 +182,7 @@ impl Core {
             .is_none()
             .then_some((&self.store, self.hostname.as_str()));
         self.audit.record(store, self.clock.now().wall_ms, &event);
+        self.note_refusal(&event);
     }
 
     fn write_gate(&self) -> RwLockWriteGuard<'_, GateIndex> {

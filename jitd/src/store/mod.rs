@@ -21,6 +21,7 @@
 mod audit_log;
 mod grants;
 mod history;
+mod ledger;
 mod migrate;
 mod sessions;
 pub mod tombstones;
@@ -34,6 +35,7 @@ use rusqlite::{Connection, OpenFlags, ToSql};
 pub use audit_log::{AuditRow, ChainHead};
 pub use grants::Unreadable;
 pub use history::{HistoryFilter, HistoryRow};
+pub use ledger::LedgerPosition;
 pub use migrate::SCHEMA_VERSION;
 
 /// How long a read-only open waits on a lock: readers only meet one while a writer

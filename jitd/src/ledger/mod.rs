@@ -1,0 +1,330 @@
+//! The command ledger: what ran under each grant, from sudo's own log rather than logging of
+//! jitd's making.
+//!
+//! Each sudo grant's drop-in (privileges with `record = "commands"`, the default) carries
+//! `Defaults:#<uid> log_format=json, logfile=<state_dir>/ledger/<uid>.json, log_exit_status`
+//! ([`defaults_line`]). The scope is the user, not the command: sudo applies the last matching
+//! command-scoped `Defaults!` whoever runs it, so per-grant files by command would mix users
+//! (verified on sudo 1.9.13). One file per uid keeps each user's events apart; the core
+//! attributes each to the grant live at the time.
+//!
+//! The [`Tailer`] reads the files without the core's lock, on a blocking thread, every
+//! `ledger_poll_ms`, from the byte after the last whole event it stored. It refuses what it
+//! must not trust: a symlink (never followed), a file not root's or writable by others (anyone
+//! could forge events), a directory that is not root's alone. A file cut short or replaced is
+//! reported and read from its start. What it reads goes to the core in batches of at most
+//! [`MAX_EVENTS_PER_BATCH`] events, so the core's lock (expiry, requests) never waits long.
+//! sudo keeps working whatever happens here (`ignore_logfile_errors` is sudo's default).
+
+#![forbid(unsafe_code)]
+
+pub mod alerts;
+pub mod parse;
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io::ErrorKind;
+use std::os::unix::fs::{DirBuilderExt, FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::bus::Shared;
+use crate::config::Config;
+use crate::store::LedgerPosition;
+use parse::SudoEvent;
+
+/// Most events handed to the core at once.
+pub const MAX_EVENTS_PER_BATCH: usize = 500;
+/// Most bytes read from one file per look.
+const MAX_READ: u64 = 8 << 20;
+
+/// Where the per-user sudo logs live.
+pub fn dir(cfg: &Config) -> PathBuf {
+    cfg.state_dir.join("ledger")
+}
+
+/// The sudoers line that turns on sudo's event log for `uid`, or `None` when the ledger is
+/// off or the path cannot be written in sudoers without quoting (then nothing is logged, and
+/// the daemon said so at start).
+pub fn defaults_line(cfg: &Config, uid: u32) -> Option<String> {
+    if !cfg.ledger {
+        return None;
+    }
+    let file = dir(cfg).join(format!("{uid}.json"));
+    let path = file.to_str()?;
+    let plain = path
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c));
+    plain.then(|| format!("Defaults:#{uid} log_format=json, logfile={path}, log_exit_status\n"))
+}
+
+/// Makes the ledger's directory (root's, 0700) if it is missing: sudo does not make the
+/// directory of its `logfile`, and logs nothing (the command still runs) without it.
+pub fn ensure_dir(cfg: &Config) {
+    let _ = std::fs::DirBuilder::new().mode(0o700).create(dir(cfg));
+}
+
+/// What one look at one user's log found.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    pub uid: u32,
+    pub path: String,
+    /// Where the next look starts once this batch is stored (`None`: where it was).
+    pub position: Option<LedgerPosition>,
+    pub events: Vec<SudoEvent>,
+    /// (what was wrong, what was done), each reported once until the file is fine again.
+    pub problems: Vec<(String, String)>,
+}
+
+/// Reads the users' sudo logs from where they were last read.
+pub struct Tailer {
+    dir: PathBuf,
+    positions: HashMap<u32, LedgerPosition>,
+    reported: HashSet<(u32, String)>,
+}
+
+impl Tailer {
+    pub fn new(dir: PathBuf, positions: HashMap<u32, LedgerPosition>) -> Self {
+        Self {
+            dir,
+            positions,
+            reported: HashSet::new(),
+        }
+    }
+
+    /// What is new in every log, without the core.
+    pub fn read(&mut self) -> Vec<Batch> {
+        let mut out = Vec::new();
+        if let Some(problem) = self.check_dir() {
+            self.report(
+                &mut out,
+                0,
+                &self.dir.clone(),
+                problem,
+                "nothing is read from it",
+            );
+            return out;
+        }
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return out;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(uid) = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".json"))
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            self.read_one(uid, &entry.path(), &mut out);
+        }
+        out
+    }
+
+    /// Marks `batches` stored: the next look starts after them.
+    pub fn stored(&mut self, batches: &[Batch]) {
+        for b in batches {
+            if let Some(p) = b.position {
+                self.positions.insert(b.uid, p);
+            }
+        }
+    }
+
+    /// The directory exists, is a directory and is root's alone; made if missing.
+    fn check_dir(&self) -> Option<String> {
+        let meta = match std::fs::symlink_metadata(&self.dir) {
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                return std::fs::DirBuilder::new()
+                    .mode(0o700)
+                    .create(&self.dir)
+                    .err()
+                    .map(|e| format!("cannot be made: {e}"));
+            }
+            Err(e) => return Some(e.to_string()),
+            Ok(m) => m,
+        };
+        if !meta.is_dir() {
+            Some("is not a directory (a symlink is never followed)".into())
+        } else if meta.uid() != 0 || meta.mode() & 0o022 != 0 {
+            Some(format!(
+                "is owned by uid {} with mode {:o}: others could forge or remove events",
+                meta.uid(),
+                meta.mode() & 0o7777
+            ))
+        } else {
+            None
+        }
+    }
+
+    fn report(
+        &mut self,
+        out: &mut Vec<Batch>,
+        uid: u32,
+        path: &Path,
+        problem: String,
+        action: &str,
+    ) {
+        if !self.reported.insert((uid, problem.clone())) {
+            return;
+        }
+        out.push(Batch {
+            uid,
+            path: path.display().to_string(),
+            position: None,
+            events: Vec::new(),
+            problems: vec![(problem, action.to_string())],
+        });
+    }
+
+    fn read_one(&mut self, uid: u32, path: &Path, out: &mut Vec<Batch>) {
+        const SKIP: &str = "not read: sudo's events for this user are not recorded until it is \
+                            a regular file of root's again";
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(path);
+        let file = match file {
+            Ok(f) => f,
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                let to = std::fs::read_link(path)
+                    .map(|t| t.display().to_string())
+                    .unwrap_or_default();
+                return self.report(out, uid, path, format!("is a symlink (to {to})"), SKIP);
+            }
+            Err(e) => return self.report(out, uid, path, format!("cannot be opened: {e}"), SKIP),
+        };
+        let Ok(meta) = file.metadata() else {
+            return;
+        };
+        let ft = meta.file_type();
+        if !ft.is_file() || ft.is_fifo() {
+            return self.report(out, uid, path, "is not a regular file".into(), SKIP);
+        }
+        if meta.uid() != 0 || meta.mode() & 0o022 != 0 {
+            let problem = format!(
+                "is owned by uid {} with mode {:o}: others could forge events",
+                meta.uid(),
+                meta.mode() & 0o7777
+            );
+            return self.report(out, uid, path, problem, SKIP);
+        }
+        // Fine again: the same trouble later is reported again.
+        self.reported.retain(|(u, _)| *u != uid);
+        let mut problems = Vec::new();
+        let (dev, ino, size) = (meta.dev(), meta.ino(), meta.len());
+        let start = match self.positions.get(&uid) {
+            Some(p) if (p.dev, p.ino) != (dev, ino) => {
+                problems.push((
+                    format!(
+                        "was replaced (rotated, moved or recreated) after {} bytes were read",
+                        p.offset
+                    ),
+                    "the new file is read from its start".to_string(),
+                ));
+                0
+            }
+            Some(p) if size < p.offset => {
+                problems.push((
+                    format!("was truncated from {} to {size} bytes", p.offset),
+                    "read from its start; events written in between may be lost".to_string(),
+                ));
+                0
+            }
+            Some(p) => p.offset,
+            None => 0,
+        };
+        if size == start && problems.is_empty() {
+            return;
+        }
+        let want = (size - start).min(MAX_READ);
+        let mut buf = vec![0; usize::try_from(want).unwrap_or(0)];
+        let n = read_at(&file, &mut buf, start);
+        buf.truncate(n);
+        let mut parsed = parse::members(&buf, start);
+        if parsed.events.len() > MAX_EVENTS_PER_BATCH {
+            parsed.consumed = parsed.ends[MAX_EVENTS_PER_BATCH - 1];
+            parsed.events.truncate(MAX_EVENTS_PER_BATCH);
+            parsed.skipped.retain(|(at, _)| *at < parsed.consumed);
+        }
+        for (at, len) in &parsed.skipped {
+            problems.push((
+                format!("held {len} unreadable bytes at byte {}", start + *at as u64),
+                "skipped to the next event".to_string(),
+            ));
+        }
+        out.push(Batch {
+            uid,
+            path: path.display().to_string(),
+            position: Some(LedgerPosition {
+                dev,
+                ino,
+                offset: start + parsed.consumed as u64,
+            }),
+            events: parsed.events,
+            problems,
+        });
+    }
+}
+
+fn read_at(file: &File, buf: &mut [u8], at: u64) -> usize {
+    let mut done = 0;
+    while done < buf.len() {
+        match file.read_at(&mut buf[done..], at + done as u64) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => done += n,
+        }
+    }
+    done
+}
+
+/// The ledger's loop: look, hand what was found to the core, again every `ledger_poll_ms`.
+/// Reading and storing run on a blocking thread, so neither holds up the runtime.
+pub async fn tail(shared: Shared) {
+    let (dir, poll, positions) = {
+        let core = shared.engine();
+        let cfg = core.config();
+        if !cfg.ledger {
+            return;
+        }
+        (
+            dir(cfg),
+            Duration::from_millis(cfg.ledger_poll_ms.max(50)),
+            core.ledger_positions(),
+        )
+    };
+    let engine = Arc::clone(&shared.engine);
+    let mut tailer = Some(Tailer::new(dir, positions));
+    loop {
+        tokio::time::sleep(poll).await;
+        let Some(mut t) = tailer.take() else {
+            return;
+        };
+        let engine = Arc::clone(&engine);
+        let step = tokio::task::spawn_blocking(move || {
+            let batches = t.read();
+            if !batches.is_empty() {
+                let stored = engine
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .ingest_ledger(&batches);
+                if stored {
+                    t.stored(&batches);
+                }
+            }
+            t
+        });
+        match step.await {
+            Ok(t) => tailer = Some(t),
+            // A panic in one look must not end the ledger: start again from what is stored.
+            Err(_) => {
+                let core = shared.engine();
+                tailer = Some(Tailer::new(
+                    crate::ledger::dir(core.config()),
+                    core.ledger_positions(),
+                ));
+            }
+        }
+    }
+}
