@@ -484,3 +484,160 @@ fn record_none_leaves_commands_unlogged() {
     assert!(commands(&story("alice", &q)).is_empty());
     drop(d);
 }
+
+fn alerts(d: &Daemon) -> Vec<String> {
+    d.log()
+        .lines()
+        .filter(|l| l.contains("event=alert.raised"))
+        .map(str::to_string)
+        .collect()
+}
+
+fn wait_alert(d: &Daemon, rule: &str, what: &str) -> String {
+    let mut found = String::new();
+    wait_for(
+        Duration::from_secs(10),
+        &format!("the {rule} alert"),
+        || {
+            found = alerts(d)
+                .into_iter()
+                .find(|l| l.contains(&format!("rule={rule} ")) && l.contains(what))
+                .unwrap_or_default();
+            !found.is_empty()
+        },
+    );
+    found
+}
+
+/// Each alert rule is set off by a real action, as an audit record an auditor (and a SIEM)
+/// sees: a command refused under a live grant, a command touching /etc/shadow, stopping the
+/// syslog daemon, sudo after the grant was given back, a burst of refused requests.
+#[test]
+#[ignore = "needs root and the sandbox: run tests/run"]
+fn each_alert_rule_is_set_off_by_a_real_action() {
+    let sb = sandbox();
+    ensure_user("alice");
+    ensure_user("bob");
+    let d = start(&sb, "ledger-alerts");
+    let a = elevate("alice", "whoami");
+    assert!(alerts(&d).is_empty());
+
+    // Out of scope: not one of the grant's commands.
+    assert!(
+        !sudo_as("alice", "/usr/bin/cat /etc/hostname")
+            .status
+            .success()
+    );
+    let line = wait_alert(&d, "out-of-scope", "/usr/bin/cat /etc/hostname");
+    assert!(line.contains(&format!("grant={a}")), "{line}");
+
+    // Sensitive files, and the logs.
+    let _ = sudo_as("alice", "/usr/bin/cat /etc/shadow");
+    wait_alert(&d, "sensitive-touch", "/etc/shadow");
+    let _ = sudo_as("alice", "/usr/bin/systemctl stop rsyslog");
+    wait_alert(&d, "log-tamper", "systemctl stop rsyslog");
+
+    // After the end: the trail keeps sudo's log on for the user, and the attempt is hers.
+    assert!(jitctl("alice", &["drop", &a]).status.success());
+    wait_for(Duration::from_secs(5), "the after-expiry trail", || {
+        Path::new("/etc/sudoers.d/jitd_ledger").exists()
+    });
+    let trail = std::fs::read_to_string("/etc/sudoers.d/jitd_ledger").unwrap();
+    assert!(!trail.contains("ALL="), "logging only: {trail}");
+    assert!(sudoers_valid());
+    assert!(!sudo_as("alice", "/usr/bin/id -u").status.success());
+    let line = wait_alert(&d, "use-after-expiry", "/usr/bin/id -u");
+    assert!(line.contains(&format!("grant={a}")), "{line}");
+    let story = story("alice", &a);
+    let late: Vec<Value> = commands(&story)
+        .into_iter()
+        .filter(|c| c["after_expiry"] == true)
+        .collect();
+    assert_eq!(late.len(), 1, "{story}");
+    assert_eq!(late[0]["refused"], true);
+    let text = stdout(&jitctl("alice", &["show", &a]));
+    assert!(text.contains("AFTER EXPIRY"), "{text}");
+
+    // A burst of refused requests from one user.
+    for _ in 0..5 {
+        let _ = jitctl("bob", &["elevate", "nothing-here", "--reason", "x"]);
+    }
+    wait_alert(&d, "denial-burst", "user=bob");
+    // Alerts are history too.
+    let h = json_of(&jitctl("alice", &["--json", "history", "--limit", "1000"]));
+    assert!(kinds(&h).contains(&"alert.raised".to_string()), "{h}");
+}
+
+/// Rules switched off in jitd.toml stay quiet.
+#[test]
+#[ignore = "needs root and the sandbox: run tests/run"]
+fn alerts_switched_off_stay_quiet() {
+    let sb = sandbox();
+    ensure_user("alice");
+    let d = Daemon::start_with(
+        &sb,
+        "ledger-quiet-alerts",
+        POLICY,
+        "calls_per_sec = 1000.0\ncalls_burst = 1000\nalerts = [\"log-tamper\"]\n",
+    );
+    let a = elevate("alice", "whoami");
+    let _ = sudo_as("alice", "/usr/bin/cat /etc/shadow");
+    let _ = sudo_as("alice", "/usr/bin/cat /etc/hostname");
+    wait_commands("alice", &a, 2);
+    assert!(alerts(&d).is_empty(), "{:?}", alerts(&d));
+    let _ = sudo_as("alice", "/usr/bin/systemctl stop rsyslog");
+    wait_alert(&d, "log-tamper", "rsyslog");
+}
+
+/// Records past `audit_retention_days` are purged, and what remains still verifies from the
+/// checkpoint kept (database and export alike); a record deleted after it still shows.
+#[test]
+#[ignore = "needs root and the sandbox: run tests/run"]
+fn retention_purges_old_records_and_the_rest_still_verifies() {
+    let sb = sandbox();
+    ensure_user("alice");
+    let mut d = Daemon::start_with(
+        &sb,
+        "ledger-retention",
+        POLICY,
+        "calls_per_sec = 1000.0\ncalls_burst = 1000\naudit_retention_days = 1\n",
+    );
+    let a = elevate("alice", "whoami");
+    assert!(jitctl("alice", &["drop", &a]).status.success());
+    assert!(!d.log().contains("event=audit.purged"));
+    // Two days on.
+    d.set_wall_offset_ms(2 * 86_400_000);
+    d.restart();
+    wait_for(Duration::from_secs(5), "the purge", || {
+        d.log().contains("event=audit.purged")
+    });
+    let o = jitd(&d, &["audit", "verify"]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("purged by audit_retention"),
+        "{}",
+        stdout(&o)
+    );
+    // alice's old grant is gone from history, the purge itself is on record.
+    let h = json_of(&jitctl("alice", &["--json", "history"]));
+    assert!(!h.to_string().contains(&a), "{h}");
+    let export = run(Command::new("jitctl").args(["audit", "export"]));
+    let file = d.dir.join("after-purge.jsonl");
+    std::fs::write(&file, &export.stdout).unwrap();
+    assert!(stdout(&export).contains("\"kind\":\"audit.purged\""));
+    let o = jitd(&d, &["audit", "verify", "--file", file.to_str().unwrap()]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    // Tampering after the checkpoint is still caught.
+    elevate("alice", "whoami");
+    d.stop();
+    let db = d.state_db();
+    let mid: String = stdout(&run(Command::new("sqlite3")
+        .arg(&db)
+        .arg("SELECT seq FROM audit ORDER BY seq LIMIT 1 OFFSET 1")));
+    let o = run(Command::new("sqlite3")
+        .arg(&db)
+        .arg(format!("DELETE FROM audit WHERE seq = {}", mid.trim())));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = jitd(&d, &["audit", "verify"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+}

@@ -509,6 +509,14 @@ audit_events! {
     CallsThrottled = "calls.throttled" [Level::Notice] { uid: u32, refused: u64, window_secs: u64 }
     /// The wall clock was set; deadlines are checked again at once.
     ClockChanged = "clock.changed" [Level::Notice] {}
+    /// Records older than `audit_retention_days` were purged: `records` of them, up to
+    /// `upto_seq`, whose hash is kept as the `checkpoint` the rest of the chain verifies from.
+    AuditPurged = "audit.purged" [Level::Notice] {
+        upto_seq: u64,
+        records: u64,
+        checkpoint: String,
+        older_than: String,
+    }
     /// A record reached syslog but not the database; `lost` is the record's line.
     AuditDbWriteFailed = "audit.db_write_failed" [Level::Warning] { error: String, lost: String }
 }

@@ -321,6 +321,7 @@ impl Core {
             }
         }
         self.unroute();
+        crate::ledger::trail::remove(&self.cfg);
         count
     }
 }

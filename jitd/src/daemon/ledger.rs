@@ -68,6 +68,45 @@ impl Core {
         crate::ledger::defaults_line(&self.cfg, uid).unwrap_or_default()
     }
 
+    /// Purges one chunk of audit records older than `audit_retention_days`; true when there
+    /// may be more to purge.
+    pub fn purge_old_audit(&mut self, chunk: i64) -> bool {
+        let days = i64::try_from(self.cfg.audit_retention_days).unwrap_or(i64::MAX);
+        if days == 0 || self.in_safe_mode() {
+            return false;
+        }
+        let now = self.clock.now().wall_ms;
+        let cutoff = now.saturating_sub(days.saturating_mul(86_400_000));
+        match self.store.purge_audit_before(cutoff, chunk, now) {
+            Ok(Some((cp, records))) => {
+                self.record(AuditEvent::AuditPurged {
+                    upto_seq: u64::try_from(cp.seq).unwrap_or(0),
+                    records: u64::try_from(records).unwrap_or(0),
+                    checkpoint: cp.hash,
+                    older_than: crate::clock::utc(cutoff),
+                });
+                records >= chunk
+            }
+            Ok(None) => false,
+            Err(e) => {
+                self.audit.log(
+                    crate::audit::Level::Warning,
+                    &format!("audit retention: {e}"),
+                );
+                false
+            }
+        }
+    }
+
+    /// Users whose sudo events are still followed after their grant's end (the trail).
+    pub fn ledger_trail_uids(&self) -> std::collections::BTreeSet<u32> {
+        let since = self.clock.now().wall_ms - AFTER_EXPIRY_MS;
+        self.store
+            .recently_ended_ledger_uids(since)
+            .map(|v| v.into_iter().collect())
+            .unwrap_or_default()
+    }
+
     /// Where each sudo log was read to, by uid.
     pub fn ledger_positions(&self) -> HashMap<u32, LedgerPosition> {
         self.store

@@ -41,6 +41,7 @@ use std::sync::{Arc, RwLock, RwLockWriteGuard};
 
 pub use gate_index::GateIndex;
 pub use hints::not_admin;
+pub use ledger::AFTER_EXPIRY_MS;
 pub use requests::{Ask, check_text};
 
 use crate::audit::{Audit, AuditEvent, PolkitAnswer};

@@ -20,6 +20,7 @@
 
 pub mod alerts;
 pub mod parse;
+pub mod trail;
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
@@ -279,51 +280,117 @@ fn read_at(file: &File, buf: &mut [u8], at: u64) -> usize {
     done
 }
 
-/// The ledger's loop: look, hand what was found to the core, again every `ledger_poll_ms`.
-/// Reading and storing run on a blocking thread, so neither holds up the runtime.
+/// How often old audit records are purged, and how many go per hold of the core's lock.
+const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+const RETENTION_CHUNK: i64 = 10_000;
+
+/// How many looks between two checks of the after-expiry trail.
+const TRAIL_EVERY: u32 = 4;
+
+/// The ledger's loop: look, hand what was found to the core, again every `ledger_poll_ms`;
+/// keep the after-expiry trail up to date; purge audit records past their retention (hourly,
+/// also with the ledger off). Reading, storing and writing the trail run on a
+/// blocking thread, so none of it holds up the runtime, and the core's lock is held only to
+/// store one batch.
 pub async fn tail(shared: Shared) {
-    let (dir, poll, positions) = {
+    let (cfg, poll, positions) = {
         let core = shared.engine();
-        let cfg = core.config();
-        if !cfg.ledger {
-            return;
-        }
-        (
-            dir(cfg),
-            Duration::from_millis(cfg.ledger_poll_ms.max(50)),
-            core.ledger_positions(),
-        )
+        let cfg = core.config().clone();
+        let poll = Duration::from_millis(cfg.ledger_poll_ms.max(50));
+        (cfg, poll, core.ledger_positions())
     };
     let engine = Arc::clone(&shared.engine);
-    let mut tailer = Some(Tailer::new(dir, positions));
+    let mut state = Some(Loop {
+        tailer: Tailer::new(dir(&cfg), positions),
+        trail: None,
+        trail_error: None,
+        retention: None,
+        looks: 0,
+        cfg,
+    });
     loop {
         tokio::time::sleep(poll).await;
-        let Some(mut t) = tailer.take() else {
+        let Some(mut s) = state.take() else {
             return;
         };
         let engine = Arc::clone(&engine);
         let step = tokio::task::spawn_blocking(move || {
-            let batches = t.read();
-            if !batches.is_empty() {
-                let stored = engine
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .ingest_ledger(&batches);
-                if stored {
-                    t.stored(&batches);
-                }
-            }
-            t
+            s.step(&engine);
+            s
         });
         match step.await {
-            Ok(t) => tailer = Some(t),
+            Ok(s) => state = Some(s),
             // A panic in one look must not end the ledger: start again from what is stored.
             Err(_) => {
                 let core = shared.engine();
-                tailer = Some(Tailer::new(
-                    crate::ledger::dir(core.config()),
-                    core.ledger_positions(),
-                ));
+                let cfg = core.config().clone();
+                state = Some(Loop {
+                    tailer: Tailer::new(dir(&cfg), core.ledger_positions()),
+                    trail: None,
+                    trail_error: None,
+                    retention: None,
+                    looks: 0,
+                    cfg,
+                });
+            }
+        }
+    }
+}
+
+struct Loop {
+    tailer: Tailer,
+    /// The users the trail file follows now (`None`: not written yet by this process).
+    trail: Option<std::collections::BTreeSet<u32>>,
+    /// The last failure to write it, reported once.
+    trail_error: Option<String>,
+    /// When old audit records were last purged (`None`: not yet by this process).
+    retention: Option<std::time::Instant>,
+    looks: u32,
+    cfg: Config,
+}
+
+impl Loop {
+    fn step(&mut self, engine: &std::sync::Mutex<crate::daemon::Core>) {
+        let lock = || engine.lock().unwrap_or_else(|p| p.into_inner());
+        if self
+            .retention
+            .is_none_or(|t| t.elapsed() >= RETENTION_EVERY)
+        {
+            self.retention = Some(std::time::Instant::now());
+            // A chunk per lock, so a first purge of years of records never holds the core.
+            while lock().purge_old_audit(RETENTION_CHUNK) {}
+        }
+        if !self.cfg.ledger {
+            return;
+        }
+        let batches = self.tailer.read();
+        if !batches.is_empty() && lock().ingest_ledger(&batches) {
+            self.tailer.stored(&batches);
+        }
+        self.looks = self.looks.wrapping_add(1);
+        if self.looks % TRAIL_EVERY != 1 {
+            return;
+        }
+        let want = lock().ledger_trail_uids();
+        if self.trail.as_ref() != Some(&want) {
+            match trail::write(&self.cfg, &want) {
+                Ok(()) => {
+                    self.trail = Some(want);
+                    self.trail_error = None;
+                }
+                Err(e) if self.trail_error.as_ref() == Some(&e) => {}
+                Err(e) => {
+                    self.trail_error = Some(e.clone());
+                    let problem = format!("the after-expiry trail cannot be written: {e}");
+                    let batch = Batch {
+                        uid: 0,
+                        path: self.cfg.sudoers_dir.join(trail::NAME).display().to_string(),
+                        position: None,
+                        events: Vec::new(),
+                        problems: vec![(problem, "tried again in a moment".into())],
+                    };
+                    lock().ingest_ledger(&[batch]);
+                }
             }
         }
     }

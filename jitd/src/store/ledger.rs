@@ -86,6 +86,16 @@ impl Store {
         Ok(found)
     }
 
+    /// Users whose sudo grant that recorded commands ended after `since_ms`.
+    pub fn recently_ended_ledger_uids(&self, since_ms: i64) -> Result<Vec<u32>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT DISTINCT uid FROM grants WHERE ended_ms > ?1 AND kind = 'sudo' \
+             AND payload LIKE '%log_format=json%'",
+        )?;
+        let rows = stmt.query_map([since_ms], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// The grant of `uid` that ended last, at or before `at_ms` and after `since_ms`: the one
     /// a sudo attempt just after an end belongs to.
     pub fn last_ended_grant(

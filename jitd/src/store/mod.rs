@@ -23,6 +23,7 @@ mod grants;
 mod history;
 mod ledger;
 mod migrate;
+mod retention;
 mod sessions;
 pub mod tombstones;
 
@@ -37,6 +38,7 @@ pub use grants::Unreadable;
 pub use history::{HistoryFilter, HistoryRow};
 pub use ledger::LedgerPosition;
 pub use migrate::SCHEMA_VERSION;
+pub use retention::Checkpoint;
 
 /// How long a read-only open waits on a lock: readers only meet one while a writer
 /// checkpoints or recovers the WAL, which is short.

@@ -326,6 +326,12 @@ fn samples() -> Vec<AuditEvent> {
         TombstonesFailed {
             error: "/var/lib/jitd/ended-grants: No space left on device".into(),
         },
+        AuditPurged {
+            upto_seq: 1200,
+            records: 1200,
+            checkpoint: "9f2c".into(),
+            older_than: "2025-10-25 03:00:00Z".into(),
+        },
         AuditDbWriteFailed {
             error: "database is locked".into(),
             lost: "event=grant.applied grant=g0123456789ab uid=1001".into(),
@@ -543,6 +549,7 @@ fn levels_are_todays() {
             | RecallFinished { .. }
             | CallsThrottled { .. }
             | RecallSetgidStripped { .. }
+            | AuditPurged { .. }
             | ClockChanged {} => Level::Notice,
             RecallFilesChecked {
                 cut_short, failed, ..
