@@ -99,6 +99,11 @@ pub fn filter_for(
     })
 }
 
+/// sudo's time of an event as the ledger records it: RFC 3339 UTC, to the millisecond.
+pub fn sudo_time(ms: i64) -> String {
+    export::rfc3339(ms)
+}
+
 /// One entry as people and scripts read it.
 fn entry(r: &HistoryRow, accounts: &dyn Accounts) -> Value {
     let (kind, fields) = export::kind_and_fields(&r.row.line);
@@ -219,7 +224,7 @@ fn commands(events: &[Value]) -> Vec<Value> {
                     .unwrap_or_else(|| f["argv"].clone());
                 let mut c = Map::new();
                 c.insert("uuid".into(), json!(uuid));
-                c.insert("time".into(), e["time"].clone());
+                c.insert("time".into(), sudo_or_record_time(e));
                 c.insert("refused".into(), json!(kind == "command.refused"));
                 c.insert("why".into(), f.get("why").cloned().unwrap_or(json!("")));
                 c.insert("argv".into(), argv);
@@ -235,13 +240,21 @@ fn commands(events: &[Value]) -> Vec<Value> {
                     c.insert("exit".into(), f["exit"].clone());
                     c.insert("signal".into(), f["signal"].clone());
                     c.insert("run_ms".into(), f["run_ms"].clone());
-                    c.insert("ended".into(), e["time"].clone());
+                    c.insert("ended".into(), sudo_or_record_time(e));
                 }
             }
             _ => {}
         }
     }
     out.into_iter().map(Value::Object).collect()
+}
+
+/// When sudo says the event happened, else when jitd recorded it.
+fn sudo_or_record_time(e: &Value) -> Value {
+    match e["fields"]["sudo_time"].as_str() {
+        Some(t) if !t.is_empty() => json!(t),
+        _ => e["time"].clone(),
+    }
 }
 
 /// Resolves the parts the readers need from the core, then runs `work` off the bus thread.

@@ -462,7 +462,53 @@ fn a_restart_mid_grant_loses_and_repeats_nothing_and_a_truncated_log_is_reported
         !h.to_string().contains("root:"),
         "nothing of /etc/shadow read: {h}"
     );
+    // A file others may write could hold forged events: refused.
+    std::fs::remove_file(&file).unwrap();
+    std::fs::write(&file, "{\n    \"accept\": {\"uuid\": \"forged\"}\n}\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
+    wait_for(Duration::from_secs(5), "the writable file refused", || {
+        d.log().contains("others could forge events")
+    });
+    assert!(!d.log().contains("forged"), "{}", d.log());
     let _ = std::fs::remove_file(&file);
+}
+
+/// A command line with terminal escapes, control characters and 100 KB of arguments is
+/// recorded inert and bounded; the ledger goes on.
+#[test]
+#[ignore = "needs root and the sandbox: run tests/run"]
+fn hostile_command_lines_are_recorded_inert_and_bounded() {
+    let sb = sandbox();
+    ensure_user("alice");
+    let d = start(&sb, "ledger-hostile");
+    let a = elevate("alice", "whoami");
+    let o = sudo_as(
+        "alice",
+        "/usr/bin/echo \"$(printf '\\033[2J\\001\\nevent=grant.revoked')\" \"$(head -c 100000 /dev/zero | tr '\\0' a)\"",
+    );
+    assert!(!o.status.success());
+    assert!(sudo_as("alice", "/usr/bin/id -u").status.success());
+    let cs = wait_commands("alice", &a, 2);
+    assert_eq!(argv_of(&cs[1]), "/usr/bin/id -u");
+    let refused = &cs[0];
+    assert_eq!(refused["refused"], true);
+    let line = d
+        .log()
+        .lines()
+        .find(|l| l.contains("event=command.refused"))
+        .unwrap()
+        .to_string();
+    assert!(!line.contains('\u{1b}') && line.len() < 4000, "{}", line.len());
+    assert!(line.contains("chars)"), "cut, and says so: {line}");
+    // The forged record stays inside a quoted value: no line of its own.
+    assert!(
+        !d.log()
+            .lines()
+            .any(|l| l.trim_start_matches("jitd: ").starts_with("event=grant.revoked")),
+        "{}",
+        d.log()
+    );
 }
 
 /// A privilege with `record = "none"` logs nothing through jitd's drop-in.

@@ -18,6 +18,8 @@ use crate::names::GrantId;
 use crate::terms::{ApprovalMode, GrantKind, Via};
 
 #[cfg(test)]
+mod ledger_samples;
+#[cfg(test)]
 mod tests;
 
 /// One field's value as the renderers see it: the key=value line writes each as text, JSON
@@ -448,13 +450,15 @@ audit_events! {
 
     // ---- the command ledger (sudo's own event log, attributed to grants) --------------------
     // `grant` is the grant live for the uid when sudo was asked, or the last one that ended
-    // within the after-expiry window (`after_expiry`); `argv` is a JSON array of strings.
+    // within the after-expiry window (`after_expiry`); `argv` is a JSON array of strings;
+    // `sudo_time` is sudo's own time of the event (UTC), the record's being when jitd read it.
 
     CommandRun = "command.run" [if *after_expiry { Level::Notice } else { Level::Info }] {
         grant: String,
         uid: u32,
         user: String,
         uuid: String,
+        sudo_time: String,
         runas: String,
         cwd: String,
         tty: String,
@@ -466,6 +470,7 @@ audit_events! {
         uid: u32,
         user: String,
         uuid: String,
+        sudo_time: String,
         runas: String,
         cwd: String,
         tty: String,
@@ -479,6 +484,7 @@ audit_events! {
         grant: String,
         uid: u32,
         uuid: String,
+        sudo_time: String,
         exit: i64,
         signal: String,
         run_ms: u64,

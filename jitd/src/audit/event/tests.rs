@@ -30,7 +30,7 @@ fn gid(s: &str) -> GrantId {
 fn samples() -> Vec<AuditEvent> {
     use AuditEvent::*;
     let g = || gid("g0123456789ab");
-    vec![
+    let mut all = vec![
         ReconcileTempRemoved { count: 3 },
         ReconcileTempFailed {
             error: "Permission denied (os error 13)".into(),
@@ -258,50 +258,6 @@ fn samples() -> Vec<AuditEvent> {
         SessionDbWriteFailed {
             error: "s0123456789ab: disk I/O error".into(),
         },
-        CommandRun {
-            grant: "g0123456789ab".into(),
-            uid: 1001,
-            user: "alice".into(),
-            uuid: "ae58fe3c7f-0117-48a7-9d01-49f2946321".into(),
-            runas: "root".into(),
-            cwd: "/tmp".into(),
-            tty: "/dev/pts/1".into(),
-            argv: r#"["/usr/bin/id","-u"]"#.into(),
-            after_expiry: false,
-        },
-        CommandRefused {
-            grant: "g0123456789ab".into(),
-            uid: 1001,
-            user: "alice".into(),
-            uuid: "797bc71704-8981-44bc-473b-c57440c9a7".into(),
-            runas: "root".into(),
-            cwd: "/tmp".into(),
-            tty: "".into(),
-            argv: r#"["/usr/bin/cat","/etc/shadow"]"#.into(),
-            why: "command not allowed".into(),
-            after_expiry: true,
-        },
-        CommandExited {
-            grant: "g0123456789ab".into(),
-            uid: 1001,
-            uuid: "ae58fe3c7f-0117-48a7-9d01-49f2946321".into(),
-            exit: 130,
-            signal: "INT".into(),
-            run_ms: 5,
-        },
-        LedgerProblem {
-            uid: 1001,
-            path: "/var/lib/jitd/ledger/1001.json".into(),
-            problem: "truncated from 9767 to 0 bytes".into(),
-            action: "read from the start".into(),
-        },
-        AlertRaised {
-            rule: "sensitive-touch".into(),
-            grant: "g0123456789ab".into(),
-            uid: 1001,
-            user: "alice".into(),
-            detail: "/usr/bin/vi /etc/sudoers".into(),
-        },
         SweepDone {
             removed: 1,
             live: 0,
@@ -326,17 +282,13 @@ fn samples() -> Vec<AuditEvent> {
         TombstonesFailed {
             error: "/var/lib/jitd/ended-grants: No space left on device".into(),
         },
-        AuditPurged {
-            upto_seq: 1200,
-            records: 1200,
-            checkpoint: "9f2c".into(),
-            older_than: "2025-10-25 03:00:00Z".into(),
-        },
         AuditDbWriteFailed {
             error: "database is locked".into(),
             lost: "event=grant.applied grant=g0123456789ab uid=1001".into(),
         },
-    ]
+    ];
+    all.extend(super::ledger_samples::samples());
+    all
 }
 
 #[test]
