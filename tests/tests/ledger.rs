@@ -499,13 +499,17 @@ fn hostile_command_lines_are_recorded_inert_and_bounded() {
         .find(|l| l.contains("event=command.refused"))
         .unwrap()
         .to_string();
-    assert!(!line.contains('\u{1b}') && line.len() < 4000, "{}", line.len());
+    assert!(
+        !line.contains('\u{1b}') && line.len() < 4000,
+        "{}",
+        line.len()
+    );
     assert!(line.contains("chars)"), "cut, and says so: {line}");
     // The forged record stays inside a quoted value: no line of its own.
     assert!(
-        !d.log()
-            .lines()
-            .any(|l| l.trim_start_matches("jitd: ").starts_with("event=grant.revoked")),
+        !d.log().lines().any(|l| l
+            .trim_start_matches("jitd: ")
+            .starts_with("event=grant.revoked")),
         "{}",
         d.log()
     );
