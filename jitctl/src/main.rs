@@ -112,6 +112,9 @@ enum Command {
         user: Option<String>,
         #[arg(long)]
         privilege: Option<String>,
+        /// Only these kinds of record, comma-separated (e.g. grant.applied,request.denied).
+        #[arg(long)]
+        kind: Option<String>,
         /// From: a span back from now (90d) or a UTC date (2026-07-01).
         #[arg(long)]
         since: Option<String>,
@@ -351,6 +354,7 @@ fn run(command: Command, out: &Out) -> Result<(), Failure> {
                 all,
                 user,
                 privilege,
+                kind,
                 since,
                 until,
                 cursor,
@@ -360,6 +364,7 @@ fn run(command: Command, out: &Out) -> Result<(), Failure> {
                     all,
                     user,
                     privilege,
+                    kind,
                     since,
                     until,
                     cursor,

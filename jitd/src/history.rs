@@ -36,6 +36,8 @@ pub struct HistoryAsk {
     pub all: bool,
     pub user: String,
     pub privilege: String,
+    /// Comma-separated kinds (`grant.applied,grant.expired`); empty: all.
+    pub kind: String,
     pub since_ms: i64,
     pub until_ms: i64,
     /// The `next_cursor` of the page before.
@@ -88,6 +90,13 @@ pub fn filter_for(
     Ok(HistoryFilter {
         uid,
         privilege: given(&ask.privilege),
+        kinds: ask
+            .kind
+            .split(',')
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .map(str::to_string)
+            .collect(),
         since_ms: positive(ask.since_ms),
         until_ms: positive(ask.until_ms),
         before_seq: positive(ask.cursor),

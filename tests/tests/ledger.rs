@@ -202,6 +202,20 @@ fn history_shows_refused_and_invalid_requests_and_pages_with_a_cursor() {
             .all(|e| e["user"] == "bob" && e["privilege"] == "whoami"),
         "{bobs}"
     );
+    let grants = json_of(&run(Command::new("jitctl").args([
+        "--json",
+        "history",
+        "--all",
+        "--kind",
+        "grant.applied,request.denied",
+    ])));
+    let k = kinds(&grants);
+    assert!(k.contains(&"grant.applied".to_string()) && k.contains(&"request.denied".to_string()));
+    assert!(
+        k.iter()
+            .all(|k| k == "grant.applied" || k == "request.denied"),
+        "{k:?}"
+    );
     let future = json_of(&run(Command::new("jitctl").args([
         "--json",
         "history",

@@ -27,6 +27,7 @@ CREATE INDEX IF NOT EXISTS history_uid ON history(uid, seq);
 CREATE INDEX IF NOT EXISTS history_privilege ON history(privilege, seq);
 CREATE INDEX IF NOT EXISTS history_grant ON history(grant_id, seq);
 CREATE INDEX IF NOT EXISTS history_at ON history(at_ms, seq);
+CREATE INDEX IF NOT EXISTS history_kind ON history(kind, seq);
 CREATE INDEX IF NOT EXISTS audit_at ON audit(at_ms);
 CREATE TABLE IF NOT EXISTS ledger_files (
     uid INTEGER PRIMARY KEY,
@@ -93,6 +94,8 @@ pub struct HistoryFilter {
     pub uid: Option<u32>,
     pub privilege: Option<String>,
     pub grant: Option<String>,
+    /// Only these kinds (empty: all).
+    pub kinds: Vec<String>,
     pub since_ms: Option<i64>,
     pub until_ms: Option<i64>,
     pub before_seq: Option<i64>,
@@ -147,6 +150,14 @@ impl Store {
         if let Some(g) = &f.grant {
             conds.push("h.grant_id = ?");
             args.push(Box::new(g.clone()));
+        }
+        let in_kinds;
+        if !f.kinds.is_empty() {
+            in_kinds = format!("h.kind IN ({})", vec!["?"; f.kinds.len()].join(", "));
+            conds.push(&in_kinds);
+            for k in &f.kinds {
+                args.push(Box::new(k.clone()));
+            }
         }
         if let Some(t) = f.since_ms {
             conds.push("h.at_ms >= ?");
