@@ -705,3 +705,37 @@ fn retention_purges_old_records_and_the_rest_still_verifies() {
     let o = jitd(&d, &["audit", "verify"]);
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
 }
+
+/// A user's sudo log read to its end, with no grant and no trail left, is removed (so the
+/// logs do not grow forever), and the next grant's commands are read from a new one.
+#[test]
+#[ignore = "needs root and the sandbox: run tests/run"]
+fn logs_nobody_writes_any_more_are_removed_and_the_next_grant_starts_afresh() {
+    let sb = sandbox();
+    ensure_user("alice");
+    let mut d = start(&sb, "ledger-cleanup");
+    let a = elevate("alice", "whoami");
+    assert!(sudo_as("alice", "/usr/bin/id -u").status.success());
+    wait_commands("alice", &a, 1);
+    assert!(jitctl("alice", &["drop", &a]).status.success());
+    let file = ledger_dir(&d).join(format!("{}.json", uid_of("alice").unwrap()));
+    // Still followed for 10 minutes after the end: kept across a restart.
+    d.restart();
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(file.exists());
+    // Past the trail: gone at the next clean-up (at start, then hourly).
+    d.set_wall_offset_ms(11 * 60 * 1000);
+    d.restart();
+    wait_for(Duration::from_secs(5), "the log removed", || !file.exists());
+    wait_for(Duration::from_secs(5), "the trail removed", || {
+        !Path::new("/etc/sudoers.d/jitd_ledger").exists()
+    });
+    // Back to sudo's clock, which the ledger compares grants' times with.
+    d.set_wall_offset_ms(0);
+    d.restart();
+    let b = elevate("alice", "whoami");
+    assert!(sudo_as("alice", "/usr/bin/id -u").status.success());
+    let cs = wait_commands("alice", &b, 1);
+    assert_eq!(argv_of(&cs[0]), "/usr/bin/id -u");
+    assert!(!d.log().contains("event=ledger.problem"), "{}", d.log());
+}

@@ -98,6 +98,33 @@ impl Core {
         }
     }
 
+    /// Removes the sudo logs nobody writes any more: read to their end, of users with no
+    /// live grant and no trail. Under the core's lock, so no grant can start logging to one
+    /// in between; a sudo started before and still running writes its exit to a new file,
+    /// read from its start. Also forgets commands whose exit is a day overdue.
+    pub fn ledger_cleanup(&self, positions: &HashMap<u32, LedgerPosition>) -> Vec<u32> {
+        let trail = self.ledger_trail_uids();
+        let dir = crate::ledger::dir(&self.cfg);
+        let mut removed = Vec::new();
+        for (uid, p) in positions {
+            if trail.contains(uid) || self.live.values().any(|g| g.uid == *uid) {
+                continue;
+            }
+            let path = dir.join(format!("{uid}.json"));
+            if !crate::ledger::read_to_end(&path, p) {
+                continue;
+            }
+            if std::fs::remove_file(&path).is_ok()
+                && self.store.forget_ledger_position(*uid).is_ok()
+            {
+                removed.push(*uid);
+            }
+        }
+        let day_ago = self.clock.now().wall_ms - 86_400_000;
+        let _ = self.store.forget_ledger_runs_before(day_ago);
+        removed
+    }
+
     /// Users whose sudo events are still followed after their grant's end (the trail).
     pub fn ledger_trail_uids(&self) -> std::collections::BTreeSet<u32> {
         let since = self.clock.now().wall_ms - AFTER_EXPIRY_MS;

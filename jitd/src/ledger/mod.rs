@@ -66,6 +66,31 @@ pub fn ensure_dir(cfg: &Config) {
     let _ = std::fs::DirBuilder::new().mode(0o700).create(dir(cfg));
 }
 
+/// Whether the log at `path` is the file `p` was read from and holds nothing after it but
+/// the end of sudo's object (`\n}\n`).
+pub fn read_to_end(path: &Path, p: &LedgerPosition) -> bool {
+    let Ok(file) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+    else {
+        return false;
+    };
+    let Ok(meta) = file.metadata() else {
+        return false;
+    };
+    if !meta.is_file() || (meta.dev(), meta.ino()) != (p.dev, p.ino) || meta.len() < p.offset {
+        return false;
+    }
+    let rest = meta.len() - p.offset;
+    if rest > 64 {
+        return false;
+    }
+    let mut buf = vec![0; usize::try_from(rest).unwrap_or(0)];
+    read_at(&file, &mut buf, p.offset) == buf.len()
+        && buf.iter().all(|b| b.is_ascii_whitespace() || *b == b'}')
+}
+
 /// What one look at one user's log found.
 #[derive(Debug, Clone)]
 pub struct Batch {
@@ -122,6 +147,18 @@ impl Tailer {
             self.read_one(uid, &entry.path(), &mut out);
         }
         out
+    }
+
+    /// The positions reached, for [`crate::daemon::Core::ledger_cleanup`].
+    pub fn positions(&self) -> &HashMap<u32, LedgerPosition> {
+        &self.positions
+    }
+
+    /// Forgets the positions of logs that were removed.
+    pub fn forget(&mut self, uids: &[u32]) {
+        for uid in uids {
+            self.positions.remove(uid);
+        }
     }
 
     /// Marks `batches` stored: the next look starts after them.
@@ -359,6 +396,10 @@ impl Loop {
             self.retention = Some(std::time::Instant::now());
             // A chunk per lock, so a first purge of years of records never holds the core.
             while lock().purge_old_audit(RETENTION_CHUNK) {}
+            if self.cfg.ledger {
+                let removed = lock().ledger_cleanup(self.tailer.positions());
+                self.tailer.forget(&removed);
+            }
         }
         if !self.cfg.ledger {
             return;

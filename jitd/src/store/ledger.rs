@@ -57,6 +57,22 @@ impl Store {
         Ok(())
     }
 
+    /// Forgets the position of `uid`'s log (the file is gone).
+    pub fn forget_ledger_position(&self, uid: u32) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached("DELETE FROM ledger_files WHERE uid = ?1")?
+            .execute([uid])?;
+        Ok(())
+    }
+
+    /// Forgets commands whose exit never came (sudo killed, a log lost) older than `before_ms`.
+    pub fn forget_ledger_runs_before(&self, before_ms: i64) -> Result<usize, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("DELETE FROM ledger_runs WHERE at_ms < ?1")?
+            .execute([before_ms])?)
+    }
+
     /// A command sudo started under `grant`, until its exit is read.
     pub fn ledger_run_started(
         &self,
