@@ -56,8 +56,13 @@ fn commands_of_two_users_with_overlapping_grants_land_under_the_right_grant() {
         text.contains("request.allowed") && text.contains("grant.applied"),
         "{text}"
     );
-    // Bob may not read alice's grant.
-    assert_eq!(jitctl("bob", &["show", &a]).status.code(), Some(4));
+    // Bob may not read alice's grant: to him it is no grant at all, like an unknown id.
+    let o = jitctl("bob", &["show", &a]);
+    assert_eq!(o.status.code(), Some(7), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o).replace(&a, "ID"),
+        stderr(&jitctl("bob", &["show", "g000000000000"])).replace("g000000000000", "ID")
+    );
     // History has the commands too.
     let h = json_of(&jitctl("bob", &["--json", "history"]));
     assert!(kinds(&h).contains(&"command.exited".to_string()), "{h}");

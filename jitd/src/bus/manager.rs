@@ -177,8 +177,9 @@ impl Manager {
             crate::history::grant_story(db, &id, accounts)
         })
         .await?;
+        // Someone else's grant reads as no grant at all, as for revoke: ids are not probed.
         if owner != uid && !self.0.admin(conn, &header, uid, "ShowGrant").await {
-            return Err(self.0.not_admin("reading another user's grant"));
+            return Err(Error::NotFound(format!("no grant {grant_id}")));
         }
         Ok(story)
     }

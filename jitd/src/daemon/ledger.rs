@@ -24,6 +24,11 @@ use crate::store::LedgerPosition;
 /// How long after a grant's end a sudo attempt of its user is still its story.
 pub const AFTER_EXPIRY_MS: i64 = 10 * 60 * 1000;
 
+/// How long the ledger's work waits for a database another process holds, under the core's
+/// lock: short, so expiry and requests never queue behind the ledger; the work is tried again
+/// on the next look.
+const LEDGER_BUSY: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// Recent refusals per uid, for `denial-burst`.
 #[derive(Default)]
 pub struct Refusals(Mutex<HashMap<u32, VecDeque<i64>>>);
@@ -103,7 +108,9 @@ impl Core {
     /// in between; a sudo started before and still running writes its exit to a new file,
     /// read from its start. Also forgets commands whose exit is a day overdue.
     pub fn ledger_cleanup(&self, positions: &HashMap<u32, LedgerPosition>) -> Vec<u32> {
-        let trail = self.ledger_trail_uids();
+        let Some(trail) = self.ledger_trail_uids() else {
+            return Vec::new();
+        };
         let dir = crate::ledger::dir(&self.cfg);
         let mut removed = Vec::new();
         for (uid, p) in positions {
@@ -126,25 +133,40 @@ impl Core {
     }
 
     /// Users whose sudo events are still followed after their grant's end (the trail).
-    pub fn ledger_trail_uids(&self) -> std::collections::BTreeSet<u32> {
+    /// `None` when the database cannot say now (locked): the trail is left as it is.
+    pub fn ledger_trail_uids(&self) -> Option<std::collections::BTreeSet<u32>> {
         let since = self.clock.now().wall_ms - AFTER_EXPIRY_MS;
         self.store
             .recently_ended_ledger_uids(since)
+            .ok()
             .map(|v| v.into_iter().collect())
-            .unwrap_or_default()
     }
 
     /// Where each sudo log was read to, by uid.
-    pub fn ledger_positions(&self) -> HashMap<u32, LedgerPosition> {
+    /// `None` when the database cannot say now: the tailer must not start from guesses.
+    pub fn ledger_positions(&self) -> Option<HashMap<u32, LedgerPosition>> {
         self.store
             .ledger_positions()
+            .ok()
             .map(|v| v.into_iter().collect())
-            .unwrap_or_default()
+    }
+
+    /// Runs the ledger's `work` with the short wait for a locked database ([`LEDGER_BUSY`]).
+    pub fn briefly<T>(&mut self, work: impl FnOnce(&mut Self) -> T) -> T {
+        let _ = self.store.set_busy_timeout(LEDGER_BUSY);
+        let out = work(self);
+        let normal = std::time::Duration::from_millis(self.cfg.db_busy_timeout_ms);
+        let _ = self.store.set_busy_timeout(normal);
+        out
     }
 
     /// Records what the tailer read and how far, atomically; false when nothing was kept (the
     /// tailer then reads the same bytes again).
     pub fn ingest_ledger(&mut self, batches: &[Batch]) -> bool {
+        self.briefly(|core| core.ingest_batches(batches))
+    }
+
+    fn ingest_batches(&mut self, batches: &[Batch]) -> bool {
         if self.in_safe_mode() || self.store.begin_batch().is_err() {
             return false;
         }

@@ -330,21 +330,10 @@ const TRAIL_EVERY: u32 = 4;
 /// blocking thread, so none of it holds up the runtime, and the core's lock is held only to
 /// store one batch.
 pub async fn tail(shared: Shared) {
-    let (cfg, poll, positions) = {
-        let core = shared.engine();
-        let cfg = core.config().clone();
-        let poll = Duration::from_millis(cfg.ledger_poll_ms.max(50));
-        (cfg, poll, core.ledger_positions())
-    };
+    let cfg = shared.engine().config().clone();
+    let poll = Duration::from_millis(cfg.ledger_poll_ms.max(50));
     let engine = Arc::clone(&shared.engine);
-    let mut state = Some(Loop {
-        tailer: Tailer::new(dir(&cfg), positions),
-        trail: None,
-        trail_error: None,
-        retention: None,
-        looks: 0,
-        cfg,
-    });
+    let mut state = Some(Loop::new(cfg.clone()));
     loop {
         tokio::time::sleep(poll).await;
         let Some(mut s) = state.take() else {
@@ -355,27 +344,17 @@ pub async fn tail(shared: Shared) {
             s.step(&engine);
             s
         });
-        match step.await {
-            Ok(s) => state = Some(s),
+        state = Some(match step.await {
+            Ok(s) => s,
             // A panic in one look must not end the ledger: start again from what is stored.
-            Err(_) => {
-                let core = shared.engine();
-                let cfg = core.config().clone();
-                state = Some(Loop {
-                    tailer: Tailer::new(dir(&cfg), core.ledger_positions()),
-                    trail: None,
-                    trail_error: None,
-                    retention: None,
-                    looks: 0,
-                    cfg,
-                });
-            }
-        }
+            Err(_) => Loop::new(cfg.clone()),
+        });
     }
 }
 
 struct Loop {
-    tailer: Tailer,
+    /// `None` until the positions are read from the database (on the first look it answers).
+    tailer: Option<Tailer>,
     /// The users the trail file follows now (`None`: not written yet by this process).
     trail: Option<std::collections::BTreeSet<u32>>,
     /// The last failure to write it, reported once.
@@ -387,32 +366,55 @@ struct Loop {
 }
 
 impl Loop {
+    fn new(cfg: Config) -> Self {
+        Self {
+            tailer: None,
+            trail: None,
+            trail_error: None,
+            retention: None,
+            looks: 0,
+            cfg,
+        }
+    }
+
     fn step(&mut self, engine: &std::sync::Mutex<crate::daemon::Core>) {
         let lock = || engine.lock().unwrap_or_else(|p| p.into_inner());
+        if self.tailer.is_none() {
+            match lock().briefly(|core| core.ledger_positions()) {
+                Some(positions) => self.tailer = Some(Tailer::new(dir(&self.cfg), positions)),
+                None => return,
+            }
+        }
+        let Some(tailer) = self.tailer.as_mut() else {
+            return;
+        };
         if self
             .retention
             .is_none_or(|t| t.elapsed() >= RETENTION_EVERY)
         {
             self.retention = Some(std::time::Instant::now());
             // A chunk per lock, so a first purge of years of records never holds the core.
-            while lock().purge_old_audit(RETENTION_CHUNK) {}
+            while lock().briefly(|core| core.purge_old_audit(RETENTION_CHUNK)) {}
             if self.cfg.ledger {
-                let removed = lock().ledger_cleanup(self.tailer.positions());
-                self.tailer.forget(&removed);
+                let positions = tailer.positions();
+                let removed = lock().briefly(|core| core.ledger_cleanup(positions));
+                tailer.forget(&removed);
             }
         }
         if !self.cfg.ledger {
             return;
         }
-        let batches = self.tailer.read();
+        let batches = tailer.read();
         if !batches.is_empty() && lock().ingest_ledger(&batches) {
-            self.tailer.stored(&batches);
+            tailer.stored(&batches);
         }
         self.looks = self.looks.wrapping_add(1);
         if self.looks % TRAIL_EVERY != 1 {
             return;
         }
-        let want = lock().ledger_trail_uids();
+        let Some(want) = lock().briefly(|core| core.ledger_trail_uids()) else {
+            return;
+        };
         if self.trail.as_ref() != Some(&want) {
             match trail::write(&self.cfg, &want) {
                 Ok(()) => {

@@ -16,6 +16,11 @@ pub struct LedgerPosition {
 }
 
 impl Store {
+    /// How long this connection waits for another process's lock from now on.
+    pub fn set_busy_timeout(&self, wait: std::time::Duration) -> Result<(), StoreError> {
+        Ok(self.conn.busy_timeout(wait)?)
+    }
+
     /// Abandons a batch ([`Store::begin_batch`]): nothing of it is kept.
     pub fn rollback_batch(&self) {
         self.in_batch.set(false);
