@@ -175,24 +175,26 @@ impl Core {
                 run_as_uid,
                 commands,
                 password_each_time,
-            } => {
-                sudoers::render(
-                    &DropIn {
-                        grant: &id,
-                        uid,
-                        privilege: &p.name,
-                        run_as_uid: *run_as_uid,
-                        commands,
-                        password_each_time: *password_each_time,
-                        // Floor to the second: sudo may refuse up to a second early, never late.
-                        not_after_unix_secs: deadline.wall_ms.div_euclid(1000),
-                    },
-                    &self.flavor,
-                )
-                .map_err(|e| Error::InvalidArgument(e.to_string()))?
-                    + &self.ledger_defaults(uid, p)
-            }
+            } => sudoers::render(
+                &DropIn {
+                    grant: &id,
+                    uid,
+                    privilege: &p.name,
+                    run_as_uid: *run_as_uid,
+                    commands,
+                    password_each_time: *password_each_time,
+                    // Floor to the second: sudo may refuse up to a second early, never late.
+                    not_after_unix_secs: deadline.wall_ms.div_euclid(1000),
+                },
+                &self.flavor,
+            )
+            .map_err(|e| Error::InvalidArgument(e.to_string()))?,
             GrantSpec::Group { .. } | GrantSpec::Gate => String::new(),
+        };
+        // The command ledger: sudo's own event log for the grant's user (`crate::ledger`).
+        let drop_in = match &spec {
+            GrantSpec::Sudo { .. } => drop_in + &self.ledger_defaults(uid, p),
+            GrantSpec::Group { .. } | GrantSpec::Gate => drop_in,
         };
         Ok(GrantRecord {
             id,
