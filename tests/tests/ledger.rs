@@ -101,6 +101,15 @@ fn a_restart_mid_grant_loses_and_repeats_nothing_and_a_truncated_log_is_reported
         d.log().contains("event=ledger.problem") && d.log().contains("truncated")
     });
 
+    // Rotated (moved away, sudo starts a new file): reported, and the new file is read.
+    std::fs::rename(&file, file.with_extension("json.1")).unwrap();
+    assert!(sudo_as("alice", "/usr/bin/id -u").status.success());
+    let cs = wait_commands("alice", &a, 5);
+    assert_eq!(cs.len(), 5, "{cs:?}");
+    wait_for(Duration::from_secs(5), "the rotation on record", || {
+        d.log().contains("was replaced")
+    });
+
     // A symlink in its place is refused, not followed.
     std::fs::remove_file(&file).unwrap();
     std::os::unix::fs::symlink("/etc/shadow", &file).unwrap();
