@@ -3,8 +3,9 @@
 //!
 //! - Ingestion: 2,000 commands (accept + exit, in sudo's own JSON format) appended to a
 //!   user's sudo log at 200 commands per second while a grant is live; how far behind the
-//!   ledger is when the last one is written, how long until every exit is on record, and the
-//!   gate's `CheckAccess` round trip meanwhile against idle.
+//!   ledger is when the last one is written, how long until every exit is on record, the
+//!   gate's `CheckAccess` round trip meanwhile against idle, and how late a grant expiring
+//!   meanwhile is taken off.
 //! - History: a state database with 1,000,000 audit records (made with SQL, spread over 50
 //!   users and 20 privileges and a year), then the first page of `jitctl history --all` and
 //!   its filters, through the real daemon and bus, and the whole export read directly
@@ -31,6 +32,7 @@ users = ["benchuser"]
 privileges = ["bench"]
 max_duration = "1h"
 reason_required = false
+max_active = 2
 "#;
 
 const RECORDS: i64 = 1_000_000;
@@ -133,6 +135,14 @@ fn ingestion(sb: &Sandbox) {
         f.write_all(b"\n}\n").unwrap();
         start.elapsed()
     });
+    // A grant that expires half-way through: how late is it taken off?
+    let o = as_user(
+        "benchuser",
+        &[
+            "jitctl", "elevate", "bench", "--for", "5s", "--reason", "expiry",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
     let mut busy = Vec::new();
     while !writer.is_finished() {
         busy.extend(gate_calls(uid, 20));
@@ -147,6 +157,18 @@ fn ingestion(sb: &Sandbox) {
         );
     }
     let caught_up = start.elapsed() - written;
+    let late = d
+        .log()
+        .lines()
+        .find(|l| l.contains("event=grant.expired"))
+        .and_then(|l| {
+            l.split("late_ms=")
+                .nth(1)?
+                .split(' ')
+                .next()?
+                .parse::<i64>()
+                .ok()
+        });
     let busy = p50_p99(busy);
     println!(
         "\nLedger ingestion: {COMMANDS} commands at {PER_SEC}/s written in {:.1} s",
@@ -166,6 +188,10 @@ fn ingestion(sb: &Sandbox) {
         "| gate CheckAccess during ingestion, p50 / p99 | {:.2} / {:.2} ms |",
         busy.0, busy.1
     );
+    match late {
+        Some(ms) => println!("| a grant expiring during ingestion, taken off late by | {ms} ms |"),
+        None => println!("| a grant expiring during ingestion | not seen to expire |"),
+    }
 }
 
 fn main() {
