@@ -174,6 +174,9 @@ pub async fn show(jitd: &ManagerProxy<'_>, id: &str, out: &Out) -> Result<(), Fa
                 ""
             }
         );
+        if let Some(io) = c["iolog"].as_str().filter(|s| !s.is_empty()) {
+            println!("      output recorded: sudo sudoreplay {io}");
+        }
     }
     if story["truncated"] == json!(true) {
         println!("(the story is longer than shown: use jitctl history --all --privilege ...)");

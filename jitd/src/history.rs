@@ -237,7 +237,7 @@ fn commands(events: &[Value]) -> Vec<Value> {
                 c.insert("refused".into(), json!(kind == "command.refused"));
                 c.insert("why".into(), f.get("why").cloned().unwrap_or(json!("")));
                 c.insert("argv".into(), argv);
-                for k in ["runas", "cwd", "tty", "after_expiry"] {
+                for k in ["runas", "cwd", "tty", "after_expiry", "iolog"] {
                     c.insert(k.into(), f[k].clone());
                 }
                 c.insert("exit".into(), Value::Null);

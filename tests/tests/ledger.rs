@@ -7,6 +7,7 @@
 mod ledger_common;
 
 use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 use jitd_tests::*;
@@ -330,4 +331,27 @@ fn logs_nobody_writes_any_more_are_removed_and_the_next_grant_starts_afresh() {
     let cs = wait_commands("alice", &b, 1);
     assert_eq!(argv_of(&cs[0]), "/usr/bin/id -u");
     assert!(!d.log().contains("event=ledger.problem"), "{}", d.log());
+}
+
+/// `record = "io"`: sudo also keeps what the command printed, root-only; `show` names the log
+/// and `sudoreplay` plays it back.
+#[test]
+#[ignore = "needs root and the sandbox: run tests/run"]
+fn record_io_keeps_the_output_for_sudoreplay() {
+    let sb = sandbox();
+    ensure_user("alice");
+    let _d = start(&sb, "ledger-io");
+    let r = elevate("alice", "recorded");
+    let o = sudo_as("alice", "/usr/bin/id -un");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let cs = wait_commands("alice", &r, 1);
+    let io = cs[0]["iolog"].as_str().unwrap_or("").to_string();
+    assert!(!io.is_empty(), "{cs:?}");
+    let text = stdout(&jitctl("alice", &["show", &r]));
+    assert!(text.contains(&format!("sudoreplay {io}")), "{text}");
+    let o = run(Command::new("sudoreplay").arg(&io));
+    assert!(stdout(&o).contains("root"), "{}{}", stdout(&o), stderr(&o));
+    // Not for the user to read.
+    let o = as_user("alice", &["cat", &format!("{io}/log")]);
+    assert!(!o.status.success());
 }

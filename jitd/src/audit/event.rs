@@ -451,7 +451,9 @@ audit_events! {
     // ---- the command ledger (sudo's own event log, attributed to grants) --------------------
     // `grant` is the grant live for the uid when sudo was asked, or the last one that ended
     // within the after-expiry window (`after_expiry`); `argv` is a JSON array of strings;
-    // `sudo_time` is sudo's own time of the event (UTC), the record's being when jitd read it.
+    // `sudo_time` is sudo's own time of the event (UTC), the record's being when jitd read it;
+    // `iolog` is sudo's I/O log of a command of a `record = "io"` privilege (for
+    // `sudoreplay`), empty for the others.
 
     CommandRun = "command.run" [if *after_expiry { Level::Notice } else { Level::Info }] {
         grant: String,
@@ -464,6 +466,7 @@ audit_events! {
         tty: String,
         argv: String,
         after_expiry: bool,
+        iolog: String,
     }
     CommandRefused = "command.refused" [Level::Notice] {
         grant: String,

@@ -66,11 +66,12 @@ impl Core {
             self.flavor,
             crate::effects::sudoers::SudoFlavor::Classic { .. }
         );
-        if p.record != crate::policy::Record::Commands || !classic {
+        use crate::policy::Record;
+        if p.record == Record::None || !classic {
             return String::new();
         }
         crate::ledger::ensure_dir(&self.cfg);
-        crate::ledger::defaults_line(&self.cfg, uid).unwrap_or_default()
+        crate::ledger::defaults(&self.cfg, uid, p.record == Record::Io).unwrap_or_default()
     }
 
     /// Purges one chunk of audit records older than `audit_retention_days`; true when there
@@ -214,6 +215,7 @@ impl Core {
                         tty: e.tty.clone(),
                         argv,
                         after_expiry: owner.after_expiry,
+                        iolog: e.iolog.clone(),
                     });
                 } else {
                     self.record(AuditEvent::CommandRefused {

@@ -140,6 +140,7 @@ mod tests {
             exit_value: None,
             signal: String::new(),
             run_ms: 0,
+            iolog: String::new(),
         }
     }
 

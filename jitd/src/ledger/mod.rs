@@ -49,15 +49,37 @@ pub fn dir(cfg: &Config) -> PathBuf {
 /// off or the path cannot be written in sudoers without quoting (then nothing is logged, and
 /// the daemon said so at start).
 pub fn defaults_line(cfg: &Config, uid: u32) -> Option<String> {
+    defaults(cfg, uid, false)
+}
+
+/// Like [`defaults_line`], with sudo's I/O log of the commands' output when `io`
+/// (`log_output`, `iolog_dir=<state_dir>/iolog`; root-only, replayed with `sudoreplay`).
+pub fn defaults(cfg: &Config, uid: u32, io: bool) -> Option<String> {
     if !cfg.ledger {
         return None;
     }
-    let file = dir(cfg).join(format!("{uid}.json"));
-    let path = file.to_str()?;
-    let plain = path
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c));
-    plain.then(|| format!("Defaults:#{uid} log_format=json, logfile={path}, log_exit_status\n"))
+    let plain = |p: &Path| {
+        p.to_str()
+            .filter(|s| {
+                s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c))
+            })
+            .map(str::to_string)
+    };
+    let log = plain(&dir(cfg).join(format!("{uid}.json")))?;
+    let output = if io {
+        format!(", log_output, iolog_dir={}", plain(&iolog_dir(cfg))?)
+    } else {
+        String::new()
+    };
+    Some(format!(
+        "Defaults:#{uid} log_format=json, logfile={log}, log_exit_status{output}\n"
+    ))
+}
+
+/// Where sudo keeps the I/O logs of `record = "io"` privileges.
+pub fn iolog_dir(cfg: &Config) -> PathBuf {
+    cfg.state_dir.join("iolog")
 }
 
 /// Makes the ledger's directory (root's, 0700) if it is missing: sudo does not make the

@@ -26,6 +26,8 @@ pub struct SudoEvent {
     pub exit_value: Option<i64>,
     pub signal: String,
     pub run_ms: u64,
+    /// sudo\'s I/O log of the command (`log_output`), for `sudoreplay`; empty without one.
+    pub iolog: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -227,6 +229,7 @@ fn event(key: &str, v: &Value) -> SudoEvent {
             .unwrap_or(0)
             .saturating_mul(1000)
             .saturating_add(run["nanoseconds"].as_u64().unwrap_or(0) / 1_000_000),
+        iolog: text(v, "iolog_path"),
     }
 }
 

@@ -120,6 +120,9 @@ pub enum Record {
     /// its exit status, in the command ledger.
     #[default]
     Commands,
+    /// Commands, and sudo's own I/O log of what they printed (`log_output`), for
+    /// `sudoreplay`.
+    Io,
     /// Nothing beyond the grant's own records.
     None,
 }

@@ -22,10 +22,16 @@ run_as = "root"
 commands = ["/usr/bin/true"]
 record = "none"
 
+[privilege.recorded]
+kind = "sudo"
+run_as = "root"
+commands = ["/usr/bin/id -un"]
+record = "io"
+
 [[rule]]
 name = "ops"
 users = ["alice", "bob"]
-privileges = ["whoami", "quiet"]
+privileges = ["whoami", "quiet", "recorded"]
 max_duration = "1h"
 max_active = 5
 reason_required = false

@@ -17,6 +17,7 @@ pub(super) fn samples() -> Vec<AuditEvent> {
             tty: "/dev/pts/1".into(),
             argv: r#"["/usr/bin/id","-u"]"#.into(),
             after_expiry: false,
+            iolog: "/var/lib/jitd/iolog/00/00/01".into(),
         },
         CommandRefused {
             grant: "g0123456789ab".into(),

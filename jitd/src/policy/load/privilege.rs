@@ -259,8 +259,12 @@ pub(super) fn privilege(
     );
     let record = r.one_of(
         raw.record.as_ref(),
-        &[("commands", Record::Commands), ("none", Record::None)],
-        |other| format!("record must be \"commands\" or \"none\", not {other:?}"),
+        &[
+            ("commands", Record::Commands),
+            ("io", Record::Io),
+            ("none", Record::None),
+        ],
+        |other| format!("record must be \"commands\", \"io\" or \"none\", not {other:?}"),
     );
     if matches!(kind, Some(PrivilegeKind::Gate { .. }))
         && raw.pam_services.as_ref().is_some_and(Vec::is_empty)
