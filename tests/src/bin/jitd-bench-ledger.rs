@@ -28,7 +28,7 @@ commands = ["/usr/bin/true"]
 
 [[rule]]
 name = "bench"
-users = ["benchuser"]
+users = ["benchuser", "benchuser2"]
 privileges = ["bench"]
 max_duration = "1h"
 reason_required = false
@@ -137,7 +137,7 @@ fn ingestion(sb: &Sandbox) {
     });
     // A grant that expires half-way through: how late is it taken off?
     let o = as_user(
-        "benchuser",
+        "benchuser2",
         &[
             "jitctl", "elevate", "bench", "--for", "5s", "--reason", "expiry",
         ],
@@ -197,6 +197,7 @@ fn ingestion(sb: &Sandbox) {
 fn main() {
     let sb = sandbox();
     ensure_user("benchuser");
+    ensure_user("benchuser2");
     ingestion(&sb);
     let mut d = Daemon::start(&sb, "bench-history", POLICY);
     d.stop();
