@@ -5,6 +5,7 @@
 
 mod agent;
 mod doctor;
+mod history;
 mod json;
 mod manpages;
 mod output;
@@ -133,6 +134,36 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// What happened: requests (also refused and invalid ones), grants, sessions, commands
+    /// and alerts, newest first, one page at a time. Yours, or everyone's with --all (admins).
+    History {
+        /// Every user's history (root or the admin group).
+        #[arg(long)]
+        all: bool,
+        /// One user's history (admins).
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        privilege: Option<String>,
+        /// Only these kinds of record, comma-separated (e.g. grant.applied,request.denied).
+        #[arg(long)]
+        kind: Option<String>,
+        /// From: a span back from now (90d) or a UTC date (2026-07-01).
+        #[arg(long)]
+        since: Option<String>,
+        /// Until (exclusive), written like --since.
+        #[arg(long)]
+        until: Option<String>,
+        /// Continue where the page before stopped (it prints the cursor).
+        #[arg(long)]
+        cursor: Option<i64>,
+        /// Entries per page (at most 1000).
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// The whole story of one grant: request, decision, apply, sessions, every command with
+    /// its exit status, end and recall.
+    Show { grant: String },
     /// Print a shell completion script (bash, zsh or fish) built from this CLI's definition.
     #[command(hide = true)]
     Completions { shell: clap_complete::Shell },
@@ -161,7 +192,17 @@ enum PolicyCommand {
 #[derive(Subcommand)]
 enum AuditCommand {
     /// Walk the hash-chained audit trail and name the first broken link (exit 1 if any).
+    /// An export file is checked with `jitd audit verify --file EXPORT` (no daemon needed).
     Verify,
+    /// Every record with host, seq, time, kind, fields and its seal, for a SIEM or an auditor
+    /// (admins); `jitd audit verify --file` checks the file.
+    Export {
+        /// A span back from now (90d) or a UTC date (2026-07-01); default: everything.
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long, value_parser = ["jsonl", "csv"], default_value = "jsonl")]
+        format: String,
+    },
 }
 
 fn parse_duration(text: &str) -> Result<u64, String> {
@@ -422,6 +463,32 @@ fn run(command: Command, out: &Out) -> Result<(), Failure> {
                     return Err(Failure::Broken);
                 }
             }
+            Command::Audit {
+                command: AuditCommand::Export { since, format },
+            } => history::export(&jitd, since.as_deref(), format == "csv").await?,
+            Command::History {
+                all,
+                user,
+                privilege,
+                kind,
+                since,
+                until,
+                cursor,
+                limit,
+            } => {
+                let args = history::HistoryArgs {
+                    all,
+                    user,
+                    privilege,
+                    kind,
+                    since,
+                    until,
+                    cursor,
+                    limit,
+                };
+                history::history(&jitd, args, out).await?;
+            }
+            Command::Show { grant } => history::show(&jitd, &grant, out).await?,
             Command::Policy { .. }
             | Command::Doctor { .. }
             | Command::Completions { .. }

@@ -62,6 +62,20 @@ pub struct Config {
     /// Bounds of that look, per grant: entries looked at, and seconds.
     pub setgid_scan_max_files: u64,
     pub setgid_scan_secs: u64,
+    /// The command ledger: sudo's JSON event log for each grant's user, read into the audit
+    /// trail (privileges with `record = "none"` are left out).
+    pub ledger: bool,
+    /// How often the ledger looks for new sudo events, in ms.
+    pub ledger_poll_ms: u64,
+    /// The alert rules in force (each an `alert.raised` record); see `crate::ledger::alerts`.
+    pub alerts: Vec<String>,
+    /// `denial-burst`: this many refusals (requests or commands) of one user within
+    /// `alert_denial_window_secs`.
+    pub alert_denials: u32,
+    pub alert_denial_window_secs: u64,
+    /// Audit records older than this many days are purged (0: never), after the chain's head
+    /// before them is kept as a checkpoint so the rest still verifies.
+    pub audit_retention_days: u64,
 }
 
 impl Default for Config {
@@ -88,6 +102,15 @@ impl Default for Config {
             setgid_scan_paths: Vec::new(),
             setgid_scan_max_files: 2_000_000,
             setgid_scan_secs: 15,
+            ledger: true,
+            ledger_poll_ms: 250,
+            alerts: crate::ledger::alerts::RULES
+                .iter()
+                .map(|r| (*r).to_string())
+                .collect(),
+            alert_denials: 5,
+            alert_denial_window_secs: 60,
+            audit_retention_days: 400,
         }
     }
 }

@@ -23,6 +23,7 @@ pub mod names;
 pub mod position;
 #[cfg(any(feature = "wire", feature = "policy"))]
 pub mod terms;
+pub mod when;
 #[cfg(feature = "wire")]
 pub mod wire;
 
@@ -52,6 +53,10 @@ pub mod failpoint;
 pub mod gate_socket;
 #[cfg(feature = "daemon")]
 pub mod grant;
+#[cfg(feature = "daemon")]
+pub mod history;
+#[cfg(feature = "daemon")]
+pub mod ledger;
 #[cfg(feature = "daemon")]
 pub mod polkit;
 #[cfg(feature = "daemon")]

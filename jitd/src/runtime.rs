@@ -267,6 +267,9 @@ async fn run(
         audit.clone(),
         current,
     ));
+    // The command ledger reads sudo's logs on threads of its own; it never holds the expiry
+    // loop for more than one batch.
+    let ledger = tokio::spawn(crate::ledger::tail(shared.clone()));
     let mut hangup =
         signal(SignalKind::hangup()).map_err(|e| RunError::Os(format!("no hangup signal: {e}")))?;
     let mut terminate = signal(SignalKind::terminate())
@@ -330,6 +333,8 @@ async fn run(
     on_bus.abort();
     let _ = on_bus.await;
     signals.abort();
+    ledger.abort();
+    let _ = ledger.await;
     // Recall in flight (a grant that just ended) is finished, SIGKILL stage and setgid files
     // included, before the process exits and takes the recaller's threads with it.
     shared

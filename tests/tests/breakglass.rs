@@ -55,6 +55,18 @@ fn break_glass_is_granted_at_once_once_a_day_and_reviewed_by_an_approver() {
     assert!(log.contains("event=breakglass.used"), "{log}");
     assert!(log.contains("reason=\"primary database is down\""), "{log}");
     let grant = live_grant("glass")["id"].as_str().unwrap().to_string();
+    // Every command under break-glass is an alert (the command ledger reads sudo's own log).
+    wait_for(
+        Duration::from_secs(5),
+        "the break-glass command alert",
+        || {
+            d.log().lines().any(|l| {
+                l.contains("event=alert.raised")
+                    && l.contains("rule=breakglass")
+                    && l.contains(&grant)
+            })
+        },
+    );
 
     // Approvers are told a review waits.
     let o = jitctl("bob", &["status"]);

@@ -151,7 +151,7 @@ fn notafter_is_written_in_utc_for_classic_sudo() {
     let uid = uid_of("alice").unwrap();
     let rule: Vec<&str> = text
         .lines()
-        .filter(|l| !l.starts_with("# ") && !l.is_empty())
+        .filter(|l| !l.starts_with("# ") && !l.starts_with("Defaults:") && !l.is_empty())
         .collect();
     assert_eq!(rule.len(), 1, "exactly one rule:\n{text}");
     assert!(

@@ -167,11 +167,24 @@ pub struct Verifier {
     report: ChainReport,
     /// Hash and format of the last intact record.
     last: Option<(String, u32)>,
+    /// The seq of the record before the first one pushed (0: the chain's start).
+    after: i64,
 }
 
 impl Verifier {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A walk that starts after record `after_seq`, whose hash and format are taken as given:
+    /// an export that starts mid-chain, or a chain whose older records were purged after a
+    /// checkpoint of their head.
+    pub fn resume(after_seq: i64, hash: &str, format: u32) -> Self {
+        Self {
+            report: ChainReport::default(),
+            last: Some((hash.to_string(), format)),
+            after: after_seq,
+        }
     }
 
     /// Checks the next record (in seq order); returns whether the chain still holds. After
@@ -202,7 +215,7 @@ impl Verifier {
     /// Order matters for naming the cause: position first (a missing record shows as a seq
     /// gap before it shows as a broken link), then the format, then the link, then the record.
     fn problem(&self, row: &ChainRow) -> Option<Problem> {
-        let expected = self.report.last_seq.map_or(1, |s| s + 1);
+        let expected = self.report.last_seq.unwrap_or(self.after) + 1;
         if row.seq != expected {
             return Some(Problem::Seq { expected });
         }

@@ -18,6 +18,8 @@ use crate::names::GrantId;
 use crate::terms::{ApprovalMode, GrantKind, Via};
 
 #[cfg(test)]
+mod ledger_samples;
+#[cfg(test)]
 mod tests;
 
 /// One field's value as the renderers see it: the key=value line writes each as text, JSON
@@ -540,6 +542,67 @@ audit_events! {
     SessionRecordClosed = "session.closed" [Level::Info] { session: String }
     SessionDbWriteFailed = "session.db_write_failed" [Level::Warning] { error: String }
 
+    // ---- the command ledger (sudo's own event log, attributed to grants) --------------------
+    // `grant` is the grant live for the uid when sudo was asked, or the last one that ended
+    // within the after-expiry window (`after_expiry`); `argv` is a JSON array of strings;
+    // `sudo_time` is sudo's own time of the event (UTC), the record's being when jitd read it;
+    // `iolog` is sudo's I/O log of a command of a `record = "io"` privilege (for
+    // `sudoreplay`), empty for the others.
+
+    CommandRun = "command.run" [if *after_expiry { Level::Notice } else { Level::Info }] {
+        grant: String,
+        uid: u32,
+        user: String,
+        uuid: String,
+        sudo_time: String,
+        runas: String,
+        cwd: String,
+        tty: String,
+        argv: String,
+        after_expiry: bool,
+        iolog: String,
+    }
+    CommandRefused = "command.refused" [Level::Notice] {
+        grant: String,
+        uid: u32,
+        user: String,
+        uuid: String,
+        sudo_time: String,
+        runas: String,
+        cwd: String,
+        tty: String,
+        argv: String,
+        why: String,
+        after_expiry: bool,
+    }
+    /// `exit` is the status, or 128+N for signal N (`signal` names it); `run_ms` how long the
+    /// command ran.
+    CommandExited = "command.exited" [Level::Info] {
+        grant: String,
+        uid: u32,
+        uuid: String,
+        sudo_time: String,
+        exit: i64,
+        signal: String,
+        run_ms: u64,
+    }
+    /// sudo's log for `uid` could not be read as it should: what was wrong and what jitd did
+    /// (the gap is on record; sudo itself keeps working).
+    LedgerProblem = "ledger.problem" [Level::Warning] {
+        uid: u32,
+        path: String,
+        problem: String,
+        action: String,
+    }
+    /// Something under a grant an auditor should look at now; `rule` names the check.
+    AlertRaised = "alert.raised" [Level::Warning] {
+        rule: String,
+        grant: String,
+        uid: u32,
+        user: String,
+        detail: String,
+    }
+
     // ---- the daemon -------------------------------------------------------------------------
 
     /// The one-shot sweep (the systemd timer) ran.
@@ -549,6 +612,14 @@ audit_events! {
     CallsThrottled = "calls.throttled" [Level::Notice] { uid: u32, refused: u64, window_secs: u64 }
     /// The wall clock was set; deadlines are checked again at once.
     ClockChanged = "clock.changed" [Level::Notice] {}
+    /// Records older than `audit_retention_days` were purged: `records` of them, up to
+    /// `upto_seq`, whose hash is kept as the `checkpoint` the rest of the chain verifies from.
+    AuditPurged = "audit.purged" [Level::Notice] {
+        upto_seq: u64,
+        records: u64,
+        checkpoint: String,
+        older_than: String,
+    }
     /// A record reached syslog but not the database; `lost` is the record's line.
     AuditDbWriteFailed = "audit.db_write_failed" [Level::Warning] { error: String, lost: String }
 }

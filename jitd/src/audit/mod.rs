@@ -19,7 +19,9 @@
 #![forbid(unsafe_code)]
 
 pub mod chain;
+pub mod export;
 pub mod heads;
+pub mod index;
 
 use std::fmt::{self, Display, Write as _};
 use std::sync::Mutex;
@@ -104,7 +106,9 @@ impl Audit {
     /// to syslog/stderr so the gap itself is on record.
     pub fn record(&self, store: Option<(&Store, &str)>, at_ms: i64, event: &AuditEvent) {
         let line = event.to_line();
-        let appended = store.map(|(store, host)| store.append_audit_head(at_ms, host, &line));
+        let key = index::history_key(event);
+        let appended =
+            store.map(|(store, host)| store.append_audit_indexed(at_ms, host, &line, key.as_ref()));
         match appended {
             Some(Ok(head)) => self.to_syslog(event.level(), &heads::with_head(&line, &head)),
             Some(Err(e)) => {

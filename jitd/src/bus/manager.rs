@@ -251,4 +251,65 @@ impl Manager {
             .await
             .unwrap_or_else(|| Err(Error::Unavailable("the audit check did not finish".into())))
     }
+
+    /// One page of history as JSON (`crate::history`); read off the core's lock.
+    async fn history(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        query: &str,
+    ) -> Result<String, Error> {
+        let ask = crate::history::HistoryAsk::parse(query)?;
+        let others = ask.all || !ask.user.is_empty();
+        let (caller, _permit) = self.0.caller(conn, &header, "History", others).await?;
+        let (db, accounts) = self.0.readers();
+        crate::history::offloaded(db, accounts, move |db, accounts| {
+            let filter = crate::history::filter_for(&ask, caller.uid, caller.admin, accounts)?;
+            crate::history::history_page(db, &filter, accounts)
+        })
+        .await
+    }
+
+    /// The whole story of one grant as JSON: its owner or an admin.
+    async fn show_grant(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        grant_id: &str,
+    ) -> Result<String, Error> {
+        let (uid, _permit) = self.0.admit(conn, &header).await?;
+        let (db, accounts) = self.0.readers();
+        let id = grant_id.to_string();
+        let (owner, story) = crate::history::offloaded(db, accounts, move |db, accounts| {
+            crate::history::grant_story(db, &id, accounts)
+        })
+        .await?;
+        // Someone else's grant reads as no grant at all, as for revoke: ids are not probed.
+        if owner != uid && !self.0.admin(conn, &header, uid, "ShowGrant").await {
+            return Err(Error::NotFound(format!("no grant {grant_id}")));
+        }
+        Ok(story)
+    }
+
+    /// One page of the audit export (JSON lines, or CSV rows with the header first) and the seq to continue after (0: done).
+    async fn export_audit(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        after_seq: i64,
+        since_ms: i64,
+        limit: u32,
+        csv: bool,
+    ) -> Result<(Vec<String>, i64), Error> {
+        let (caller, _permit) = self.0.caller(conn, &header, "ExportAudit", true).await?;
+        if !caller.admin {
+            return Err(self.0.not_admin("exporting the audit trail"));
+        }
+        let (db, accounts) = self.0.readers();
+        crate::history::offloaded(db, accounts, move |db, _| {
+            let (lines, next) = crate::history::export_page(db, after_seq, since_ms, limit)?;
+            Ok((crate::history::in_format(lines, after_seq == 0, csv), next))
+        })
+        .await
+    }
 }

@@ -41,4 +41,16 @@ impl Shared {
         // A panic while holding the lock must not wedge revocation: take the state as it is.
         self.engine.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// What the readers of history and the export need from the core: the database's path
+    /// and the accounts, taken under the lock for a moment.
+    pub fn readers(
+        &self,
+    ) -> (
+        std::path::PathBuf,
+        std::sync::Arc<dyn crate::policy::Accounts + Send + Sync>,
+    ) {
+        let core = self.engine();
+        (core.config().db_path(), core.accounts())
+    }
 }

@@ -170,6 +170,23 @@ pub trait Manager {
     /// for those `ListRequests` shows them to.
     #[zbus(signal)]
     fn request_changed(&self, request_id: &str, state: RequestState) -> zbus::Result<()>;
+    /// One page of history as JSON: the query is `{"all", "user", "privilege", "since_ms",
+    /// "until_ms", "cursor", "limit"}` (all optional); the answer `{"entries": [...],
+    /// "next_cursor": N | null}`. Others' history for admins only.
+    fn history(&self, query: &str) -> Result<String, Error>;
+
+    /// The whole story of one grant as JSON; its owner or an admin.
+    fn show_grant(&self, grant_id: &str) -> Result<String, Error>;
+
+    /// One page of the audit export (JSON lines, or CSV rows with the header on the first
+    /// page), and the seq to continue after (0: done); admins only.
+    fn export_audit(
+        &self,
+        after_seq: i64,
+        since_ms: i64,
+        limit: u32,
+        csv: bool,
+    ) -> Result<(Vec<String>, i64), Error>;
 }
 
 /// The root-only interface pam_jit calls from sudo/su.

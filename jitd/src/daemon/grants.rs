@@ -320,6 +320,7 @@ impl Core {
             }
         }
         self.unroute();
+        crate::ledger::trail::remove(&self.cfg);
         count
     }
 }

@@ -29,6 +29,7 @@ mod extend;
 mod gate_index;
 mod grants;
 mod hints;
+mod ledger;
 mod reauth;
 mod recall;
 mod reconcile;
@@ -48,6 +49,7 @@ use std::sync::{Arc, RwLock, RwLockWriteGuard};
 pub use approvals::RequestSignal;
 pub use gate_index::GateIndex;
 pub use hints::not_admin;
+pub use ledger::AFTER_EXPIRY_MS;
 pub use requests::{Ask, check_text};
 
 use crate::audit::{Audit, AuditEvent, PolkitAnswer};
@@ -99,6 +101,8 @@ pub struct Core {
     unusable: Option<String>,
     /// Tells the bus that a request waiting for approval changed.
     request_signal: Option<RequestSignal>,
+    /// Recent refusals per user, for the `denial-burst` alert.
+    refusals: ledger::Refusals,
 }
 
 /// Everything a core is built from; the daemon passes the real ones, tests fakes.
@@ -156,6 +160,7 @@ impl Core {
             ended,
             unusable,
             request_signal: None,
+            refusals: ledger::Refusals::default(),
         }
     }
 
@@ -176,6 +181,10 @@ impl Core {
         &self.cfg
     }
 
+    pub fn accounts(&self) -> Arc<dyn Accounts + Send + Sync> {
+        self.accounts.clone()
+    }
+
     /// Records `event` in the audit trail: syslog and the hash chain, with the time, this
     /// host's name and the next sequence number.
     pub fn record(&self, event: AuditEvent) {
@@ -185,6 +194,7 @@ impl Core {
             .is_none()
             .then_some((&self.store, self.hostname.as_str()));
         self.audit.record(store, self.clock.now().wall_ms, &event);
+        self.note_refusal(&event);
     }
 
     fn write_gate(&self) -> RwLockWriteGuard<'_, GateIndex> {

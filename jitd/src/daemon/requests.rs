@@ -236,6 +236,11 @@ impl Core {
             .map_err(|e| Error::InvalidArgument(e.to_string()))?,
             GrantSpec::Group { .. } | GrantSpec::Gate => String::new(),
         };
+        // The command ledger: sudo's own event log for the grant's user (`crate::ledger`).
+        let drop_in = match &spec {
+            GrantSpec::Sudo { .. } => drop_in + &self.ledger_defaults(uid, p),
+            GrantSpec::Group { .. } | GrantSpec::Gate => drop_in,
+        };
         Ok(GrantRecord {
             id,
             uid,

@@ -122,6 +122,20 @@ pub enum OnEnd {
     Terminate,
 }
 
+/// What jitd records of the commands run under a grant of the privilege (sudo grants).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Record {
+    /// sudo's own event log for the grant's user: every command accepted or refused, and
+    /// its exit status, in the command ledger.
+    #[default]
+    Commands,
+    /// Commands, and sudo's own I/O log of what they printed (`log_output`), for
+    /// `sudoreplay`.
+    Io,
+    /// Nothing beyond the grant's own records.
+    None,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PrivilegeKind {
     Sudo {
@@ -153,6 +167,7 @@ pub struct Privilege {
     pub on_end: OnEnd,
     /// The grant ends when the first elevated session recorded under it closes.
     pub session_bound: bool,
+    pub record: Record,
 }
 
 impl Privilege {

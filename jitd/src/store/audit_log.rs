@@ -3,7 +3,7 @@
 use rusqlite::{OptionalExtension, Row, params};
 
 use super::{Store, StoreError, insert_row};
-use crate::audit::chain::{ChainReport, ChainRow, Verifier};
+use crate::audit::chain::{ChainReport, ChainRow};
 
 /// Rows read per query when walking the whole chain: bounded memory on a long history.
 const VERIFY_PAGE: u32 = 1000;
@@ -93,8 +93,8 @@ impl Store {
 
     /// Walks the whole chain in pages and reports the first broken link, if any.
     pub fn verify_chain(&self) -> Result<ChainReport, StoreError> {
-        let mut verifier = Verifier::new();
-        let mut after = 0;
+        // After a retention purge the walk starts at the kept checkpoint.
+        let (mut verifier, mut after) = self.verifier()?;
         loop {
             let rows = self.audit_rows(after, VERIFY_PAGE)?;
             let Some(last) = rows.last() else {

@@ -164,10 +164,14 @@ const MIGRATIONS: &[Migration] = &[
         version: 5,
         apply: |c| c.execute_batch(V5_BREAKGLASS),
     },
+    Migration {
+        version: 6,
+        apply: super::history::migrate_v6,
+    },
 ];
 
 /// The newest schema this build knows: what [`upgrade`] leaves and read-only opens require.
-pub const SCHEMA_VERSION: u32 = 5;
+pub const SCHEMA_VERSION: u32 = 6;
 
 /// The database's schema version. 0 is a database with no jitd schema (a new, empty file); a
 /// database from the first release has `user_version` 0 but holds the `grants` table, and is

@@ -21,8 +21,11 @@
 mod audit_log;
 mod breakglass;
 mod grants;
+mod history;
+mod ledger;
 mod migrate;
 mod requests;
+mod retention;
 mod sessions;
 pub mod tombstones;
 
@@ -35,8 +38,11 @@ use rusqlite::{Connection, OpenFlags, ToSql};
 pub use audit_log::{AuditRow, ChainHead};
 pub use breakglass::BreakglassRecord;
 pub use grants::Unreadable;
+pub use history::{HistoryFilter, HistoryRow};
+pub use ledger::LedgerPosition;
 pub use migrate::SCHEMA_VERSION;
 pub use requests::{RequestRecord, VoteRecord};
+pub use retention::Checkpoint;
 
 /// How long a read-only open waits on a lock: readers only meet one while a writer
 /// checkpoints or recovers the WAL, which is short.

@@ -30,7 +30,7 @@ fn gid(s: &str) -> GrantId {
 fn samples() -> Vec<AuditEvent> {
     use AuditEvent::*;
     let g = || gid("g0123456789ab");
-    vec![
+    let mut all = vec![
         ReconcileTempRemoved { count: 3 },
         ReconcileTempFailed {
             error: "Permission denied (os error 13)".into(),
@@ -362,7 +362,9 @@ fn samples() -> Vec<AuditEvent> {
             error: "database is locked".into(),
             lost: "event=grant.applied grant=g0123456789ab uid=1001".into(),
         },
-    ]
+    ];
+    all.extend(super::ledger_samples::samples());
+    all
 }
 
 #[test]
@@ -562,7 +564,10 @@ fn levels_are_todays() {
             | SessionClosed { .. }
             | SessionRecordClosed { .. }
             | SweepDone { .. }
+            | CommandExited { .. }
             | GrantMarkerWritten { .. } => Level::Info,
+            CommandRun { after_expiry, .. } if !after_expiry => Level::Info,
+            CommandRun { .. } | CommandRefused { .. } => Level::Notice,
             RequestInvalid { .. }
             | MarkerExpired { .. }
             | GrantEndRecorded { .. }
@@ -577,6 +582,7 @@ fn levels_are_todays() {
             | RequestActionRefused { .. }
             | RequestDecided { .. }
             | GrantExtended { .. }
+            | AuditPurged { .. }
             | ClockChanged {} => Level::Notice,
             BreakglassUsed { .. } => Level::Alert,
             BreakglassReviewed { outcome, .. } if outcome == "misuse" => Level::Alert,

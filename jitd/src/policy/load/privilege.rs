@@ -9,7 +9,7 @@ use toml::Spanned;
 use super::diagnostics::{Reporter, Warnings};
 use crate::names::{GroupName, PrivilegeName, SudoCommand, UserName};
 use crate::policy::routes::SERVICE_PREFIX;
-use crate::policy::{Accounts, OnEnd, Privilege, PrivilegeKind};
+use crate::policy::{Accounts, OnEnd, Privilege, PrivilegeKind, Record};
 
 /// Groups whose membership is as good as root, or close enough, with why; granting one needs
 /// `allow_sensitive_group = true` on the privilege.
@@ -85,6 +85,7 @@ pub(super) struct RawPrivilege {
     pam_services: Option<Vec<Spanned<String>>>,
     on_end: Option<Spanned<String>>,
     session_bound: Option<bool>,
+    record: Option<Spanned<String>>,
 }
 
 pub(super) fn privilege(
@@ -256,6 +257,15 @@ pub(super) fn privilege(
         &[("keep", OnEnd::Keep), ("terminate", OnEnd::Terminate)],
         |other| format!("on_end must be \"keep\" or \"terminate\", not {other:?}"),
     );
+    let record = r.one_of(
+        raw.record.as_ref(),
+        &[
+            ("commands", Record::Commands),
+            ("io", Record::Io),
+            ("none", Record::None),
+        ],
+        |other| format!("record must be \"commands\", \"io\" or \"none\", not {other:?}"),
+    );
     if matches!(kind, Some(PrivilegeKind::Gate { .. }))
         && raw.pam_services.as_ref().is_some_and(Vec::is_empty)
         && raw.commands.is_none()
@@ -275,6 +285,7 @@ pub(super) fn privilege(
         pam_services,
         on_end,
         session_bound: raw.session_bound.unwrap_or(false),
+        record,
     })
 }
 
