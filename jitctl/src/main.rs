@@ -8,6 +8,7 @@ mod json;
 mod manpages;
 mod output;
 mod policy_check;
+mod report;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -123,6 +124,13 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Policy suggestions from the audit history (no daemon needed).
+    Suggest(report::SuggestArgs),
+    /// The period's access report for auditors (no daemon needed).
+    Report(report::ReportArgs),
+    /// Write a seeded, generated history (exports and policy) for trying report and suggest.
+    #[command(hide = true)]
+    GenerateHistory(report::GenerateArgs),
     /// Print a shell completion script (bash, zsh or fish) built from this CLI's definition.
     #[command(hide = true)]
     Completions { shell: clap_complete::Shell },
@@ -309,6 +317,12 @@ fn run(command: Command, out: &Out) -> Result<(), Failure> {
     {
         return policy_check::run(&paths, strict, out);
     }
+    match &command {
+        Command::Suggest(args) => return report::run_suggest(args, out),
+        Command::Report(args) => return report::run_report(args, out),
+        Command::GenerateHistory(args) => return report::run_generate(args),
+        _ => {}
+    }
     if let Command::Doctor { config } = &command {
         return doctor::run(config, out);
     }
@@ -394,7 +408,10 @@ fn run(command: Command, out: &Out) -> Result<(), Failure> {
             Command::Policy { .. }
             | Command::Doctor { .. }
             | Command::Completions { .. }
-            | Command::Manpage { .. } => {}
+            | Command::Manpage { .. }
+            | Command::Suggest(_)
+            | Command::Report(_)
+            | Command::GenerateHistory(_) => {}
         }
         Ok(())
     })

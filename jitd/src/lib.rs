@@ -54,6 +54,8 @@ pub mod gate_socket;
 pub mod grant;
 #[cfg(feature = "daemon")]
 pub mod polkit;
+#[cfg(feature = "report")]
+pub mod report;
 #[cfg(feature = "daemon")]
 pub mod runtime;
 #[cfg(feature = "daemon")]

@@ -1,0 +1,161 @@
+//! `jitctl suggest` and `jitctl report`: policy suggestions and the period's access report from
+//! the audit trail, without the daemon (a database read read-only, or exports of many hosts).
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+use jitd::report::{self, generate, input, period, policy_view::PolicyView, render, suggest};
+
+use crate::Failure;
+use crate::output::Out;
+
+const DEFAULT_DB: &str = "/var/lib/jitd/state.db";
+const DEFAULT_POLICY: &str = "/etc/jitd/policy.toml";
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum SuggestFormat {
+    Text,
+    Json,
+    Toml,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Json,
+    Csv,
+    Html,
+}
+
+#[derive(Args)]
+pub struct Source {
+    /// JSON-lines audit exports (any number of hosts), or one state database.
+    #[arg(long, num_args = 1.., value_name = "EXPORT")]
+    hosts: Vec<PathBuf>,
+    /// The policy file (or policy.d directory) the history ran under.
+    #[arg(long, default_value = DEFAULT_POLICY)]
+    policy: PathBuf,
+}
+
+#[derive(Args)]
+pub struct SuggestArgs {
+    #[command(flatten)]
+    source: Source,
+    /// How far back to look, ending at the newest record.
+    #[arg(long, default_value = "90d")]
+    window: String,
+    #[arg(long, value_enum, default_value = "text")]
+    format: SuggestFormat,
+}
+
+#[derive(Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    source: Source,
+    /// A quarter (2026Q4).
+    #[arg(long, conflicts_with = "since", required_unless_present = "since")]
+    period: Option<String>,
+    /// From this day (2026-10-01) to the newest record.
+    #[arg(long)]
+    since: Option<String>,
+    #[arg(long, value_enum, default_value = "text")]
+    format: ReportFormat,
+}
+
+#[derive(Args)]
+pub struct GenerateArgs {
+    #[arg(long, default_value_t = 17)]
+    seed: u64,
+    #[arg(long, default_value_t = 3)]
+    hosts: usize,
+    #[arg(long, default_value_t = 92)]
+    days: i64,
+    #[arg(long, default_value_t = 0)]
+    extra_users: usize,
+    /// Directory for HOST.jsonl exports and policy.toml.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+fn load(
+    source: &Source,
+) -> Result<(report::model::Facts, Vec<input::HostSummary>, PolicyView), Failure> {
+    let paths = if source.hosts.is_empty() {
+        vec![PathBuf::from(DEFAULT_DB)]
+    } else {
+        source.hosts.clone()
+    };
+    let (facts, hosts) = report::gather(input::open(&paths).as_ref()).map_err(Failure::Other)?;
+    let policy = PolicyView::read(&source.policy).map_err(Failure::Other)?;
+    Ok((facts, hosts, policy))
+}
+
+fn newest(hosts: &[input::HostSummary]) -> i64 {
+    hosts.iter().map(|h| h.last_ms).max().unwrap_or(0)
+}
+
+fn suggestions(
+    facts: &report::model::Facts,
+    hosts: &[input::HostSummary],
+    policy: &PolicyView,
+    window: &str,
+) -> Result<Vec<suggest::Suggestion>, Failure> {
+    let secs = jitd::duration::parse(window)
+        .map_err(|e| Failure::Other(format!("--window {window}: {e}")))?;
+    let thresholds = suggest::Thresholds {
+        window_ms: i64::try_from(secs).unwrap_or(i64::MAX / 2) * 1000,
+        ..suggest::Thresholds::default()
+    };
+    Ok(suggest::suggest(facts, policy, &thresholds, newest(hosts)))
+}
+
+pub fn run_suggest(args: &SuggestArgs, _out: &Out) -> Result<(), Failure> {
+    let (facts, hosts, policy) = load(&args.source)?;
+    let list = suggestions(&facts, &hosts, &policy, &args.window)?;
+    let text = match args.format {
+        SuggestFormat::Text => suggest::to_text(&list),
+        SuggestFormat::Toml => suggest::to_toml(&list),
+        SuggestFormat::Json => {
+            let doc = serde_json::json!({"schema": "jitd-suggestions-v1", "suggestions": list});
+            format!(
+                "{}\n",
+                serde_json::to_string_pretty(&doc).unwrap_or_default()
+            )
+        }
+    };
+    print!("{text}");
+    Ok(())
+}
+
+pub fn run_report(args: &ReportArgs, _out: &Out) -> Result<(), Failure> {
+    let (facts, hosts, policy) = load(&args.source)?;
+    let which = args
+        .period
+        .as_deref()
+        .or(args.since.as_deref())
+        .unwrap_or("");
+    let period = period::Period::parse(which, newest(&hosts)).map_err(Failure::Other)?;
+    let list = suggestions(&facts, &hosts, &policy, "90d")?;
+    let r = period::build(&facts, &hosts, &policy, &period, list);
+    let text = match args.format {
+        ReportFormat::Text => render::text(&r),
+        ReportFormat::Json => render::json(&r),
+        ReportFormat::Csv => render::csv(&r),
+        ReportFormat::Html => report::html::html(&r),
+    };
+    print!("{text}");
+    Ok(())
+}
+
+pub fn run_generate(args: &GenerateArgs) -> Result<(), Failure> {
+    let config = generate::Config {
+        seed: args.seed,
+        hosts: args.hosts,
+        days: args.days,
+        extra_users: args.extra_users,
+        ..generate::Config::default()
+    };
+    generate::generate(&config)
+        .write_dir(&args.out)
+        .map_err(|e| Failure::Other(format!("{}: {e}", args.out.display())))
+}
