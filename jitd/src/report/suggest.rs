@@ -11,6 +11,10 @@ use super::model::{Facts, Grant};
 use super::policy_view::{PolicyView, escalation_capable};
 use crate::duration;
 
+mod text;
+
+pub use text::{covers, render_change, to_text, to_toml};
+
 /// Thresholds, each with its default from the issue.
 #[derive(Debug, Clone)]
 pub struct Thresholds {
@@ -474,107 +478,5 @@ pub fn suggest(facts: &Facts, policy: &PolicyView, t: &Thresholds, end_ms: i64) 
         );
     }
     out.sort_by(|a, b| (a.kind, &a.subject).cmp(&(b.kind, &b.subject)));
-    out
-}
-
-/// Whether a policy command covers a run argv: the same text, or a program given without
-/// arguments (sudo's "any arguments").
-pub fn covers(command: &str, argv: &str) -> bool {
-    command == argv || (!command.contains(' ') && argv.split(' ').next() == Some(command))
-}
-
-/// The change as policy text.
-pub fn render_change(change: &Change, policy: &PolicyView) -> String {
-    match change {
-        Change::SetRuleDuration { rule, key, value } => {
-            format!("# in [[rule]] name = \"{rule}\"\n{key} = \"{value}\"\n")
-        }
-        Change::RemoveRuleUser { rule, user } => {
-            let users: Vec<String> = policy
-                .rule(rule)
-                .map(|r| {
-                    r.users
-                        .iter()
-                        .filter(|u| *u != user)
-                        .map(|u| format!("\"{u}\""))
-                        .collect()
-                })
-                .unwrap_or_default();
-            format!(
-                "# in [[rule]] name = \"{rule}\"\nusers = [{}]\n",
-                users.join(", ")
-            )
-        }
-        Change::RemoveCommand { privilege, command } => {
-            let commands: Vec<String> = policy
-                .privilege(privilege)
-                .map(|p| {
-                    p.commands
-                        .iter()
-                        .filter(|c| *c != command)
-                        .map(|c| format!("{c:?}"))
-                        .collect()
-                })
-                .unwrap_or_default();
-            format!(
-                "[privilege.{privilege}]\ncommands = [{}]\n",
-                commands.join(", ")
-            )
-        }
-        Change::AddCommand { privilege, command } => {
-            let mut commands: Vec<String> = policy
-                .privilege(privilege)
-                .map(|p| p.commands.iter().map(|c| format!("{c:?}")).collect())
-                .unwrap_or_default();
-            commands.push(format!("{command:?}"));
-            format!(
-                "[privilege.{privilege}]\ncommands = [{}]\n",
-                commands.join(", ")
-            )
-        }
-        Change::AddRule { toml } => toml.clone(),
-        Change::Review => "# no policy change: review with the people involved\n".into(),
-    }
-}
-
-/// Text for people.
-pub fn to_text(list: &[Suggestion]) -> String {
-    let mut out = String::new();
-    if list.is_empty() {
-        out.push_str("No suggestions.\n");
-    }
-    for s in list {
-        out.push_str(&format!(
-            "{} {} ({})\n  {}\n  evidence: {} grants/events, {} .. {}; {}",
-            s.id,
-            s.kind,
-            s.subject,
-            s.summary,
-            s.evidence.count,
-            s.evidence.first_seen,
-            s.evidence.last_seen,
-            s.evidence.detail
-        ));
-        if !s.evidence.samples.is_empty() {
-            out.push_str(&format!("; e.g. {}", s.evidence.samples.join(", ")));
-        }
-        out.push_str(&format!("\n  window: {}\n", s.window));
-        for line in s.toml.lines() {
-            out.push_str(&format!("    {line}\n"));
-        }
-        out.push('\n');
-    }
-    out
-}
-
-/// The policy changes alone, as one TOML text with each suggestion's id above its change.
-pub fn to_toml(list: &[Suggestion]) -> String {
-    let mut out = String::new();
-    for s in list {
-        out.push_str(&format!(
-            "# {} {}: {}\n{}\n",
-            s.id, s.kind, s.summary, s.toml
-        ));
-    }
     out
 }
