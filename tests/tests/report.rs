@@ -1,0 +1,130 @@
+//! The access report as an auditor opens it: the HTML page in a real headless browser
+//! (chromium), offline, with its charts drawn. The screenshot's pixels are counted, not the
+//! DOM: a chart that is in the page but renders empty fails. The screenshot is kept as
+//! `target/report-screenshot.png`.
+
+#![allow(clippy::disallowed_methods)] // runs jitctl, chromium and python3: this is the edge
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn jitctl() -> PathBuf {
+    workspace().join("target/debug/jitctl")
+}
+
+/// Counts, per colour, the pixels of a PNG (8-bit RGB/RGBA, not interlaced) that are exactly
+/// that colour; python3's zlib does the inflating.
+const COUNT_PIXELS: &str = r#"
+import sys, zlib, struct
+data = open(sys.argv[1], 'rb').read()
+pos, idat, w, h, ct = 8, b'', 0, 0, 0
+while pos < len(data):
+    n, t = struct.unpack('>I4s', data[pos:pos+8]); body = data[pos+8:pos+8+n]; pos += 12 + n
+    if t == b'IHDR': w, h, depth, ct = struct.unpack('>IIBB', body[:10])
+    elif t == b'IDAT': idat += body
+bpp = 4 if ct == 6 else 3
+raw, stride = zlib.decompress(idat), w * bpp
+prev, rows, i = bytearray(stride), [], 0
+for _ in range(h):
+    f = raw[i]; line = bytearray(raw[i+1:i+1+stride]); i += 1 + stride
+    for x in range(stride):
+        a = line[x-bpp] if x >= bpp else 0; b = prev[x]; c = prev[x-bpp] if x >= bpp else 0
+        if f == 1: line[x] = (line[x] + a) & 255
+        elif f == 2: line[x] = (line[x] + b) & 255
+        elif f == 3: line[x] = (line[x] + (a + b) // 2) & 255
+        elif f == 4:
+            p = a + b - c; pa, pb, pc = abs(p-a), abs(p-b), abs(p-c)
+            line[x] = (line[x] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+    rows.append(line); prev = line
+for hexc in sys.argv[2:]:
+    want = bytes.fromhex(hexc)
+    print(hexc, sum(1 for r in rows for x in range(0, stride, bpp) if r[x:x+3] == want))
+"#;
+
+#[test]
+#[ignore = "end-to-end: needs chromium and python3 (tests/deps)"]
+fn html_report_renders_its_charts_in_a_headless_browser() {
+    let dir = std::env::temp_dir().join(format!("jitd-report-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = Command::new(jitctl())
+        .args(["generate-history", "--out"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut exports: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .collect();
+    exports.sort();
+    let out = Command::new(jitctl())
+        .args([
+            "report", "--period", "2026Q4", "--format", "html", "--policy",
+        ])
+        .arg(dir.join("policy.toml"))
+        .arg("--hosts")
+        .args(&exports)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let page = dir.join("report.html");
+    std::fs::write(&page, &out.stdout).unwrap();
+    let shot = workspace().join("target/report-screenshot.png");
+    let _ = std::fs::remove_file(&shot);
+    // No network is needed or allowed: the page is one file.
+    let browser = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--hide-scrollbars",
+            "--proxy-server=127.0.0.1:9",
+            "--window-size=1400,2600",
+        ])
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("chromium is installed (tests/deps)");
+    assert!(
+        shot.exists(),
+        "no screenshot: {}",
+        String::from_utf8_lossy(&browser.stderr)
+    );
+    let counted = Command::new("python3")
+        .args(["-c", COUNT_PIXELS])
+        .arg(&shot)
+        .args(["1f77b4", "ff7f0e", "2ca02c"])
+        .output()
+        .unwrap();
+    assert!(
+        counted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&counted.stderr)
+    );
+    let text = String::from_utf8_lossy(&counted.stdout);
+    let count = |hex: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(hex).map(|n| n.trim().parse().unwrap()))
+            .unwrap()
+    };
+    // Bars of the five charts: blue in every chart, orange and green in the stacked ones.
+    // A page whose SVG did not render has none of these exact colours.
+    assert!(count("1f77b4") > 20_000, "blue bars: {text}");
+    assert!(count("ff7f0e") > 10_000, "orange bars: {text}");
+    assert!(count("2ca02c") > 5_000, "green bars: {text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
