@@ -200,26 +200,13 @@ fn export_record(text: &str) -> Result<(Event, Option<ChainRow>), String> {
     let event = if let Some(line) = value["line"].as_str() {
         Event::from_line(&host, seq, at_ms, line)?
     } else {
+        // The export's fields are typed JSON already: each becomes its text as the codec's
+        // loose reader makes it, without writing the object out and reading it again.
         let kind = value["kind"].as_str().ok_or("no kind")?.to_string();
-        let mut object = serde_json::Map::new();
-        object.insert("event".into(), Value::String(kind));
-        if let Some(fields) = value["fields"].as_object() {
-            for (k, v) in fields {
-                object.insert(k.clone(), v.clone());
-            }
-        }
-        let json = Value::Object(object).to_string();
-        let (kind, fields) = match AuditEvent::from_json(&json) {
-            Ok(event) => (
-                event.kind().to_string(),
-                event
-                    .fields()
-                    .into_iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-            ),
-            Err(_) => loose_fields(&json).map_err(|e| e.to_string())?,
-        };
+        let fields = value["fields"]
+            .as_object()
+            .map(|map| map.iter().map(|(k, v)| (k.clone(), json_text(v))).collect())
+            .unwrap_or_default();
         Event {
             host: host.clone(),
             seq,
@@ -248,6 +235,16 @@ fn export_record(text: &str) -> Result<(Event, Option<ChainRow>), String> {
         _ => None,
     };
     Ok((event, row))
+}
+
+/// A JSON value's text as a record field: strings as they are, numbers and booleans as
+/// written, arrays comma-joined (pid lists).
+fn json_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Array(items) => items.iter().map(json_text).collect::<Vec<_>>().join(","),
+        other => other.to_string(),
+    }
 }
 
 /// A time as milliseconds since the epoch, or RFC 3339 UTC text (`2026-10-01T08:00:00Z`,

@@ -104,8 +104,8 @@ struct Pending {
 /// Everything the reports and suggestions need, keyed so iteration order is fixed.
 #[derive(Debug, Default)]
 pub struct Facts {
-    /// By (host, grant id).
-    pub grants: BTreeMap<(String, String), Grant>,
+    /// By host, then grant id: records name a grant by its id, on the host that wrote them.
+    pub grants: BTreeMap<String, BTreeMap<String, Grant>>,
     pub denials: Vec<Denial>,
     pub refusals: Vec<Refusal>,
     pub exceptions: Vec<Exception>,
@@ -122,15 +122,16 @@ pub struct Facts {
     pending: BTreeMap<(String, String), Pending>,
     /// Approvals recorded before their grant's allow: when asked, and by whom.
     approved: BTreeMap<String, (Option<i64>, Vec<String>)>,
-    /// Grants by id alone, for records that carry only the id (a grant id is random and
-    /// unique across hosts).
-    by_id: BTreeMap<String, (String, String)>,
 }
 
 impl Facts {
-    fn grant(&mut self, id: &str) -> Option<&mut Grant> {
-        let key = self.by_id.get(id)?;
-        self.grants.get_mut(key)
+    fn grant(&mut self, host: &str, id: &str) -> Option<&mut Grant> {
+        self.grants.get_mut(host)?.get_mut(id)
+    }
+
+    /// Every grant, by host and id.
+    pub fn all(&self) -> impl Iterator<Item = &Grant> {
+        self.grants.values().flat_map(BTreeMap::values)
     }
 
     /// Folds one record in.
@@ -160,7 +161,7 @@ impl Facts {
                     .filter(|s| !s.is_empty())
                     .map(str::to_string)
                     .collect();
-                if let Some(g) = self.grant(e.get("grant")) {
+                if let Some(g) = self.grant(&e.host, e.get("grant")) {
                     g.approvers = approvers;
                     g.approval = "human".into();
                     g.requested_ms = asked.unwrap_or(g.requested_ms);
@@ -204,36 +205,35 @@ impl Facts {
                     g.approvers = approvers;
                     g.approval = "human".into();
                 }
-                self.by_id.insert(id.clone(), (host.clone(), id.clone()));
-                self.grants.insert((host, id), g);
+                self.grants.entry(host).or_default().insert(id, g);
             }
             "breakglass.used" => {
                 self.has_approvals = true;
-                if let Some(g) = self.grant(e.get("grant")) {
+                if let Some(g) = self.grant(&e.host, e.get("grant")) {
                     g.approval = "breakglass".into();
                 }
             }
             "breakglass.reviewed" => {
                 let outcome = format!("{} by {}", e.get("outcome"), e.get("reviewer"));
-                if let Some(g) = self.grant(e.get("grant")) {
+                if let Some(g) = self.grant(&e.host, e.get("grant")) {
                     g.review = Some(outcome);
                 }
             }
             "grant.applied" => {
-                if let Some(g) = self.grant(e.get("grant")) {
+                if let Some(g) = self.grant(&e.host, e.get("grant")) {
                     g.applied_ms = Some(e.at_ms);
                 }
             }
             "grant.apply_failed" => {
                 let detail = format!("{}: {}", e.get("grant"), e.get("error"));
-                if let Some(g) = self.grant(e.get("grant")) {
+                if let Some(g) = self.grant(&e.host, e.get("grant")) {
                     g.apply_failed = true;
                 }
                 self.exception(e, detail);
             }
             "grant.expired" | "grant.revoked" | "grant.dropped" | "grant.rolled_back" => {
                 let late = (e.kind == "grant.expired").then(|| e.num("late_ms"));
-                if let Some(g) = self.grant(e.get("grant")) {
+                if let Some(g) = self.grant(&e.host, e.get("grant")) {
                     g.ended_ms = Some(e.at_ms);
                     g.end = e.kind.trim_start_matches("grant.").into();
                     g.late_ms = late;
@@ -241,37 +241,37 @@ impl Facts {
             }
             "grant.remove_failed" => {
                 let detail = format!("{}: {}", e.get("grant"), e.get("error"));
-                if let Some(g) = self.grant(e.get("grant")) {
+                if let Some(g) = self.grant(&e.host, e.get("grant")) {
                     g.remove_failed += 1;
                 }
                 self.exception(e, detail);
             }
             "grant.repaired" => {
                 let detail = format!("{}: found {}", e.get("grant"), e.get("found"));
-                if let Some(g) = self.grant(e.get("grant")) {
+                if let Some(g) = self.grant(&e.host, e.get("grant")) {
                     g.repaired += 1;
                 }
                 self.exception(e, detail);
             }
             "recall.finished" | "recall.incomplete" => {
-                if let Some(g) = self.grant(e.get("grant")) {
+                if let Some(g) = self.grant(&e.host, e.get("grant")) {
                     g.recalled = true;
                 }
             }
             "session.opened" => {
-                if let Some(g) = self.grant(e.get("grant")) {
+                if let Some(g) = self.grant(&e.host, e.get("grant")) {
                     g.sessions += 1;
                 }
             }
             "session.closed" => {
-                if let Some(g) = self.grant(e.get("grant")) {
+                if let Some(g) = self.grant(&e.host, e.get("grant")) {
                     g.last_use_ms = Some(g.last_use_ms.unwrap_or(0).max(e.at_ms));
                 }
             }
             "command.finished" => {
                 self.has_commands = true;
                 let argv = e.get("argv").to_string();
-                if let Some(g) = self.grant(e.get("grant")) {
+                if let Some(g) = self.grant(&e.host, e.get("grant")) {
                     g.commands += 1;
                     g.argvs.insert(argv);
                     g.last_use_ms = Some(g.last_use_ms.unwrap_or(0).max(e.at_ms));
@@ -280,7 +280,7 @@ impl Facts {
             "command.refused" => {
                 self.has_commands = true;
                 let (mut user, mut privilege) = (String::new(), String::new());
-                if let Some(g) = self.grant(e.get("grant")) {
+                if let Some(g) = self.grant(&e.host, e.get("grant")) {
                     g.refusals += 1;
                     user.clone_from(&g.user);
                     privilege.clone_from(&g.privilege);

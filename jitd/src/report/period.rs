@@ -163,8 +163,7 @@ pub fn build(
     suggestions: Vec<Suggestion>,
 ) -> Report {
     let grants: Vec<_> = facts
-        .grants
-        .values()
+        .all()
         .filter(|g| period.contains(g.allowed_ms))
         .collect();
     let population = grants
@@ -252,6 +251,13 @@ pub fn build(
     // Eligibility at the period's end, from the rules' users (groups are resolved on the host).
     let mut eligibility = Vec::new();
     let mut seen = BTreeSet::new();
+    let mut last_use: BTreeMap<(&str, &str), i64> = BTreeMap::new();
+    for g in facts.all().filter(|g| g.allowed_ms < period.end_ms) {
+        let at = last_use
+            .entry((&g.user, &g.privilege))
+            .or_insert(g.allowed_ms);
+        *at = (*at).max(g.allowed_ms);
+    }
     for rule in &policy.rules {
         let principals: Vec<String> = rule
             .users
@@ -264,14 +270,7 @@ pub fn build(
                 if !seen.insert((user.clone(), privilege.clone())) {
                     continue;
                 }
-                let last = facts
-                    .grants
-                    .values()
-                    .filter(|g| {
-                        g.user == user && g.privilege == *privilege && g.allowed_ms < period.end_ms
-                    })
-                    .map(|g| g.allowed_ms)
-                    .max();
+                let last = last_use.get(&(user.as_str(), privilege.as_str())).copied();
                 let idle = last.map(|l| period.end_ms - l);
                 let recommendation = match idle {
                     _ if user.starts_with("group:") => "review the group's members",

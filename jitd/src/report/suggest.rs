@@ -138,8 +138,7 @@ pub fn suggest(facts: &Facts, policy: &PolicyView, t: &Thresholds, end_ms: i64) 
     let start_ms = end_ms - t.window_ms;
     let window = format!("{} .. {}", day(start_ms), day(end_ms));
     let grants: Vec<&Grant> = facts
-        .grants
-        .values()
+        .all()
         .filter(|g| g.allowed_ms >= start_ms && g.allowed_ms <= end_ms)
         .collect();
     let mut out = Vec::new();
@@ -269,32 +268,33 @@ pub fn suggest(facts: &Facts, policy: &PolicyView, t: &Thresholds, end_ms: i64) 
     }
 
     // remove-eligibility: a user named in a rule who asked for none of its privileges.
-    let covered = facts
-        .grants
-        .values()
-        .map(|g| g.allowed_ms)
-        .min()
-        .unwrap_or(end_ms)
-        <= start_ms + 86_400_000;
+    let covered =
+        facts.all().map(|g| g.allowed_ms).min().unwrap_or(end_ms) <= start_ms + 86_400_000;
     if covered {
+        let denied: BTreeSet<(&str, &str)> = facts
+            .denials
+            .iter()
+            .filter(|d| d.at_ms >= start_ms && d.at_ms <= end_ms)
+            .map(|d| (d.user.as_str(), d.privilege.as_str()))
+            .collect();
+        let mut ever: BTreeMap<(&str, &str), i64> = BTreeMap::new();
+        for g in facts.all() {
+            let at = ever.entry((&g.user, &g.privilege)).or_insert(g.allowed_ms);
+            *at = (*at).max(g.allowed_ms);
+        }
         for rule in &policy.rules {
             for user in &rule.users {
-                let asked = grants
-                    .iter()
-                    .any(|g| g.user == *user && rule.privileges.contains(&g.privilege))
-                    || facts.denials.iter().any(|d| {
-                        d.user == *user
-                            && d.at_ms >= start_ms
-                            && rule.privileges.contains(&d.privilege)
-                    });
+                let asked = rule.privileges.iter().any(|p| {
+                    pairs.contains_key(&(user.as_str(), p.as_str()))
+                        || denied.contains(&(user.as_str(), p.as_str()))
+                });
                 if asked {
                     continue;
                 }
-                let last = facts
-                    .grants
-                    .values()
-                    .filter(|g| g.user == *user && rule.privileges.contains(&g.privilege))
-                    .map(|g| g.allowed_ms)
+                let last = rule
+                    .privileges
+                    .iter()
+                    .filter_map(|p| ever.get(&(user.as_str(), p.as_str())).copied())
                     .max();
                 add(
                     "remove-eligibility",
