@@ -9,6 +9,7 @@ mod manpages;
 mod output;
 mod policy_check;
 mod report;
+mod suggest_apply;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;

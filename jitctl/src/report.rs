@@ -9,7 +9,7 @@ use jitd::report::{self, generate, input, period, policy_view::PolicyView, rende
 use crate::Failure;
 use crate::output::Out;
 
-const DEFAULT_DB: &str = "/var/lib/jitd/state.db";
+const DEFAULT_DB: &str = "/var/lib/jitd/jitd.db";
 const DEFAULT_POLICY: &str = "/etc/jitd/policy.toml";
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -46,6 +46,16 @@ pub struct SuggestArgs {
     window: String,
     #[arg(long, value_enum, default_value = "text")]
     format: SuggestFormat,
+    /// Apply the suggestion with this id to the policy file given with --to (root: the
+    /// acceptance goes to the audit trail).
+    #[arg(long, value_name = "ID", requires = "to")]
+    apply: Option<String>,
+    /// The policy file to write (temporary file, policy check, then rename).
+    #[arg(long, value_name = "FILE", requires = "apply")]
+    to: Option<PathBuf>,
+    /// The state database the acceptance is recorded in.
+    #[arg(long, default_value = DEFAULT_DB)]
+    db: PathBuf,
 }
 
 #[derive(Args)]
@@ -109,9 +119,15 @@ fn suggestions(
     Ok(suggest::suggest(facts, policy, &thresholds, newest(hosts)))
 }
 
-pub fn run_suggest(args: &SuggestArgs, _out: &Out) -> Result<(), Failure> {
+pub fn run_suggest(args: &SuggestArgs, out: &Out) -> Result<(), Failure> {
     let (facts, hosts, policy) = load(&args.source)?;
     let list = suggestions(&facts, &hosts, &policy, &args.window)?;
+    if let (Some(id), Some(to)) = (&args.apply, &args.to) {
+        let chosen = list.iter().find(|s| &s.id == id).ok_or_else(|| {
+            Failure::Other(format!("no suggestion {id} for this history and window"))
+        })?;
+        return crate::suggest_apply::run(chosen, &policy, to, &args.db, out);
+    }
     let text = match args.format {
         SuggestFormat::Text => suggest::to_text(&list),
         SuggestFormat::Toml => suggest::to_toml(&list),

@@ -8,6 +8,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use jitd_tests::{Daemon, as_user, ensure_user, run, sandbox, stderr, stdout};
+
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -127,4 +129,118 @@ fn html_report_renders_its_charts_in_a_headless_browser() {
     assert!(count("ff7f0e") > 10_000, "orange bars: {text}");
     assert!(count("2ca02c") > 5_000, "green bars: {text}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn generated(dir: &Path) -> Vec<PathBuf> {
+    let out = Command::new(jitctl())
+        .args(["generate-history", "--out"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut exports: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .collect();
+    exports.sort();
+    exports
+}
+
+/// The shorten-max suggestion for rule web, applied to the running daemon's policy file: the
+/// policy check passes, the acceptance is in the audit trail, and after a reload alice's next
+/// request is held to the new maximum.
+#[test]
+#[ignore = "end-to-end: run by tests/run inside the sandbox"]
+fn applied_shorten_max_suggestion_holds_the_next_request_to_the_new_maximum() {
+    let sb = sandbox();
+    for user in ["alice", "carol", "grace", "bob", "erin", "frank", "dave"] {
+        ensure_user(user);
+    }
+    let history = sb.dir.join("history");
+    let exports = generated(&history);
+    let policy = std::fs::read_to_string(history.join("policy.toml")).unwrap();
+    let d = Daemon::start(&sb, "report-apply", &policy);
+    let policy_file = d.dir.join("policy.toml");
+    let elevate = || {
+        as_user(
+            "alice",
+            &[
+                "jitctl",
+                "elevate",
+                "nginx-restart",
+                "--for",
+                "2h",
+                "--reason",
+                "restart after config change",
+            ],
+        )
+    };
+    let before = elevate();
+    assert!(before.status.success(), "{}", stderr(&before));
+    let text = stdout(&before);
+    let grant = text
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .find(|w| {
+            w.len() == 13 && w.starts_with('g') && w[1..].chars().all(|c| c.is_ascii_hexdigit())
+        })
+        .unwrap_or_else(|| panic!("no grant id in {text}"))
+        .to_string();
+    let o = as_user("alice", &["jitctl", "drop", &grant]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let o = run(Command::new(jitctl())
+        .args(["suggest", "--format", "json", "--policy"])
+        .arg(&policy_file)
+        .arg("--hosts")
+        .args(&exports));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let id = doc["suggestions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["type"] == "shorten-max-duration" && s["subject"] == "rule web")
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .expect("a shorten-max suggestion for rule web");
+    let o = run(Command::new(jitctl())
+        .args(["suggest", "--apply", &id, "--to"])
+        .arg(&policy_file)
+        .arg("--policy")
+        .arg(&policy_file)
+        .arg("--db")
+        .arg(d.state_db())
+        .arg("--hosts")
+        .args(&exports));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        std::fs::read_to_string(&policy_file)
+            .unwrap()
+            .contains("max_duration = \"30m\"")
+    );
+    assert!(!d.dir.join("policy.toml.tmp").exists());
+    let o = run(Command::new("jitctl").arg("reload"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Before, 2h fitted under the rule's 4h; now the policy refuses it and names the new maximum.
+    let after = elevate();
+    assert_eq!(after.status.code(), Some(3), "{}", stderr(&after));
+    assert!(
+        stderr(&after).contains("above the maximum 30m of rule \"web\""),
+        "{}",
+        stderr(&after)
+    );
+    let o = run(Command::new("sqlite3")
+        .arg(d.state_db())
+        .arg("SELECT line FROM audit WHERE line LIKE 'event=suggestion.accepted%'"));
+    assert!(
+        stdout(&o).contains(&format!("id={id} kind=shorten-max-duration")),
+        "{}",
+        stdout(&o)
+    );
+    let o = run(Command::new("jitctl").args(["audit", "verify"]));
+    assert!(o.status.success(), "{}", stdout(&o));
 }

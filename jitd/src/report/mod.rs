@@ -8,6 +8,7 @@
 //! - `suggest`: suggestions with evidence and a ready-to-paste change
 //! - `generate`: a seeded generator of realistic history (tests, benchmark, examples)
 
+pub mod apply;
 pub mod generate;
 pub mod html;
 pub mod input;

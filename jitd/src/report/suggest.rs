@@ -48,11 +48,10 @@ impl Default for Thresholds {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "op", rename_all = "kebab-case")]
 pub enum Change {
-    /// Set a rule's key to a duration.
+    /// Set durations of a rule: (key, value) pairs, in order.
     SetRuleDuration {
         rule: String,
-        key: String,
-        value: String,
+        set: Vec<(String, String)>,
     },
     RemoveRuleUser {
         rule: String,
@@ -261,8 +260,13 @@ pub fn suggest(facts: &Facts, policy: &PolicyView, t: &Thresholds, end_ms: i64) 
             ),
             Change::SetRuleDuration {
                 rule: rule_name.to_string(),
-                key: "max_duration".into(),
-                value: duration::format(new),
+                // A default above the new maximum would not load: it comes down with it.
+                set: std::iter::once(("max_duration".to_string(), duration::format(new)))
+                    .chain(
+                        (rule.default_secs > new)
+                            .then(|| ("default_duration".to_string(), duration::format(new))),
+                    )
+                    .collect(),
             },
         );
     }
@@ -384,8 +388,7 @@ pub fn suggest(facts: &Facts, policy: &PolicyView, t: &Thresholds, end_ms: i64) 
             evidence(list, format!("max_in_24h={best}")),
             Change::SetRuleDuration {
                 rule: rule_name,
-                key: "default_duration".into(),
-                value: duration::format(new_default),
+                set: vec![("default_duration".into(), duration::format(new_default))],
             },
         );
     }

@@ -118,8 +118,11 @@ fn shorten_max_duration_is_one_and_a_half_times_the_p95_of_used_time() {
         s.change,
         Change::SetRuleDuration {
             rule: "web".into(),
-            key: "max_duration".into(),
-            value: crate::duration::format(expect)
+            // The rule's default (1h) is above the new maximum: it comes down too.
+            set: vec![
+                ("max_duration".into(), crate::duration::format(expect)),
+                ("default_duration".into(), crate::duration::format(expect)),
+            ]
         }
     );
     assert_eq!(s.evidence.count, used.len() as u64);
@@ -371,4 +374,46 @@ fn html_is_self_contained() {
     assert_eq!(page.matches("<svg").count(), 5);
     assert!(!page.contains("<script"));
     assert!(!page.contains("https://"));
+}
+
+#[test]
+fn applying_a_suggestion_changes_only_what_it_names() {
+    let f = fixture();
+    let policy_text = super::generate::policy(0);
+    let mut view = PolicyView::default();
+    view.add_text(Path::new("policy.toml"), &policy_text)
+        .unwrap();
+    let s = one(&f.suggestions, "shorten-max-duration", "rule web");
+    let after = super::apply::apply(&policy_text, s, &view).unwrap();
+    let changed: Vec<(&str, &str)> = policy_text
+        .lines()
+        .zip(after.lines())
+        .filter(|(a, b)| a != b)
+        .collect();
+    assert_eq!(
+        changed,
+        [
+            ("max_duration = \"4h\"", "max_duration = \"30m\""),
+            ("default_duration = \"1h\"", "default_duration = \"30m\"")
+        ]
+    );
+    // The other rules keep their maximum.
+    assert!(after.contains("max_duration = \"2h\"") && after.contains("max_duration = \"1h\""));
+    let s = one(&f.suggestions, "remove-eligibility", "grace in rule web");
+    let after = super::apply::apply(&policy_text, s, &view).unwrap();
+    assert!(after.contains("users = [\"alice\", \"carol\"]") && !after.contains("grace"));
+    let s = one(
+        &f.suggestions,
+        "narrow-privilege",
+        "nginx-restart /usr/bin/systemctl stop nginx",
+    );
+    let after = super::apply::apply(&policy_text, s, &view).unwrap();
+    assert!(!after.contains("systemctl stop nginx") && after.contains("/usr/sbin/nginx -t"));
+    // A review has nothing to apply.
+    let s = f
+        .suggestions
+        .iter()
+        .find(|s| s.change == Change::Review)
+        .unwrap();
+    assert!(super::apply::apply(&policy_text, s, &view).is_err());
 }

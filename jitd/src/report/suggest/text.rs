@@ -13,8 +13,12 @@ pub fn covers(command: &str, argv: &str) -> bool {
 /// The change as policy text.
 pub fn render_change(change: &Change, policy: &PolicyView) -> String {
     match change {
-        Change::SetRuleDuration { rule, key, value } => {
-            format!("# in [[rule]] name = \"{rule}\"\n{key} = \"{value}\"\n")
+        Change::SetRuleDuration { rule, set } => {
+            let mut text = format!("# in [[rule]] name = \"{rule}\"\n");
+            for (key, value) in set {
+                text.push_str(&format!("{key} = \"{value}\"\n"));
+            }
+            text
         }
         Change::RemoveRuleUser { rule, user } => {
             let users: Vec<String> = policy
