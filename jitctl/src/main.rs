@@ -3,6 +3,7 @@
 //! Human output by default, `--json` everywhere (one JSON document on stdout), and exit codes
 //! scripts can rely on (see `EXIT CODES` in `--help`).
 
+mod access_review;
 mod doctor;
 mod json;
 mod manpages;
@@ -129,6 +130,8 @@ enum Command {
     Suggest(report::SuggestArgs),
     /// The period's access report for auditors (no daemon needed).
     Report(report::ReportArgs),
+    /// Periodic access review without a server: a review file to decide and sign, then applied.
+    AccessReview(access_review::ReviewArgs),
     /// Write a seeded, generated history (exports and policy) for trying report and suggest.
     #[command(hide = true)]
     GenerateHistory(report::GenerateArgs),
@@ -322,6 +325,7 @@ fn run(command: Command, out: &Out) -> Result<(), Failure> {
         Command::Suggest(args) => return report::run_suggest(args, out),
         Command::Report(args) => return report::run_report(args, out),
         Command::GenerateHistory(args) => return report::run_generate(args),
+        Command::AccessReview(args) => return access_review::run(args, out),
         _ => {}
     }
     if let Command::Doctor { config } = &command {
@@ -412,7 +416,8 @@ fn run(command: Command, out: &Out) -> Result<(), Failure> {
             | Command::Manpage { .. }
             | Command::Suggest(_)
             | Command::Report(_)
-            | Command::GenerateHistory(_) => {}
+            | Command::GenerateHistory(_)
+            | Command::AccessReview(_) => {}
         }
         Ok(())
     })

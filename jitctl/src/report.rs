@@ -70,6 +70,13 @@ pub struct ReportArgs {
     since: Option<String>,
     #[arg(long, value_enum, default_value = "text")]
     format: ReportFormat,
+    /// Write the report to this file instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Sign the written report with this SSH key (ssh-keygen -Y sign, namespace
+    /// jitd-report-v1): FILE.sig beside it.
+    #[arg(long, value_name = "KEY", requires = "output")]
+    sign: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -87,7 +94,7 @@ pub struct GenerateArgs {
     out: PathBuf,
 }
 
-fn load(
+pub fn load(
     source: &Source,
 ) -> Result<(report::model::Facts, Vec<input::HostSummary>, PolicyView), Failure> {
     let paths = if source.hosts.is_empty() {
@@ -96,6 +103,15 @@ fn load(
         source.hosts.clone()
     };
     let (facts, hosts) = report::gather(input::open(&paths).as_ref()).map_err(Failure::Other)?;
+    // A host whose chain does not verify is refused whole: its records may be forged.
+    let broken = hosts.iter().find_map(|h| match &h.chain {
+        input::Chain::Broken(why) => Some((h.host.as_str(), why)),
+        _ => None,
+    });
+    if let Some((host, why)) = broken {
+        eprintln!("jitctl: {host}: the audit chain does not verify ({why}): refused");
+        return Err(Failure::Broken);
+    }
     let policy = PolicyView::read(&source.policy).map_err(Failure::Other)?;
     Ok((facts, hosts, policy))
 }
@@ -159,7 +175,29 @@ pub fn run_report(args: &ReportArgs, _out: &Out) -> Result<(), Failure> {
         ReportFormat::Csv => render::csv(&r),
         ReportFormat::Html => report::html::html(&r),
     };
-    print!("{text}");
+    let Some(file) = &args.output else {
+        print!("{text}");
+        return Ok(());
+    };
+    std::fs::write(file, &text).map_err(|e| Failure::Other(format!("{}: {e}", file.display())))?;
+    if let Some(key) = &args.sign {
+        let _ = std::fs::remove_file(format!("{}.sig", file.display()));
+        // jitctl runs ssh-keygen for the signature, as `doctor` runs systemctl: the edge.
+        #[allow(clippy::disallowed_methods)]
+        let o = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-Y", "sign", "-n", "jitd-report-v1", "-f"])
+            .arg(key)
+            .arg(file)
+            .output()
+            .map_err(|e| Failure::Other(format!("cannot run ssh-keygen: {e}")))?;
+        if !o.status.success() {
+            return Err(Failure::Other(format!(
+                "signing {} failed: {}",
+                file.display(),
+                String::from_utf8_lossy(&o.stderr).trim()
+            )));
+        }
+    }
     Ok(())
 }
 
