@@ -192,47 +192,71 @@ pub struct Exports(pub Vec<PathBuf>);
 
 /// One exported record: the shape of `jitctl audit export --format jsonl`. `line`, `hash` and
 /// `prev_hash` are read when present, so an export that carries them has its chain checked.
-fn export_record(text: &str) -> Result<(Event, Option<ChainRow>), String> {
-    let value: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
-    let host = value["host"].as_str().unwrap_or("").to_string();
-    let seq = value["seq"].as_i64().ok_or("no seq")?;
-    let at_ms = time_ms(&value["time"]).ok_or("no time")?;
-    let event = if let Some(line) = value["line"].as_str() {
-        Event::from_line(&host, seq, at_ms, line)?
-    } else {
-        // The export's fields are typed JSON already: each becomes its text as the codec's
-        // loose reader makes it, without writing the object out and reading it again.
-        let kind = value["kind"].as_str().ok_or("no kind")?.to_string();
-        let fields = value["fields"]
-            .as_object()
-            .map(|map| map.iter().map(|(k, v)| (k.clone(), json_text(v))).collect())
-            .unwrap_or_default();
-        Event {
-            host: host.clone(),
-            seq,
-            at_ms,
-            kind,
-            fields,
+/// The fields are read straight into text, without a JSON tree for the whole line.
+#[derive(serde::Deserialize)]
+struct ExportLine {
+    #[serde(default)]
+    host: String,
+    seq: i64,
+    time: Value,
+    #[serde(default)]
+    kind: String,
+    #[serde(default, deserialize_with = "text_fields")]
+    fields: Vec<(String, String)>,
+    line: Option<String>,
+    hash: Option<String>,
+    prev_hash: Option<String>,
+    format: Option<u32>,
+}
+
+/// The `fields` object as (key, text) pairs in written order: strings as they are, numbers and
+/// booleans as written, arrays comma-joined (pid lists), as the codec's loose reader does.
+fn text_fields<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<(String, String)>, D::Error> {
+    struct Fields;
+    impl<'de> serde::de::Visitor<'de> for Fields {
+        type Value = Vec<(String, String)>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an object of fields")
         }
-    };
-    let row = match (
-        value["hash"].as_str(),
-        value["prev_hash"].as_str(),
-        value["line"].as_str(),
-    ) {
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some((key, value)) = map.next_entry::<String, Value>()? {
+                out.push((key, json_text(&value)));
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_map(Fields)
+}
+
+fn export_record(text: &str) -> Result<(Event, Option<ChainRow>), String> {
+    let rec: ExportLine = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let at_ms = time_ms(&rec.time).ok_or("no time")?;
+    let row = match (&rec.hash, &rec.prev_hash, &rec.line) {
         (Some(hash), Some(prev), Some(line)) => Some(ChainRow {
-            seq,
+            seq: rec.seq,
             at_ms,
-            host: host.clone(),
-            line: line.to_string(),
-            prev_hash: prev.to_string(),
-            hash: hash.to_string(),
-            format: value["format"]
-                .as_u64()
-                .and_then(|f| u32::try_from(f).ok())
-                .unwrap_or(2),
+            host: rec.host.clone(),
+            line: line.clone(),
+            prev_hash: prev.clone(),
+            hash: hash.clone(),
+            format: rec.format.unwrap_or(2),
         }),
         _ => None,
+    };
+    let event = match &rec.line {
+        Some(line) => Event::from_line(&rec.host, rec.seq, at_ms, line)?,
+        None if rec.kind.is_empty() => return Err("no kind".into()),
+        None => Event {
+            host: rec.host,
+            seq: rec.seq,
+            at_ms,
+            kind: rec.kind,
+            fields: rec.fields,
+        },
     };
     Ok((event, row))
 }

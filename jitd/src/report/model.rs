@@ -136,7 +136,12 @@ impl Facts {
 
     /// Folds one record in.
     pub fn add(&mut self, e: &Event) {
-        *self.counts.entry(e.kind.clone()).or_default() += 1;
+        match self.counts.get_mut(&e.kind) {
+            Some(n) => *n += 1,
+            None => {
+                self.counts.insert(e.kind.clone(), 1);
+            }
+        }
         let host = e.host.clone();
         match e.kind.as_str() {
             "request.pending" => {
