@@ -112,7 +112,17 @@ pub fn load(
         eprintln!("jitctl: {host}: the audit chain does not verify ({why}): refused");
         return Err(Failure::Broken);
     }
-    let policy = PolicyView::read(&source.policy).map_err(Failure::Other)?;
+    let mut policy = PolicyView::read(&source.policy).map_err(Failure::Other)?;
+    // On the host itself (its own database), accounts locked or expired now are known: root
+    // reads /etc/shadow. Exports from other hosts say nothing about their accounts.
+    if source.hosts.is_empty()
+        && let Ok(shadow) = std::fs::read_to_string("/etc/shadow")
+    {
+        let users: Vec<String> = policy.rules.iter().flat_map(|r| r.users.clone()).collect();
+        let users: Vec<&str> = users.iter().map(String::as_str).collect();
+        let today = crate::output::now_ms().div_euclid(86_400_000);
+        policy.unusable = jitd::report::policy_view::unusable_accounts(&shadow, &users, today);
+    }
     Ok((facts, hosts, policy))
 }
 

@@ -467,6 +467,27 @@ pub fn generate(config: &Config) -> History {
 }
 
 impl History {
+    /// Writes every record into the audit chain of a state database (created if missing), as
+    /// one daemon's database that several hosts' records reached, in time order.
+    pub fn write_db(&self, path: &Path) -> Result<(), crate::store::StoreError> {
+        let store = crate::store::Store::open(path, std::time::Duration::from_secs(5))?;
+        let mut all: Vec<(i64, &str, &Rec)> = self
+            .hosts
+            .iter()
+            .flat_map(|h| {
+                h.records
+                    .iter()
+                    .map(move |(at, r)| (*at, h.host.as_str(), r))
+            })
+            .collect();
+        all.sort_by_key(|(at, host, _)| (*at, *host));
+        store.begin_batch()?;
+        for (at, host, rec) in all {
+            store.append_audit(at, host, &rec.line())?;
+        }
+        store.commit_batch()
+    }
+
     /// Writes every host's records as one JSON-lines export (`host`, `seq`, `time`, `kind`,
     /// `fields`).
     pub fn write_jsonl(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {

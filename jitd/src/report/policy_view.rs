@@ -1,6 +1,7 @@
 //! The parts of the policy the suggestions reason about, read from the TOML text without the
 //! daemon's loader: it runs on an auditor's laptop, where the policy's users do not exist.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use toml::Value;
@@ -33,6 +34,9 @@ pub struct PolicyView {
     pub rules: Vec<RuleView>,
     /// Each file read and its text, for hashes and edits.
     pub files: Vec<(PathBuf, String)>,
+    /// Users named in the policy whose account cannot be used now, and why ("locked",
+    /// "expired on 2026-11-30"): known on the host (from /etc/shadow), empty elsewhere.
+    pub unusable: BTreeMap<String, String>,
 }
 
 fn strings(v: Option<&Value>) -> Vec<String> {
@@ -128,6 +132,34 @@ impl PolicyView {
     pub fn rule(&self, name: &str) -> Option<&RuleView> {
         self.rules.iter().find(|r| r.name == name)
     }
+}
+
+/// The accounts of `users` that are locked (`passwd -l`: a `!` before a password hash) or past
+/// their expiry date, from the text of /etc/shadow; `today` in days since 1970-01-01. A bare
+/// `!` or `*` is an account that never had a password (key-only logins): not locked.
+pub fn unusable_accounts(shadow: &str, users: &[&str], today: i64) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for line in shadow.lines() {
+        let fields: Vec<&str> = line.split(':').collect();
+        let (Some(name), Some(password)) = (fields.first(), fields.get(1)) else {
+            continue;
+        };
+        if !users.contains(name) {
+            continue;
+        }
+        if password.starts_with('!') && password.len() > 2 && password[1..].starts_with('$') {
+            out.insert((*name).to_string(), "locked".to_string());
+        } else if let Some(expire) = fields.get(7).and_then(|e| e.parse::<i64>().ok())
+            && expire <= today
+        {
+            let (y, m, d) = crate::clock::civil_from_days(expire);
+            out.insert(
+                (*name).to_string(),
+                format!("expired on {y:04}-{m:02}-{d:02}"),
+            );
+        }
+    }
+    out
 }
 
 /// Programs that hand out more than they say (a shell, an editor, a pager, an archiver, a

@@ -272,6 +272,32 @@ pub fn suggest(facts: &Facts, policy: &PolicyView, t: &Thresholds, end_ms: i64) 
     }
 
     // remove-eligibility: a user named in a rule who asked for none of its privileges.
+    // An account that cannot be used now leaves its eligibility to whoever unlocks it.
+    for rule in &policy.rules {
+        for user in &rule.users {
+            if let Some(state) = policy.unusable.get(user) {
+                add(
+                    "remove-eligibility",
+                    format!("{user} in rule {}", rule.name),
+                    format!(
+                        "{user}'s account is {state}: remove them from rule {}",
+                        rule.name
+                    ),
+                    Evidence {
+                        count: 0,
+                        first_seen: String::new(),
+                        last_seen: String::new(),
+                        samples: Vec::new(),
+                        detail: format!("account={state}"),
+                    },
+                    Change::RemoveRuleUser {
+                        rule: rule.name.clone(),
+                        user: user.clone(),
+                    },
+                );
+            }
+        }
+    }
     let covered =
         facts.all().map(|g| g.allowed_ms).min().unwrap_or(end_ms) <= start_ms + 86_400_000;
     if covered {
@@ -287,7 +313,11 @@ pub fn suggest(facts: &Facts, policy: &PolicyView, t: &Thresholds, end_ms: i64) 
             *at = (*at).max(g.allowed_ms);
         }
         for rule in &policy.rules {
-            for user in &rule.users {
+            for user in rule
+                .users
+                .iter()
+                .filter(|u| !policy.unusable.contains_key(*u))
+            {
                 let asked = rule.privileges.iter().any(|p| {
                     pairs.contains_key(&(user.as_str(), p.as_str()))
                         || denied.contains(&(user.as_str(), p.as_str()))

@@ -417,3 +417,94 @@ fn applying_a_suggestion_changes_only_what_it_names() {
         .unwrap();
     assert!(super::apply::apply(&policy_text, s, &view).is_err());
 }
+
+#[test]
+fn a_database_reads_as_its_exports_do_and_a_forged_row_breaks_the_chain() {
+    let dir = TempDir::new();
+    let history = generate(&Config::default());
+    history.write_dir(&dir).unwrap();
+    history.write_db(&dir.db()).unwrap();
+    let policy = PolicyView::read(&dir.join("policy.toml")).unwrap();
+    let run = |source: &dyn super::input::AuditSource| {
+        let (facts, hosts) = gather(source).unwrap();
+        let end = hosts.iter().map(|h| h.last_ms).max().unwrap();
+        (
+            super::suggest::to_text(&suggest(&facts, &policy, &Thresholds::default(), end)),
+            hosts,
+        )
+    };
+    let mut files: Vec<_> = std::fs::read_dir(&*dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .collect();
+    files.sort();
+    let (from_exports, _) = run(&Exports(files));
+    let (from_db, hosts) = run(&super::input::Database(dir.db()));
+    assert_eq!(from_db, from_exports);
+    assert!(
+        hosts
+            .iter()
+            .all(|h| matches!(h.chain, super::input::Chain::Verified { .. })),
+        "{hosts:?}"
+    );
+    let records: u64 = hosts.iter().map(|h| h.records).sum();
+    assert_eq!(
+        records,
+        history
+            .hosts
+            .iter()
+            .map(|h| h.records.len() as u64)
+            .sum::<u64>()
+    );
+    // One reason changed in place, as someone with the file might.
+    let conn = rusqlite::Connection::open(dir.db()).unwrap();
+    let changed = conn
+        .execute("UPDATE audit SET line = replace(line, 'deploy release', 'deploy hotfix') WHERE seq = (SELECT min(seq) FROM audit WHERE line LIKE '%deploy release%')", [])
+        .unwrap();
+    assert_eq!(changed, 1);
+    drop(conn);
+    let (_, hosts) = run(&super::input::Database(dir.db()));
+    assert!(
+        hosts
+            .iter()
+            .all(|h| matches!(h.chain, super::input::Chain::Broken(_))),
+        "{hosts:?}"
+    );
+}
+
+#[test]
+fn locked_and_expired_accounts_lose_their_eligibility() {
+    let shadow = "alice:$y$j9T$abc:20000:0:99999:7:::\n\
+                  carol:!$y$j9T$def:20000:0:99999:7:::\n\
+                  grace:$y$j9T$ghi:20000:0:99999:7::20400:\n\
+                  bob:!:20000:0:99999:7:::\n";
+    let got =
+        super::policy_view::unusable_accounts(shadow, &["alice", "carol", "grace", "bob"], 20_420);
+    assert_eq!(got.get("carol").map(String::as_str), Some("locked"));
+    assert_eq!(
+        got.get("grace").map(String::as_str),
+        Some("expired on 2025-11-08")
+    );
+    // A bare "!" never had a password (key-only logins): not locked. alice is fine.
+    assert_eq!(got.len(), 2, "{got:?}");
+    let dir = TempDir::new();
+    let history = generate(&Config::default());
+    history.write_dir(&dir).unwrap();
+    let mut policy = PolicyView::read(&dir.join("policy.toml")).unwrap();
+    policy.unusable = got;
+    let (facts, hosts) = gather(&Exports(vec![dir.join("web-01.jsonl")])).unwrap();
+    let end = hosts.iter().map(|h| h.last_ms).max().unwrap();
+    let list = suggest(&facts, &policy, &Thresholds::default(), end);
+    // carol uses rule web every few days, and is locked: the lock wins.
+    let s = one(&list, "remove-eligibility", "carol in rule web");
+    assert_eq!(s.evidence.detail, "account=locked");
+    let s = one(&list, "remove-eligibility", "grace in rule web");
+    assert!(s.summary.contains("expired on 2025-11-08"));
+    assert_eq!(
+        list.iter()
+            .filter(|s| s.subject == "grace in rule web")
+            .count(),
+        1
+    );
+}
