@@ -243,6 +243,50 @@ fn applied_shorten_max_suggestion_holds_the_next_request_to_the_new_maximum() {
     );
     let o = run(Command::new("jitctl").args(["audit", "verify"]));
     assert!(o.status.success(), "{}", stdout(&o));
+
+    // The daemon's own database as the input: its chain verified, alice's two requests in it.
+    let report = || {
+        run(Command::new(jitctl())
+            .args([
+                "report",
+                "--since",
+                "2020-01-01",
+                "--format",
+                "json",
+                "--policy",
+            ])
+            .arg(&policy_file)
+            .arg("--hosts")
+            .arg(d.state_db()))
+    };
+    let o = report();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(
+        doc["integrity"][0]["kind"], "verified",
+        "{}",
+        doc["integrity"]
+    );
+    assert_eq!(
+        doc["population"].as_array().unwrap().len(),
+        1,
+        "{}",
+        doc["population"]
+    );
+    assert_eq!(doc["denials"], 1);
+    // One record changed in place: the whole database is refused.
+    let o = run(Command::new("sqlite3").arg(d.state_db()).arg(
+        "UPDATE audit SET line = replace(line, 'restart after', 'restart before') \
+         WHERE seq = (SELECT min(seq) FROM audit WHERE line LIKE '%restart after%')",
+    ));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = report();
+    assert_eq!(o.status.code(), Some(9), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("the audit chain does not verify"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 fn review_file(dir: &Path, exports: &[PathBuf], reviewer: &str) -> PathBuf {
