@@ -3,6 +3,7 @@
 //! Human output by default, `--json` everywhere (one JSON document on stdout), and exit codes
 //! scripts can rely on (see `EXIT CODES` in `--help`).
 
+mod access_review;
 mod agent;
 mod doctor;
 mod history;
@@ -10,7 +11,9 @@ mod json;
 mod manpages;
 mod output;
 mod policy_check;
+mod report;
 mod requests;
+mod suggest_apply;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -164,6 +167,15 @@ enum Command {
     /// The whole story of one grant: request, decision, apply, sessions, every command with
     /// its exit status, end and recall.
     Show { grant: String },
+    /// Policy suggestions from the audit history (no daemon needed).
+    Suggest(report::SuggestArgs),
+    /// The period's access report for auditors (no daemon needed).
+    Report(report::ReportArgs),
+    /// Periodic access review without a server: a review file to decide and sign, then applied.
+    AccessReview(access_review::ReviewArgs),
+    /// Write a seeded, generated history (exports and policy) for trying report and suggest.
+    #[command(hide = true)]
+    GenerateHistory(report::GenerateArgs),
     /// Print a shell completion script (bash, zsh or fish) built from this CLI's definition.
     #[command(hide = true)]
     Completions { shell: clap_complete::Shell },
@@ -373,6 +385,13 @@ fn run(command: Command, out: &Out) -> Result<(), Failure> {
     {
         return policy_check::run(&paths, strict, out);
     }
+    match &command {
+        Command::Suggest(args) => return report::run_suggest(args, out),
+        Command::Report(args) => return report::run_report(args, out),
+        Command::GenerateHistory(args) => return report::run_generate(args),
+        Command::AccessReview(args) => return access_review::run(args, out),
+        _ => {}
+    }
     if let Command::Doctor { config } = &command {
         return doctor::run(config, out);
     }
@@ -492,7 +511,11 @@ fn run(command: Command, out: &Out) -> Result<(), Failure> {
             Command::Policy { .. }
             | Command::Doctor { .. }
             | Command::Completions { .. }
-            | Command::Manpage { .. } => {}
+            | Command::Manpage { .. }
+            | Command::Suggest(_)
+            | Command::Report(_)
+            | Command::GenerateHistory(_)
+            | Command::AccessReview(_) => {}
         }
         Ok(())
     })

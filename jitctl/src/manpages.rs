@@ -92,6 +92,36 @@ const EXAMPLES: &[(&str, &[(&str, &str)])] = &[
         )],
     ),
     (
+        "jitctl-suggest",
+        &[
+            (
+                "Suggestions from this host's last 90 days (as root)",
+                "jitctl suggest",
+            ),
+            (
+                "From a fleet's exports, as policy text to review",
+                "jitctl suggest --hosts exports/*.jsonl --policy policy.d/ --format toml",
+            ),
+            (
+                "Apply one, then load it (as root)",
+                "jitctl suggest --apply s-352471acff --to /etc/jitd/policy.toml && jitctl reload",
+            ),
+        ],
+    ),
+    (
+        "jitctl-report",
+        &[
+            (
+                "The quarter's access report (as root)",
+                "jitctl report --period 2026Q4",
+            ),
+            (
+                "One HTML page for the auditor, over a fleet's exports",
+                "jitctl report --period 2026Q4 --format html --hosts exports/*.jsonl > q4.html",
+            ),
+        ],
+    ),
+    (
         "jitctl-doctor",
         &[
             ("Check this host (as root)", "jitctl doctor"),

@@ -59,6 +59,8 @@ pub mod history;
 pub mod ledger;
 #[cfg(feature = "daemon")]
 pub mod polkit;
+#[cfg(feature = "report")]
+pub mod report;
 #[cfg(feature = "daemon")]
 pub mod runtime;
 #[cfg(feature = "daemon")]

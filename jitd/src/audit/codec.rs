@@ -430,3 +430,33 @@ fn parse_json(text: &str) -> Result<Record, ParseError> {
     }
     Ok(record)
 }
+
+/// A record's kind and its fields as text, in written order, without the check against the
+/// table of kinds: for readers of exports written by a newer jitd, whose kinds this build does
+/// not know (the reports). Escapes are undone and a value must still be well formed; JSON
+/// numbers and booleans become their text, a pid array its comma-joined list.
+pub fn loose_fields(line: &str) -> Result<(String, Vec<(String, String)>), ParseError> {
+    let record = if line.starts_with('{') {
+        parse_json(line)?
+    } else {
+        parse_line(line)?
+    };
+    let fields = record
+        .fields
+        .into_iter()
+        .map(|entry| {
+            let text = match entry.value {
+                Raw::Text(s) => s,
+                Raw::Json(Value::String(s)) => s,
+                Raw::Json(Value::Array(items)) => items
+                    .iter()
+                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+                    .collect::<Vec<_>>()
+                    .join(","),
+                Raw::Json(other) => other.to_string(),
+            };
+            (entry.key, text)
+        })
+        .collect();
+    Ok((record.kind, fields))
+}

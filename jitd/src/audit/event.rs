@@ -510,6 +510,14 @@ audit_events! {
         answer: PolkitAnswer,
     }
     PolicyLoaded = "policy.loaded" [Level::Info] { summary: String }
+    /// Root applied a policy suggestion to a file (`jitctl suggest --apply`); `diff_hash` is
+    /// the SHA-256 of the file's text before and after, so the change can be matched to it.
+    SuggestionAccepted = "suggestion.accepted" [Level::Notice] {
+        id: String,
+        kind: String,
+        file: String,
+        diff_hash: String,
+    }
     PolicyRejected = "policy.rejected" [Level::Warning] { errors: String, action: String }
     /// The PAM services sudo runs each privilege's commands under are on the system.
     PolicyRouted = "policy.routed" [Level::Info] { services: String }

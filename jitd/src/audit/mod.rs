@@ -32,7 +32,7 @@ mod codec;
 pub mod event;
 mod field;
 
-pub use codec::ParseError;
+pub use codec::{ParseError, loose_fields};
 pub use event::{AuditEvent, FieldValue, PolkitAnswer};
 
 /// Longest value kept in a record, in characters: above the longest reason a request may carry

@@ -344,6 +344,12 @@ impl Policy {
         )
     }
 
+    /// Several files' texts taken as one policy, every finding (`jitctl suggest --apply` checks
+    /// the policy it is about to write before writing it).
+    pub fn check_texts(texts: &[(std::path::PathBuf, String)], accounts: &dyn Accounts) -> Checked {
+        load::from_texts(texts, accounts, Vec::new(), DEFAULT_ADMIN_GROUP)
+    }
+
     pub fn privilege(&self, name: &str) -> Option<&Privilege> {
         self.privileges.iter().find(|p| p.name.as_str() == name)
     }

@@ -223,6 +223,12 @@ fn samples() -> Vec<AuditEvent> {
         PolicyLoaded {
             summary: "policy loaded: 3 privileges, 2 rules".into(),
         },
+        SuggestionAccepted {
+            id: "s-352471acff".into(),
+            kind: "shorten-max-duration".into(),
+            file: "/etc/jitd/policy.d/90-suggested.toml".into(),
+            diff_hash: "ae295723d657f15db674dc43ca8f6cb093b6b113065058956600e64d382b4fe7".into(),
+        },
         PolicyRejected {
             errors: "policy.toml:3:1: unknown key\npolicy.toml:9:2: bad".into(),
             action: "previous policy stays in force".into(),
@@ -583,6 +589,7 @@ fn levels_are_todays() {
             | RequestDecided { .. }
             | GrantExtended { .. }
             | AuditPurged { .. }
+            | SuggestionAccepted { .. }
             | ClockChanged {} => Level::Notice,
             BreakglassUsed { .. } => Level::Alert,
             BreakglassReviewed { outcome, .. } if outcome == "misuse" => Level::Alert,
