@@ -82,11 +82,23 @@ pub fn apply(
             ));
         }
         Change::AddRule { toml } => {
-            if !lines.is_empty() {
-                lines.push(String::new());
+            // Before the file's first rule: the first rule that matches decides, so a rule
+            // added after one that already matches the same user and privilege would never
+            // be reached.
+            let mut block = vec![format!("# {} {}", s.id, s.kind)];
+            block.extend(toml.lines().map(str::to_string));
+            match lines.iter().position(|l| l.trim() == "[[rule]]") {
+                Some(at) => {
+                    block.push(String::new());
+                    lines.splice(at..at, block);
+                }
+                None => {
+                    if !lines.is_empty() {
+                        lines.push(String::new());
+                    }
+                    lines.extend(block);
+                }
             }
-            lines.push(format!("# {} {}", s.id, s.kind));
-            lines.extend(toml.lines().map(str::to_string));
         }
         Change::SetRuleDuration { rule, set } => {
             for (key, value) in set {

@@ -197,9 +197,19 @@ pub fn suggest(facts: &Facts, policy: &PolicyView, t: &Thresholds, end_ms: i64) 
             .iter()
             .find(|r| r.privileges.iter().any(|x| x == privilege));
         let max = rule.map_or(3600, |r| r.max_secs);
+        // The people who approved so far stay the approvers: past the daily cap a request
+        // waits for them again (auto_approve on a quorum rule).
+        let mut approvers: Vec<&str> = human
+            .iter()
+            .flat_map(|g| g.approvers.iter().map(String::as_str))
+            .collect();
+        approvers.sort_unstable();
+        approvers.dedup();
+        let approvers: Vec<String> = approvers.iter().map(|a| format!("\"{a}\"")).collect();
         let block = format!(
-            "[[rule]]\nname = \"auto-{user}-{privilege}\"\nusers = [\"{user}\"]\nprivileges = [\"{privilege}\"]\nmax_duration = \"{}\"\napproval = \"auto\"\nmax_per_day = {cap}\nreason_min_chars = 10\n",
-            duration::format(max)
+            "[[rule]]\nname = \"auto-{user}-{privilege}\"\nusers = [\"{user}\"]\nprivileges = [\"{privilege}\"]\nmax_duration = \"{}\"\nreason_min_chars = 10\napproval = \"quorum\"\napprovers = [{}]\nauto_approve = {{ hours = \"00:00-24:00\", time_zone = \"UTC\", per_user_per_day = {cap} }}\n",
+            duration::format(max),
+            approvers.join(", ")
         );
         add(
             "auto-approve-candidate",

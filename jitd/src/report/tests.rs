@@ -159,7 +159,7 @@ fn auto_approve_candidate_counts_human_approvals_and_caps_per_day() {
     }
     let cap = p95(per_day.values().copied().collect());
     assert!(
-        s.toml.contains(&format!("max_per_day = {cap}")),
+        s.toml.contains(&format!("per_user_per_day = {cap} }}")),
         "{}",
         s.toml
     );
@@ -602,4 +602,42 @@ fn the_daemon_s_own_record_names_count() {
             .iter()
             .any(|d| d.why == "denied by bob: no ticket")
     );
+}
+
+/// An auto-approve suggestion, applied, is a policy jitd loads: a quorum rule with the people
+/// who approved so far and a daily cap, placed before the rule it takes over from so it is
+/// the one that decides.
+#[test]
+fn an_applied_auto_approve_suggestion_loads_and_comes_first() {
+    struct Everyone;
+    impl crate::policy::Accounts for Everyone {
+        fn user_uid(&self, name: &str) -> Option<u32> {
+            Some(1000 + name.len() as u32)
+        }
+        fn user_name(&self, _uid: u32) -> Option<String> {
+            None
+        }
+        fn group_gid(&self, name: &str) -> Option<u32> {
+            Some(2000 + name.len() as u32)
+        }
+        fn user_groups(&self, name: &str) -> Vec<String> {
+            vec![name.into()]
+        }
+        fn path_exists(&self, _path: &Path) -> bool {
+            true
+        }
+    }
+    let f = fixture();
+    let s = one(&f.suggestions, "auto-approve-candidate", "bob/db-restore");
+    let text = super::generate::generate(&Config::default()).policy;
+    let view = PolicyView::default();
+    let applied = super::apply::apply(&text, s, &view).unwrap();
+    let checked = crate::policy::Policy::check_texts(
+        &[(std::path::PathBuf::from("policy.toml"), applied.clone())],
+        &Everyone,
+    );
+    assert!(checked.errors.is_empty(), "{:?}\n{applied}", checked.errors);
+    let policy = checked.policy.unwrap();
+    assert_eq!(policy.rules()[0].name, "auto-bob-db-restore", "{applied}");
+    assert!(policy.rules()[0].quorum.is_some());
 }
