@@ -184,30 +184,12 @@ pub async fn show(jitd: &ManagerProxy<'_>, id: &str, out: &Out) -> Result<(), Fa
     Ok(())
 }
 
-/// A time in UTC, as the events show it.
+/// A time in UTC, as the events show it ("" for none).
 fn jitd_time(ms: i64) -> String {
     if ms == 0 {
         return String::new();
     }
-    let secs = ms.div_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    // Hinnant's civil_from_days, as jitd writes its times.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    let rem = secs.rem_euclid(86_400);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    jitd::clock::rfc3339(ms)
 }
 
 /// `jitctl audit export`: every page to stdout as it comes, so a big export never sits in

@@ -100,43 +100,46 @@ fn gives(kind: &str, grants: &str) -> Option<Value> {
         }
         "group" => Some(json!({ "group": grants.strip_prefix("member of group ")? })),
         "gate" => {
-            let services: Vec<&str> = grants.strip_prefix("pam_jit opens ")?.split(", ").collect();
-            Some(json!({ "pam_services": services }))
+            let opens = grants.strip_prefix("pam_jit opens ")?;
+            // "the sudoers rule for: A, B; and su, su-l" when the privilege names commands.
+            match opens.strip_prefix("the sudoers rule for: ") {
+                Some(rest) => {
+                    let (commands, services) = rest.split_once("; and ").unwrap_or((rest, ""));
+                    let commands: Vec<&str> = commands.split(", ").collect();
+                    let services: Vec<&str> =
+                        services.split(", ").filter(|s| !s.is_empty()).collect();
+                    Some(json!({ "commands": commands, "pam_services": services }))
+                }
+                None => {
+                    let services: Vec<&str> = opens.split(", ").collect();
+                    Some(json!({ "pam_services": services }))
+                }
+            }
         }
         _ => None,
     }
 }
 
 /// Epoch milliseconds as RFC 3339 UTC, second precision ("2026-11-29T02:20:21Z").
-pub fn rfc3339(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
+pub use jitd::clock::rfc3339;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_gate_gives_its_commands_and_its_services() {
+        let g = gives(
+            "gate",
+            "pam_jit opens the sudoers rule for: /usr/sbin/db-maint, /usr/bin/id -G; and su, su-l",
+        )
+        .unwrap();
+        assert_eq!(g["commands"][1], "/usr/bin/id -G");
+        assert_eq!(g["pam_services"][1], "su-l");
+        let g = gives("gate", "pam_jit opens sudo, sudo-i").unwrap();
+        assert_eq!(g["pam_services"][0], "sudo");
+        assert!(g.get("commands").is_none());
+    }
 
     #[test]
     fn times_are_rfc3339_utc() {

@@ -77,6 +77,29 @@ pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
+/// Epoch milliseconds as RFC 3339 UTC, second precision: `2026-11-29T02:20:21Z`.
+pub fn rfc3339(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    let rem = secs.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Epoch milliseconds as RFC 3339 UTC with milliseconds: `2026-11-29T02:34:00.123Z`.
+pub fn rfc3339_ms(ms: i64) -> String {
+    let text = rfc3339(ms);
+    format!(
+        "{}.{:03}Z",
+        text.strip_suffix('Z').unwrap_or(&text),
+        ms.rem_euclid(1000)
+    )
+}
+
 fn utc_parts(secs: i64) -> (i64, i64, i64, i64, i64, i64) {
     let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
     let rem = secs.rem_euclid(86_400);

@@ -35,18 +35,7 @@ pub const CSV_HEADER: &[&str] = &[
 ];
 
 /// `2026-11-29T02:34:00.123Z`.
-pub fn rfc3339(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (y, m, d) = crate::clock::civil_from_days(secs.div_euclid(86_400));
-    let rem = secs.rem_euclid(86_400);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        ms.rem_euclid(1000)
-    )
-}
+pub use crate::clock::rfc3339_ms as rfc3339;
 
 /// The record's kind and typed fields, read from its sealed line. A line this build cannot
 /// read (a kind from a newer jitd) keeps its kind and an empty field set.

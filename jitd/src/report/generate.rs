@@ -527,12 +527,4 @@ fn write_host_jsonl(host: &HostHistory, out: &mut dyn std::io::Write) -> std::io
 }
 
 /// `2026-10-01T09:00:00.000Z`.
-pub fn rfc3339(ms: i64) -> String {
-    let text = utc(ms);
-    format!(
-        "{}T{}.{:03}Z",
-        text.get(..10).unwrap_or(""),
-        text.get(11..19).unwrap_or(""),
-        ms.rem_euclid(1000)
-    )
-}
+pub use crate::clock::rfc3339_ms as rfc3339;
