@@ -29,7 +29,8 @@ fn history_shows_refused_and_invalid_requests_and_pages_with_a_cursor() {
         jitctl("alice", &["elevate", "nothing-here", "--reason", "x"])
             .status
             .code(),
-        Some(3)
+        Some(7),
+        "an unknown privilege"
     );
     assert_eq!(
         jitctl("alice", &["elevate", "Bad Name!", "--reason", "x"])

@@ -258,14 +258,14 @@ fn main() {
     println!(
         "\nratio of medians, sudo with pam_jit (live grant) / without: {:.3} \
          (loaded, not consulted / without: {:.3})",
-        medians[2] / medians[0],
-        medians[1] / medians[0]
+        medians[1] / medians[0],
+        medians[4] / medians[3]
     );
     println!(
         "ratio of medians, the naive pam_exec + sqlite3 gate / pam_jit: {:.2} \
          (naive / without: {:.3})",
-        medians[3] / medians[2],
-        medians[3] / medians[0]
+        medians[2] / medians[1],
+        medians[2] / medians[0]
     );
     println!("\nGate CheckAccess under load, loaded / idle:");
     for note in &load_notes {
@@ -553,12 +553,13 @@ live=$(sqlite3 -readonly "$JITD_DB" "SELECT 1 FROM grants WHERE uid = $uid AND s
 [ "$live" = 1 ]
 "#;
 
-/// `sudo -n true` run directly by the user (the bench forks, takes the user's uid and gid and
-/// execs sudo: no su or runuser stack in the figure), interleaved across four PAM stacks:
-/// without pam_jit, with pam_jit loaded but leaving sudo alone (`services=` names another
-/// service: the cost of loading the module), with pam_jit and a live grant (sudo runs the
-/// grant's command under its own service, `jitd-bench`, whose stack is sudo's), and with the
-/// naive pam_exec gate instead. Returns the four medians.
+/// `sudo -n` run directly by the user (the bench forks, takes the user's uid and gid and execs
+/// sudo: no su or runuser stack in the figure), interleaved across five arms: the grant's
+/// command (sudo runs it under its own service, `jitd-bench`, whose stack is sudo's) without
+/// pam_jit, with pam_jit and a live grant, and with the naive pam_exec gate instead; and a
+/// static rule's command under `sudo` itself without pam_jit and with pam_jit loaded but
+/// leaving it alone (`services=` names another service: the cost of loading the module).
+/// Returns the five medians.
 fn sudo_arms(
     sb: &Sandbox,
     d: &Daemon,
@@ -576,15 +577,20 @@ fn sudo_arms(
     let o = run(Command::new("chmod").arg("755").arg(&naive));
     assert!(o.status.success());
     let plain = std::fs::read_to_string("/etc/pam.d/sudo").unwrap();
+    // The load cost alone needs a command jitd does not route (routed services are always
+    // gated): a static rule for /usr/bin/echo, under sudo's own service.
+    let _static_rule = Replaced::new(
+        "/etc/sudoers.d/bench-static",
+        "benchuser ALL=(root) NOPASSWD: /usr/bin/echo\n",
+        0o440,
+    );
+    let (granted, unrouted) = ("/usr/bin/true", "/usr/bin/echo");
     let arms = [
-        ("sudo -n true without pam_jit", plain.clone()),
-        (
-            "sudo -n true with pam_jit loaded, not consulted",
-            format!("{plain}account required {module} services=other\n"),
-        ),
+        ("sudo -n true without pam_jit", plain.clone(), granted),
         (
             "sudo -n true with pam_jit (live grant)",
             format!("{plain}account required {module}\n"),
+            granted,
         ),
         (
             "sudo -n true with the naive gate (pam_exec + sqlite3, live grant)",
@@ -592,6 +598,17 @@ fn sudo_arms(
                 "{plain}account required pam_exec.so quiet {}\n",
                 naive.display()
             ),
+            granted,
+        ),
+        (
+            "sudo -n echo (static rule) without pam_jit",
+            plain.clone(),
+            unrouted,
+        ),
+        (
+            "sudo -n echo (static rule) with pam_jit loaded, not consulted",
+            format!("{plain}account required {module} services=other\n"),
+            unrouted,
         ),
     ];
     let uid = uid_of("benchuser").unwrap();
@@ -606,7 +623,7 @@ fn sudo_arms(
         std::fs::write("/etc/pam.d/sudo", &arms[arm].1).unwrap();
         let t = Instant::now();
         let o = run(Command::new("sudo")
-            .args(["-n", "/usr/bin/true"])
+            .args(["-n", arms[arm].2])
             .uid(uid)
             .gid(gid)
             .env_clear()
@@ -622,7 +639,7 @@ fn sudo_arms(
     samples
         .into_iter()
         .zip(arms.iter())
-        .map(|(v, (name, _))| {
+        .map(|(v, (name, _, _))| {
             let (p50, p99, max, n) = summary(v);
             rows.push(((*name).into(), (p50, p99, max, n), "ms"));
             p50
