@@ -10,6 +10,7 @@ mod manpages;
 mod output;
 mod policy_check;
 mod requests;
+mod sign;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -334,6 +335,23 @@ fn run(command: Command, out: &Out) -> Result<(), Failure> {
     }
     if let Command::Doctor { config } = &command {
         return doctor::run(config, out);
+    }
+    // Signing happens on the approver's machine, where there may be no jitd at all.
+    if let Command::Approvals(requests::ApprovalCommand::Approve {
+        id,
+        sign: true,
+        key,
+        deny,
+        yes,
+        ..
+    }) = &command
+    {
+        return sign::run(&sign::SignArgs {
+            blob: id.clone(),
+            key: key.clone(),
+            deny: *deny,
+            yes: *yes,
+        });
     }
     zbus::block_on(async {
         let address = std::env::var("JITD_BUS_ADDRESS").ok();

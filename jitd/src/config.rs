@@ -62,6 +62,16 @@ pub struct Config {
     /// Bounds of that look, per grant: entries looked at, and seconds.
     pub setgid_scan_max_files: u64,
     pub setgid_scan_secs: u64,
+    /// The site name in signature namespaces (`jitd-approve-v1@SITE`): the same on every host
+    /// whose approvers share keys. Empty: signed approvals are off.
+    pub site: String,
+    /// Approvers' SSH keys for signed approvals (ssh-keygen's allowed_signers format).
+    pub approvers_allowed_signers: PathBuf,
+    /// Revoked approver keys (a KRL from `ssh-keygen -k`, or public keys one a line); used
+    /// when it exists.
+    pub approvers_revoked: PathBuf,
+    /// The ssh-keygen that verifies signatures.
+    pub ssh_keygen: PathBuf,
 }
 
 impl Default for Config {
@@ -88,6 +98,10 @@ impl Default for Config {
             setgid_scan_paths: Vec::new(),
             setgid_scan_max_files: 2_000_000,
             setgid_scan_secs: 15,
+            site: String::new(),
+            approvers_allowed_signers: PathBuf::from("/etc/jitd/approvers.allowed_signers"),
+            approvers_revoked: PathBuf::from("/etc/jitd/approvers.revoked"),
+            ssh_keygen: PathBuf::from("/usr/bin/ssh-keygen"),
         }
     }
 }

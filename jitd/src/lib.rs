@@ -21,6 +21,7 @@ pub mod duration;
 pub mod gate_proto;
 pub mod names;
 pub mod position;
+pub mod signed_request;
 #[cfg(any(feature = "wire", feature = "policy"))]
 pub mod terms;
 #[cfg(feature = "wire")]

@@ -39,6 +39,7 @@ mod routes;
 mod safe_mode;
 mod schedule;
 mod sessions;
+mod signed;
 #[cfg(test)]
 mod tests;
 

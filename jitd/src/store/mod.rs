@@ -24,6 +24,7 @@ mod grants;
 mod migrate;
 mod requests;
 mod sessions;
+mod signed;
 pub mod tombstones;
 
 use std::cell::Cell;
@@ -37,6 +38,7 @@ pub use breakglass::BreakglassRecord;
 pub use grants::Unreadable;
 pub use migrate::SCHEMA_VERSION;
 pub use requests::{RequestRecord, VoteRecord};
+pub use signed::Binding;
 
 /// How long a read-only open waits on a lock: readers only meet one while a writer
 /// checkpoints or recovers the WAL, which is short.

@@ -290,6 +290,14 @@ fn samples() -> Vec<AuditEvent> {
             counted: 1,
             needed: 2,
         },
+        RequestSigned {
+            request: "r0123456789ab".into(),
+            kind: "approve".into(),
+            principal: "carol".into(),
+            by: "carol".into(),
+            key: "Good \"jitd-approve-v1@example.org\" signature for carol".into(),
+            token: "-----BEGIN JITD TOKEN-----\nam10ZA==\n-----END JITD TOKEN-----\n".into(),
+        },
         RequestActionRefused {
             request: "r0123456789ab".into(),
             caller: 1001,
@@ -574,6 +582,7 @@ fn levels_are_todays() {
             | RecallSetgidStripped { .. }
             | RequestPending { .. }
             | RequestVoted { .. }
+            | RequestSigned { .. }
             | RequestActionRefused { .. }
             | RequestDecided { .. }
             | GrantExtended { .. }
