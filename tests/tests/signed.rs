@@ -332,3 +332,181 @@ fn expired_requests_expired_keys_and_a_changed_policy_are_refused() {
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
     refused(&submit("eve", t.as_bytes()), "Request again");
 }
+
+/// The README's walkthrough, block by block as written: root sets up db-7, alice asks and puts
+/// the blob in the chat (a shared directory here), carol signs it on her "laptop" (her own
+/// HOME and key, no bus address, a terminal to say yes on), alice submits the token and sudo
+/// works. Only `systemctl restart jitd` is the harness's restart, and the example request id
+/// is the real one.
+#[test]
+#[ignore = "needs root and the sandbox: run tests/run"]
+fn the_readme_walkthrough_laptop_approver_works_as_written() {
+    let sb = setup();
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+            .unwrap();
+    let section = readme
+        .split("\n### ")
+        .find(|s| s.starts_with("Approving from anywhere"))
+        .expect("README has the signed-approval walkthrough");
+    let blocks: Vec<&str> = section
+        .split("```sh\n")
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap_or(""))
+        .collect();
+    assert_eq!(blocks.len(), 4, "{section}");
+
+    // The chat, and carol's laptop with her key.
+    let chat = sb.dir.join("signed-readme-chat");
+    let laptop = sb.dir.join("signed-readme-laptop");
+    let _ = std::fs::remove_dir_all(&chat);
+    let _ = std::fs::remove_dir_all(&laptop);
+    std::fs::create_dir_all(&chat).unwrap();
+    keygen(&laptop.join(".ssh"), "id_ed25519");
+    std::fs::copy(laptop.join(".ssh/id_ed25519.pub"), chat.join("carol.pub")).unwrap();
+    let o = run(std::process::Command::new("chmod")
+        .args(["-R", "a+rwX"])
+        .arg(&chat));
+    assert!(o.status.success());
+    let o = run(std::process::Command::new("chown")
+        .args(["-R", "carol:"])
+        .arg(&laptop));
+    assert!(o.status.success());
+
+    // db-7: jitd as packaged, reading /etc/jitd.
+    std::fs::create_dir_all("/etc/jitd/policy.d").unwrap();
+    let mut d = Daemon::start(&sb, "signed-readme", "");
+    d.set_config("policy_file", "\"/etc/jitd/policy.toml\"");
+    d.set_config("policy_dir", "\"/etc/jitd/policy.d\"");
+    d.set_config(
+        "approvers_allowed_signers",
+        "\"/etc/jitd/approvers.allowed_signers\"",
+    );
+    std::fs::copy(&d.config, "/etc/jitd/jitd.toml").unwrap();
+    d.config = "/etc/jitd/jitd.toml".into();
+
+    let in_chat = |user: &str, script: &str| {
+        run(std::process::Command::new("su").args([
+            user,
+            "-s",
+            "/bin/sh",
+            "-c",
+            &format!("cd {} && {script}", chat.display()),
+        ]))
+    };
+    let root = blocks[0].replace("systemctl restart jitd\n", "");
+    assert!(blocks[0].starts_with("# as root"), "{}", blocks[0]);
+    let o =
+        run(std::process::Command::new("sh")
+            .args(["-ec", &format!("cd {}\n{root}", chat.display())]));
+    assert!(
+        o.status.success(),
+        "root block: {}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    d.restart();
+
+    // alice asks; the example id stands for the one jitd gave.
+    let lines: Vec<&str> = blocks[1].lines().skip(1).collect();
+    assert!(lines[0].starts_with("jitctl elevate"), "{lines:?}");
+    let o = in_chat("alice", lines[0]);
+    assert_eq!(o.status.code(), Some(12), "{}{}", stdout(&o), stderr(&o));
+    let id = stdout(&o)
+        .split_whitespace()
+        .find(|w| w.starts_with('r') && w.len() == 13)
+        .unwrap()
+        .to_string();
+    let o = in_chat("alice", &lines[1].replace("r5f0c2a9e13b7", &id));
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+
+    // carol, on her laptop: no jitd, no bus; she reads the request and answers y on her
+    // terminal.
+    let line = blocks[2].lines().nth(1).unwrap();
+    let cmd = format!(
+        "cd {} && env -i PATH=\"$PATH\" HOME={} sh -c '{line}'",
+        chat.display(),
+        laptop.display()
+    );
+    let o = as_user_fed("carol", &["script", "-qec", &cmd, "/dev/null"], b"y\n");
+    let shown = stdout(&o);
+    assert!(o.status.success(), "carol signs: {shown}{}", stderr(&o));
+    for want in [
+        "You are about to APPROVE",
+        "alice (uid",
+        "as root: /usr/bin/whoami",
+        "30m (the rule allows at most 1h)",
+        "replica lag after the failover",
+        "approve it? [y/N]",
+    ] {
+        assert!(shown.contains(want), "{want:?} shown to carol: {shown}");
+    }
+
+    // alice hands the token in; sudo works.
+    let o = in_chat(
+        "alice",
+        &blocks[3].lines().skip(1).collect::<Vec<_>>().join("\n"),
+    );
+    assert!(
+        o.status.success(),
+        "{}{}\n{}",
+        stdout(&o),
+        stderr(&o),
+        d.log()
+    );
+    assert!(stdout(&o).lines().any(|l| l == "root"), "{}", stdout(&o));
+
+    d.stop();
+    for f in [
+        "/etc/jitd/policy.d/check.toml",
+        "/etc/jitd/approvers.allowed_signers",
+        "/etc/jitd/jitd.toml",
+    ] {
+        let _ = std::fs::remove_file(f);
+    }
+}
+
+/// How long a token takes to verify, end to end: `jitctl submit` of a token whose signature
+/// verifies (both ssh-keygen runs) and is then refused (the requester's own key, so nothing is
+/// consumed and it can be sent again). Prints p50/p99; fails only when something hangs.
+#[test]
+#[ignore = "needs root and the sandbox: run tests/run"]
+fn token_verification_time() {
+    let sb = setup();
+    let keys = sb.dir.join("signed-bench-keys");
+    let alice = keygen(&keys, "alice");
+    let dir = sb.dir.join("signed-bench");
+    std::fs::create_dir_all(&dir).unwrap();
+    trust(&dir, &[signer("alice", &alice, "")]);
+    // The per-uid call limits would measure themselves, not the verification.
+    let limits = "calls_per_sec = 1000.0\ncalls_burst = 1000\n";
+    let _d = Daemon::start_with(&sb, "signed-bench", POLICY, &(config(&dir) + limits));
+    let id = ask(&["--for", "1h"]);
+    let t = token(&blob(&id), &alice, &[]);
+    let runs: usize = std::env::var("SIGNED_BENCH_RUNS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(40);
+    let mut ms: Vec<f64> = (0..runs)
+        .map(|_| {
+            let started = std::time::Instant::now();
+            let o = submit("eve", t.as_bytes());
+            let took = started.elapsed().as_secs_f64() * 1000.0;
+            refused(&o, "alice is the requester");
+            took
+        })
+        .collect();
+    ms.sort_by(f64::total_cmp);
+    let at = |q: f64| ms[((ms.len() - 1) as f64 * q).round() as usize];
+    println!(
+        "token verification (jitctl submit, 2x ssh-keygen -Y): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, n {}",
+        at(0.5),
+        at(0.99),
+        ms[ms.len() - 1],
+        ms.len()
+    );
+    assert!(
+        at(0.99) < 1000.0,
+        "a verification took over a second: {ms:?}"
+    );
+}
