@@ -510,3 +510,56 @@ fn token_verification_time() {
         "a verification took over a second: {ms:?}"
     );
 }
+
+/// `jitctl elevate --wait` shows the blob while it waits, and returns granted once a signed
+/// token (with one bus approval) makes the quorum.
+#[test]
+#[ignore = "needs root and the sandbox: run tests/run"]
+fn elevate_wait_prints_the_blob_and_returns_when_a_token_decides() {
+    let sb = setup();
+    let keys = sb.dir.join("signed-wait-keys");
+    let carol = keygen(&keys, "carol");
+    let _d = start(&sb, "signed-wait", POLICY, &[("carol", &carol)]);
+    let child = std::process::Command::new("runuser")
+        .args([
+            "-u",
+            "alice",
+            "--",
+            "jitctl",
+            "elevate",
+            "whoami",
+            "--wait",
+            "--reason",
+            "restore the orders table",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut id = String::new();
+    wait_for(std::time::Duration::from_secs(5), "the request", || {
+        let o = as_user("alice", &["jitctl", "requests"]);
+        id = stdout(&o)
+            .split_whitespace()
+            .find(|w| {
+                w.starts_with('r') && w.len() == 13 && w[1..].chars().all(|c| c.is_ascii_hexdigit())
+            })
+            .unwrap_or("")
+            .to_string();
+        !id.is_empty()
+    });
+    let b = blob(&id);
+    assert!(approve("bob", &id, &[]).status.success());
+    let o = submit("eve", token(&b, &carol, &[]).as_bytes());
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains(b.trim()), "the blob in {}", stdout(&o));
+    assert!(
+        stdout(&o).contains("jitctl approve --sign -"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(alice_may_sudo());
+}
