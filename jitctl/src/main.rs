@@ -76,6 +76,10 @@ enum Command {
         /// time on a terminal; Ctrl-C stops waiting and leaves the request pending).
         #[arg(long)]
         wait: bool,
+        /// Prove it is you with this SSH key first (rules with mfa = "ssh-sk"): signs jitd's
+        /// challenge; a FIDO key asks for a touch.
+        #[arg(long, value_name = "FILE")]
+        mfa_key: Option<std::path::PathBuf>,
     },
     #[command(flatten)]
     Approvals(requests::ApprovalCommand),
@@ -371,8 +375,12 @@ fn run(command: Command, out: &Out) -> Result<(), Failure> {
                 reason,
                 ticket,
                 wait,
+                mfa_key,
             } => {
                 let (reason, ticket) = ask_missing(&jitd, &privilege, reason, ticket).await?;
+                if let Some(key) = mfa_key {
+                    sign::prove(&jitd, &key).await?;
+                }
                 // Answers polkit when the rule wants a proof of presence (reauth = true).
                 let _agent = agent::start();
                 let outcome = jitd

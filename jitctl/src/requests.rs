@@ -89,6 +89,17 @@ pub enum ApprovalCommand {
     /// Hand a signed token (from `jitctl approve --sign`) to jitd: the token itself, a file
     /// holding it, or - (stdin).
     Submit { token: String },
+    /// Prove it is you with your SSH key for your next request (rules with mfa = "ssh-sk"):
+    /// signs jitd's challenge, hands the proof in and prints it. With --proof, hands in a
+    /// proof made before (each counts once).
+    Mfa {
+        /// The key (default: ~/.ssh/id_ed25519_sk, id_ed25519, ...).
+        #[arg(long, value_name = "FILE", conflicts_with = "proof")]
+        key: Option<std::path::PathBuf>,
+        /// A proof printed earlier: a file, or - (stdin).
+        #[arg(long, value_name = "FILE")]
+        proof: Option<String>,
+    },
     /// Withdraw one of your pending requests.
     Cancel { id: String },
     /// Wait for the decision on a pending request (exit 0 when granted).
@@ -111,6 +122,19 @@ pub async fn run(
         ApprovalCommand::Requests { pending, all, .. } => {
             list(jitd, pending, all, out).await?;
         }
+        ApprovalCommand::Mfa { key, proof } => match proof {
+            Some(p) => {
+                jitd.prove_mfa(&crate::sign::read_token(&p)?).await?;
+                println!("proof accepted: your next request (within 2 minutes) uses it");
+            }
+            None => {
+                let key = match key {
+                    Some(k) => k,
+                    None => crate::sign::default_key()?,
+                };
+                print!("{}", crate::sign::prove(jitd, &key).await?);
+            }
+        },
         ApprovalCommand::Submit { token } => {
             let q = jitd.submit_token(&crate::sign::read_token(&token)?).await?;
             decided(&q, out);

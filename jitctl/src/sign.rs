@@ -120,7 +120,7 @@ fn confirm(kind: Kind) -> Result<bool, Failure> {
     Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
 }
 
-fn default_key() -> Result<PathBuf, Failure> {
+pub fn default_key() -> Result<PathBuf, Failure> {
     let home = std::env::var_os("HOME")
         .ok_or_else(|| Failure::Usage("no HOME: name the key with --key FILE".into()))?;
     let ssh = PathBuf::from(home).join(".ssh");
@@ -191,4 +191,21 @@ pub fn read_token(arg: &str) -> Result<Vec<u8>, Failure> {
         read(&mut f, &mut bytes)?;
     }
     Ok(bytes)
+}
+
+/// Asks jitd for a challenge, signs it with `key` under `jitd-mfa-v1@SITE` and hands the proof
+/// in; returns the proof.
+pub async fn prove(
+    jitd: &jitd::client::ManagerProxy<'_>,
+    key: &std::path::Path,
+) -> Result<String, Failure> {
+    let challenge = jitd.mfa_challenge().await?;
+    let site = challenge
+        .lines()
+        .find_map(|l| l.strip_prefix("site: "))
+        .ok_or_else(|| Failure::Other("jitd's challenge names no site".into()))?;
+    let sig = ssh_sign(key, &format!("jitd-mfa-v1@{site}"), challenge.as_bytes())?;
+    let proof = sr::token(challenge.as_bytes(), &sig);
+    jitd.prove_mfa(proof.as_bytes()).await?;
+    Ok(proof)
 }

@@ -67,7 +67,9 @@ pub struct Config {
     pub site: String,
     /// Approvers' SSH keys for signed approvals (ssh-keygen's allowed_signers format).
     pub approvers_allowed_signers: PathBuf,
-    /// Revoked approver keys (a KRL from `ssh-keygen -k`, or public keys one a line); used
+    /// Users' own SSH keys for MFA proofs (`mfa = "ssh-sk"` rules), same format.
+    pub users_allowed_signers: PathBuf,
+    /// Revoked approver (and user) keys (a KRL from `ssh-keygen -k`, or public keys one a line); used
     /// when it exists.
     pub approvers_revoked: PathBuf,
     /// The ssh-keygen that verifies signatures.
@@ -100,6 +102,7 @@ impl Default for Config {
             setgid_scan_secs: 15,
             site: String::new(),
             approvers_allowed_signers: PathBuf::from("/etc/jitd/approvers.allowed_signers"),
+            users_allowed_signers: PathBuf::from("/etc/jitd/users.allowed_signers"),
             approvers_revoked: PathBuf::from("/etc/jitd/approvers.revoked"),
             ssh_keygen: PathBuf::from("/usr/bin/ssh-keygen"),
         }

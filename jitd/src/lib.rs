@@ -60,6 +60,8 @@ pub mod runtime;
 #[cfg(feature = "daemon")]
 pub mod session;
 #[cfg(feature = "daemon")]
+pub mod sshsig;
+#[cfg(feature = "daemon")]
 pub mod store;
 #[cfg(feature = "daemon")]
 pub mod sys;

@@ -135,3 +135,23 @@ pub fn raw_signature(key: &Path, namespace: &str, bytes: &[u8]) -> String {
     assert!(o.status.success(), "ssh-keygen -Y sign: {}", stderr(&o));
     stdout(&o)
 }
+
+/// Starts jitd `name` trusting `signers` (principal, key) for signed approvals.
+pub fn start(sb: &Sandbox, name: &str, policy: &str, signers: &[(&str, &Path)]) -> Daemon {
+    let dir = sb.dir.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let _ = std::fs::remove_file(dir.join("approvers.revoked"));
+    let lines: Vec<String> = signers.iter().map(|(p, k)| signer(p, k, "")).collect();
+    trust(&dir, &lines);
+    Daemon::start_with(sb, name, policy, &config(&dir))
+}
+
+pub fn refused(o: &std::process::Output, want: &str) {
+    assert!(!o.status.success(), "refused: {}{}", stdout(o), stderr(o));
+    assert!(
+        stderr(o).contains(want),
+        "{want:?} in the refusal: {}{}",
+        stdout(o),
+        stderr(o)
+    );
+}

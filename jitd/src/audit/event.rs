@@ -320,6 +320,13 @@ audit_events! {
         key: String,
         token: String,
     }
+    /// A requester proved presence for an `mfa = "ssh-sk"` rule: their key signed jitd's
+    /// nonce (`key` as ssh-keygen named it).
+    MfaProven = "mfa.proven" [Level::Notice] {
+        uid: u32,
+        user: String,
+        key: String,
+    }
     /// A vote, cancellation or listing refused: what was tried, by whom, and why.
     RequestActionRefused = "request.refused" [Level::Notice] {
         request: String,

@@ -198,6 +198,26 @@ impl Manager {
         out
     }
 
+    async fn mfa_challenge(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        let (uid, _permit) = self.0.admit(conn, &header).await?;
+        self.0.engine().mfa_challenge(uid)
+    }
+
+    async fn prove_mfa(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        proof: Vec<u8>,
+    ) -> Result<(), Error> {
+        require_reply_expected(&header)?;
+        let (uid, _permit) = self.0.admit(conn, &header).await?;
+        self.0.engine().prove_mfa(uid, &proof)
+    }
+
     async fn extend(
         &self,
         #[zbus(header)] header: Header<'_>,

@@ -29,6 +29,7 @@ mod extend;
 mod gate_index;
 mod grants;
 mod hints;
+mod mfa;
 mod reauth;
 mod recall;
 mod reconcile;

@@ -70,7 +70,7 @@ impl Core {
         sr::payload(kind, &values)
     }
 
-    fn signing_on(&self) -> Result<(), Error> {
+    pub(super) fn signing_on(&self) -> Result<(), Error> {
         if self.cfg.site.is_empty() {
             return Err(Error::NotAllowed(
                 "signed approvals are off on this host: set `site` in jitd.toml".into(),
@@ -234,10 +234,28 @@ impl Core {
 
     /// The principal whose key made `sig` over `payload`, and ssh-keygen's line naming the key.
     fn verify_signature(&self, sig: &str, payload: &[u8]) -> Result<(String, String), String> {
-        let path = &self.cfg.approvers_allowed_signers;
+        let namespace = sr::approve_namespace(&self.cfg.site);
+        self.verify_ssh(
+            &self.cfg.approvers_allowed_signers,
+            &namespace,
+            sig,
+            payload,
+        )
+    }
+
+    /// `ssh-keygen -Y find-principals` then `-Y verify` of `sig` over `payload` against the
+    /// keys file `path` (checked as policy first), at jitd's time, with the revoked keys; a
+    /// FIDO key's signature must also carry the user-presence flag.
+    pub(super) fn verify_ssh(
+        &self,
+        path: &std::path::Path,
+        namespace: &str,
+        sig: &str,
+        payload: &[u8],
+    ) -> Result<(String, String), String> {
         let unusable = |why: String| {
             format!(
-                "approvers' keys are not usable, so no token counts: {}: {why}",
+                "the keys in {} are not usable, so no signature counts: {why}",
                 path.display()
             )
         };
@@ -246,8 +264,14 @@ impl Core {
             Ok((_, Some(why))) | Err(why) => return Err(unusable(why)),
         };
         ssh_keygen::check_allowed_signers(&text, &self.cfg.site).map_err(unusable)?;
+        if crate::sshsig::sk_user_present(sig)? == Some(false) {
+            return Err(
+                "the FIDO key was not touched: its signature lacks the user-presence flag".into(),
+            );
+        }
         let dir = self.cfg.state_dir.join("signatures");
-        let file = SigFile::write(&dir, sig).map_err(|e| format!("cannot check the token: {e}"))?;
+        let file =
+            SigFile::write(&dir, sig).map_err(|e| format!("cannot check the signature: {e}"))?;
         let time = sudoers_stamp(self.clock.now().wall_ms.div_euclid(1000));
         let tool = &self.cfg.ssh_keygen;
         let principals = ssh_keygen::find_principals(tool, path, &file.0, &time).map_err(|e| {
@@ -261,10 +285,9 @@ impl Core {
             .approvers_revoked
             .exists()
             .then_some(self.cfg.approvers_revoked.as_path());
-        let namespace = sr::approve_namespace(&self.cfg.site);
         let mut last = String::new();
         for p in principals {
-            match ssh_keygen::verify(tool, path, &p, &namespace, &file.0, &time, revoked, payload) {
+            match ssh_keygen::verify(tool, path, &p, namespace, &file.0, &time, revoked, payload) {
                 Ok(line) => return Ok((p, line)),
                 Err(e) => last = e,
             }
@@ -277,7 +300,7 @@ impl Core {
 }
 
 /// The host's machine id, as systemd keeps it ("" when there is none).
-fn machine_id() -> String {
+pub(super) fn machine_id() -> String {
     std::fs::read_to_string("/etc/machine-id")
         .map(|s| s.trim().to_string())
         .unwrap_or_default()

@@ -144,7 +144,8 @@ CREATE INDEX breakglass_uid ON breakglass(uid, granted_ms);
 
 /// Signed approvals: what each pending request binds into a signature (its nonce and the
 /// digest of its rule and privilege at request time), and every signature jitd accepted, so a
-/// token counts once even after a restart.
+/// token counts once even after a restart; and the nonces requesters sign as an MFA proof,
+/// each proven once and used for one request.
 const V6_SIGNED: &str = "
 CREATE TABLE request_bindings (
     request_id TEXT PRIMARY KEY,
@@ -159,6 +160,14 @@ CREATE TABLE used_tokens (
     kind TEXT NOT NULL,
     at_ms INTEGER NOT NULL
 );
+CREATE TABLE mfa_challenges (
+    nonce TEXT PRIMARY KEY,
+    uid INTEGER NOT NULL,
+    created_ms INTEGER NOT NULL,
+    proven_ms INTEGER NOT NULL DEFAULT 0,
+    used_ms INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX mfa_challenges_uid ON mfa_challenges(uid, proven_ms);
 ";
 
 /// In order, without gaps, starting at 1.

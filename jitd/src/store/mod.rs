@@ -38,7 +38,7 @@ pub use breakglass::BreakglassRecord;
 pub use grants::Unreadable;
 pub use migrate::SCHEMA_VERSION;
 pub use requests::{RequestRecord, VoteRecord};
-pub use signed::Binding;
+pub use signed::{Binding, MfaChallenge};
 
 /// How long a read-only open waits on a lock: readers only meet one while a writer
 /// checkpoints or recovers the WAL, which is short.

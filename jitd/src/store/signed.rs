@@ -76,3 +76,67 @@ impl Store {
         Ok(n == 1)
     }
 }
+
+/// An MFA challenge as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MfaChallenge {
+    pub uid: u32,
+    pub created_ms: i64,
+    pub proven_ms: i64,
+    pub used_ms: i64,
+}
+
+impl Store {
+    pub fn insert_mfa_challenge(
+        &self,
+        nonce: &str,
+        uid: u32,
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO mfa_challenges (nonce, uid, created_ms) VALUES (?1, ?2, ?3)",
+            params![nonce, uid, at_ms],
+        )?;
+        Ok(())
+    }
+
+    pub fn mfa_challenge(&self, nonce: &str) -> Result<Option<MfaChallenge>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT uid, created_ms, proven_ms, used_ms FROM mfa_challenges WHERE nonce = ?1",
+                params![nonce],
+                |r| {
+                    Ok(MfaChallenge {
+                        uid: r.get(0)?,
+                        created_ms: r.get(1)?,
+                        proven_ms: r.get(2)?,
+                        used_ms: r.get(3)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Marks a challenge proven; false when it already was (a replayed proof).
+    pub fn prove_mfa_challenge(&self, nonce: &str, at_ms: i64) -> Result<bool, StoreError> {
+        let n = self.conn.execute(
+            "UPDATE mfa_challenges SET proven_ms = ?2 WHERE nonce = ?1 AND proven_ms = 0",
+            params![nonce, at_ms],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Uses the newest proof of `uid` proven at or after `since_ms` and not used yet; false
+    /// when there is none.
+    pub fn use_mfa_proof(&self, uid: u32, since_ms: i64, at_ms: i64) -> Result<bool, StoreError> {
+        let n = self.conn.execute(
+            "UPDATE mfa_challenges SET used_ms = ?3 WHERE nonce = (
+                 SELECT nonce FROM mfa_challenges
+                 WHERE uid = ?1 AND proven_ms >= ?2 AND proven_ms > 0 AND used_ms = 0
+                 ORDER BY proven_ms DESC LIMIT 1)",
+            params![uid, since_ms, at_ms],
+        )?;
+        Ok(n == 1)
+    }
+}

@@ -298,6 +298,11 @@ fn samples() -> Vec<AuditEvent> {
             key: "Good \"jitd-approve-v1@example.org\" signature for carol".into(),
             token: "-----BEGIN JITD TOKEN-----\nam10ZA==\n-----END JITD TOKEN-----\n".into(),
         },
+        MfaProven {
+            uid: 1001,
+            user: "alice".into(),
+            key: "SHA256:abc".into(),
+        },
         RequestActionRefused {
             request: "r0123456789ab".into(),
             caller: 1001,
@@ -583,6 +588,7 @@ fn levels_are_todays() {
             | RequestPending { .. }
             | RequestVoted { .. }
             | RequestSigned { .. }
+            | MfaProven { .. }
             | RequestActionRefused { .. }
             | RequestDecided { .. }
             | GrantExtended { .. }
