@@ -98,6 +98,19 @@ fn show(fields: &[(String, String)], kind: Kind) {
         ("nonce", f("nonce").to_string()),
     ];
     for (label, value) in rows {
+        // A blob from a chat is anyone's text: nothing in it may move the cursor or reorder
+        // what the approver reads.
+        let value: String = value
+            .chars()
+            .map(|c| {
+                if c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+                {
+                    '?'
+                } else {
+                    c
+                }
+            })
+            .collect();
         let _ = writeln!(e, "  {label:<12} {value}");
     }
 }
