@@ -211,7 +211,9 @@ pub async fn pending(
         // For an approver elsewhere: the blob to paste to them (when this host takes tokens).
         if let Ok(blob) = jitd.request_blob(&o.request_id).await {
             println!(
-                "An approver without access to this host can sign this with                  `jitctl approve --sign -`, and anyone here hands the token in with                  `jitctl submit -`:\n{blob}"
+                "An approver without access to this host can sign this with \
+                 `jitctl approve --sign -`, and anyone here hands the token in with \
+                 `jitctl submit -`:\n{blob}"
             );
         }
     }
