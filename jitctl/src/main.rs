@@ -13,6 +13,7 @@ mod output;
 mod policy_check;
 mod report;
 mod requests;
+mod sign;
 mod suggest_apply;
 
 use std::io::IsTerminal;
@@ -79,6 +80,10 @@ enum Command {
         /// time on a terminal; Ctrl-C stops waiting and leaves the request pending).
         #[arg(long)]
         wait: bool,
+        /// Prove it is you with this SSH key first (rules with mfa = "ssh-sk"): signs jitd's
+        /// challenge; a FIDO key asks for a touch.
+        #[arg(long, value_name = "FILE")]
+        mfa_key: Option<std::path::PathBuf>,
     },
     #[command(flatten)]
     Approvals(requests::ApprovalCommand),
@@ -395,6 +400,23 @@ fn run(command: Command, out: &Out) -> Result<(), Failure> {
     if let Command::Doctor { config } = &command {
         return doctor::run(config, out);
     }
+    // Signing happens on the approver's machine, where there may be no jitd at all.
+    if let Command::Approvals(requests::ApprovalCommand::Approve {
+        id,
+        sign: true,
+        key,
+        deny,
+        yes,
+        ..
+    }) = &command
+    {
+        return sign::run(&sign::SignArgs {
+            blob: id.clone(),
+            key: key.clone(),
+            deny: *deny,
+            yes: *yes,
+        });
+    }
     zbus::block_on(async {
         let address = std::env::var("JITD_BUS_ADDRESS").ok();
         let conn = client::connect(address.as_deref()).await.map_err(|e| {
@@ -413,8 +435,12 @@ fn run(command: Command, out: &Out) -> Result<(), Failure> {
                 reason,
                 ticket,
                 wait,
+                mfa_key,
             } => {
                 let (reason, ticket) = ask_missing(&jitd, &privilege, reason, ticket).await?;
+                if let Some(key) = mfa_key {
+                    sign::prove(&jitd, &key).await?;
+                }
                 // Answers polkit when the rule wants a proof of presence (reauth = true).
                 let _agent = agent::start();
                 let outcome = jitd

@@ -29,10 +29,29 @@ pub enum ApprovalCommand {
         /// Every request (admins).
         #[arg(long)]
         all: bool,
+        /// Print the blob of pending request ID, for an approver elsewhere to sign with
+        /// `jitctl approve --sign`.
+        #[arg(long, value_name = "ID", conflicts_with_all = ["pending", "all"])]
+        blob: Option<String>,
     },
-    /// Approve a pending request (approvers of its rule; never your own).
+    /// Approve a pending request (approvers of its rule; never your own). With --sign, on
+    /// any machine: sign a request blob with your SSH key and print a token.
     Approve {
+        /// The request id; with --sign, the blob itself, a file holding it, or - (stdin).
         id: String,
+        /// Sign a request blob with your SSH key (no jitd needed here); prints a token.
+        #[arg(long)]
+        sign: bool,
+        /// The key to sign with (default: ~/.ssh/id_ed25519_sk, id_ed25519, ...); a .pub
+        /// signs through ssh-agent.
+        #[arg(long, value_name = "FILE", requires = "sign")]
+        key: Option<std::path::PathBuf>,
+        /// Sign a denial instead.
+        #[arg(long, requires = "sign")]
+        deny: bool,
+        /// Do not ask before signing (the request is still shown).
+        #[arg(long, requires = "sign")]
+        yes: bool,
         #[arg(long, default_value = "")]
         comment: String,
         /// Grant less than was asked: 30m, 1h (never more).
@@ -67,6 +86,20 @@ pub enum ApprovalCommand {
         #[arg(long)]
         comment: String,
     },
+    /// Hand a signed token (from `jitctl approve --sign`) to jitd: the token itself, a file
+    /// holding it, or - (stdin).
+    Submit { token: String },
+    /// Prove it is you with your SSH key for your next request (rules with mfa = "ssh-sk"):
+    /// signs jitd's challenge, hands the proof in and prints it. With --proof, hands in a
+    /// proof made before (each counts once).
+    Mfa {
+        /// The key (default: ~/.ssh/id_ed25519_sk, id_ed25519, ...).
+        #[arg(long, value_name = "FILE", conflicts_with = "proof")]
+        key: Option<std::path::PathBuf>,
+        /// A proof printed earlier: a file, or - (stdin).
+        #[arg(long, value_name = "FILE")]
+        proof: Option<String>,
+    },
     /// Withdraw one of your pending requests.
     Cancel { id: String },
     /// Wait for the decision on a pending request (exit 0 when granted).
@@ -83,13 +116,34 @@ pub async fn run(
     out: &Out,
 ) -> Result<(), Failure> {
     match command {
-        ApprovalCommand::Requests { pending, all } => {
+        ApprovalCommand::Requests { blob: Some(id), .. } => {
+            print!("{}", jitd.request_blob(&id).await?);
+        }
+        ApprovalCommand::Requests { pending, all, .. } => {
             list(jitd, pending, all, out).await?;
+        }
+        ApprovalCommand::Mfa { key, proof } => match proof {
+            Some(p) => {
+                jitd.prove_mfa(&crate::sign::read_token(&p)?).await?;
+                println!("proof accepted: your next request (within 2 minutes) uses it");
+            }
+            None => {
+                let key = match key {
+                    Some(k) => k,
+                    None => crate::sign::default_key()?,
+                };
+                print!("{}", crate::sign::prove(jitd, &key).await?);
+            }
+        },
+        ApprovalCommand::Submit { token } => {
+            let q = jitd.submit_token(&crate::sign::read_token(&token)?).await?;
+            decided(&q, out);
         }
         ApprovalCommand::Approve {
             id,
             comment,
             shorten_to,
+            ..
         } => {
             let q = jitd.approve(&id, &comment, shorten_to.unwrap_or(0)).await?;
             decided(&q, out);
@@ -154,6 +208,14 @@ pub async fn pending(
     }
     if !out.json {
         println!("{}", o.message);
+        // For an approver elsewhere: the blob to paste to them (when this host takes tokens).
+        if let Ok(blob) = jitd.request_blob(&o.request_id).await {
+            println!(
+                "An approver without access to this host can sign this with \
+                 `jitctl approve --sign -`, and anyone here hands the token in with \
+                 `jitctl submit -`:\n{blob}"
+            );
+        }
     }
     wait(jitd, &o.request_id, out).await
 }

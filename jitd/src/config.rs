@@ -76,6 +76,18 @@ pub struct Config {
     /// Audit records older than this many days are purged (0: never), after the chain's head
     /// before them is kept as a checkpoint so the rest still verifies.
     pub audit_retention_days: u64,
+    /// The site name in signature namespaces (`jitd-approve-v1@SITE`): the same on every host
+    /// whose approvers share keys. Empty: signed approvals are off.
+    pub site: String,
+    /// Approvers' SSH keys for signed approvals (ssh-keygen's allowed_signers format).
+    pub approvers_allowed_signers: PathBuf,
+    /// Users' own SSH keys for MFA proofs (`mfa = "ssh-sk"` rules), same format.
+    pub users_allowed_signers: PathBuf,
+    /// Revoked approver (and user) keys (a KRL from `ssh-keygen -k`, or public keys one a line); used
+    /// when it exists.
+    pub approvers_revoked: PathBuf,
+    /// The ssh-keygen that verifies signatures.
+    pub ssh_keygen: PathBuf,
 }
 
 impl Default for Config {
@@ -111,6 +123,11 @@ impl Default for Config {
             alert_denials: 5,
             alert_denial_window_secs: 60,
             audit_retention_days: 400,
+            site: String::new(),
+            approvers_allowed_signers: PathBuf::from("/etc/jitd/approvers.allowed_signers"),
+            users_allowed_signers: PathBuf::from("/etc/jitd/users.allowed_signers"),
+            approvers_revoked: PathBuf::from("/etc/jitd/approvers.revoked"),
+            ssh_keygen: PathBuf::from("/usr/bin/ssh-keygen"),
         }
     }
 }

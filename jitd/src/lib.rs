@@ -21,6 +21,7 @@ pub mod duration;
 pub mod gate_proto;
 pub mod names;
 pub mod position;
+pub mod signed_request;
 #[cfg(any(feature = "wire", feature = "policy"))]
 pub mod terms;
 pub mod when;
@@ -65,6 +66,8 @@ pub mod report;
 pub mod runtime;
 #[cfg(feature = "daemon")]
 pub mod session;
+#[cfg(feature = "daemon")]
+pub mod sshsig;
 #[cfg(feature = "daemon")]
 pub mod store;
 #[cfg(feature = "daemon")]

@@ -10,7 +10,9 @@
 
 pub mod approvals;
 pub mod bench_approve;
+pub mod bench_signed;
 pub mod bench_sudo;
+pub mod signed;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

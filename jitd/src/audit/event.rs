@@ -311,6 +311,24 @@ audit_events! {
         counted: u64,
         needed: u64,
     }
+    /// A signed approval or denial was verified and cast as `by`'s vote: `principal` of
+    /// approvers.allowed_signers, the key ssh-keygen named, and the whole token, so anyone can
+    /// check it again offline with `ssh-keygen -Y verify`.
+    RequestSigned = "request.signed" [Level::Notice] {
+        request: String,
+        kind: String,
+        principal: String,
+        by: String,
+        key: String,
+        token: String,
+    }
+    /// A requester proved presence for an `mfa = "ssh-sk"` rule: their key signed jitd's
+    /// nonce (`key` as ssh-keygen named it).
+    MfaProven = "mfa.proven" [Level::Notice] {
+        uid: u32,
+        user: String,
+        key: String,
+    }
     /// A vote, cancellation or listing refused: what was tried, by whom, and why.
     RequestActionRefused = "request.refused" [Level::Notice] {
         request: String,

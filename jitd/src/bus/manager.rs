@@ -174,6 +174,50 @@ impl Manager {
         self.0.engine().cancel(uid, request_id)
     }
 
+    async fn request_blob(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        request_id: &str,
+    ) -> Result<String, Error> {
+        let (caller, _permit) = self.0.caller(conn, &header, "RequestBlob", false).await?;
+        self.0.engine().request_blob(caller, request_id)
+    }
+
+    async fn submit_token(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        token: Vec<u8>,
+    ) -> Result<RequestInfo, Error> {
+        require_reply_expected(&header)?;
+        let (uid, _permit) = self.0.admit(conn, &header).await?;
+        let out = self.0.engine().submit_token(uid, &token);
+        // A new grant's deadline is one the expiry loop must know at once.
+        self.0.wake.notify_one();
+        out
+    }
+
+    async fn mfa_challenge(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, Error> {
+        let (uid, _permit) = self.0.admit(conn, &header).await?;
+        self.0.engine().mfa_challenge(uid)
+    }
+
+    async fn prove_mfa(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        proof: Vec<u8>,
+    ) -> Result<(), Error> {
+        require_reply_expected(&header)?;
+        let (uid, _permit) = self.0.admit(conn, &header).await?;
+        self.0.engine().prove_mfa(uid, &proof)
+    }
+
     async fn extend(
         &self,
         #[zbus(header)] header: Header<'_>,

@@ -150,6 +150,22 @@ pub trait Manager {
     /// Denies a pending request as the caller; the comment is required.
     fn deny(&self, request_id: &str, comment: &str) -> Result<RequestInfo, Error>;
 
+    /// The armored blob an approver on another machine signs for a pending request (its
+    /// requester, an approver of it, or an admin).
+    fn request_blob(&self, request_id: &str) -> Result<String, Error>;
+
+    /// A signed approval or denial (from `jitctl approve --sign`), cast as its signer's vote
+    /// once verified. Anyone on the host may hand one in.
+    fn submit_token(&self, token: &[u8]) -> Result<RequestInfo, Error>;
+
+    /// A challenge for the caller to sign with their own SSH key (`mfa = "ssh-sk"` rules):
+    /// the exact text, with a nonce of jitd's.
+    fn mfa_challenge(&self) -> Result<String, Error>;
+
+    /// The caller's signed challenge (a token of the challenge text and its SSH signature);
+    /// the caller's next request under an `mfa` rule, within two minutes, uses it.
+    fn prove_mfa(&self, proof: &[u8]) -> Result<(), Error>;
+
     /// Asks for `secs` more on the caller's live grant `grant_id`, for `reason`: within the
     /// rule's maximum total, approved like the original (active on return under an automatic
     /// rule, else a pending request). On approval the same grant's deadline moves.

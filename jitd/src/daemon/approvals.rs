@@ -103,6 +103,7 @@ impl Core {
                 "cannot record the request ({e}); nothing was asked"
             )));
         }
+        self.bind_for_signing(&q);
         self.record(AuditEvent::RequestPending {
             request: id.to_string(),
             uid: q.uid,
@@ -164,7 +165,7 @@ impl Core {
 
     /// A pending request by id, expired first when its time ran out; the refusal names what
     /// became of it.
-    fn pending_request(
+    pub(super) fn pending_request(
         &mut self,
         id: &str,
         caller: u32,

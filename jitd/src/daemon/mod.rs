@@ -30,6 +30,7 @@ mod gate_index;
 mod grants;
 mod hints;
 mod ledger;
+mod mfa;
 mod reauth;
 mod recall;
 mod reconcile;
@@ -40,6 +41,7 @@ mod routes;
 mod safe_mode;
 mod schedule;
 mod sessions;
+mod signed;
 #[cfg(test)]
 mod tests;
 

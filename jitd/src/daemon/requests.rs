@@ -107,6 +107,12 @@ impl Core {
         {
             return denied(self, super::reauth::needed(rule));
         }
+        if let Decision::Allow { rule, .. } | Decision::Pending { rule, .. } = &decision
+            && self.policy.rule(rule).is_some_and(|r| r.mfa)
+            && !self.take_mfa(uid)
+        {
+            return denied(self, super::mfa::needed(rule));
+        }
         let (rule, secs, clamped) = match decision {
             Decision::Allow {
                 rule,

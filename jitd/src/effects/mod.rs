@@ -63,13 +63,24 @@ pub(crate) fn run_tool(
     run_tool_within(tool, args, TOOL_TIMEOUT)
 }
 
-#[allow(clippy::disallowed_methods)] // as above
 fn run_tool_within(
     tool: &std::path::Path,
     args: &[&std::ffi::OsStr],
     timeout: Duration,
 ) -> Result<std::process::Output, GrantError> {
-    use std::io::Read;
+    run_tool_fed(tool, args, None, timeout)
+}
+
+/// Like [`run_tool`], with `input` on the tool's standard input (small: it fits the pipe, so
+/// writing it all before waiting cannot block) and its own deadline.
+#[allow(clippy::disallowed_methods)] // as above
+pub(crate) fn run_tool_fed(
+    tool: &std::path::Path,
+    args: &[&std::ffi::OsStr],
+    input: Option<&[u8]>,
+    timeout: Duration,
+) -> Result<std::process::Output, GrantError> {
+    use std::io::{Read, Write};
     use std::process::Stdio;
     let missing = |e: std::io::Error| GrantError::ToolMissing {
         tool: tool.to_path_buf(),
@@ -80,11 +91,19 @@ fn run_tool_within(
         .env_clear()
         .env("LC_ALL", "C")
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .stdin(Stdio::null())
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(missing)?;
+    if let (Some(bytes), Some(mut stdin)) = (input, child.stdin.take()) {
+        // Dropping `stdin` at the end of this block closes it: the tool sees end of input.
+        let _ = stdin.write_all(bytes);
+    }
     let deadline = Instant::now() + timeout;
     // visudo and gpasswd say a line or two: their pipes never fill while we wait.
     let status = loop {
@@ -120,6 +139,7 @@ pub mod enforce;
 pub mod procs;
 pub mod recall;
 pub mod setgid;
+pub mod ssh_keygen;
 
 #[cfg(test)]
 mod tests {

@@ -256,6 +256,9 @@ pub struct Rule {
     /// The requester proves presence through polkit (`org.jitd.Jitd1.elevate`, the host's
     /// own PAM stack) before each request is considered.
     pub reauth: bool,
+    /// `mfa = "ssh-sk"`: each request carries a fresh proof, a signature by the requester's
+    /// own key (users.allowed_signers) over a nonce of jitd's.
+    pub mfa: bool,
 }
 
 impl Rule {

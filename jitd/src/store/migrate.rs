@@ -142,6 +142,34 @@ CREATE TABLE breakglass (
 CREATE INDEX breakglass_uid ON breakglass(uid, granted_ms);
 ";
 
+/// Signed approvals: what each pending request binds into a signature (its nonce and the
+/// digest of its rule and privilege at request time), and every signature jitd accepted, so a
+/// token counts once even after a restart; and the nonces requesters sign as an MFA proof,
+/// each proven once and used for one request.
+const V7_SIGNED: &str = "
+CREATE TABLE request_bindings (
+    request_id TEXT PRIMARY KEY,
+    nonce TEXT NOT NULL,
+    policy TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+);
+CREATE TABLE used_tokens (
+    signature_sha256 TEXT PRIMARY KEY,
+    request_id TEXT NOT NULL,
+    principal TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    at_ms INTEGER NOT NULL
+);
+CREATE TABLE mfa_challenges (
+    nonce TEXT PRIMARY KEY,
+    uid INTEGER NOT NULL,
+    created_ms INTEGER NOT NULL,
+    proven_ms INTEGER NOT NULL DEFAULT 0,
+    used_ms INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX mfa_challenges_uid ON mfa_challenges(uid, proven_ms);
+";
+
 /// In order, without gaps, starting at 1.
 const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -168,10 +196,14 @@ const MIGRATIONS: &[Migration] = &[
         version: 6,
         apply: super::history::migrate_v6,
     },
+    Migration {
+        version: 7,
+        apply: |c| c.execute_batch(V7_SIGNED),
+    },
 ];
 
 /// The newest schema this build knows: what [`upgrade`] leaves and read-only opens require.
-pub const SCHEMA_VERSION: u32 = 6;
+pub const SCHEMA_VERSION: u32 = 7;
 
 /// The database's schema version. 0 is a database with no jitd schema (a new, empty file); a
 /// database from the first release has `user_version` 0 but holds the `grants` table, and is

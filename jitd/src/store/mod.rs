@@ -27,6 +27,7 @@ mod migrate;
 mod requests;
 mod retention;
 mod sessions;
+mod signed;
 pub mod tombstones;
 
 use std::cell::Cell;
@@ -43,6 +44,7 @@ pub use ledger::LedgerPosition;
 pub use migrate::SCHEMA_VERSION;
 pub use requests::{RequestRecord, VoteRecord};
 pub use retention::Checkpoint;
+pub use signed::{Binding, MfaChallenge};
 
 /// How long a read-only open waits on a lock: readers only meet one while a writer
 /// checkpoints or recovers the WAL, which is short.

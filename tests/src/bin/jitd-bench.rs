@@ -54,6 +54,14 @@ fn main() {
     ensure_user("benchuser");
     ensure_user("benchappr");
     add_to_group("benchuser", "jitdbench");
+    // BENCH_ONLY=signed: only the signed-token row, with a daemon of its own.
+    if std::env::var("BENCH_ONLY").is_ok_and(|v| v == "signed") {
+        let (p50, p99, max, n) = summary(jitd_tests::bench_signed::verify_times(&sb, runs));
+        println!(
+            "| signed token: `jitctl submit` → verified answer (2× `ssh-keygen -Y`, start-ups included) | {p50:.1} ms | {p99:.1} ms | {max:.1} ms | {n} |"
+        );
+        return;
+    }
     // BENCH_ONLY=approve: only the approval row (the rest takes minutes).
     let only_approve = std::env::var("BENCH_ONLY").is_ok_and(|v| v == "approve");
     // The bench's own loops call as fast as they can; the per-uid limits would throttle them,

@@ -296,6 +296,19 @@ fn samples() -> Vec<AuditEvent> {
             counted: 1,
             needed: 2,
         },
+        RequestSigned {
+            request: "r0123456789ab".into(),
+            kind: "approve".into(),
+            principal: "carol".into(),
+            by: "carol".into(),
+            key: "Good \"jitd-approve-v1@example.org\" signature for carol".into(),
+            token: "-----BEGIN JITD TOKEN-----\nam10ZA==\n-----END JITD TOKEN-----\n".into(),
+        },
+        MfaProven {
+            uid: 1001,
+            user: "alice".into(),
+            key: "SHA256:abc".into(),
+        },
         RequestActionRefused {
             request: "r0123456789ab".into(),
             caller: 1001,
@@ -585,6 +598,8 @@ fn levels_are_todays() {
             | RecallSetgidStripped { .. }
             | RequestPending { .. }
             | RequestVoted { .. }
+            | RequestSigned { .. }
+            | MfaProven { .. }
             | RequestActionRefused { .. }
             | RequestDecided { .. }
             | GrantExtended { .. }

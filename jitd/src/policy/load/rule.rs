@@ -38,6 +38,7 @@ pub(super) struct RawRule {
     max_active_rule: Option<Spanned<i64>>,
     interactive: Option<bool>,
     reauth: Option<bool>,
+    mfa: Option<Spanned<String>>,
 }
 
 pub(super) fn rule(
@@ -233,6 +234,22 @@ pub(super) fn rule(
             }
         },
     };
+    // `mfa = "ssh-sk"`: a signature by the requester's own key over a nonce of jitd's.
+    let mfa = match &raw.mfa {
+        None => false,
+        Some(m) if m.get_ref() == "ssh-sk" => true,
+        Some(m) => {
+            r.at(
+                m.span(),
+                format!(
+                    "mfa is \"ssh-sk\" (the requester signs jitd's nonce with a key from \
+                     users.allowed_signers), not \"{}\"",
+                    m.get_ref()
+                ),
+            );
+            false
+        }
+    };
     let max_active_rule = match &raw.max_active_rule {
         None => None,
         Some(n) => match u32::try_from(*n.get_ref()) {
@@ -265,5 +282,6 @@ pub(super) fn rule(
         max_active_rule,
         interactive: raw.interactive.unwrap_or(false),
         reauth: raw.reauth.unwrap_or(false),
+        mfa,
     })
 }

@@ -106,3 +106,16 @@ fn bad_approval_terms_are_errors_at_their_position() {
     let got = messages(&format!("same_person = [[\"alice\"]]\n{}", with_rule("")));
     assert_eq!(got, ["1:16: a same_person set names at least two accounts"]);
 }
+
+#[test]
+fn mfa_is_ssh_sk_or_an_error_at_its_position() {
+    let loaded = parse(&with_rule("mfa = \"ssh-sk\"\n")).unwrap();
+    assert!(loaded.policy.rules()[0].mfa);
+    assert!(!parse(&with_rule("")).unwrap().policy.rules()[0].mfa);
+    let m = messages(&with_rule("mfa = \"totp\"\n"));
+    assert!(
+        m.iter()
+            .any(|m| m.starts_with("10:7: ") && m.contains("\"ssh-sk\"")),
+        "{m:?}"
+    );
+}

@@ -1,0 +1,107 @@
+//! Signed approvals, the rest of the way: `jitctl elevate --wait` showing the blob and
+//! returning once a token decides, and how long a token takes to verify. Run by `tests/run`
+//! inside `tests/sandbox`; each test starts its own daemon.
+
+#![allow(clippy::disallowed_methods)] // an end-to-end harness runs real processes and waits for them
+
+use jitd_tests::approvals::*;
+use jitd_tests::signed::*;
+use jitd_tests::*;
+
+/// How long a token takes to verify, end to end: `jitctl submit` of a token whose signature
+/// verifies (both ssh-keygen runs) and is then refused (the requester's own key, so nothing is
+/// consumed and it can be sent again). Prints p50/p99; fails only when something hangs.
+#[test]
+#[ignore = "needs root and the sandbox: run tests/run"]
+fn token_verification_time() {
+    let sb = setup();
+    let keys = sb.dir.join("signed-bench-keys");
+    let alice = keygen(&keys, "alice");
+    let dir = sb.dir.join("signed-bench");
+    std::fs::create_dir_all(&dir).unwrap();
+    trust(&dir, &[signer("alice", &alice, "")]);
+    // The per-uid call limits would measure themselves, not the verification.
+    let limits = "calls_per_sec = 1000.0\ncalls_burst = 1000\n";
+    let _d = Daemon::start_with(&sb, "signed-bench", POLICY, &(config(&dir) + limits));
+    let id = ask(&["--for", "1h"]);
+    let t = token(&blob(&id), &alice, &[]);
+    let runs: usize = std::env::var("SIGNED_BENCH_RUNS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(40);
+    let mut ms: Vec<f64> = (0..runs)
+        .map(|_| {
+            let started = std::time::Instant::now();
+            let o = submit("eve", t.as_bytes());
+            let took = started.elapsed().as_secs_f64() * 1000.0;
+            refused(&o, "alice is the requester");
+            took
+        })
+        .collect();
+    ms.sort_by(f64::total_cmp);
+    let at = |q: f64| ms[((ms.len() - 1) as f64 * q).round() as usize];
+    println!(
+        "token verification (jitctl submit, 2x ssh-keygen -Y): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, n {}",
+        at(0.5),
+        at(0.99),
+        ms[ms.len() - 1],
+        ms.len()
+    );
+    assert!(
+        at(0.99) < 1000.0,
+        "a verification took over a second: {ms:?}"
+    );
+}
+
+/// `jitctl elevate --wait` shows the blob while it waits, and returns granted once a signed
+/// token (with one bus approval) makes the quorum.
+#[test]
+#[ignore = "needs root and the sandbox: run tests/run"]
+fn elevate_wait_prints_the_blob_and_returns_when_a_token_decides() {
+    let sb = setup();
+    let keys = sb.dir.join("signed-wait-keys");
+    let carol = keygen(&keys, "carol");
+    let _d = start(&sb, "signed-wait", POLICY, &[("carol", &carol)]);
+    let child = std::process::Command::new("runuser")
+        .args([
+            "-u",
+            "alice",
+            "--",
+            "jitctl",
+            "elevate",
+            "whoami",
+            "--wait",
+            "--reason",
+            "restore the orders table",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut id = String::new();
+    wait_for(std::time::Duration::from_secs(5), "the request", || {
+        let o = as_user("alice", &["jitctl", "requests"]);
+        id = stdout(&o)
+            .split_whitespace()
+            .find(|w| {
+                w.starts_with('r') && w.len() == 13 && w[1..].chars().all(|c| c.is_ascii_hexdigit())
+            })
+            .unwrap_or("")
+            .to_string();
+        !id.is_empty()
+    });
+    let b = blob(&id);
+    assert!(approve("bob", &id, &[]).status.success());
+    let o = submit("eve", token(&b, &carol, &[]).as_bytes());
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains(b.trim()), "the blob in {}", stdout(&o));
+    assert!(
+        stdout(&o).contains("jitctl approve --sign -"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(alice_may_sudo());
+}
