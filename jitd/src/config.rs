@@ -62,6 +62,9 @@ pub struct Config {
     /// Bounds of that look, per grant: entries looked at, and seconds.
     pub setgid_scan_max_files: u64,
     pub setgid_scan_secs: u64,
+    /// The account `jitd-notify` runs as: the only one that may fetch and acknowledge
+    /// notifications (`org.jitd.Jitd1.Notifier`).
+    pub notifier_user: String,
 }
 
 impl Default for Config {
@@ -88,6 +91,7 @@ impl Default for Config {
             setgid_scan_paths: Vec::new(),
             setgid_scan_max_files: 2_000_000,
             setgid_scan_secs: 15,
+            notifier_user: "jitd-notify".to_string(),
         }
     }
 }

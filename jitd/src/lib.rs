@@ -53,6 +53,8 @@ pub mod gate_socket;
 #[cfg(feature = "daemon")]
 pub mod grant;
 #[cfg(feature = "daemon")]
+pub mod notify;
+#[cfg(feature = "daemon")]
 pub mod polkit;
 #[cfg(feature = "daemon")]
 pub mod runtime;

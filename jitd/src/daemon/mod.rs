@@ -29,6 +29,7 @@ mod extend;
 mod gate_index;
 mod grants;
 mod hints;
+mod notify_due;
 mod reauth;
 mod recall;
 mod reconcile;
@@ -184,7 +185,9 @@ impl Core {
             .unusable
             .is_none()
             .then_some((&self.store, self.hostname.as_str()));
-        self.audit.record(store, self.clock.now().wall_ms, &event);
+        let at_ms = self.clock.now().wall_ms;
+        let notes = crate::notify::notes_for(&self.policy, &self.hostname, at_ms, &event);
+        self.audit.record_noting(store, at_ms, &event, &notes);
     }
 
     fn write_gate(&self) -> RwLockWriteGuard<'_, GateIndex> {

@@ -22,6 +22,7 @@ mod audit_log;
 mod breakglass;
 mod grants;
 mod migrate;
+pub mod outbox;
 mod requests;
 mod sessions;
 pub mod tombstones;

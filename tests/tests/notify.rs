@@ -1,0 +1,309 @@
+//! Notifications end to end: jitd queues them in its outbox with the audit record, the real
+//! `jitd-notify` (as its own unprivileged account) fetches them over the bus and delivers them
+//! to a real HTTP receiver on 127.0.0.1 that checks the Standard Webhooks signature and refuses
+//! replays, to a real SMTP server, and to an admin's program.
+
+#![allow(clippy::disallowed_methods)] // an end-to-end suite runs real processes and waits
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use jitd_tests::approvals::{self, MIN, alice_may_sudo, approve, ask};
+use jitd_tests::*;
+
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+struct Kids(Vec<Child>);
+
+impl Drop for Kids {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("notify")
+        .join(name)
+}
+
+/// Starts a python server from tests/notify and returns its port.
+fn serve(kids: &mut Kids, dir: &Path, name: &str, args: &[&Path]) -> u16 {
+    let port_file = dir.join(format!("{name}.port"));
+    let child = Command::new("python3")
+        .arg(script(name))
+        .args(args)
+        .arg(&port_file)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("python3");
+    kids.0.push(child);
+    wait_for(Duration::from_secs(5), name, || port_file.exists());
+    std::fs::read_to_string(&port_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// The notifier's account, its secret and its directory (readable by it).
+fn notifier_setup(sb: &Sandbox, name: &str) -> PathBuf {
+    ensure_user("jitd-notify");
+    // The bus resolves the account named in its policy when it reads its configuration.
+    let o = run(Command::new("busctl").args([
+        "--system",
+        "call",
+        "org.freedesktop.DBus",
+        "/org/freedesktop/DBus",
+        "org.freedesktop.DBus",
+        "ReloadConfig",
+    ]));
+    assert!(o.status.success(), "ReloadConfig: {}", stderr(&o));
+    let dir = sb.dir.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let secret = dir.join("webhook-secret");
+    std::fs::write(&secret, SECRET).unwrap();
+    run(Command::new("chown").arg("jitd-notify").arg(&secret));
+    run(Command::new("chmod").arg("600").arg(&secret));
+    dir
+}
+
+fn start_notifier(sb: &Sandbox, dir: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("notify.log"))
+        .unwrap();
+    // setpriv execs (runuser would stay as a parent a kill leaves the notifier behind).
+    Command::new("setpriv")
+        .args([
+            "--reuid=jitd-notify",
+            "--regid=jitd-notify",
+            "--init-groups",
+            "--",
+        ])
+        .arg(sb.bin.join("jitd-notify"))
+        .arg("--config")
+        .arg(dir.join("notify.toml"))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("jitd-notify")
+}
+
+fn lines(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+#[ignore = "end-to-end: run by tests/run in the sandbox"]
+fn approvers_hear_of_a_pending_request_signed_and_the_requester_of_the_decision() {
+    let sb = approvals::setup();
+    let dir = notifier_setup(&sb, "notify-main");
+    let mut kids = Kids(Vec::new());
+    let hooks = dir.join("hooks.jsonl");
+    let mails = dir.join("mails.jsonl");
+    let web = serve(
+        &mut kids,
+        &dir,
+        "receiver.py",
+        &[&dir.join("webhook-secret"), &hooks],
+    );
+    let smtp = serve(&mut kids, &dir, "smtpd.py", &[&mails]);
+    std::fs::write(
+        dir.join("notify.toml"),
+        format!(
+            "poll_ms = 100\nbackoff_ms = 50\nmax_attempts = 2\n\
+             [[sink]]\nname = \"ops\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{web}/jitd\"\n\
+             secret_file = {:?}\n\
+             [[sink]]\nname = \"mail\"\nkind = \"smtp\"\nrelay = \"127.0.0.1:{smtp}\"\n\
+             from = \"jitd@sandbox\"\nuser_domain = \"example.com\"\nto = [\"approvers@example.com\"]\n\
+             events = [\"request.pending\"]\n\
+             [[sink]]\nname = \"down\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/x\"\n\
+             secret_file = {:?}\nevents = [\"request.pending\"]\n",
+            dir.join("webhook-secret"),
+            dir.join("webhook-secret"),
+        ),
+    )
+    .unwrap();
+    let d = Daemon::start(&sb, "notify-main-d", approvals::POLICY);
+
+    // Nobody outside the notifier's account reads the outbox.
+    let o = as_user(
+        "alice",
+        &[
+            "busctl",
+            "--system",
+            "call",
+            "org.jitd.Jitd1",
+            "/org/jitd/Jitd1",
+            "org.jitd.Jitd1.Notifier",
+            "Fetch",
+            "x",
+            "0",
+        ],
+    );
+    assert!(
+        !o.status.success(),
+        "alice fetched the outbox: {}",
+        stdout(&o)
+    );
+
+    // With the notifier stopped, requests and grants work as ever.
+    let id = ask(&[]);
+    assert!(approve("bob", &id, &[]).status.success());
+    assert!(approve("carol", &id, &[]).status.success());
+    assert!(alice_may_sudo(), "granted with the notifier down");
+    assert!(lines(&hooks).is_empty());
+
+    // Started, it drains the queue in order.
+    let mut notifier = start_notifier(&sb, &dir);
+    let nlog = dir.join("notify.log");
+    wait_for(Duration::from_secs(10), "two webhooks", || {
+        lines(&hooks).len() >= 2
+            || std::fs::read_to_string(&nlog)
+                .unwrap_or_default()
+                .contains("Fetch")
+    });
+    assert!(
+        lines(&hooks).len() >= 2,
+        "{}",
+        std::fs::read_to_string(&nlog).unwrap_or_default()
+    );
+    let got = lines(&hooks);
+    let pending = &got[0]["body"];
+    assert_eq!(pending["kind"], "request.pending", "{got:?}");
+    assert_eq!(pending["command"], format!("jitctl approve {id}"));
+    assert_eq!(pending["to"]["groups"][0], "appr");
+    assert_eq!(pending["user"], "alice");
+    assert_eq!(pending["host"], "sandbox");
+    assert_eq!(pending["reason"], "restore the orders table");
+    assert!(
+        pending["request_expires"].as_str().unwrap().ends_with('Z'),
+        "{pending}"
+    );
+    let decided = &got[1]["body"];
+    assert_eq!(decided["kind"], "request.approved", "{got:?}");
+    assert_eq!(decided["to"]["users"][0], "alice");
+    assert!(
+        decided["by"].as_str().unwrap().contains("carol"),
+        "{decided}"
+    );
+    assert_eq!(got[0]["id"], format!("request.pending:{id}"));
+
+    // The mail reached the relay, with the exact command.
+    wait_for(Duration::from_secs(5), "a mail", || {
+        !lines(&mails).is_empty()
+    });
+    let mail = &lines(&mails)[0];
+    assert!(
+        mail["to"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t == "approvers@example.com")
+    );
+    assert!(
+        mail["data"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("jitctl approve {id}")),
+        "{mail}"
+    );
+
+    // The sink that is down is given up on, on record.
+    wait_for(Duration::from_secs(10), "notify.failed", || {
+        d.log().contains("event=notify.failed")
+    });
+    let log = d.log();
+    let failed = log
+        .lines()
+        .find(|l| l.contains("event=notify.failed"))
+        .unwrap();
+    assert!(
+        failed.contains("attempts=2") && failed.contains("down"),
+        "{failed}"
+    );
+
+    // A captured delivery replayed 10 minutes later is refused by the receiver.
+    let body = serde_json::to_string(&got[0]["body"]).unwrap();
+    let replay = run(Command::new("python3").arg("-c").arg(format!(
+        r#"
+import base64,hashlib,hmac,time,urllib.request,urllib.error
+s=base64.b64decode("{}")
+ts=str(int(time.time())-600); wid="{}"; body={body:?}.encode()
+sig="v1,"+base64.b64encode(hmac.new(s,(wid+"."+ts+".").encode()+body,hashlib.sha256).digest()).decode()
+r=urllib.request.Request("http://127.0.0.1:{web}/jitd",data=body,headers={{"webhook-id":wid,"webhook-timestamp":ts,"webhook-signature":sig}})
+try:
+    urllib.request.urlopen(r); print("accepted")
+except urllib.error.HTTPError as e:
+    print(e.code)
+"#,
+        SECRET.trim_start_matches("whsec_"),
+        got[0]["id"].as_str().unwrap(),
+    )));
+    assert_eq!(stdout(&replay).trim(), "401", "{}", stderr(&replay));
+    let _ = notifier.kill();
+    let _ = notifier.wait();
+}
+
+#[test]
+#[ignore = "end-to-end: run by tests/run in the sandbox"]
+fn a_notifier_killed_mid_delivery_delivers_again_once_with_the_same_id() {
+    let sb = approvals::setup();
+    let dir = notifier_setup(&sb, "notify-kill");
+    let seen = dir.join("seen");
+    let prog = dir.join("slow-sink");
+    // The first delivery hangs (the notifier is killed during it); later ones return at once.
+    std::fs::write(
+        &prog,
+        format!(
+            "#!/bin/sh\necho \"$JITD_NOTE_ID\" >> {seen:?}\n\
+             if [ ! -e {m:?} ]; then touch {m:?}; sleep 30; fi\n",
+            m = dir.join("hung-once")
+        ),
+    )
+    .unwrap();
+    run(Command::new("chmod").arg("755").arg(&prog));
+    run(Command::new("chmod").arg("777").arg(&dir));
+    std::fs::write(
+        dir.join("notify.toml"),
+        format!(
+            "poll_ms = 100\n[[sink]]\nname = \"prog\"\nkind = \"exec\"\ncommand = [{prog:?}]\n\
+             timeout_ms = 60000\nevents = [\"request.pending\"]\n"
+        ),
+    )
+    .unwrap();
+    let _d = Daemon::start(&sb, "notify-kill-d", approvals::POLICY);
+    let id = ask(&[]);
+    let mut n = start_notifier(&sb, &dir);
+    let read = || std::fs::read_to_string(&seen).unwrap_or_default();
+    wait_for(Duration::from_secs(10), "the first delivery", || {
+        !read().is_empty()
+    });
+    let _ = n.kill();
+    let _ = n.wait();
+    let mut n = start_notifier(&sb, &dir);
+    wait_for(Duration::from_secs(10), "the redelivery", || {
+        read().lines().count() >= 2
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let ids: Vec<String> = read().lines().map(String::from).collect();
+    assert_eq!(
+        ids,
+        vec![format!("request.pending:{id}"); 2],
+        "once more, same id"
+    );
+    let _ = n.kill();
+    let _ = n.wait();
+    let _ = MIN;
+}
