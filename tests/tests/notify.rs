@@ -307,3 +307,62 @@ fn a_notifier_killed_mid_delivery_delivers_again_once_with_the_same_id() {
     let _ = n.wait();
     let _ = MIN;
 }
+
+#[test]
+#[ignore = "end-to-end: run by tests/run in the sandbox"]
+fn the_holder_is_warned_before_the_grant_expires_with_the_extend_line() {
+    let sb = approvals::setup();
+    let dir = notifier_setup(&sb, "notify-expiring");
+    let out = dir.join("notes");
+    let prog = dir.join("sink");
+    std::fs::write(
+        &prog,
+        format!("#!/bin/sh\ncat >> {out:?}\necho >> {out:?}\n"),
+    )
+    .unwrap();
+    run(Command::new("chmod").arg("755").arg(&prog));
+    run(Command::new("chmod").arg("777").arg(&dir));
+    std::fs::write(
+        dir.join("notify.toml"),
+        format!(
+            "poll_ms = 100\n[[sink]]\nname = \"prog\"\nkind = \"exec\"\ncommand = [{prog:?}]\n\
+             events = [\"grant.expiring\"]\n"
+        ),
+    )
+    .unwrap();
+    let d = Daemon::start(&sb, "notify-expiring-d", approvals::POLICY);
+    let o = approvals::jitctl(
+        "alice",
+        &[
+            "elevate",
+            "selfserve",
+            "--reason",
+            "rotate the logs",
+            "--for",
+            "10m",
+        ],
+    );
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let mut n = start_notifier(&sb, &dir);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(lines(&out).is_empty(), "warned 10 minutes early");
+    // T − max(5 min, 10 %) = 5 minutes before the end of a 10 minute grant.
+    d.set_wall_offset_ms(5 * MIN + 10_000);
+    wait_for(Duration::from_secs(10), "the expiry warning", || {
+        !lines(&out).is_empty()
+    });
+    let notes = lines(&out);
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(notes[0]["kind"], "grant.expiring");
+    assert_eq!(notes[0]["to"]["users"][0], "alice");
+    assert!(
+        notes[0]["command"]
+            .as_str()
+            .unwrap()
+            .starts_with("jitctl extend g"),
+        "{}",
+        notes[0]
+    );
+    let _ = n.kill();
+    let _ = n.wait();
+}
