@@ -85,6 +85,10 @@ pub enum Kind {
     Exec,
     /// Send a mail through an SMTP relay.
     Smtp,
+    /// A Slack incoming webhook (Block Kit).
+    Slack,
+    /// A Microsoft Teams Workflows webhook (Adaptive Card).
+    Teams,
 }
 
 impl Config {
@@ -104,6 +108,9 @@ impl Config {
                     "url must start with http:// (put a TLS-terminating proxy such as stunnel \
                      on the host for https)",
                 ),
+                Kind::Slack | Kind::Teams if !s.url.starts_with("http://") => {
+                    Some("url must start with http:// (use a local TLS-terminating proxy)")
+                }
                 Kind::Webhook if s.secret_file.is_none() => Some("secret_file is required"),
                 Kind::Exec if s.command.is_empty() => Some("command is required"),
                 Kind::Smtp if s.relay.is_empty() || s.from.is_empty() => {

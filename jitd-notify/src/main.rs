@@ -10,6 +10,7 @@
 
 #![allow(clippy::disallowed_methods)] // the notifier is an edge: it waits between polls and retries
 
+mod chat;
 mod config;
 mod note;
 mod sinks;

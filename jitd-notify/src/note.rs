@@ -43,7 +43,7 @@ impl Note {
         }
     }
 
-    fn field(&self, k: &str) -> &str {
+    pub fn field(&self, k: &str) -> &str {
         self.json[k].as_str().unwrap_or("")
     }
 

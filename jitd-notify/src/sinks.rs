@@ -26,6 +26,18 @@ pub fn deliver(sink: &Sink, note: &Note) -> Result<(), String> {
         Kind::Webhook => webhook(sink, note, timeout),
         Kind::Exec => exec(&sink.command, note, timeout),
         Kind::Smtp => smtp(sink, note, timeout),
+        Kind::Slack => post(
+            &sink.url,
+            &[],
+            &crate::chat::slack(note).to_string(),
+            timeout,
+        ),
+        Kind::Teams => post(
+            &sink.url,
+            &[],
+            &crate::chat::teams(note).to_string(),
+            timeout,
+        ),
     }
 }
 
@@ -68,14 +80,6 @@ fn connect(hostport: &str, timeout: Duration) -> Result<TcpStream, String> {
 }
 
 fn webhook(sink: &Sink, note: &Note, timeout: Duration) -> Result<(), String> {
-    let rest = sink.url.strip_prefix("http://").unwrap_or(&sink.url);
-    let (hostport, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let path = if path.is_empty() { "/" } else { path };
-    let hostport_p = if hostport.contains(':') {
-        hostport.to_string()
-    } else {
-        format!("{hostport}:80")
-    };
     let secret = read_secret(sink.secret_file.as_deref().unwrap_or(Path::new("")))?;
     // Wall-clock seconds for the receiver's replay window: the notifier's own edge clock.
     let ts = SystemTime::now()
@@ -83,31 +87,57 @@ fn webhook(sink: &Sink, note: &Note, timeout: Duration) -> Result<(), String> {
         .map_err(|e| e.to_string())?
         .as_secs();
     let sig = sign(&secret, &note.id, ts, &note.body)?;
-    let req = format!(
+    let headers = [
+        ("webhook-id", note.id.clone()),
+        ("webhook-timestamp", ts.to_string()),
+        ("webhook-signature", sig),
+    ];
+    post(&sink.url, &headers, &note.body, timeout)
+}
+
+/// POSTs `body` as JSON to an http:// `url`; a 2xx answer is success, anything else (a
+/// redirect included: a moved endpoint is a configuration error) is a failure.
+fn post(
+    url: &str,
+    headers: &[(&str, String)],
+    body: &str,
+    timeout: Duration,
+) -> Result<(), String> {
+    let rest = url.strip_prefix("http://").unwrap_or(url);
+    let (hostport, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let path = if path.is_empty() { "/" } else { path };
+    let addr = if hostport.contains(':') {
+        hostport.to_string()
+    } else {
+        format!("{hostport}:80")
+    };
+    let mut req = format!(
         "POST {path} HTTP/1.1\r\nHost: {hostport}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nwebhook-id: {}\r\nwebhook-timestamp: {ts}\r\n\
-         webhook-signature: {sig}\r\nConnection: close\r\n\r\n{}",
-        note.body.len(),
-        note.id,
-        note.body
+         Content-Length: {}\r\nConnection: close\r\n",
+        body.len()
     );
-    let mut s = connect(&hostport_p, timeout)?;
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    let mut s = connect(&addr, timeout)?;
     s.write_all(req.as_bytes())
-        .map_err(|e| format!("{}: {e}", sink.url))?;
+        .map_err(|e| format!("{url}: {e}"))?;
     let mut status = String::new();
     BufReader::new(&mut s)
         .take(1024)
         .read_line(&mut status)
-        .map_err(|e| format!("{}: {e}", sink.url))?;
+        .map_err(|e| format!("{url}: {e}"))?;
     let code: u16 = status
         .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
-        .ok_or_else(|| format!("{}: no HTTP status in the answer", sink.url))?;
+        .ok_or_else(|| format!("{url}: no HTTP status in the answer"))?;
     if (200..300).contains(&code) {
         Ok(())
     } else {
-        Err(format!("{}: HTTP {code}", sink.url))
+        Err(format!("{url}: HTTP {code}"))
     }
 }
 

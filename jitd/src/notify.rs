@@ -169,7 +169,8 @@ pub fn notes_for(policy: &Policy, host: &str, at_ms: i64, event: &AuditEvent) ->
             review_by,
             ..
         } => {
-            let command = format!("jitctl review {grant}");
+            let command =
+                format!("jitctl review {grant} --outcome drill|emergency|misuse --comment ...");
             let why = format!("break-glass: review by {review_by}");
             let b = Body {
                 kind: "breakglass.used",

@@ -366,3 +366,112 @@ fn the_holder_is_warned_before_the_grant_expires_with_the_extend_line() {
     let _ = n.kill();
     let _ = n.wait();
 }
+
+const GLASS: &str = r#"
+[privilege.glass]
+kind = "sudo"
+run_as = "root"
+commands = ["/usr/bin/id -u"]
+
+[[rule]]
+name = "glass"
+users = ["alice"]
+privileges = ["glass"]
+max_duration = "1h"
+default_duration = "30m"
+reason_min_chars = 8
+breakglass = true
+approvers = ["%appr"]
+"#;
+
+#[test]
+#[ignore = "end-to-end: run by tests/run in the sandbox"]
+fn break_glass_reaches_the_security_route_and_chat_in_their_documented_shapes() {
+    let sb = approvals::setup();
+    let dir = notifier_setup(&sb, "notify-glass");
+    let mut kids = Kids(Vec::new());
+    let out = dir.join("posts.jsonl");
+    let port = serve(
+        &mut kids,
+        &dir,
+        "receiver.py",
+        &[&dir.join("webhook-secret"), &out],
+    );
+    std::fs::write(
+        dir.join("notify.toml"),
+        format!(
+            "poll_ms = 100\n\
+             [[sink]]\nname = \"security\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{port}/jitd\"\n\
+             secret_file = {:?}\nroutes = [\"security\"]\n\
+             [[sink]]\nname = \"slack\"\nkind = \"slack\"\nurl = \"http://127.0.0.1:{port}/slack\"\n\
+             events = [\"breakglass.used\"]\n\
+             [[sink]]\nname = \"teams\"\nkind = \"teams\"\nurl = \"http://127.0.0.1:{port}/teams\"\n\
+             events = [\"breakglass.used\"]\n",
+            dir.join("webhook-secret"),
+        ),
+    )
+    .unwrap();
+    let _d = Daemon::start(&sb, "notify-glass-d", GLASS);
+    let mut n = start_notifier(&sb, &dir);
+    let o = approvals::jitctl(
+        "alice",
+        &["elevate", "glass", "--reason", "primary database is down"],
+    );
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    wait_for(Duration::from_secs(10), "three posts", || {
+        lines(&out).len() >= 3
+    });
+    let posts = lines(&out);
+    let signed = posts
+        .iter()
+        .find(|p| p.get("id").is_some())
+        .expect("the security webhook");
+    let b = &signed["body"];
+    assert_eq!(b["kind"], "breakglass.used");
+    assert_eq!(b["severity"], "critical");
+    assert_eq!(b["routes"][0], "security");
+    assert_eq!(b["to"]["groups"][0], "appr");
+    assert_eq!(b["reason"], "primary database is down");
+
+    // Slack: Block Kit with a header, fields, and the command in a code block.
+    let slack = &posts.iter().find(|p| p["path"] == "/slack").expect("slack")["body"];
+    assert!(
+        slack["text"].as_str().unwrap().starts_with("[CRITICAL]"),
+        "{slack}"
+    );
+    let blocks = slack["blocks"].as_array().unwrap();
+    assert_eq!(blocks[0]["type"], "header");
+    assert_eq!(blocks[0]["text"]["type"], "plain_text");
+    assert_eq!(blocks[1]["type"], "section");
+    let fields = blocks[1]["fields"].as_array().unwrap();
+    assert!(fields.len() <= 10 && fields.iter().all(|f| f["type"] == "mrkdwn"));
+    assert!(
+        fields.iter().any(|f| f["text"] == "*User*\nalice"),
+        "{slack}"
+    );
+    let code = blocks[2]["text"]["text"].as_str().unwrap();
+    assert!(code.starts_with("```jitctl review g"), "{slack}");
+
+    // Teams: a message with one Adaptive Card attachment, a FactSet and the command.
+    let teams = &posts.iter().find(|p| p["path"] == "/teams").expect("teams")["body"];
+    assert_eq!(teams["type"], "message");
+    let att = &teams["attachments"][0];
+    assert_eq!(
+        att["contentType"],
+        "application/vnd.microsoft.card.adaptive"
+    );
+    assert_eq!(att["content"]["type"], "AdaptiveCard");
+    assert_eq!(att["content"]["version"], "1.4");
+    let body = att["content"]["body"].as_array().unwrap();
+    assert_eq!(body[1]["type"], "FactSet");
+    assert!(
+        body[1]["facts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["title"] == "Privilege" && f["value"] == "glass")
+    );
+    assert_eq!(body[2]["fontType"], "Monospace");
+    let _ = n.kill();
+    let _ = n.wait();
+}

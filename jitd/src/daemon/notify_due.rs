@@ -34,7 +34,13 @@ impl Core {
             if self.store.note_queued(&dedupe).unwrap_or(true) {
                 continue;
             }
-            let command = format!("jitctl extend {} --reason \"...\"", g.id);
+            // The grant's own length as the suggestion: the holder edits the reason, not flags.
+            let length = u64::try_from((g.expires_ms - g.starts_ms) / 1000).unwrap_or(0);
+            let command = format!(
+                "jitctl extend {} --for {} --reason ...",
+                g.id,
+                crate::duration::format(length)
+            );
             let access = crate::clock::utc(g.expires_ms);
             let why = format!(
                 "ends in {}",
