@@ -475,3 +475,88 @@ fn break_glass_reaches_the_security_route_and_chat_in_their_documented_shapes() 
     let _ = n.kill();
     let _ = n.wait();
 }
+
+/// An exec sink that appends each note's JSON as one line to `out`.
+fn recording_sink(dir: &Path, out: &Path, events: &str) {
+    let prog = dir.join("sink");
+    std::fs::write(
+        &prog,
+        format!("#!/bin/sh\ncat >> {out:?}\necho >> {out:?}\n"),
+    )
+    .unwrap();
+    run(Command::new("chmod").arg("755").arg(&prog));
+    run(Command::new("chmod").arg("777").arg(dir));
+    std::fs::write(
+        dir.join("notify.toml"),
+        format!(
+            "poll_ms = 100\n[[sink]]\nname = \"prog\"\nkind = \"exec\"\ncommand = [{prog:?}]\n\
+             events = {events}\n"
+        ),
+    )
+    .unwrap();
+}
+
+#[test]
+#[ignore = "end-to-end: run by tests/run in the sandbox"]
+fn an_undecided_request_escalates_tier_by_tier_once_each_then_expires_with_a_notice() {
+    let sb = approvals::setup();
+    ensure_group("leads");
+    let dir = notifier_setup(&sb, "notify-escalate");
+    let out = dir.join("notes");
+    recording_sink(
+        &dir,
+        &out,
+        r#"["request.pending", "request.escalated", "request.expired"]"#,
+    );
+    let policy = approvals::POLICY.replace(
+        "request_ttl = \"1h\"\n",
+        "request_ttl = \"1h\"\nescalate_after = \"15m\"\nescalate_to = [\"%leads\", \"dave\"]\n",
+    );
+    let d = Daemon::start(&sb, "notify-escalate-d", &policy);
+    let mut n = start_notifier(&sb, &dir);
+    let id = ask(&[]);
+    let kinds = || -> Vec<String> {
+        lines(&out)
+            .iter()
+            .map(|v| v["kind"].as_str().unwrap().to_string())
+            .collect()
+    };
+    wait_for(Duration::from_secs(10), "the pending note", || {
+        kinds().len() == 1
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(kinds(), ["request.pending"], "no tier before 15 minutes");
+
+    d.set_wall_offset_ms(16 * MIN);
+    wait_for(Duration::from_secs(10), "tier 1", || kinds().len() == 2);
+    let tier1 = &lines(&out)[1];
+    assert_eq!(tier1["kind"], "request.escalated");
+    assert_eq!(tier1["to"]["groups"][0], "leads");
+    assert_eq!(tier1["command"], format!("jitctl approve {id}"));
+    assert_eq!(tier1["id"], format!("request.escalated:{id}:1"));
+
+    d.set_wall_offset_ms(31 * MIN);
+    wait_for(Duration::from_secs(10), "tier 2", || kinds().len() == 3);
+    let tier2 = &lines(&out)[2];
+    assert_eq!(tier2["to"]["users"][0], "dave");
+
+    d.set_wall_offset_ms(61 * MIN);
+    wait_for(Duration::from_secs(10), "the expiry notice", || {
+        kinds().len() == 4
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let all = lines(&out);
+    assert_eq!(
+        kinds(),
+        [
+            "request.pending",
+            "request.escalated",
+            "request.escalated",
+            "request.expired"
+        ],
+        "each tier once"
+    );
+    assert_eq!(all[3]["to"]["users"][0], "alice");
+    let _ = n.kill();
+    let _ = n.wait();
+}

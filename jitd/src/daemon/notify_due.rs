@@ -73,6 +73,74 @@ impl Core {
         next
     }
 
+    /// Tells each escalation tier of a request still pending at its time, once per tier;
+    /// returns ms until the next tier is due.
+    pub(super) fn escalate_requests(&self) -> Option<i64> {
+        if self.unusable.is_some() {
+            return None;
+        }
+        let pending = self.store.pending_requests().ok()?;
+        let now = self.clock.now().wall_ms;
+        let mut next: Option<i64> = None;
+        for q in &pending {
+            let Some(esc) = self
+                .policy
+                .rule(&q.rule)
+                .and_then(|r| r.escalation.as_ref())
+            else {
+                continue;
+            };
+            for (i, tier) in esc.tiers.iter().enumerate() {
+                let due = esc.due_ms(q.requested_ms, i + 1);
+                if due >= q.expires_ms {
+                    break;
+                }
+                if due > now {
+                    next = Some(next.map_or(due - now, |n| n.min(due - now)));
+                    break;
+                }
+                let dedupe = format!("request.escalated:{}:{}", q.id, i + 1);
+                if self.store.note_queued(&dedupe).unwrap_or(true) {
+                    continue;
+                }
+                let command = format!("jitctl approve {}", q.id);
+                let expires = crate::clock::utc(q.expires_ms);
+                let why = format!(
+                    "undecided after {} (escalation tier {} of {})",
+                    crate::duration::format(
+                        u64::try_from((now - q.requested_ms) / 1000).unwrap_or(0)
+                    ),
+                    i + 1,
+                    esc.tiers.len()
+                );
+                let b = Body {
+                    kind: "request.escalated",
+                    severity: "warning",
+                    user: &q.user,
+                    uid: q.uid,
+                    privilege: &q.privilege,
+                    rule: &q.rule,
+                    reason: &q.reason,
+                    ticket: &q.ticket,
+                    request: q.id.as_str(),
+                    request_expires: &expires,
+                    why: &why,
+                    command: &command,
+                    to: vec![tier.clone()],
+                    ..Body::default()
+                };
+                let note = b.note(dedupe, &self.hostname, now);
+                if let Err(e) = self.store.queue_notes(now, &[note]) {
+                    self.audit.log(
+                        crate::audit::Level::Warning,
+                        &format!("cannot queue the escalation of {}: {e}", q.id),
+                    );
+                }
+            }
+        }
+        next
+    }
+
     /// Undelivered notes after `after`, oldest first.
     pub fn notes_after(&self, after: i64) -> Result<Vec<OutboxRow>, Error> {
         self.store

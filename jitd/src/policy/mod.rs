@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 mod decide;
+pub mod escalation;
 mod load;
 mod quorum;
 pub mod routes;
@@ -241,6 +242,8 @@ pub struct Rule {
     /// The requester proves presence through polkit (`org.jitd.Jitd1.elevate`, the host's
     /// own PAM stack) before each request is considered.
     pub reauth: bool,
+    /// Who else hears of a request nobody decided in time (`escalate_after`, `escalate_to`).
+    pub escalation: Option<escalation::Escalation>,
 }
 
 impl Rule {

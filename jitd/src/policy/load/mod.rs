@@ -3,6 +3,7 @@
 
 mod approval;
 mod diagnostics;
+mod escalation;
 mod lint;
 mod privilege;
 mod routes;

@@ -38,6 +38,8 @@ pub(super) struct RawRule {
     max_active_rule: Option<Spanned<i64>>,
     interactive: Option<bool>,
     reauth: Option<bool>,
+    pub(super) escalate_after: Option<Spanned<String>>,
+    pub(super) escalate_to: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 pub(super) fn rule(
@@ -202,6 +204,7 @@ pub(super) fn rule(
         },
     };
     let (approval, quorum, breakglass) = super::approval::approval(r, w, raw, accounts);
+    let escalation = super::escalation::escalation(r, raw, quorum.is_some());
     if let (Some(_), Some(max)) = (&breakglass, max_secs)
         && max > crate::policy::BREAKGLASS_MAX_SECS
     {
@@ -265,5 +268,6 @@ pub(super) fn rule(
         max_active_rule,
         interactive: raw.interactive.unwrap_or(false),
         reauth: raw.reauth.unwrap_or(false),
+        escalation,
     })
 }
