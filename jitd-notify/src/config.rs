@@ -17,6 +17,9 @@ pub struct Config {
     /// First retry delay in ms; doubled on each retry.
     #[serde(default = "default_backoff_ms")]
     pub backoff_ms: u64,
+    /// How long a rule's decision hook may take, in ms; then it casts no vote.
+    #[serde(default = "default_hook_timeout_ms")]
+    pub hook_timeout_ms: u64,
     #[serde(default, rename = "sink")]
     pub sinks: Vec<Sink>,
 }
@@ -26,6 +29,9 @@ fn default_poll_ms() -> u64 {
 }
 fn default_attempts() -> u32 {
     5
+}
+fn default_hook_timeout_ms() -> u64 {
+    10_000
 }
 fn default_backoff_ms() -> u64 {
     1000

@@ -12,6 +12,7 @@
 
 mod chat;
 mod config;
+mod hook;
 mod note;
 mod sinks;
 
@@ -48,7 +49,64 @@ where
         .map_err(|e| format!("{method}: {e}"))
 }
 
+/// Runs the rule's decision hook for a pending request and casts its answer as this account's
+/// vote (`Manager.Approve` / `Deny` under the notifier's own bus identity). A hook that fails
+/// casts nothing; the failure is on record as `notify.failed`.
+async fn run_hook(conn: &zbus::Connection, cfg: &Config, n: &Note) -> Result<(), String> {
+    let hook = n.field("hook").to_string();
+    let request = n.field("request").to_string();
+    if hook.is_empty() || n.kind != "request.pending" || request.is_empty() {
+        return Ok(());
+    }
+    let answer = hook::ask(&hook, n, Duration::from_millis(cfg.hook_timeout_ms));
+    let mgr = Some("org.jitd.Jitd1.Manager");
+    let cast = match answer {
+        Ok(hook::Answer::Pending) => return Ok(()),
+        Ok(hook::Answer::Approve(m)) => {
+            let comment = format!("hook: {m}");
+            conn.call_method(
+                Some(DEST),
+                PATH,
+                mgr,
+                "Approve",
+                &(request.as_str(), comment.as_str(), 0u64),
+            )
+            .await
+            .map(|_| ())
+        }
+        Ok(hook::Answer::Deny(m)) => {
+            let comment = if m.is_empty() {
+                "hook: denied".to_string()
+            } else {
+                format!("hook: {m}")
+            };
+            conn.call_method(
+                Some(DEST),
+                PATH,
+                mgr,
+                "Deny",
+                &(request.as_str(), comment.as_str()),
+            )
+            .await
+            .map(|_| ())
+        }
+        Err(e) => {
+            eprintln!("jitd-notify: {}: hook: {e}", n.id);
+            let desc = format!("hook {hook}");
+            let _: () = call(conn, "Failed", &(n.seq, desc, 1u64, e)).await?;
+            return Ok(());
+        }
+    };
+    // A vote jitd refuses (already voted after a redelivery, request decided meanwhile) is
+    // jitd's answer, on record there; nothing to retry.
+    if let Err(e) = cast {
+        eprintln!("jitd-notify: {}: the hook's vote: {e}", n.id);
+    }
+    Ok(())
+}
+
 async fn deliver_one(conn: &zbus::Connection, cfg: &Config, n: &Note) -> Result<(), String> {
+    run_hook(conn, cfg, n).await?;
     for sink in cfg.sinks.iter().filter(|s| routed(s, n)) {
         let mut delay = cfg.backoff_ms;
         let mut attempt = 1;

@@ -41,6 +41,8 @@ pub struct Body<'a> {
     pub command: &'a str,
     pub to: Vec<String>,
     pub routes: &'a [&'a str],
+    /// The rule's decision hook, for `jitd-notify` to run ("" when none).
+    pub hook: &'a str,
 }
 
 impl Body<'_> {
@@ -70,6 +72,7 @@ impl Body<'_> {
             "command": self.command,
             "to": {"users": users, "groups": groups},
             "routes": self.routes,
+            "hook": self.hook,
         });
         Note {
             dedupe,
@@ -129,6 +132,10 @@ pub fn notes_for(policy: &Policy, host: &str, at_ms: i64, event: &AuditEvent) ->
                 access_expires: &access,
                 command: &command,
                 to: approvers(policy, rule),
+                hook: policy
+                    .rule(rule)
+                    .and_then(|r| r.hook.as_deref())
+                    .unwrap_or(""),
                 ..Body::default()
             };
             vec![b.note(format!("request.pending:{request}"), host, at_ms)]

@@ -244,6 +244,8 @@ pub struct Rule {
     pub reauth: bool,
     /// Who else hears of a request nobody decided in time (`escalate_after`, `escalate_to`).
     pub escalation: Option<escalation::Escalation>,
+    /// A program `jitd-notify` runs for each pending request; its answer is one vote.
+    pub hook: Option<String>,
 }
 
 impl Rule {

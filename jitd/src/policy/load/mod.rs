@@ -4,6 +4,7 @@
 mod approval;
 mod diagnostics;
 mod escalation;
+mod hook;
 mod lint;
 mod privilege;
 mod routes;
