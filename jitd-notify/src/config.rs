@@ -93,6 +93,8 @@ pub enum Kind {
     Exec,
     /// Send a mail through an SMTP relay.
     Smtp,
+    /// A message on the terminals of the note's recipients logged in here.
+    Tty,
     /// A Slack incoming webhook (Block Kit).
     Slack,
     /// A Microsoft Teams Workflows webhook (Adaptive Card).

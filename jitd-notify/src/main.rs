@@ -15,6 +15,7 @@ mod config;
 mod hook;
 mod note;
 mod sinks;
+mod tty;
 
 use std::path::PathBuf;
 use std::time::Duration;

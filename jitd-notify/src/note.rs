@@ -10,6 +10,7 @@ pub struct Note {
     pub kind: String,
     pub body: String,
     pub users: Vec<String>,
+    pub groups: Vec<String>,
     pub routes: Vec<String>,
     pub privilege: String,
     pub rule: String,
@@ -33,6 +34,7 @@ impl Note {
         Self {
             seq,
             users: strings(&json["to"]["users"]),
+            groups: strings(&json["to"]["groups"]),
             routes: strings(&json["routes"]),
             privilege: s("privilege"),
             rule: s("rule"),

@@ -26,6 +26,7 @@ pub fn deliver(sink: &Sink, note: &Note) -> Result<(), String> {
         Kind::Webhook => webhook(sink, note, timeout),
         Kind::Exec => exec(&sink.command, note, timeout),
         Kind::Smtp => smtp(sink, note, timeout),
+        Kind::Tty => crate::tty::deliver(note),
         Kind::Slack => post(
             &sink.url,
             &[],
@@ -233,4 +234,36 @@ fn smtp(sink: &Sink, note: &Note, timeout: Duration) -> Result<(), String> {
     expect(&mut r, "250")?;
     send(&mut w, "QUIT")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_match_the_standard_webhooks_example() {
+        // The example of the Standard Webhooks specification.
+        let secret = B64.decode("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        let sig = sign(
+            &secret,
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            1614265330,
+            r#"{"test": 2432232314}"#,
+        )
+        .unwrap();
+        assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    }
+
+    #[test]
+    fn a_secret_others_may_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let path = std::env::temp_dir().join(format!("jitd-notify-secret-{}", std::process::id()));
+        std::fs::write(&path, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = read_secret(&path).unwrap_err();
+        assert!(e.contains("readable by others"), "{e}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(read_secret(&path).unwrap().len(), 24);
+        std::fs::remove_file(&path).unwrap();
+    }
 }

@@ -770,3 +770,72 @@ fn a_pending_request_reaches_the_receiver_within_two_seconds_p99() {
     let _ = n.kill();
     let _ = n.wait();
 }
+
+#[test]
+#[ignore = "end-to-end: run by tests/run in the sandbox"]
+fn an_approver_logged_in_sees_the_request_on_their_terminal_and_nobody_else_does() {
+    let sb = approvals::setup();
+    let dir = notifier_setup(&sb, "notify-tty");
+    run(Command::new("chmod").arg("777").arg(&dir));
+    // Writing to others' terminals is group tty's right (what write(1) has, setgid).
+    add_to_group("jitd-notify", "tty");
+    std::fs::write(
+        dir.join("notify.toml"),
+        "poll_ms = 100\n[[sink]]\nname = \"terminals\"\nkind = \"tty\"\nevents = [\"request.pending\"]\n",
+    )
+    .unwrap();
+    let _d = Daemon::start(&sb, "notify-tty-d", approvals::POLICY);
+    // bob approves; eve does not. Each is logged in on a real pty (script(1)) that logs what
+    // their terminal shows.
+    let mut kids = Kids(Vec::new());
+    let shown = |who: &str| dir.join(format!("{who}.typescript"));
+    for who in ["bob", "eve"] {
+        let child = Command::new("su")
+            .args([who, "-s", "/bin/sh", "-c"])
+            .arg(format!("script -qfc 'sleep 20' {:?}", shown(who)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        kids.0.push(child);
+    }
+    wait_for(Duration::from_secs(5), "both terminals", || {
+        shown("bob").exists() && shown("eve").exists()
+    });
+    // What a standard devpts mount (gid=5,mode=620) and `mesg y` give every login terminal;
+    // this host's devpts leaves them 0600. Only bob's and eve's are touched; eve's too, so only
+    // ownership keeps her out.
+    let o = run(Command::new("sh").arg("-c").arg(
+        "for t in $(find /dev/pts -user bob -o -user eve); do chgrp tty \"$t\" && chmod 620 \"$t\"; done",
+    ));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut n = start_notifier(&sb, &dir);
+    let id = ask(&[]);
+    let read = |who: &str| std::fs::read_to_string(shown(who)).unwrap_or_default();
+    let nlog = || std::fs::read_to_string(dir.join("notify.log")).unwrap_or_default();
+    wait_for(
+        Duration::from_secs(10),
+        "the message on bob's terminal",
+        || read("bob").contains(&format!("jitctl approve {id}")) || nlog().contains("terminal"),
+    );
+    assert!(
+        read("bob").contains(&format!("jitctl approve {id}")),
+        "{}\n{}",
+        nlog(),
+        run(Command::new("sh")
+            .arg("-c")
+            .arg("ls -ln /dev/pts; id jitd-notify"))
+        .stdout
+        .escape_ascii()
+    );
+    assert!(read("bob").contains("Message from jitd"), "{}", read("bob"));
+    assert!(read("bob").contains("reason: restore the orders table"));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !read("eve").contains("jitd"),
+        "eve is no approver: {}",
+        read("eve")
+    );
+    let _ = n.kill();
+    let _ = n.wait();
+}
