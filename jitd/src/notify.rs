@@ -224,6 +224,27 @@ pub fn notes_for(policy: &Policy, host: &str, at_ms: i64, event: &AuditEvent) ->
             };
             vec![b.note(format!("grant.ended:{grant}"), host, at_ms)]
         }
+        AuditEvent::BreakglassReviewOverdue {
+            grant,
+            user,
+            review_by,
+        } => {
+            // The record names no rule: the security route hears of it, whoever is on it.
+            let why = format!("break-glass grant not reviewed by {review_by}");
+            let command =
+                format!("jitctl review {grant} --outcome drill|emergency|misuse --comment ...");
+            let b = Body {
+                kind: "review.overdue",
+                severity: "warning",
+                user,
+                grant: grant.as_str(),
+                why: &why,
+                command: &command,
+                routes: &["security"],
+                ..Body::default()
+            };
+            vec![b.note(format!("review.overdue:{grant}"), host, at_ms)]
+        }
         _ => Vec::new(),
     }
 }

@@ -10,6 +10,7 @@
 
 pub mod approvals;
 pub mod bench_approve;
+pub mod notify;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

@@ -5,104 +5,12 @@
 
 #![allow(clippy::disallowed_methods)] // an end-to-end suite runs real processes and waits
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use jitd_tests::approvals::{self, MIN, alice_may_sudo, approve, ask};
+use jitd_tests::notify::*;
 use jitd_tests::*;
-
-const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-
-struct Kids(Vec<Child>);
-
-impl Drop for Kids {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("notify")
-        .join(name)
-}
-
-/// Starts a python server from tests/notify and returns its port.
-fn serve(kids: &mut Kids, dir: &Path, name: &str, args: &[&Path]) -> u16 {
-    let port_file = dir.join(format!("{name}.port"));
-    let child = Command::new("python3")
-        .arg(script(name))
-        .args(args)
-        .arg(&port_file)
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("python3");
-    kids.0.push(child);
-    wait_for(Duration::from_secs(5), name, || port_file.exists());
-    std::fs::read_to_string(&port_file)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
-}
-
-/// The notifier's account, its secret and its directory (readable by it).
-fn notifier_setup(sb: &Sandbox, name: &str) -> PathBuf {
-    ensure_user("jitd-notify");
-    // The bus resolves the account named in its policy when it reads its configuration.
-    let o = run(Command::new("busctl").args([
-        "--system",
-        "call",
-        "org.freedesktop.DBus",
-        "/org/freedesktop/DBus",
-        "org.freedesktop.DBus",
-        "ReloadConfig",
-    ]));
-    assert!(o.status.success(), "ReloadConfig: {}", stderr(&o));
-    let dir = sb.dir.join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    let secret = dir.join("webhook-secret");
-    std::fs::write(&secret, SECRET).unwrap();
-    run(Command::new("chown").arg("jitd-notify").arg(&secret));
-    run(Command::new("chmod").arg("600").arg(&secret));
-    dir
-}
-
-fn start_notifier(sb: &Sandbox, dir: &Path) -> Child {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("notify.log"))
-        .unwrap();
-    // setpriv execs (runuser would stay as a parent a kill leaves the notifier behind).
-    Command::new("setpriv")
-        .args([
-            "--reuid=jitd-notify",
-            "--regid=jitd-notify",
-            "--init-groups",
-            "--",
-        ])
-        .arg(sb.bin.join("jitd-notify"))
-        .arg("--config")
-        .arg(dir.join("notify.toml"))
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .expect("jitd-notify")
-}
-
-fn lines(path: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
 
 #[test]
 #[ignore = "end-to-end: run by tests/run in the sandbox"]
@@ -411,7 +319,7 @@ fn break_glass_reaches_the_security_route_and_chat_in_their_documented_shapes() 
         ),
     )
     .unwrap();
-    let _d = Daemon::start(&sb, "notify-glass-d", GLASS);
+    let d = Daemon::start(&sb, "notify-glass-d", GLASS);
     let mut n = start_notifier(&sb, &dir);
     let o = approvals::jitctl(
         "alice",
@@ -472,251 +380,20 @@ fn break_glass_reaches_the_security_route_and_chat_in_their_documented_shapes() 
             .any(|f| f["title"] == "Privilege" && f["value"] == "glass")
     );
     assert_eq!(body[2]["fontType"], "Monospace");
-    let _ = n.kill();
-    let _ = n.wait();
-}
 
-/// An exec sink that appends each note's JSON as one line to `out`.
-fn recording_sink(dir: &Path, out: &Path, events: &str) {
-    let prog = dir.join("sink");
-    std::fs::write(
-        &prog,
-        format!("#!/bin/sh\ncat >> {out:?}\necho >> {out:?}\n"),
-    )
-    .unwrap();
-    run(Command::new("chmod").arg("755").arg(&prog));
-    run(Command::new("chmod").arg("777").arg(dir));
-    std::fs::write(
-        dir.join("notify.toml"),
-        format!(
-            "poll_ms = 100\n[[sink]]\nname = \"prog\"\nkind = \"exec\"\ncommand = [{prog:?}]\n\
-             events = {events}\n"
-        ),
-    )
-    .unwrap();
-}
-
-#[test]
-#[ignore = "end-to-end: run by tests/run in the sandbox"]
-fn an_undecided_request_escalates_tier_by_tier_once_each_then_expires_with_a_notice() {
-    let sb = approvals::setup();
-    ensure_group("leads");
-    let dir = notifier_setup(&sb, "notify-escalate");
-    let out = dir.join("notes");
-    recording_sink(
-        &dir,
-        &out,
-        r#"["request.pending", "request.escalated", "request.expired"]"#,
-    );
-    let policy = approvals::POLICY.replace(
-        "request_ttl = \"1h\"\n",
-        "request_ttl = \"1h\"\nescalate_after = \"15m\"\nescalate_to = [\"%leads\", \"dave\"]\n",
-    );
-    let d = Daemon::start(&sb, "notify-escalate-d", &policy);
-    let mut n = start_notifier(&sb, &dir);
-    let id = ask(&[]);
-    let kinds = || -> Vec<String> {
+    // Unreviewed past review_within (72 h by default): the security route hears of it.
+    d.set_wall_offset_ms(73 * 60 * MIN);
+    wait_for(Duration::from_secs(10), "review.overdue", || {
         lines(&out)
             .iter()
-            .map(|v| v["kind"].as_str().unwrap().to_string())
-            .collect()
-    };
-    wait_for(Duration::from_secs(10), "the pending note", || {
-        kinds().len() == 1
+            .any(|p| p["body"]["kind"] == "review.overdue")
     });
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(kinds(), ["request.pending"], "no tier before 15 minutes");
-
-    d.set_wall_offset_ms(16 * MIN);
-    wait_for(Duration::from_secs(10), "tier 1", || kinds().len() == 2);
-    let tier1 = &lines(&out)[1];
-    assert_eq!(tier1["kind"], "request.escalated");
-    assert_eq!(tier1["to"]["groups"][0], "leads");
-    assert_eq!(tier1["command"], format!("jitctl approve {id}"));
-    assert_eq!(tier1["id"], format!("request.escalated:{id}:1"));
-
-    d.set_wall_offset_ms(31 * MIN);
-    wait_for(Duration::from_secs(10), "tier 2", || kinds().len() == 3);
-    let tier2 = &lines(&out)[2];
-    assert_eq!(tier2["to"]["users"][0], "dave");
-
-    d.set_wall_offset_ms(61 * MIN);
-    wait_for(Duration::from_secs(10), "the expiry notice", || {
-        kinds().len() == 4
-    });
-    std::thread::sleep(Duration::from_millis(500));
-    let all = lines(&out);
-    assert_eq!(
-        kinds(),
-        [
-            "request.pending",
-            "request.escalated",
-            "request.escalated",
-            "request.expired"
-        ],
-        "each tier once"
-    );
-    assert_eq!(all[3]["to"]["users"][0], "alice");
-    let _ = n.kill();
-    let _ = n.wait();
-}
-
-/// A rule decided by a ticket check: the hook's vote is the notifier account's, one approver.
-fn hooked(
-    sb: &Sandbox,
-    name: &str,
-    hook_body: &str,
-    hook_timeout_ms: u64,
-) -> (Daemon, Child, PathBuf) {
-    let dir = notifier_setup(sb, name);
-    let hook = dir.join("ticket-check");
-    std::fs::write(
-        &hook,
-        format!(
-            "#!/usr/bin/python3\nimport json, sys, time\nn = json.load(sys.stdin)\n{hook_body}\n"
-        ),
-    )
-    .unwrap();
-    run(Command::new("chmod").arg("755").arg(&hook));
-    let out = dir.join("notes");
-    recording_sink(&dir, &out, r#"["request.approved", "request.denied"]"#);
-    let toml = std::fs::read_to_string(dir.join("notify.toml")).unwrap();
-    std::fs::write(
-        dir.join("notify.toml"),
-        format!("hook_timeout_ms = {hook_timeout_ms}\n{toml}"),
-    )
-    .unwrap();
-    let policy = format!(
-        r#"
-[privilege.whoami]
-kind = "sudo"
-run_as = "root"
-commands = ["/usr/bin/id -u"]
-
-[[rule]]
-name = "ticketed"
-users = ["alice"]
-privileges = ["whoami"]
-max_duration = "1h"
-default_duration = "10m"
-reason_min_chars = 8
-approval = "quorum"
-approvers = ["jitd-notify", "bob"]
-approvals = 1
-request_ttl = "1h"
-hook = {hook:?}
-"#
-    );
-    let d = Daemon::start(sb, &format!("{name}-d"), &policy);
-    let n = start_notifier(sb, &dir);
-    (d, n, out)
-}
-
-#[test]
-#[ignore = "end-to-end: run by tests/run in the sandbox"]
-fn the_decision_hook_approves_a_request_whose_ticket_checks_out() {
-    let sb = approvals::setup();
-    let (d, mut n, out) = hooked(
-        &sb,
-        "hook-allow",
-        r#"ok = n["ticket"] == "OPS-42" and n["user"] == "alice"
-print(json.dumps({"decision": "approve" if ok else "deny", "message": "ticket " + n["ticket"] + " is open and assigned to " + n["user"]}))"#,
-        5000,
-    );
-    assert!(!alice_may_sudo());
-    let id = ask(&["--ticket", "OPS-42"]);
-    wait_for(
-        Duration::from_secs(10),
-        "the hook's approval",
-        alice_may_sudo,
-    );
-    let log = d.log();
-    let voted = log
-        .lines()
-        .find(|l| l.contains("event=request.voted"))
+    let overdue = lines(&out)
+        .into_iter()
+        .find(|p| p["body"]["kind"] == "review.overdue")
         .unwrap();
-    assert!(
-        voted.contains("by=jitd-notify") && voted.contains("OPS-42 is open"),
-        "{voted}"
-    );
-    wait_for(Duration::from_secs(10), "the requester's notice", || {
-        !lines(&out).is_empty()
-    });
-    let note = &lines(&out)[0];
-    assert_eq!(note["kind"], "request.approved");
-    assert_eq!(note["request"], id);
-    assert!(
-        note["by"].as_str().unwrap().contains("jitd-notify"),
-        "{note}"
-    );
-    let _ = n.kill();
-    let _ = n.wait();
-}
-
-#[test]
-#[ignore = "end-to-end: run by tests/run in the sandbox"]
-fn the_decision_hook_denies_a_request_whose_ticket_does_not() {
-    let sb = approvals::setup();
-    let (d, mut n, out) = hooked(
-        &sb,
-        "hook-deny",
-        r#"print(json.dumps({"decision": "deny", "message": "ticket " + n["ticket"] + " is closed"}))"#,
-        5000,
-    );
-    let id = ask(&["--ticket", "OPS-7"]);
-    wait_for(Duration::from_secs(10), "the denial notice", || {
-        !lines(&out).is_empty()
-    });
-    let note = &lines(&out)[0];
-    assert_eq!(note["kind"], "request.denied", "{note}");
-    assert_eq!(note["request"], id);
-    assert!(!alice_may_sudo());
-    assert!(d.log().contains("OPS-7 is closed"));
-    let _ = n.kill();
-    let _ = n.wait();
-}
-
-#[test]
-#[ignore = "end-to-end: run by tests/run in the sandbox"]
-fn a_hook_that_hangs_or_prints_garbage_casts_no_vote_and_is_on_record() {
-    let sb = approvals::setup();
-    let (d, mut n, _out) = hooked(
-        &sb,
-        "hook-hang",
-        r#"if n["ticket"] == "HANG":
-    time.sleep(30)
-print("approve, sure")"#,
-        300,
-    );
-    let hung = ask(&["--ticket", "HANG"]);
-    wait_for(
-        Duration::from_secs(10),
-        "notify.failed for the hang",
-        || d.log().contains("no answer within"),
-    );
-    // Fail closed: it still waits for a person, and nothing was granted.
-    assert!(
-        !d.log()
-            .contains(&format!("event=request.decided request={hung}"))
-    );
-    assert!(!alice_may_sudo());
-    let o = approvals::jitctl("alice", &["cancel", &hung]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let garbage = ask(&["--ticket", "OPS-1"]);
-    wait_for(
-        Duration::from_secs(10),
-        "notify.failed for the garbage",
-        || d.log().contains("not a decision"),
-    );
-    assert!(
-        !d.log()
-            .contains(&format!("event=request.decided request={garbage}"))
-    );
-    assert!(!alice_may_sudo());
-    assert!(!d.log().contains("by=jitd-notify"));
-    // A person still decides.
-    assert!(approve("bob", &garbage, &[]).status.success());
-    assert!(alice_may_sudo());
+    assert_eq!(overdue["body"]["routes"][0], "security");
+    assert_eq!(overdue["body"]["grant"], b["grant"]);
     let _ = n.kill();
     let _ = n.wait();
 }
