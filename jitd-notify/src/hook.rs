@@ -66,11 +66,13 @@ pub fn ask(hook: &str, note: &Note, timeout: Duration) -> Result<Answer, String>
         }
     };
     let out = reader.join().map_err(|_| "reader failed")?;
-    if !status.success() {
-        return Err(format!("{hook}: {status}"));
-    }
+    // Too long first: a hook cut off after MAX_OUTPUT bytes dies of SIGPIPE, which is not
+    // the cause worth reporting.
     if out.len() as u64 > MAX_OUTPUT {
         return Err(format!("{hook}: answer longer than {MAX_OUTPUT} bytes"));
+    }
+    if !status.success() {
+        return Err(format!("{hook}: {status}"));
     }
     let raw: Raw =
         serde_json::from_slice(&out).map_err(|e| format!("{hook}: not a decision ({e})"))?;
@@ -85,5 +87,58 @@ pub fn ask(hook: &str, note: &Note, timeout: Duration) -> Result<Answer, String>
         "deny" => Ok(Answer::Deny(message)),
         "pending" => Ok(Answer::Pending),
         other => Err(format!("{hook}: unknown decision {other:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn hook(name: &str, body: &str) -> String {
+        let path = std::env::temp_dir().join(format!("jitd-hook-{}-{name}", std::process::id()));
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700)).unwrap();
+        path.to_string_lossy().into_owned()
+    }
+
+    fn note() -> Note {
+        Note::new(
+            1,
+            "request.pending:r1".into(),
+            "request.pending".into(),
+            "{}".into(),
+        )
+    }
+
+    #[test]
+    fn answers_are_read_and_everything_else_fails_closed() {
+        let t = Duration::from_secs(5);
+        let h = hook(
+            "ok",
+            r#"cat >/dev/null; echo '{"decision":"approve","message":"ticket open"}'"#,
+        );
+        assert_eq!(
+            ask(&h, &note(), t),
+            Ok(Answer::Approve("ticket open".into()))
+        );
+        let h = hook("big", "head -c 10000000 /dev/zero | tr '\\0' x");
+        assert!(ask(&h, &note(), t).unwrap_err().contains("longer than"));
+        let h = hook("crash", "exit 3");
+        assert!(ask(&h, &note(), t).unwrap_err().contains("exit status: 3"));
+        let h = hook("odd", r#"echo '{"decision":"maybe"}'"#);
+        assert!(
+            ask(&h, &note(), t)
+                .unwrap_err()
+                .contains("unknown decision")
+        );
+        let h = hook("slow", "sleep 5");
+        let e = ask(&h, &note(), Duration::from_millis(200)).unwrap_err();
+        assert!(e.contains("no answer within"), "{e}");
+        for name in ["ok", "big", "crash", "odd", "slow"] {
+            let _ = std::fs::remove_file(
+                std::env::temp_dir().join(format!("jitd-hook-{}-{name}", std::process::id())),
+            );
+        }
     }
 }

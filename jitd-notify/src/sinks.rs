@@ -254,6 +254,52 @@ mod tests {
         assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
     }
 
+    /// A one-shot HTTP server on 127.0.0.1 answering `answer` (or nothing, holding the
+    /// connection, when it is empty); returns its URL.
+    fn server(answer: &'static str) -> String {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/hook", l.local_addr().unwrap());
+        #[allow(clippy::disallowed_methods)] // a test's stand-in server
+        std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            if answer.is_empty() {
+                #[allow(clippy::disallowed_methods)] // holding the connection open
+                std::thread::sleep(Duration::from_secs(3));
+            } else {
+                let _ = s.write_all(answer.as_bytes());
+            }
+        });
+        url
+    }
+
+    #[test]
+    fn redirects_errors_and_silence_are_failures_within_the_timeout() {
+        let t = Duration::from_millis(500);
+        let ok = server("HTTP/1.1 204 No Content\r\n\r\n");
+        assert_eq!(post(&ok, &[], "{}", t), Ok(()));
+        let moved = server("HTTP/1.1 302 Found\r\nLocation: http://elsewhere/\r\n\r\n");
+        assert!(
+            post(&moved, &[], "{}", t)
+                .unwrap_err()
+                .ends_with("HTTP 302")
+        );
+        let broken = server("HTTP/1.1 500 Internal Server Error\r\n\r\n");
+        assert!(
+            post(&broken, &[], "{}", t)
+                .unwrap_err()
+                .ends_with("HTTP 500")
+        );
+        let silent = server("");
+        let started = Instant::now();
+        assert!(post(&silent, &[], "{}", t).is_err());
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "bounded by the timeout"
+        );
+    }
+
     #[test]
     fn a_secret_others_may_read_is_refused() {
         use std::os::unix::fs::PermissionsExt;
