@@ -250,10 +250,12 @@ pub fn notes_for(policy: &Policy, host: &str, at_ms: i64, event: &AuditEvent) ->
 }
 
 /// When the holder of a grant from `starts_ms` to `expires_ms` is warned:
-/// `T − max(5 min, 10 %)`, never before the grant starts.
-pub fn warn_at(starts_ms: i64, expires_ms: i64) -> i64 {
+/// `T − max(5 min, 10 %)`; `None` for a grant no longer than that lead (5 minutes or less),
+/// whose end is at hand from its start.
+pub fn warn_at(starts_ms: i64, expires_ms: i64) -> Option<i64> {
     let lead = ((expires_ms - starts_ms) / 10).max(5 * 60_000);
-    (expires_ms - lead).max(starts_ms)
+    let at = expires_ms - lead;
+    (at > starts_ms).then_some(at)
 }
 
 #[cfg(test)]
@@ -263,9 +265,14 @@ mod tests {
     #[test]
     fn warnings_come_five_minutes_or_a_tenth_before_the_end() {
         let h = 3_600_000;
-        assert_eq!(warn_at(0, 8 * h), 8 * h - 48 * 60_000);
-        assert_eq!(warn_at(0, h), h - 6 * 60_000);
-        assert_eq!(warn_at(0, 20 * 60_000), 15 * 60_000);
-        assert_eq!(warn_at(0, 2 * 60_000), 0, "a short grant is warned at once");
+        assert_eq!(warn_at(0, 8 * h), Some(8 * h - 48 * 60_000));
+        assert_eq!(warn_at(0, h), Some(h - 6 * 60_000));
+        assert_eq!(warn_at(0, 20 * 60_000), Some(15 * 60_000));
+        assert_eq!(
+            warn_at(0, 5 * 60_000),
+            None,
+            "a 5 minute grant is not warned"
+        );
+        assert_eq!(warn_at(0, 3000), None);
     }
 }

@@ -25,7 +25,9 @@ impl Core {
             if g.state != GrantState::Active || g.expires_ms <= now {
                 continue;
             }
-            let at = warn_at(g.starts_ms, g.expires_ms);
+            let Some(at) = warn_at(g.starts_ms, g.expires_ms) else {
+                continue;
+            };
             if at > now {
                 next = Some(next.map_or(at - now, |n| n.min(at - now)));
                 continue;
