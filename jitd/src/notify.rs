@@ -101,8 +101,15 @@ fn approvers(policy: &Policy, rule: &str) -> Vec<String> {
     .unwrap_or_default()
 }
 
-/// The notes `event` causes (none for most events).
-pub fn notes_for(policy: &Policy, host: &str, at_ms: i64, event: &AuditEvent) -> Vec<Note> {
+/// The notes `event` causes (none for most events). `expiry` says when a live grant ends (ms),
+/// for the approved requester's notice.
+pub fn notes_for(
+    policy: &Policy,
+    host: &str,
+    at_ms: i64,
+    event: &AuditEvent,
+    expiry: &dyn Fn(&str) -> Option<i64>,
+) -> Vec<Note> {
     match event {
         AuditEvent::RequestPending {
             request,
@@ -151,6 +158,7 @@ pub fn notes_for(policy: &Policy, host: &str, at_ms: i64, event: &AuditEvent) ->
             grant,
         } => {
             let kind = format!("request.{state}");
+            let access = expiry(grant).map(utc).unwrap_or_default();
             let b = Body {
                 kind: &kind,
                 severity: "info",
@@ -159,6 +167,7 @@ pub fn notes_for(policy: &Policy, host: &str, at_ms: i64, event: &AuditEvent) ->
                 privilege,
                 request,
                 grant,
+                access_expires: &access,
                 by,
                 why,
                 to: vec![user.clone()],

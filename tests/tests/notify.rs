@@ -106,6 +106,10 @@ fn approvers_hear_of_a_pending_request_signed_and_the_requester_of_the_decision(
         decided["by"].as_str().unwrap().contains("carol"),
         "{decided}"
     );
+    assert!(
+        decided["access_expires"].as_str().unwrap().ends_with('Z'),
+        "{decided}"
+    );
     assert_eq!(got[0]["id"], format!("request.pending:{id}"));
 
     // The mail reached the relay, with the exact command.

@@ -186,7 +186,13 @@ impl Core {
             .is_none()
             .then_some((&self.store, self.hostname.as_str()));
         let at_ms = self.clock.now().wall_ms;
-        let notes = crate::notify::notes_for(&self.policy, &self.hostname, at_ms, &event);
+        let expiry = |id: &str| {
+            GrantId::parse(id)
+                .ok()
+                .and_then(|g| self.live.get(&g))
+                .map(|g| g.expires_ms)
+        };
+        let notes = crate::notify::notes_for(&self.policy, &self.hostname, at_ms, &event, &expiry);
         self.audit.record_noting(store, at_ms, &event, &notes);
     }
 
