@@ -88,6 +88,9 @@ pub struct Config {
     pub approvers_revoked: PathBuf,
     /// The ssh-keygen that verifies signatures.
     pub ssh_keygen: PathBuf,
+    /// The account `jitd-notify` runs as: the only one that may fetch and acknowledge
+    /// notifications (`org.jitd.Jitd1.Notifier`).
+    pub notifier_user: String,
 }
 
 impl Default for Config {
@@ -128,6 +131,7 @@ impl Default for Config {
             users_allowed_signers: PathBuf::from("/etc/jitd/users.allowed_signers"),
             approvers_revoked: PathBuf::from("/etc/jitd/approvers.revoked"),
             ssh_keygen: PathBuf::from("/usr/bin/ssh-keygen"),
+            notifier_user: "jitd-notify".to_string(),
         }
     }
 }

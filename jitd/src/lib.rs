@@ -59,6 +59,8 @@ pub mod history;
 #[cfg(feature = "daemon")]
 pub mod ledger;
 #[cfg(feature = "daemon")]
+pub mod notify;
+#[cfg(feature = "daemon")]
 pub mod polkit;
 #[cfg(feature = "report")]
 pub mod report;

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::audit::{Audit, AuditEvent, Level};
-use crate::bus::{Gate, Manager, Shared};
+use crate::bus::{Gate, Manager, Notifier, Shared};
 use crate::client::{BUS_NAME, OBJECT_PATH};
 use crate::config::{Config, SudoChoice};
 use crate::daemon::{Core, Parts};
@@ -371,6 +371,7 @@ async fn serve_on_bus(
         .method_timeout(Duration::from_secs(5))
         .serve_at(OBJECT_PATH, Manager(shared.clone()))
         .serve_at(OBJECT_PATH, Gate(shared.clone()))
+        .serve_at(OBJECT_PATH, Notifier(shared.clone()))
         .name(BUS_NAME)
         .allow_name_replacements(false)
         .build();

@@ -12,6 +12,7 @@ pub mod approvals;
 pub mod bench_approve;
 pub mod bench_signed;
 pub mod bench_sudo;
+pub mod notify;
 pub mod signed;
 
 use std::path::{Path, PathBuf};

@@ -648,4 +648,12 @@ audit_events! {
     }
     /// A record reached syslog but not the database; `lost` is the record's line.
     AuditDbWriteFailed = "audit.db_write_failed" [Level::Warning] { error: String, lost: String }
+    /// `jitd-notify` gave up on a notification after `attempts` tries; `note` is its dedupe id.
+    NotifyFailed = "notify.failed" [Level::Warning] {
+        note: String,
+        kind: String,
+        sink: String,
+        attempts: u64,
+        error: String,
+    }
 }

@@ -105,10 +105,23 @@ impl Audit {
     /// fails: an audit sink that is down must not block a revocation. DB failures are reported
     /// to syslog/stderr so the gap itself is on record.
     pub fn record(&self, store: Option<(&Store, &str)>, at_ms: i64, event: &AuditEvent) {
+        self.record_noting(store, at_ms, event, &[]);
+    }
+
+    /// Like [`Audit::record`], and queues `notes` for the notifier in the same transaction as
+    /// the record (none without a store: safe mode has no outbox).
+    pub fn record_noting(
+        &self,
+        store: Option<(&Store, &str)>,
+        at_ms: i64,
+        event: &AuditEvent,
+        notes: &[crate::store::outbox::Note],
+    ) {
         let line = event.to_line();
         let key = index::history_key(event);
-        let appended =
-            store.map(|(store, host)| store.append_audit_indexed(at_ms, host, &line, key.as_ref()));
+        let appended = store.map(|(store, host)| {
+            store.append_audit_noting(at_ms, host, &line, key.as_ref(), notes)
+        });
         match appended {
             Some(Ok(head)) => self.to_syslog(event.level(), &heads::with_head(&line, &head)),
             Some(Err(e)) => {

@@ -17,12 +17,14 @@ mod caller;
 mod gate;
 mod limits;
 mod manager;
+mod notifier;
 mod reauth;
 
 pub use limits::Limits;
 
 pub use gate::Gate;
 pub use manager::Manager;
+pub use notifier::Notifier;
 
 /// State shared by both interfaces.
 #[derive(Clone)]

@@ -31,6 +31,7 @@ mod grants;
 mod hints;
 mod ledger;
 mod mfa;
+mod notify_due;
 mod reauth;
 mod recall;
 mod reconcile;
@@ -195,7 +196,15 @@ impl Core {
             .unusable
             .is_none()
             .then_some((&self.store, self.hostname.as_str()));
-        self.audit.record(store, self.clock.now().wall_ms, &event);
+        let at_ms = self.clock.now().wall_ms;
+        let expiry = |id: &str| {
+            GrantId::parse(id)
+                .ok()
+                .and_then(|g| self.live.get(&g))
+                .map(|g| g.expires_ms)
+        };
+        let notes = crate::notify::notes_for(&self.policy, &self.hostname, at_ms, &event, &expiry);
+        self.audit.record_noting(store, at_ms, &event, &notes);
         self.note_refusal(&event);
     }
 

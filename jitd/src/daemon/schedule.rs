@@ -88,7 +88,15 @@ impl Core {
         }
         let requests = self.expire_requests();
         self.note_overdue_reviews();
+        let warn = match (self.warn_expiring(), self.escalate_requests()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let grants = next_in(self.live.values(), &self.clock.now());
+        let grants = match (grants, warn) {
+            (Some(g), Some(w)) => Some(g.min(w)),
+            (g, w) => g.or(w),
+        };
         match (grants, requests) {
             (Some(g), Some(r)) => Some(g.min(r)),
             (g, r) => g.or(r),

@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 mod decide;
+pub mod escalation;
 mod load;
 mod quorum;
 pub mod routes;
@@ -259,6 +260,10 @@ pub struct Rule {
     /// `mfa = "ssh-sk"`: each request carries a fresh proof, a signature by the requester's
     /// own key (users.allowed_signers) over a nonce of jitd's.
     pub mfa: bool,
+    /// Who else hears of a request nobody decided in time (`escalate_after`, `escalate_to`).
+    pub escalation: Option<escalation::Escalation>,
+    /// A program `jitd-notify` runs for each pending request; its answer is one vote.
+    pub hook: Option<String>,
 }
 
 impl Rule {

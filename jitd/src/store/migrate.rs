@@ -142,6 +142,22 @@ CREATE TABLE breakglass (
 CREATE INDEX breakglass_uid ON breakglass(uid, granted_ms);
 ";
 
+/// What the notifier (`jitd-notify`) must deliver, written in the same transaction as the audit
+/// record that caused it (`store/outbox.rs`). `dedupe` is the id a receiver dedupes on; it is
+/// unique, so an event noted twice (a retried transaction, an expiry warning computed on every
+/// tick) is queued once.
+const V8_OUTBOX: &str = "
+CREATE TABLE outbox (
+    id INTEGER PRIMARY KEY,
+    dedupe TEXT NOT NULL UNIQUE,
+    at_ms INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    body TEXT NOT NULL,
+    acked_ms INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX outbox_unacked ON outbox(acked_ms, id);
+";
+
 /// Signed approvals: what each pending request binds into a signature (its nonce and the
 /// digest of its rule and privilege at request time), and every signature jitd accepted, so a
 /// token counts once even after a restart; and the nonces requesters sign as an MFA proof,
@@ -200,10 +216,14 @@ const MIGRATIONS: &[Migration] = &[
         version: 7,
         apply: |c| c.execute_batch(V7_SIGNED),
     },
+    Migration {
+        version: 8,
+        apply: |c| c.execute_batch(V8_OUTBOX),
+    },
 ];
 
 /// The newest schema this build knows: what [`upgrade`] leaves and read-only opens require.
-pub const SCHEMA_VERSION: u32 = 7;
+pub const SCHEMA_VERSION: u32 = 8;
 
 /// The database's schema version. 0 is a database with no jitd schema (a new, empty file); a
 /// database from the first release has `user_version` 0 but holds the `grants` table, and is

@@ -24,6 +24,7 @@ mod grants;
 mod history;
 mod ledger;
 mod migrate;
+pub mod outbox;
 mod requests;
 mod retention;
 mod sessions;

@@ -381,6 +381,13 @@ fn samples() -> Vec<AuditEvent> {
             error: "database is locked".into(),
             lost: "event=grant.applied grant=g0123456789ab uid=1001".into(),
         },
+        NotifyFailed {
+            note: "request.pending:r0123456789ab".into(),
+            kind: "request.pending".into(),
+            sink: "webhook ops".into(),
+            attempts: 5,
+            error: "connection refused".into(),
+        },
     ];
     all.extend(super::ledger_samples::samples());
     all

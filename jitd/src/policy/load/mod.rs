@@ -3,6 +3,8 @@
 
 mod approval;
 mod diagnostics;
+mod escalation;
+mod hook;
 mod lint;
 mod privilege;
 mod routes;

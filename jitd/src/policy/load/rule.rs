@@ -39,6 +39,9 @@ pub(super) struct RawRule {
     interactive: Option<bool>,
     reauth: Option<bool>,
     mfa: Option<Spanned<String>>,
+    pub(super) escalate_after: Option<Spanned<String>>,
+    pub(super) escalate_to: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(super) hook: Option<Spanned<String>>,
 }
 
 pub(super) fn rule(
@@ -203,6 +206,8 @@ pub(super) fn rule(
         },
     };
     let (approval, quorum, breakglass) = super::approval::approval(r, w, raw, accounts);
+    let escalation = super::escalation::escalation(r, raw, quorum.is_some());
+    let hook = super::hook::hook(r, raw, quorum.is_some());
     if let (Some(_), Some(max)) = (&breakglass, max_secs)
         && max > crate::policy::BREAKGLASS_MAX_SECS
     {
@@ -283,5 +288,7 @@ pub(super) fn rule(
         interactive: raw.interactive.unwrap_or(false),
         reauth: raw.reauth.unwrap_or(false),
         mfa,
+        escalation,
+        hook,
     })
 }

@@ -3,6 +3,7 @@
 #![allow(clippy::disallowed_methods)] // temp dirs and real tools in tests
 
 mod decide;
+mod escalation;
 mod files;
 mod load;
 mod quorum;
