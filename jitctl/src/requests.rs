@@ -212,8 +212,8 @@ pub async fn pending(
         if let Ok(blob) = jitd.request_blob(&o.request_id).await {
             println!(
                 "An approver without access to this host can sign this with \
-                 `jitctl approve --sign -`, and anyone here hands the token in with \
-                 `jitctl submit -`:\n{blob}"
+                 `jitctl approve --sign -`; paste the token here (or hand it in with \
+                 `jitctl submit -`):\n{blob}"
             );
         }
     }
@@ -243,7 +243,16 @@ pub async fn wait(jitd: &ManagerProxy<'_>, id: &str, out: &Out) -> Result<(), Fa
         zruntime::signal::Signals::new(&runtime, [zruntime::signal::Signal::Interrupt])
             .map_err(|e| Failure::Other(format!("cannot catch Ctrl-C: {e}")))?;
     let live = std::io::stderr().is_terminal() && !out.json;
+    let mut paste = crate::sign::Paste::default();
     loop {
+        // A signed token pasted while waiting is handed in at once; a refused one is said and
+        // the wait goes on.
+        if let Some(token) = paste.poll() {
+            match jitd.submit_token(&token).await {
+                Ok(_) => {}
+                Err(e) => eprintln!("\r\x1b[Kjitctl: the pasted token was refused: {e}"),
+            }
+        }
         let q = find(jitd, id).await?;
         if q.state != RequestState::Pending {
             if live {

@@ -222,3 +222,45 @@ pub async fn prove(
     jitd.prove_mfa(proof.as_bytes()).await?;
     Ok(proof)
 }
+
+/// A token pasted (or piped) into `elevate --wait` or `wait`: what has come on stdin so far,
+/// read without ever blocking the wait. Complete once it reaches the end of its SSH signature.
+#[derive(Default)]
+pub struct Paste {
+    buf: Vec<u8>,
+    /// stdin is closed or unreadable: nothing more will come.
+    closed: bool,
+}
+
+impl Paste {
+    /// Reads what stdin has now; a whole token when one has arrived.
+    pub fn poll(&mut self) -> Option<Vec<u8>> {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        use std::os::fd::AsFd;
+        if self.closed {
+            return None;
+        }
+        let stdin = std::io::stdin();
+        let mut fds = [PollFd::new(stdin.as_fd(), PollFlags::POLLIN)];
+        if !matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0) {
+            return None;
+        }
+        // Larger than std's stdin buffer, so the read goes straight to the descriptor and
+        // nothing is left in a buffer that poll(2) cannot see.
+        let mut chunk = vec![0u8; 64 * 1024];
+        match stdin.lock().read(&mut chunk) {
+            Ok(0) | Err(_) => {
+                self.closed = true;
+                return None;
+            }
+            Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+        }
+        let end = b"-----END SSH SIGNATURE-----";
+        let complete = self.buf.windows(end.len()).any(|w| w == end);
+        // Past jitd's limit it can only be refused: hand it over for jitd to say so.
+        if complete || self.buf.len() > sr::MAX_TOKEN_BYTES {
+            return Some(std::mem::take(&mut self.buf));
+        }
+        None
+    }
+}

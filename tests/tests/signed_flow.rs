@@ -105,3 +105,78 @@ fn elevate_wait_prints_the_blob_and_returns_when_a_token_decides() {
     );
     assert!(alice_may_sudo());
 }
+
+/// The requester pastes the token into the `elevate --wait` that is waiting for it: handed in,
+/// granted, and the wait returns; a garbage paste before it is said to be refused and the wait
+/// goes on.
+#[test]
+#[ignore = "needs root and the sandbox: run tests/run"]
+fn a_token_pasted_into_elevate_wait_is_handed_in() {
+    use std::io::Write;
+    let sb = setup();
+    let keys = sb.dir.join("signed-paste-keys");
+    let carol = keygen(&keys, "carol");
+    let dave = keygen(&keys, "dave");
+    let _d = start(
+        &sb,
+        "signed-paste",
+        POLICY,
+        &[("carol", &carol), ("dave", &dave)],
+    );
+    let mut child = std::process::Command::new("runuser")
+        .args([
+            "-u",
+            "alice",
+            "--",
+            "jitctl",
+            "elevate",
+            "whoami",
+            "--wait",
+            "--reason",
+            "restore the orders table",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut id = String::new();
+    wait_for(std::time::Duration::from_secs(5), "the request", || {
+        let o = as_user("alice", &["jitctl", "requests"]);
+        id = stdout(&o)
+            .split_whitespace()
+            .find(|w| {
+                w.starts_with('r') && w.len() == 13 && w[1..].chars().all(|c| c.is_ascii_hexdigit())
+            })
+            .unwrap_or("")
+            .to_string();
+        !id.is_empty()
+    });
+    let b = blob(&id);
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(b"not a token\n-----END SSH SIGNATURE-----\n")
+        .unwrap();
+    stdin.flush().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // Two approvals are needed: carol's and dave's tokens, pasted one after the other.
+    for key in [&carol, &dave] {
+        stdin.write_all(token(&b, key, &[]).as_bytes()).unwrap();
+        stdin.flush().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+    }
+    drop(stdin);
+    wait_for(
+        std::time::Duration::from_secs(10),
+        "elevate --wait to return once the pasted tokens decide",
+        || matches!(child.try_wait(), Ok(Some(_))),
+    );
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stderr(&o).contains("the pasted token was refused"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(alice_may_sudo());
+}
