@@ -77,6 +77,39 @@ fn main() {
     );
     let mut rows: Vec<(String, Summary, &str)> = Vec::new();
 
+    // BENCH_ONLY=sudo: only sudo's own rows and the gate socket's check, idle (a minute).
+    if std::env::var("BENCH_ONLY").is_ok_and(|v| v == "sudo") {
+        let o = as_user(
+            "benchuser",
+            &[
+                "jitctl", "elevate", "bench", "--for", "1h", "--reason", "bench",
+            ],
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        let uid = uid_of("benchuser").unwrap();
+        let mut socket = Vec::new();
+        for _ in 0..runs * 20 {
+            let t = Instant::now();
+            socket_check(uid);
+            socket.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        rows.push((
+            "gate socket: connect + Check (what pam_jit pays), idle daemon".into(),
+            summary(socket),
+            "ms",
+        ));
+        let m = sudo_arms(&sb, &d, &mut rows, runs);
+        print_rows(&rows);
+        println!(
+            "\nratio of medians, sudo with pam_jit (live grant) / without: {:.3} (module loaded, \
+             not consulted / without: {:.3}); the naive pam_exec + sqlite3 gate / pam_jit: {:.2}",
+            m[1] / m[0],
+            m[4] / m[3],
+            m[2] / m[1]
+        );
+        return;
+    }
+
     let approved = jitd_tests::bench_approve::approve_to_usable(runs, "benchuser", "benchappr");
 
     // elevate → usable
@@ -239,10 +272,7 @@ fn main() {
     ));
 
     let medians = sudo_arms(&sb, &d, &mut rows, runs);
-    println!("\n| measure | p50 | p99 | max | n |\n|---|---|---|---|---|");
-    for (name, (p50, p99, max, n), unit) in &rows {
-        println!("| {name} | {p50:.2} {unit} | {p99:.2} {unit} | {max:.2} {unit} | {n} |");
-    }
+    print_rows(&rows);
     println!(
         "\nratio of medians, sudo with pam_jit (live grant) / without: {:.3} \
          (loaded, not consulted / without: {:.3})",
@@ -530,4 +560,11 @@ fn load_client(mode: &str, stop: &Path) {
         out
     });
     print!("{out}");
+}
+
+fn print_rows(rows: &[(String, Summary, &str)]) {
+    println!("\n| measure | p50 | p99 | max | n |\n|---|---|---|---|---|");
+    for (name, (p50, p99, max, n), unit) in rows {
+        println!("| {name} | {p50:.2} {unit} | {p99:.2} {unit} | {max:.2} {unit} | {n} |");
+    }
 }
