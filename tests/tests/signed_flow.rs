@@ -62,35 +62,8 @@ fn elevate_wait_prints_the_blob_and_returns_when_a_token_decides() {
     let keys = sb.dir.join("signed-wait-keys");
     let carol = keygen(&keys, "carol");
     let _d = start(&sb, "signed-wait", POLICY, &[("carol", &carol)]);
-    let child = std::process::Command::new("runuser")
-        .args([
-            "-u",
-            "alice",
-            "--",
-            "jitctl",
-            "elevate",
-            "whoami",
-            "--wait",
-            "--reason",
-            "restore the orders table",
-        ])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut id = String::new();
-    wait_for(std::time::Duration::from_secs(5), "the request", || {
-        let o = as_user("alice", &["jitctl", "requests"]);
-        id = stdout(&o)
-            .split_whitespace()
-            .find(|w| {
-                w.starts_with('r') && w.len() == 13 && w[1..].chars().all(|c| c.is_ascii_hexdigit())
-            })
-            .unwrap_or("")
-            .to_string();
-        !id.is_empty()
-    });
+    let child = elevate_wait(std::process::Stdio::null());
+    let id = pending_id();
     let b = blob(&id);
     assert!(approve("bob", &id, &[]).status.success());
     let o = submit("eve", token(&b, &carol, &[]).as_bytes());
@@ -123,35 +96,8 @@ fn a_token_pasted_into_elevate_wait_is_handed_in() {
         POLICY,
         &[("carol", &carol), ("dave", &dave)],
     );
-    let mut child = std::process::Command::new("runuser")
-        .args([
-            "-u",
-            "alice",
-            "--",
-            "jitctl",
-            "elevate",
-            "whoami",
-            "--wait",
-            "--reason",
-            "restore the orders table",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut id = String::new();
-    wait_for(std::time::Duration::from_secs(5), "the request", || {
-        let o = as_user("alice", &["jitctl", "requests"]);
-        id = stdout(&o)
-            .split_whitespace()
-            .find(|w| {
-                w.starts_with('r') && w.len() == 13 && w[1..].chars().all(|c| c.is_ascii_hexdigit())
-            })
-            .unwrap_or("")
-            .to_string();
-        !id.is_empty()
-    });
+    let mut child = elevate_wait(std::process::Stdio::piped());
+    let id = pending_id();
     let b = blob(&id);
     let mut stdin = child.stdin.take().unwrap();
     stdin
@@ -179,4 +125,42 @@ fn a_token_pasted_into_elevate_wait_is_handed_in() {
         stderr(&o)
     );
     assert!(alice_may_sudo());
+}
+
+/// alice's `jitctl elevate whoami --wait`, running.
+fn elevate_wait(stdin: std::process::Stdio) -> std::process::Child {
+    std::process::Command::new("runuser")
+        .args([
+            "-u",
+            "alice",
+            "--",
+            "jitctl",
+            "elevate",
+            "whoami",
+            "--wait",
+            "--reason",
+            "restore the orders table",
+        ])
+        .stdin(stdin)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// The id of alice's pending request, once it is listed.
+fn pending_id() -> String {
+    let mut id = String::new();
+    wait_for(std::time::Duration::from_secs(5), "the request", || {
+        let o = as_user("alice", &["jitctl", "requests"]);
+        id = stdout(&o)
+            .split_whitespace()
+            .find(|w| {
+                w.starts_with('r') && w.len() == 13 && w[1..].chars().all(|c| c.is_ascii_hexdigit())
+            })
+            .unwrap_or("")
+            .to_string();
+        !id.is_empty()
+    });
+    id
 }
