@@ -20,6 +20,8 @@ use crate::terms::{ApprovalMode, GrantKind, Via};
 #[cfg(test)]
 mod ledger_samples;
 #[cfg(test)]
+mod samples;
+#[cfg(test)]
 mod tests;
 
 /// One field's value as the renderers see it: the key=value line writes each as text, JSON

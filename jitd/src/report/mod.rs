@@ -30,3 +30,5 @@ pub fn gather(source: &dyn AuditSource) -> Result<(Facts, Vec<HostSummary>), Str
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_records;
