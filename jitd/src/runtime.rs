@@ -19,6 +19,7 @@ use crate::effects::group::Groups;
 use crate::effects::manifest::Manifests;
 use crate::effects::recall::Recaller;
 use crate::effects::routes::RouteFiles;
+use crate::effects::sudoers::shards::Shards;
 use crate::effects::sudoers::{self, SudoFlavor, SudoersDir};
 use crate::policy::{Policy, SystemAccounts};
 use crate::store::StoreError;
@@ -69,6 +70,10 @@ fn parts(cfg: Config, audit: Arc<Audit>, policy: Policy) -> Parts {
     Parts {
         enforcer: Box::new(SystemEnforcer {
             sudoers: SudoersDir::new(cfg.sudoers_dir.clone(), cfg.visudo.clone()),
+            shards: Shards::new(
+                SudoersDir::new(cfg.sudoers_dir.clone(), cfg.visudo.clone()),
+                cfg.state_dir.join("sudo"),
+            ),
             routes: RouteFiles {
                 sudoers: SudoersDir::new(cfg.sudoers_dir.clone(), cfg.visudo.clone()),
                 pam_dir: PathBuf::from(PAM_DIR),

@@ -116,18 +116,60 @@ pub fn groups_of(user: &str) -> Vec<String> {
     stdout(&o).split_whitespace().map(str::to_string).collect()
 }
 
-/// jitd drop-ins present in /etc/sudoers.d.
+/// jitd's grant files in /etc/sudoers.d: each privilege's `jitd_grants_<privilege>` (and
+/// `jitd-<grant>`, one grant's file as jitd before 0.2 wrote it), with any temp files.
 pub fn drop_ins() -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir("/etc/sudoers.d")
         .map(|rd| {
             rd.filter_map(Result::ok)
                 .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.starts_with("jitd-") || n.starts_with(".jitd-"))
+                .filter(|n| {
+                    ["jitd-", ".jitd-", "jitd_grants_", ".jitd_grants_"]
+                        .iter()
+                        .any(|p| n.starts_with(p))
+                })
                 .collect()
         })
         .unwrap_or_default();
     names.sort();
     names
+}
+
+/// The sudoers file holding the grants of `privilege`.
+pub fn grants_file(privilege: &str) -> PathBuf {
+    PathBuf::from(format!("/etc/sudoers.d/jitd_grants_{privilege}"))
+}
+
+/// The rule lines in jitd's grant files, each `#uid[, #uid…] ALL=…`.
+pub fn sudo_rules() -> Vec<String> {
+    drop_ins()
+        .iter()
+        .filter(|n| n.starts_with("jitd"))
+        .filter_map(|n| std::fs::read_to_string(Path::new("/etc/sudoers.d").join(n)).ok())
+        .flat_map(|t| {
+            t.lines()
+                .filter(|l| l.starts_with('#') && l.contains(" ALL="))
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// The uids jitd's grant files give a sudo rule to.
+pub fn uids_with_rules() -> Vec<u32> {
+    let mut uids: Vec<u32> = sudo_rules()
+        .iter()
+        .flat_map(|l| {
+            let users = l.split(" ALL=").next().unwrap_or_default().to_string();
+            users
+                .split(", ")
+                .filter_map(|u| u.strip_prefix('#')?.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect();
+    uids.sort();
+    uids.dedup();
+    uids
 }
 
 /// `visudo -c` over the whole sudoers configuration.
@@ -167,6 +209,27 @@ impl Daemon {
             .unwrap_or_else(|e| panic!("copy {} into the state dir: {e}", db.display()));
         d.spawn();
         d
+    }
+
+    /// Ids of the sudo grants this daemon's records say are on the system (its
+    /// `<state_dir>/sudo/<privilege>.jsonl`), each privilege's file rendered from them.
+    pub fn sudo_grants_on_system(&self) -> Vec<String> {
+        let mut ids: Vec<String> = std::fs::read_dir(self.dir.join("state/sudo"))
+            .map(|rd| {
+                rd.filter_map(Result::ok)
+                    .filter(|e| e.file_name().to_string_lossy().ends_with(".jsonl"))
+                    .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+                    .flat_map(|t| {
+                        t.lines()
+                            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                            .filter_map(|v| v["grant"].as_str().map(str::to_string))
+                            .collect::<Vec<_>>()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        ids.sort();
+        ids
     }
 
     fn prepare(sb: &Sandbox, name: &str, policy: &str, extra: &str) -> Daemon {

@@ -76,13 +76,15 @@ fn elevate_gives_exactly_the_privilege_and_expiry_takes_it_away() {
         stdout(&o),
         stderr(&o)
     );
+    let uid = uid_of("alice").unwrap();
     assert_eq!(
-        drop_ins().len(),
-        1,
-        "one drop-in per grant: {:?}",
-        drop_ins()
+        drop_ins(),
+        vec!["jitd_grants_whoami".to_string()],
+        "the privilege's file"
     );
+    assert_eq!(uids_with_rules(), vec![uid], "{:?}", sudo_rules());
     assert!(sudoers_valid(), "sudoers must stay valid");
+    let id = d.sudo_grants_on_system().pop().expect("the grant's record");
 
     let during = sudo_as("alice", "/usr/bin/id -u");
     assert!(
@@ -103,11 +105,7 @@ fn elevate_gives_exactly_the_privilege_and_expiry_takes_it_away() {
         "the grant is bound to alice's uid"
     );
 
-    let id = drop_ins()[0].trim_start_matches("jitd-").to_string();
-    wait_gone(
-        &Path::new("/etc/sudoers.d").join(format!("jitd-{id}")),
-        Duration::from_secs(5),
-    );
+    wait_gone(&grants_file("whoami"), Duration::from_secs(5));
     let after = sudo_as("alice", "/usr/bin/id -u");
     assert!(
         !after.status.success(),
@@ -146,8 +144,8 @@ fn notafter_is_written_in_utc_for_classic_sudo() {
         ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
-    let name = &drop_ins()[0];
-    let text = std::fs::read_to_string(Path::new("/etc/sudoers.d").join(name)).unwrap();
+    let name = &grants_file("whoami");
+    let text = std::fs::read_to_string(name).unwrap();
     let uid = uid_of("alice").unwrap();
     let rule: Vec<&str> = text
         .lines()
@@ -160,7 +158,7 @@ fn notafter_is_written_in_utc_for_classic_sudo() {
     );
     let stamp = rule[0].split("NOTAFTER=").nth(1).unwrap();
     assert_eq!(&stamp[14..15], "Z", "UTC stamp: {stamp}");
-    let meta = std::fs::metadata(Path::new("/etc/sudoers.d").join(name)).unwrap();
+    let meta = std::fs::metadata(name).unwrap();
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     assert_eq!(
         (meta.uid(), meta.gid(), meta.permissions().mode() & 0o7777),
@@ -296,17 +294,20 @@ fn restart_after_kill_removes_expired_keeps_live_and_cleans_orphans() {
     std::fs::set_permissions(foreign, std::os::unix::fs::PermissionsExt::from_mode(0o440)).unwrap();
     sleep(Duration::from_secs(3));
     // Deleted behind jitd's back while it was down: must come back.
-    std::fs::remove_file(format!("/etc/sudoers.d/jitd-{long_id}")).unwrap();
+    std::fs::remove_file(grants_file("whoami")).unwrap();
 
     d.restart();
-    let names = drop_ins();
+    let names = d.sudo_grants_on_system();
     assert!(
-        !names.contains(&format!("jitd-{short_id}")),
+        !names.contains(&short_id),
         "expired grant removed: {names:?}"
     );
-    assert!(
-        names.contains(&format!("jitd-{long_id}")),
-        "live grant restored: {names:?}"
+    assert!(names.contains(&long_id), "live grant restored: {names:?}");
+    assert_eq!(
+        uids_with_rules(),
+        vec![uid_of("bob").unwrap()],
+        "{:?}",
+        sudo_rules()
     );
     assert!(!Path::new(orphan).exists(), "orphan removed");
     assert!(Path::new(foreign).exists(), "foreign file untouched");
@@ -630,8 +631,8 @@ fn a_user_named_all_gets_a_rule_bound_to_the_uid_only() {
         ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
-    let text = std::fs::read_to_string(Path::new("/etc/sudoers.d").join(&drop_ins()[0])).unwrap();
-    assert!(text.contains(&format!("#{uid} ALL=")), "{text}");
+    let text = std::fs::read_to_string(grants_file("whoami")).unwrap();
+    assert!(text.contains(&format!("\n#{uid} ALL=")), "{text}");
     assert!(
         !text.lines().any(|l| l.starts_with("ALL")),
         "the name never appears as a user: {text}"

@@ -237,10 +237,41 @@ impl Core {
 
     /// Takes a grant in `removing` (or an interrupted `applying`) off the system and records
     /// its final state; on failure it stays in `removing` and the next tick retries.
-    pub(super) fn finish_removal(&mut self, mut g: GrantRecord, how: Ending<'_>) -> GrantRecord {
+    pub(super) fn finish_removal(&mut self, g: GrantRecord, how: Ending<'_>) -> GrantRecord {
         self.write_gate().remove(&g.id);
         crate::failpoint::hit("before-remove");
-        if let Err(e) = self.enforcer.remove(&g) {
+        let removed = self.enforcer.remove(&g);
+        self.conclude_removal(g, how, removed)
+    }
+
+    /// [`Self::end`] for many grants ending the same way at once (a shift's grants at 18:00):
+    /// each is marked `removing` and leaves the gate first, then the system's files are each
+    /// written once for all of them, then each is recorded as [`Self::end`] would.
+    pub(super) fn end_all(&mut self, gs: Vec<GrantRecord>, how: Ending<'_>) {
+        let mut marked = Vec::with_capacity(gs.len());
+        for mut g in gs {
+            if let Err(e) = self.transition(&mut g, GrantState::Removing, how.state, how.why) {
+                self.db_write_failed(&g.id, &e);
+                self.tombstone(&g, &how);
+            }
+            self.write_gate().remove(&g.id);
+            marked.push(g);
+        }
+        crate::failpoint::hit("before-remove");
+        let removed = self.enforcer.remove_many(&marked);
+        for (g, removed) in marked.into_iter().zip(removed) {
+            self.conclude_removal(g, how, removed);
+        }
+    }
+
+    /// Records the outcome of taking `g` off the system.
+    fn conclude_removal(
+        &mut self,
+        mut g: GrantRecord,
+        how: Ending<'_>,
+        removed: Result<(), crate::effects::GrantError>,
+    ) -> GrantRecord {
+        if let Err(e) = removed {
             self.record(AuditEvent::GrantRemoveFailed {
                 grant: g.id.clone(),
                 error: e.to_string(),

@@ -59,6 +59,7 @@ impl Core {
             }
         }
         self.remove_orphans();
+        self.audit_drift();
         if let Ok(paths) = self.enforcer.foreign_lookalikes() {
             for path in paths {
                 self.record(AuditEvent::ReconcileForeignFile {
@@ -128,7 +129,23 @@ impl Core {
             }
         }
         self.remove_orphans();
+        self.audit_drift();
         self.check_routes();
+    }
+
+    /// A privilege's shared sudoers file that a change found deleted or edited behind jitd's
+    /// back (and rewrote from its record): each live grant in it is reported repaired.
+    pub(super) fn audit_drift(&self) {
+        for (privilege, found) in self.enforcer.drift() {
+            for g in self.live.values().filter(|g| g.privilege == privilege) {
+                self.record(AuditEvent::GrantRepaired {
+                    grant: g.id.clone(),
+                    found: format!("its privilege's sudoers file {found}"),
+                    ok: true,
+                    error: String::new(),
+                });
+            }
+        }
     }
 
     /// Ends `g` when the account it was made for is no longer the account of its uid and name

@@ -60,6 +60,7 @@ impl Core {
         // before the commit loses nothing that matters: each grant's deadline is durable, so the
         // next start or sweep removes it again (idempotently) and records it.
         let batch = due.len() > 1 && self.store.begin_batch().is_ok();
+        let mut expired = Vec::new();
         for (g, what) in due {
             match what {
                 Due::RetryRemoval => {
@@ -76,10 +77,13 @@ impl Core {
                         ),
                     );
                 }
-                Due::Expire => {
-                    self.end(g, Ending::new(GrantState::Expired, "expired"));
-                }
+                Due::Expire => expired.push(g),
             }
+        }
+        // Expired together, removed together: each privilege's sudoers file is written once.
+        if !expired.is_empty() {
+            self.end_all(expired, Ending::new(GrantState::Expired, "expired"));
+            self.audit_drift();
         }
         if batch && let Err(e) = self.store.commit_batch() {
             self.record(crate::audit::AuditEvent::GrantDbWriteFailed {

@@ -14,9 +14,10 @@ use crate::effects::GrantError;
 use crate::effects::group::Groups;
 use crate::effects::manifest::{Manifests, Membership};
 use crate::effects::routes::RouteFiles;
+use crate::effects::sudoers::shards::{Entry, Shards};
 use crate::effects::sudoers::{DropInStatus, SudoersDir};
 use crate::grant::{GrantRecord, GrantSpec};
-use crate::names::{GrantId, GroupName, UserName};
+use crate::names::{GrantId, GroupName, PrivilegeName, UserName};
 use crate::policy::routes::Route;
 
 /// Is a live grant still on the system as it was written?
@@ -58,6 +59,11 @@ impl std::fmt::Display for MarkedKind {
 pub trait Enforcer: Send {
     fn apply(&self, g: &GrantRecord) -> Result<(), GrantError>;
     fn remove(&self, g: &GrantRecord) -> Result<(), GrantError>;
+    /// Takes many grants off at once (many ending in the same second): one result per grant,
+    /// in order. The system's files are each written once for the batch.
+    fn remove_many(&self, gs: &[GrantRecord]) -> Vec<Result<(), GrantError>> {
+        gs.iter().map(|g| self.remove(g)).collect()
+    }
     fn presence(&self, g: &GrantRecord) -> Result<Presence, GrantError>;
     /// Ids of the grants with something on the system that carries jitd's marker: drop-ins,
     /// and memberships with their manifest.
@@ -96,11 +102,19 @@ pub trait Enforcer: Send {
     fn unroute(&self) -> Result<(), GrantError> {
         Ok(())
     }
+    /// Privileges whose shared sudoers file was found deleted or altered (and put right) since
+    /// the last call, with what was found.
+    fn drift(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
 }
 
 /// The host's real sudoers directory and group database.
 pub struct SystemEnforcer {
+    /// The drop-in directory: grants' rules live in their privilege's file ([`Shards`]);
+    /// one file per grant is what jitd before 0.2 wrote, read and removed here on upgrade.
     pub sudoers: SudoersDir,
+    pub shards: Shards,
     pub routes: RouteFiles,
     pub groups: Groups,
     pub manifests: Manifests,
@@ -160,10 +174,42 @@ fn member_names(g: &GrantRecord) -> Result<Vec<UserName>, GrantError> {
     Ok(names)
 }
 
+/// The privilege a sudo grant's line is filed under.
+fn privilege_of(g: &GrantRecord) -> Result<PrivilegeName, GrantError> {
+    PrivilegeName::parse(&g.privilege).map_err(|e| GrantError::Verify {
+        what: e.to_string(),
+    })
+}
+
+fn entry_of(g: &GrantRecord) -> Entry {
+    Entry {
+        grant: g.id.clone(),
+        uid: g.uid,
+        until_ms: g.expires_ms,
+        text: g.drop_in.clone(),
+    }
+}
+
+impl SystemEnforcer {
+    /// Takes grant `id`'s sudo rule off, wherever it is (its privilege's file, or its own file
+    /// from before 0.2), without the database.
+    fn remove_line(&self, id: &GrantId) -> Result<(), GrantError> {
+        self.sudoers.remove(id)?;
+        match self.shards.find(id) {
+            Some(p) => self.shards.take(&p, &[id]),
+            None => Ok(()),
+        }
+    }
+}
+
 impl Enforcer for SystemEnforcer {
     fn apply(&self, g: &GrantRecord) -> Result<(), GrantError> {
         match &g.spec {
-            GrantSpec::Sudo { .. } => self.sudoers.install(&g.id, &g.drop_in),
+            GrantSpec::Sudo { .. } => {
+                self.shards.put(&privilege_of(g)?, entry_of(g))?;
+                // An upgrade: the grant's own file from before goes once its line is in place.
+                self.sudoers.remove(&g.id).map(|_| ())
+            }
             GrantSpec::Group { group } => {
                 // The manifest first: the membership never exists without its marker.
                 let user = group_member(g)?;
@@ -177,7 +223,10 @@ impl Enforcer for SystemEnforcer {
 
     fn remove(&self, g: &GrantRecord) -> Result<(), GrantError> {
         match &g.spec {
-            GrantSpec::Sudo { .. } => self.sudoers.remove(&g.id).map(|_| ()),
+            GrantSpec::Sudo { .. } => {
+                self.sudoers.remove(&g.id)?;
+                self.shards.take(&privilege_of(g)?, &[&g.id])
+            }
             GrantSpec::Group { group } => {
                 for user in member_names(g)? {
                     self.groups.remove(&user, group)?;
@@ -192,11 +241,13 @@ impl Enforcer for SystemEnforcer {
 
     fn presence(&self, g: &GrantRecord) -> Result<Presence, GrantError> {
         match &g.spec {
-            GrantSpec::Sudo { .. } => Ok(match self.sudoers.status(&g.id, &g.drop_in)? {
-                DropInStatus::Intact => Presence::Intact,
-                DropInStatus::Missing => Presence::Missing,
-                DropInStatus::Tampered(why) => Presence::Tampered(why),
-            }),
+            GrantSpec::Sudo { .. } => Ok(
+                match self.shards.status(&privilege_of(g)?, &g.id, &g.drop_in)? {
+                    DropInStatus::Intact => Presence::Intact,
+                    DropInStatus::Missing => Presence::Missing,
+                    DropInStatus::Tampered(why) => Presence::Tampered(why),
+                },
+            ),
             GrantSpec::Group { group } => Ok(if self.groups.is_member(&group_member(g)?, group)? {
                 Presence::Intact
             } else {
@@ -206,8 +257,45 @@ impl Enforcer for SystemEnforcer {
         }
     }
 
+    fn remove_many(&self, gs: &[GrantRecord]) -> Vec<Result<(), GrantError>> {
+        // Sudo grants: one write of each privilege's file for all of its grants.
+        let mut by_privilege: std::collections::BTreeMap<PrivilegeName, Vec<&GrantId>> =
+            Default::default();
+        for g in gs {
+            if let (GrantSpec::Sudo { .. }, Ok(p)) = (&g.spec, privilege_of(g)) {
+                by_privilege.entry(p).or_default().push(&g.id);
+            }
+        }
+        let taken: std::collections::BTreeMap<PrivilegeName, Result<(), GrantError>> = by_privilege
+            .into_iter()
+            .map(|(p, ids)| {
+                let out = self.shards.take(&p, &ids);
+                (p, out)
+            })
+            .collect();
+        gs.iter()
+            .map(|g| match (&g.spec, privilege_of(g)) {
+                (GrantSpec::Sudo { .. }, Ok(p)) => {
+                    self.sudoers.remove(&g.id)?;
+                    match taken.get(&p) {
+                        Some(Err(e)) => Err(GrantError::Verify {
+                            what: e.to_string(),
+                        }),
+                        _ => Ok(()),
+                    }
+                }
+                _ => self.remove(g),
+            })
+            .collect()
+    }
+
     fn owned_drop_ins(&self) -> Result<Vec<GrantId>, GrantError> {
         let mut ids = self.sudoers.owned()?;
+        let (entries, mut errors) = self.shards.entries();
+        if let Some(e) = errors.pop() {
+            return Err(e);
+        }
+        ids.extend(entries.into_iter().map(|(_, e)| e.grant));
         ids.extend(self.manifests.ids()?);
         ids.sort();
         ids.dedup();
@@ -215,7 +303,7 @@ impl Enforcer for SystemEnforcer {
     }
 
     fn remove_orphan(&self, id: &GrantId) -> Result<(), GrantError> {
-        let drop_in = self.sudoers.remove(id).map(|_| ());
+        let drop_in = self.remove_line(id);
         let membership = match self.manifests.read(id)? {
             Some(m) => self.remove_marked(&Marked {
                 grant: m.grant,
@@ -252,6 +340,13 @@ impl Enforcer for SystemEnforcer {
             }
             Err(e) => unreadable.push(e),
         }
+        let (entries, errors) = self.shards.entries();
+        unreadable.extend(errors);
+        found.extend(entries.into_iter().map(|(_, e)| Marked {
+            grant: e.grant,
+            until_ms: e.until_ms,
+            what: MarkedKind::DropIn,
+        }));
         match self.manifests.ids() {
             Ok(ids) => {
                 for id in ids {
@@ -276,7 +371,7 @@ impl Enforcer for SystemEnforcer {
 
     fn remove_marked(&self, m: &Marked) -> Result<(), GrantError> {
         match &m.what {
-            MarkedKind::DropIn => self.sudoers.remove(&m.grant).map(|_| ()),
+            MarkedKind::DropIn => self.remove_line(&m.grant),
             MarkedKind::Membership { user, group } => {
                 self.groups.remove(user, group)?;
                 self.manifests.remove(&m.grant)
@@ -297,7 +392,9 @@ impl Enforcer for SystemEnforcer {
     }
 
     fn foreign_lookalikes(&self) -> Result<Vec<PathBuf>, GrantError> {
-        self.sudoers.foreign_lookalikes()
+        let mut out = self.sudoers.foreign_lookalikes()?;
+        out.extend(self.shards.stray_files()?);
+        Ok(out)
     }
 
     fn remove_stale_temp(&self) -> Result<usize, GrantError> {
@@ -314,5 +411,13 @@ impl Enforcer for SystemEnforcer {
 
     fn unroute(&self) -> Result<(), GrantError> {
         self.routes.remove_all()
+    }
+
+    fn drift(&self) -> Vec<(String, String)> {
+        self.shards
+            .take_drift()
+            .into_iter()
+            .map(|(p, found)| (p.to_string(), found))
+            .collect()
     }
 }

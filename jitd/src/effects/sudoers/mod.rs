@@ -1,4 +1,7 @@
-//! sudoers drop-ins: one file per grant, `/etc/sudoers.d/jitd-<grant id>`.
+//! sudoers drop-ins. Each grant's rule is rendered here ([`render`]) and kept in the database;
+//! on the system, the grants of one privilege share one file ([`shards`], [`consolidate`]).
+//! One file per grant, `/etc/sudoers.d/jitd-<grant id>`, is what jitd before 0.2 wrote: those
+//! are still recognised, and removed as their grants move or end.
 //!
 //! Invariants:
 //! - The text is produced only by [`render`] from validated types: exactly one user
@@ -14,6 +17,9 @@
 //!   drop-in can never become visible to sudo.
 
 #![forbid(unsafe_code)]
+
+pub mod consolidate;
+pub mod shards;
 
 use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};
