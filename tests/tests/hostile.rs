@@ -5,7 +5,6 @@
 
 #![allow(clippy::disallowed_methods)] // an end-to-end harness runs real processes and waits for them
 
-use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -613,7 +612,12 @@ fn a_full_disk_refuses_new_grants_and_revocation_still_works() {
         stdout(&o),
         stderr(&o)
     );
-    assert_eq!(drop_ins().len(), 1, "only bob's grant: {:?}", drop_ins());
+    assert_eq!(
+        uids_with_rules(),
+        vec![uid_of("bob").unwrap()],
+        "only bob's grant: {:?}",
+        sudo_rules()
+    );
     let o = run(Command::new("jitctl").args(["revoke", &id, "--reason", "disk full drill"]));
     assert!(
         o.status.success(),
@@ -750,10 +754,8 @@ fn the_clock_revokes_while_the_bus_is_down_and_jitd_serves_again_after() {
     assert!(!d.log().contains("lost the bus"), "{}", d.log());
     let id = elevate("alice", 3);
     stop_bus(&sb);
-    let took = wait_gone(
-        Path::new(&format!("/etc/sudoers.d/jitd-{id}")),
-        Duration::from_secs(8),
-    );
+    assert_eq!(d.sudo_grants_on_system(), vec![id]);
+    let took = wait_gone(&grants_file("whoami"), Duration::from_secs(8));
     assert!(took < Duration::from_secs(5), "removed on time: {took:?}");
     assert!(
         !sudo_as("alice", "/usr/bin/id -u").status.success(),
@@ -767,7 +769,8 @@ fn the_clock_revokes_while_the_bus_is_down_and_jitd_serves_again_after() {
     let log = d.log();
     assert_eq!(log.matches("lost the bus").count(), 1, "{log}");
     let again = elevate("bob", 60);
-    assert!(drop_ins().contains(&format!("jitd-{again}")));
+    assert_eq!(d.sudo_grants_on_system(), vec![again]);
+    assert_eq!(uids_with_rules(), vec![uid_of("bob").unwrap()]);
 }
 
 #[test]

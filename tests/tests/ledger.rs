@@ -183,11 +183,8 @@ fn record_none_leaves_commands_unlogged() {
     ensure_user("alice");
     let d = start(&sb, "ledger-none");
     let q = elevate("alice", "quiet");
-    let drop_in = drop_ins()
-        .into_iter()
-        .find(|n| n.contains(&q))
-        .expect("the drop-in");
-    let text = std::fs::read_to_string(Path::new("/etc/sudoers.d").join(drop_in)).unwrap();
+    assert!(d.sudo_grants_on_system().contains(&q));
+    let text = std::fs::read_to_string(grants_file("quiet")).unwrap();
     assert!(!text.contains("logfile="), "{text}");
     assert!(sudo_as("alice", "/usr/bin/true").status.success());
     std::thread::sleep(Duration::from_millis(600));

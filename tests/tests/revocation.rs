@@ -117,10 +117,12 @@ fn crash_during_removal_is_finished_by_restart_or_by_the_sweep() {
         );
         d.set_env("JITD_FAILPOINT", None);
         if recover == "sweep" {
-            assert!(
-                drop_ins().contains(&format!("jitd-{id}")),
+            assert_eq!(
+                d.sudo_grants_on_system(),
+                vec![id.clone()],
                 "still there while jitd is dead"
             );
+            assert_eq!(uids_with_rules(), vec![uid_of("alice").unwrap()]);
             let o = d.oneshot("sweep");
             assert!(o.status.success(), "{}", stderr(&o));
             assert!(
@@ -154,8 +156,8 @@ fn with_the_daemon_dead_sudo_refuses_and_the_sweep_removes_the_grant() {
     d.kill9();
     sleep(Duration::from_secs(4));
     assert!(
-        drop_ins().contains(&format!("jitd-{id}")),
-        "the file outlives the dead daemon"
+        d.sudo_grants_on_system().contains(&id),
+        "the rule outlives the dead daemon"
     );
     let refused = sudo_as("alice", "/usr/bin/id -u");
     assert!(
@@ -166,10 +168,11 @@ fn with_the_daemon_dead_sudo_refuses_and_the_sweep_removes_the_grant() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("removed 1"), "{}", stdout(&o));
     assert_eq!(
-        drop_ins(),
-        vec![format!("jitd-{live}")],
+        d.sudo_grants_on_system(),
+        vec![live.clone()],
         "only the expired one went"
     );
+    assert_eq!(uids_with_rules(), vec![uid_of("bob").unwrap()]);
     assert!(
         sudo_as("bob", "/usr/bin/id -u").status.success(),
         "the live grant still works"
@@ -188,29 +191,20 @@ fn moving_the_wall_clock_either_way_never_extends_access() {
     let d = Daemon::start(&sb, "clock", POLICY);
     let id = grant_id(&elevate("alice", "1h"));
     d.set_wall_offset_ms(86_400_000);
-    wait_gone(
-        &Path::new("/etc/sudoers.d").join(format!("jitd-{id}")),
-        Duration::from_secs(3),
-    );
+    wait_gone(&grants_file("whoami"), Duration::from_secs(3));
     assert_eq!(d.state_of(&id), "expired");
 
     d.set_wall_offset_ms(0);
     let id = grant_id(&elevate("bob", "1h"));
     d.set_wall_offset_ms(-86_400_000);
-    wait_gone(
-        &Path::new("/etc/sudoers.d").join(format!("jitd-{id}")),
-        Duration::from_secs(3),
-    );
+    wait_gone(&grants_file("whoami"), Duration::from_secs(3));
     assert_eq!(d.state_of(&id), "revoked");
     assert!(d.log().contains("dated in the future"), "{}", d.log());
 
     d.set_wall_offset_ms(-200_000);
     let id = grant_id(&elevate("alice", "3s"));
     d.set_wall_offset_ms(-400_000);
-    wait_gone(
-        &Path::new("/etc/sudoers.d").join(format!("jitd-{id}")),
-        Duration::from_secs(6),
-    );
+    wait_gone(&grants_file("whoami"), Duration::from_secs(6));
     assert_eq!(
         d.state_of(&id),
         "expired",
@@ -383,14 +377,31 @@ max_active = 2
     assert!(o.status.success(), "{}", stderr(&o));
     let g = grant_id(&o);
     let dir = Path::new("/etc/sudoers.d");
-    let b_path = dir.join(format!("jitd-{b}"));
-    let b_text = std::fs::read_to_string(&b_path).unwrap();
+    let path = grants_file("whoami");
+    let text = std::fs::read_to_string(&path).unwrap();
 
-    std::fs::remove_file(dir.join(format!("jitd-{a}"))).unwrap();
+    // The privilege's file deleted: both grants in it are put back.
+    std::fs::remove_file(&path).unwrap();
+    wait_for(
+        Duration::from_secs(10),
+        "the deleted file to be repaired",
+        || {
+            let log = d.log();
+            [&a, &b].iter().all(|id| {
+                log.lines().any(|l| {
+                    l.contains("event=grant.repaired")
+                        && l.contains(id.as_str())
+                        && l.contains("missing")
+                })
+            })
+        },
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), text, "put back");
+    // Widened and made world-readable, a membership removed, an impostor with jitd's marker.
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::write(&b_path, format!("{b_text}bob ALL=(ALL) NOPASSWD: ALL\n")).unwrap();
-        std::fs::set_permissions(&b_path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::write(&path, format!("{text}bob ALL=(ALL) NOPASSWD: ALL\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
     }
     let o = run(std::process::Command::new("gpasswd").args(["-d", "alice", "jitdtamper"]));
     assert!(o.status.success(), "{}", stderr(&o));
@@ -398,7 +409,10 @@ max_active = 2
     let fake_path = dir.join(format!("jitd-{fake}"));
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::write(&fake_path, b_text.replace(&b, fake)).unwrap();
+        let impostor = format!(
+            "# jitd grant {fake}: managed by jitd, do not edit\n#1 ALL=(ALL) NOPASSWD: ALL\n"
+        );
+        std::fs::write(&fake_path, impostor).unwrap();
         std::fs::set_permissions(&fake_path, std::fs::Permissions::from_mode(0o440)).unwrap();
     }
 
@@ -407,23 +421,24 @@ max_active = 2
         "the integrity check to repair all",
         || {
             let log = d.log();
-            [&a, &b, &g].iter().all(|id| {
-                log.lines()
-                    .any(|l| l.contains("event=grant.repaired") && l.contains(id.as_str()))
-            }) && log.contains(&format!("event=reconcile.orphan_removed grant={fake}"))
+            [&a, &b].iter().all(|id| {
+                log.lines().any(|l| {
+                    l.contains("event=grant.repaired")
+                        && l.contains(id.as_str())
+                        && l.contains("tampered")
+                })
+            }) && log
+                .lines()
+                .any(|l| l.contains("event=grant.repaired") && l.contains(g.as_str()))
+                && log.contains(&format!("event=reconcile.orphan_removed grant={fake}"))
         },
     );
     let log = d.log();
-    assert!(log.contains("found=missing"), "{log}");
     assert!(log.contains("found=\"tampered: "), "{log}");
     assert_eq!(
-        std::fs::read_to_string(&b_path).unwrap(),
-        b_text,
+        std::fs::read_to_string(&path).unwrap(),
+        text,
         "exactly what was granted"
-    );
-    assert!(
-        dir.join(format!("jitd-{a}")).exists(),
-        "the deleted drop-in is back"
     );
     assert!(!fake_path.exists(), "the impostor is gone");
     assert!(

@@ -79,10 +79,6 @@ fn in_group(user: &str) -> bool {
     groups_of(user).iter().any(|g| g == GROUP)
 }
 
-fn drop_in(id: &str) -> String {
-    format!("jitd-{id}")
-}
-
 /// A second, real SQLite connection holding the database's write lock (`BEGIN EXCLUSIVE`)
 /// until dropped.
 struct Lock(Child);
@@ -248,10 +244,11 @@ fn a_corrupt_database_still_ends_every_grant_at_its_deadline() {
     let said = format!("{}{}", stdout(&o), stderr(&o));
     assert!(said.contains("state database"), "says why: {said}");
     assert_eq!(
-        drop_ins(),
-        vec![drop_in(&long_sudo)],
-        "only the live drop-in stays ({short_sudo} ended): {said}"
+        d.sudo_grants_on_system(),
+        vec![long_sudo.clone()],
+        "only the live grant stays ({short_sudo} ended): {said}"
     );
+    assert_eq!(uids_with_rules(), vec![uid_of("bob").unwrap()], "{said}");
     assert!(!in_group("alice"), "{short_group} ended: {said}");
     assert!(in_group("bob"), "the live membership stays: {said}");
     assert!(sudoers_valid());
@@ -296,7 +293,7 @@ fn a_deleted_database_still_ends_group_memberships() {
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
     assert!(!in_group("alice"), "the expired membership ended");
     assert!(in_group("bob"), "the live one is the daemon's to judge");
-    assert_eq!(drop_ins(), vec![drop_in(&long_sudo)]);
+    assert_eq!(d.sudo_grants_on_system(), vec![long_sudo.clone()]);
 
     d.restart();
     assert!(
@@ -334,7 +331,12 @@ fn one_corrupt_grant_row_does_not_stop_the_others_from_ending() {
 
     let o = d.oneshot("sweep");
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
-    assert_eq!(drop_ins(), vec![drop_in(&bad)], "bob's grants ended");
+    assert_eq!(
+        d.sudo_grants_on_system(),
+        vec![bad.clone()],
+        "bob's grants ended"
+    );
+    assert_eq!(uids_with_rules(), vec![uid_of("alice").unwrap()]);
     assert!(!in_group("bob"));
 
     d.restart();
@@ -349,7 +351,7 @@ fn one_corrupt_grant_row_does_not_stop_the_others_from_ending() {
     assert!(!sudo_as("alice", "/usr/bin/id -u").status.success());
     // And the daemon serves the others as usual.
     let id = elevate("bob", "whoami", "2s");
-    assert_eq!(drop_ins(), vec![drop_in(&id)]);
+    assert_eq!(d.sudo_grants_on_system(), vec![id.clone()]);
     wait_for(Duration::from_secs(5), "bob's new grant to end", || {
         drop_ins().is_empty()
     });

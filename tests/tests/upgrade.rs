@@ -70,6 +70,16 @@ fn a_database_written_by_0_1_0_is_served_with_its_grants_working() {
     }
     ensure_group("fixgroup");
 
+    // What jitd 0.1 left on the system: the live grant's own drop-in (one file per grant).
+    let legacy = format!("/etc/sudoers.d/jitd-{LIVE_SUDO}");
+    std::fs::write(
+        &legacy,
+        format!(
+            "# jitd grant {LIVE_SUDO}: managed by jitd, do not edit\n#6101 ALL=(#0) NOPASSWD: /usr/bin/id -u\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&legacy, std::os::unix::fs::PermissionsExt::from_mode(0o440)).unwrap();
     let d = Daemon::start_over(&sb, "upgrade", POLICY, Path::new(FIXTURE_DB));
     let log = d.log();
     assert!(log.contains("event=daemon.reconciled live=3"), "{log}");
@@ -106,10 +116,16 @@ fn a_database_written_by_0_1_0_is_served_with_its_grants_working() {
 
     // Reconcile put the live grants back on this fresh /etc.
     assert!(
-        drop_ins().contains(&format!("jitd-{LIVE_SUDO}")),
+        d.sudo_grants_on_system().contains(&LIVE_SUDO.to_string()),
         "{:?}",
+        d.sudo_grants_on_system()
+    );
+    assert!(
+        !Path::new(&legacy).exists(),
+        "the grant moved into its privilege's file: {:?}",
         drop_ins()
     );
+    assert_eq!(uids_with_rules(), vec![6101], "{:?}", sudo_rules());
     assert!(sudoers_valid());
     let o = sudo_as("fixalice", "/usr/bin/id -u");
     assert!(
@@ -170,7 +186,7 @@ fn a_database_written_by_0_1_0_is_served_with_its_grants_working() {
     let o = as_user("fixalice", &["jitctl", "drop", LIVE_SUDO]);
     assert!(o.status.success(), "drop: {}{}", stdout(&o), stderr(&o));
     assert_eq!(d.state_of(LIVE_SUDO), "dropped");
-    assert!(!drop_ins().contains(&format!("jitd-{LIVE_SUDO}")));
+    assert!(!d.sudo_grants_on_system().contains(&LIVE_SUDO.to_string()));
     assert!(
         !sudo_as("fixalice", "/usr/bin/id -u").status.success(),
         "sudo refused after the drop"

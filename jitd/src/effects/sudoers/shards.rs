@@ -392,3 +392,7 @@ impl Shards {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+#[path = "shards_tests.rs"]
+mod tests;

@@ -1,0 +1,190 @@
+#![allow(clippy::disallowed_methods)] // temp dirs and the real visudo in tests
+
+use std::os::unix::fs::PermissionsExt;
+
+use super::*;
+use crate::clock::sudoers_stamp;
+use crate::effects::sudoers::{DropIn, SudoFlavor, render};
+use crate::names::SudoCommand;
+
+fn temp_dirs() -> (PathBuf, PathBuf) {
+    let root = std::env::temp_dir().join(format!(
+        "jitd-shards-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    let (sudoers, records) = (root.join("sudoers.d"), root.join("sudo"));
+    fs::create_dir_all(&sudoers).unwrap();
+    fs::set_permissions(&sudoers, fs::Permissions::from_mode(0o750)).unwrap();
+    (sudoers, records)
+}
+
+fn shards(dirs: &(PathBuf, PathBuf)) -> Shards {
+    Shards::new(
+        SudoersDir::new(dirs.0.clone(), PathBuf::from("/usr/sbin/visudo")),
+        dirs.1.clone(),
+    )
+}
+
+fn p() -> PrivilegeName {
+    PrivilegeName::parse("nginx-admin").unwrap()
+}
+
+fn entry(n: u8, uid: u32, until_secs: i64) -> Entry {
+    let grant = GrantId::parse(&format!("g0123456789{n:02x}")).unwrap();
+    let commands = [SudoCommand::parse("/usr/bin/systemctl restart nginx").unwrap()];
+    let flavor = SudoFlavor::Classic {
+        version: String::new(),
+        notafter: true,
+    };
+    let text = render(
+        &DropIn {
+            grant: &grant,
+            uid,
+            privilege: &p(),
+            run_as_uid: 0,
+            commands: &commands,
+            password_each_time: false,
+            not_after_unix_secs: until_secs,
+        },
+        &flavor,
+    )
+    .unwrap();
+    Entry {
+        grant,
+        uid,
+        until_ms: until_secs * 1000,
+        text,
+    }
+}
+
+fn file(dirs: &(PathBuf, PathBuf)) -> PathBuf {
+    dirs.0.join(consolidate::file_name(&p()))
+}
+
+#[test]
+fn grants_are_added_and_taken_off_one_file_that_visudo_accepts() {
+    let dirs = temp_dirs();
+    let s = shards(&dirs);
+    let (a, b) = (entry(1, 1001, 1_795_000_000), entry(2, 1002, 1_795_000_000));
+    s.put(&p(), a.clone()).unwrap();
+    s.put(&p(), b.clone()).unwrap();
+    let text = fs::read_to_string(file(&dirs)).unwrap();
+    let stamp = sudoers_stamp(1_795_000_000);
+    assert!(
+        text.contains(&format!(
+            "\n#1001, #1002 ALL=(#0) NOTAFTER={stamp} NOPASSWD: "
+        )),
+        "{text}"
+    );
+    let meta = fs::metadata(file(&dirs)).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o7777, 0o440);
+    assert_eq!(
+        s.status(&p(), &a.grant, &a.text).unwrap(),
+        DropInStatus::Intact
+    );
+
+    s.take(&p(), &[&a.grant]).unwrap();
+    let text = fs::read_to_string(file(&dirs)).unwrap();
+    assert!(!text.contains("#1001"), "{text}");
+    assert!(text.contains("\n#1002 ALL="), "{text}");
+    assert_eq!(
+        s.status(&p(), &a.grant, &a.text).unwrap(),
+        DropInStatus::Missing
+    );
+    assert_eq!(s.entries().0.len(), 1);
+
+    s.take(&p(), &[&b.grant]).unwrap();
+    assert!(!file(&dirs).exists(), "no grants, no file");
+    assert!(!dirs.1.join("nginx-admin.jsonl").exists(), "no record");
+    assert!(s.entries().0.is_empty());
+}
+
+#[test]
+fn two_writers_from_the_same_records_never_lose_or_revive_a_grant() {
+    // The daemon and the sweep: each change starts from the record on disk.
+    let dirs = temp_dirs();
+    let (daemon, sweep) = (shards(&dirs), shards(&dirs));
+    let (a, b, c) = (
+        entry(1, 1001, 1_795_000_000),
+        entry(2, 1002, 1_795_000_100),
+        entry(3, 1003, 1_795_000_200),
+    );
+    daemon.put(&p(), a.clone()).unwrap();
+    daemon.put(&p(), b.clone()).unwrap();
+    sweep.take(&p(), &[&a.grant]).unwrap();
+    daemon.put(&p(), c.clone()).unwrap();
+    let text = fs::read_to_string(file(&dirs)).unwrap();
+    assert!(
+        !text.contains("#1001 "),
+        "the sweep's removal stands: {text}"
+    );
+    assert!(text.contains("#1002 ") && text.contains("#1003 "), "{text}");
+}
+
+#[test]
+fn a_file_deleted_or_edited_behind_jitds_back_is_seen_and_put_right_by_the_next_change() {
+    let dirs = temp_dirs();
+    let s = shards(&dirs);
+    let (a, b) = (entry(1, 1001, 1_795_000_000), entry(2, 1002, 1_795_000_000));
+    s.put(&p(), a.clone()).unwrap();
+    let good = fs::read_to_string(file(&dirs)).unwrap();
+    fs::set_permissions(file(&dirs), fs::Permissions::from_mode(0o644)).unwrap();
+    fs::write(
+        file(&dirs),
+        format!("{good}#1002 ALL=(ALL) NOPASSWD: ALL\n"),
+    )
+    .unwrap();
+    assert!(matches!(
+        s.status(&p(), &a.grant, &a.text).unwrap(),
+        DropInStatus::Tampered(_)
+    ));
+    s.put(&p(), b.clone()).unwrap();
+    let text = fs::read_to_string(file(&dirs)).unwrap();
+    assert!(!text.contains("(ALL) NOPASSWD: ALL"), "{text}");
+    assert_eq!(s.take_drift().len(), 1);
+    fs::remove_file(file(&dirs)).unwrap();
+    assert_eq!(
+        s.status(&p(), &a.grant, &a.text).unwrap(),
+        DropInStatus::Missing
+    );
+    s.take(&p(), &[&b.grant]).unwrap();
+    assert!(
+        fs::read_to_string(file(&dirs))
+            .unwrap()
+            .contains("\n#1001 ALL=")
+    );
+    assert_eq!(s.take_drift(), vec![(p(), "missing".to_string())]);
+}
+
+#[test]
+fn a_rule_visudo_refuses_changes_neither_the_file_nor_the_record() {
+    let dirs = temp_dirs();
+    let s = Shards::new(
+        SudoersDir::new(dirs.0.clone(), PathBuf::from("/bin/false")),
+        dirs.1.clone(),
+    );
+    assert!(s.put(&p(), entry(1, 1001, 1_795_000_000)).is_err());
+    assert!(!file(&dirs).exists());
+    assert!(s.entries().0.is_empty(), "the record went back");
+}
+
+#[test]
+fn a_record_line_that_does_not_read_back_is_an_error_naming_its_place() {
+    let dirs = temp_dirs();
+    let s = shards(&dirs);
+    s.put(&p(), entry(1, 1001, 1_795_000_000)).unwrap();
+    let path = dirs.1.join("nginx-admin.jsonl");
+    let mut text = fs::read_to_string(&path).unwrap();
+    text.push_str("{\"grant\":\"../../x\",\"uid\":1,\"until_ms\":0,\"text\":\"\"}\n");
+    fs::write(&path, text).unwrap();
+    let (_, errors) = s.entries();
+    assert!(
+        errors[0].to_string().contains("nginx-admin.jsonl:2"),
+        "{}",
+        errors[0]
+    );
+}
