@@ -26,6 +26,11 @@ impl Core {
                 error: e.to_string(),
             }),
         }
+        if let Err(e) = self.enforcer.recount() {
+            self.record(AuditEvent::GrantCheckFailed {
+                error: format!("per-user sudo settings: {e}"),
+            });
+        }
         self.reserve_tombstones();
         let gone = self.load_sessions();
         let records = self.live_rows()?;

@@ -90,6 +90,11 @@ pub trait Enforcer: Send {
     fn foreign_lookalikes(&self) -> Result<Vec<PathBuf>, GrantError>;
     /// Removes temp files a crash left behind; returns how many.
     fn remove_stale_temp(&self) -> Result<usize, GrantError>;
+    /// Rebuilds what is derived from several grants' records (the per-user sudo settings), in
+    /// case a crash came between two writes: at start-up.
+    fn recount(&self) -> Result<(), GrantError> {
+        Ok(())
+    }
     /// Makes sudo run each privilege's commands under the PAM service `routes` say.
     fn route(&self, _routes: &[Route]) -> Result<(), GrantError> {
         Ok(())
@@ -399,6 +404,10 @@ impl Enforcer for SystemEnforcer {
 
     fn remove_stale_temp(&self) -> Result<usize, GrantError> {
         self.sudoers.remove_stale_temp()
+    }
+
+    fn recount(&self) -> Result<(), GrantError> {
+        self.shards.recount_users()
     }
 
     fn route(&self, routes: &[Route]) -> Result<(), GrantError> {

@@ -8,6 +8,9 @@
 //!
 //! Each grant's own drop-in text (what [`super::render`] makes and the database keeps) stays the
 //! unit of record; this module only projects a set of them into one file, as a pure function.
+//! Per-user settings (`Defaults:#uid …`: the ledger's log, a password each time) are the same
+//! for every grant of a user, so they go once per user into one file for the host
+//! ([`users_file`], [`defaults`]) rather than into each privilege's file.
 //!
 //! `NOTAFTER` is per line, so grants of one privilege share a line only when they share a
 //! deadline. While a privilege has at most [`MAX_DEADLINES`] different deadlines live, every
@@ -38,28 +41,50 @@ pub fn file_name(privilege: &PrivilegeName) -> String {
     format!("jitd_grants_{privilege}")
 }
 
+/// The host's file of per-user settings of users with live sudo grants.
+pub const USERS_FILE: &str = "jitd_users";
+/// Its first line.
+pub const USERS_MARKER: &str =
+    "# jitd per-user settings of live grants: managed by jitd, do not edit";
+
+/// The per-user settings lines (`Defaults:#uid …`) of a grant's drop-in text.
+pub fn defaults(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter(|l| l.starts_with("Defaults:#"))
+        .collect()
+}
+
+/// The users file for `lines` (each once, in order).
+pub fn users_file<'a>(lines: impl IntoIterator<Item = &'a str>) -> String {
+    let mut out = format!(
+        "{USERS_MARKER}\n# what sudo does for each user holding a live grant (no rule: settings only)\n"
+    );
+    for line in lines {
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
 /// One grant's rule as [`super::render`] wrote it, taken apart.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Rule<'a> {
+struct Rule {
     uid: u32,
     /// What follows `ALL=`, with the deadline cut out: `(#0)\u{0} NOPASSWD: …` (NUL where the
     /// stamp was, so the template of different deadlines is equal).
     template: String,
     /// The `NOTAFTER` stamp in seconds, when the rule has one.
     not_after: Option<i64>,
-    defaults: Vec<&'a str>,
 }
 
 /// Takes a grant's drop-in text apart: `None` when it holds a line jitd does not write.
-fn parse(text: &str) -> Option<Rule<'_>> {
-    let mut defaults = Vec::new();
+fn parse(text: &str) -> Option<Rule> {
     let mut rule = None;
     for line in text.lines() {
         if line.is_empty() || line.starts_with("# ") {
             continue;
         }
         if line.starts_with("Defaults:#") {
-            defaults.push(line);
             continue;
         }
         let (uid, specs) = line.strip_prefix('#')?.split_once(" ALL=")?;
@@ -75,7 +100,6 @@ fn parse(text: &str) -> Option<Rule<'_>> {
         uid,
         template,
         not_after,
-        defaults,
     })
 }
 
@@ -128,7 +152,6 @@ pub fn render<'a>(
     privilege: &PrivilegeName,
     texts: impl IntoIterator<Item = &'a str>,
 ) -> Result<String, String> {
-    let mut defaults: BTreeSet<&str> = BTreeSet::new();
     // template → deadline → uids
     let mut groups: BTreeMap<String, BTreeMap<Option<i64>, BTreeSet<u32>>> = BTreeMap::new();
     let mut count = 0usize;
@@ -139,7 +162,6 @@ pub fn render<'a>(
                 text.lines().next()
             )
         })?;
-        defaults.extend(rule.defaults);
         groups
             .entry(rule.template)
             .or_default()
@@ -153,10 +175,6 @@ pub fn render<'a>(
          (`jitctl show <grant>`)\n",
         marker(privilege)
     );
-    for line in defaults {
-        out.push_str(line);
-        out.push('\n');
-    }
     for (template, by_deadline) in groups {
         let exact: BTreeSet<i64> = by_deadline.keys().flatten().copied().collect();
         let grain = grain_for(&exact);
@@ -205,7 +223,7 @@ mod tests {
     }
 
     #[test]
-    fn grants_sharing_a_deadline_share_one_line_and_each_user_logging_line_appears_once() {
+    fn grants_sharing_a_deadline_share_one_line_and_per_user_settings_stay_out() {
         let a = grant(1001, "20261129120000Z", false);
         let b = grant(1002, "20261129120000Z", false);
         let c = grant(1001, "20261129130000Z", false);
@@ -218,7 +236,13 @@ mod tests {
                 "#1001 ALL=(#0) NOTAFTER=20261129130000Z NOPASSWD: /usr/bin/systemctl restart nginx, (#0) NOTAFTER=20261129130000Z NOPASSWD: /usr/bin/systemctl reload nginx",
             ]
         );
-        assert_eq!(text.matches("Defaults:#1001 log_format").count(), 1);
+        assert!(!text.contains("Defaults"), "{text}");
+        assert_eq!(
+            defaults(&a),
+            [
+                "Defaults:#1001 log_format=json, logfile=/var/lib/jitd/ledger/1001.json, log_exit_status"
+            ]
+        );
         assert!(text.starts_with(&marker(&p())));
     }
 
@@ -277,8 +301,7 @@ mod tests {
         let text = render(&p(), [a.as_str(), b.as_str()]).unwrap();
         assert!(text.contains("\n#1001 ALL=(#0) NOTAFTER=20261129120000Z NOPASSWD: "));
         assert!(text.contains("\n#1002 ALL=(#0) NOTAFTER=20261129120000Z PASSWD: "));
-        assert!(text.contains("Defaults:#1002 timestamp_timeout=0\n"));
-        assert!(!text.contains("Defaults:#1001 timestamp_timeout"));
+        assert_eq!(defaults(&b)[0], "Defaults:#1002 timestamp_timeout=0");
     }
 
     #[test]

@@ -20,6 +20,7 @@
 
 pub mod consolidate;
 pub mod shards;
+pub mod users;
 
 use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};

@@ -25,7 +25,8 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-use super::consolidate;
+use super::consolidate::{self, USERS_FILE, defaults};
+use super::users::{Counts, Users};
 use super::{DropInStatus, SudoersDir, sync_dir};
 use crate::effects::GrantError;
 use crate::names::{GrantId, PrivilegeName};
@@ -61,6 +62,8 @@ pub struct Shards {
     /// Files found not as their record said when a change came to rewrite them (deleted or
     /// edited behind jitd's back): the change puts them right, and the core audits it.
     drift: Mutex<Vec<(PrivilegeName, String)>>,
+    /// The users file's last look, by the identities of its counts and itself.
+    users_seen: Mutex<Option<((Stamp, Stamp), DropInStatus)>>,
 }
 
 #[derive(Clone)]
@@ -87,6 +90,14 @@ impl Shards {
             records,
             seen: Mutex::new(HashMap::new()),
             drift: Mutex::new(Vec::new()),
+            users_seen: Mutex::new(None),
+        }
+    }
+
+    fn users(&self) -> Users<'_> {
+        Users {
+            sudoers: &self.sudoers,
+            records: &self.records,
         }
     }
 
@@ -242,15 +253,38 @@ impl Shards {
         self.locked(|| {
             let before = self.read(p)?;
             self.note_drift(p, &before);
+            let old: Vec<String> = before
+                .get(&entry.grant)
+                .map(|e| defaults(&e.text).into_iter().map(str::to_string).collect())
+                .unwrap_or_default();
+            let old: Vec<&str> = old.iter().map(String::as_str).collect();
+            let new: Vec<String> = defaults(&entry.text)
+                .into_iter()
+                .map(str::to_string)
+                .collect();
+            let new: Vec<&str> = new.iter().map(String::as_str).collect();
             let mut after = before.clone();
             after.insert(entry.grant.clone(), entry);
             if after != before {
+                // Record, then the user's settings (logging on before the rule), then the rule.
                 self.write(p, &after)?;
+                if let Err(e) = self.users().adjust(&new, &old) {
+                    let _ = self.write(p, &before);
+                    return Err(e);
+                }
             }
             self.show(p, &after).inspect_err(|_| {
-                // The file was not changed: the record goes back to what it says.
-                let _ = self.write(p, &before);
-            })
+                // The file was not changed: the record and counts go back to what it says.
+                if after != before {
+                    let _ = self.write(p, &before);
+                    let _ = self.users().adjust(&old, &new);
+                }
+            })?;
+            // The users file deleted or edited behind jitd's back: counted again and rewritten.
+            if self.users().status()? != DropInStatus::Intact {
+                self.recount_locked()?;
+            }
+            Ok(())
         })
     }
 
@@ -266,6 +300,12 @@ impl Shards {
             self.show(p, &after)?;
             if after != before {
                 self.write(p, &after)?;
+                let gone: Vec<&str> = before
+                    .iter()
+                    .filter(|(id, _)| !after.contains_key(*id))
+                    .flat_map(|(_, e)| defaults(&e.text))
+                    .collect();
+                self.users().adjust(&[], &gone)?;
             }
             Ok(())
         })
@@ -310,11 +350,52 @@ impl Shards {
         Ok(match seen.entries.get(id) {
             None => DropInStatus::Missing,
             Some(e) if e.text != text => DropInStatus::Tampered("its record changed".into()),
-            Some(_) => match seen.file {
-                DropInStatus::Missing => DropInStatus::Missing,
-                other => other,
+            Some(_) if seen.file != DropInStatus::Intact => seen.file,
+            Some(_) if defaults(text).is_empty() => DropInStatus::Intact,
+            Some(_) => match self.users_status()? {
+                DropInStatus::Intact => DropInStatus::Intact,
+                DropInStatus::Missing => DropInStatus::Tampered(format!("{USERS_FILE} missing")),
+                DropInStatus::Tampered(why) => {
+                    DropInStatus::Tampered(format!("{USERS_FILE}: {why}"))
+                }
             },
         })
+    }
+
+    fn users_status(&self) -> Result<DropInStatus, GrantError> {
+        let stamps = (
+            stamp(&self.records.join("users.json")),
+            stamp(&self.sudoers.dir().join(USERS_FILE)),
+        );
+        if let Ok(seen) = self.users_seen.lock()
+            && let Some((at, status)) = seen.as_ref()
+            && *at == stamps
+        {
+            return Ok(status.clone());
+        }
+        let status = self.users().status()?;
+        if let Ok(mut seen) = self.users_seen.lock() {
+            *seen = Some((stamps, status.clone()));
+        }
+        Ok(status)
+    }
+
+    /// Counts every grant's per-user settings again from the records and rewrites the users
+    /// file to match (at start-up, and when a grant finds the file altered).
+    pub fn recount_users(&self) -> Result<(), GrantError> {
+        self.locked(|| self.recount_locked())
+    }
+
+    fn recount_locked(&self) -> Result<(), GrantError> {
+        let mut counts = Counts::new();
+        for p in self.privileges()? {
+            for e in self.read(&p)?.values() {
+                for line in defaults(&e.text) {
+                    *counts.entry(line.to_string()).or_default() += 1;
+                }
+            }
+        }
+        self.users().recount(&counts)
     }
 
     /// Every privilege with a record.

@@ -4,6 +4,7 @@ use std::os::unix::fs::PermissionsExt;
 
 use super::*;
 use crate::clock::sudoers_stamp;
+use crate::effects::sudoers::consolidate::USERS_FILE;
 use crate::effects::sudoers::{DropIn, SudoFlavor, render};
 use crate::names::SudoCommand;
 
@@ -187,4 +188,67 @@ fn a_record_line_that_does_not_read_back_is_an_error_naming_its_place() {
         "{}",
         errors[0]
     );
+}
+
+fn logged(mut e: Entry, privilege_uid: u32) -> Entry {
+    e.text.push_str(&format!(
+        "Defaults:#{privilege_uid} log_format=json, logfile=/var/lib/jitd/ledger/{privilege_uid}.json, log_exit_status\n"
+    ));
+    e
+}
+
+#[test]
+fn a_users_settings_are_written_once_while_any_of_their_grants_lives() {
+    let dirs = temp_dirs();
+    let s = shards(&dirs);
+    let other = PrivilegeName::parse("docker-admin").unwrap();
+    let users = dirs.0.join(USERS_FILE);
+    let (a, b) = (
+        logged(entry(1, 1001, 1_795_000_000), 1001),
+        logged(entry(2, 1001, 1_795_000_500), 1001),
+    );
+    s.put(&p(), a.clone()).unwrap();
+    s.put(&other, b.clone()).unwrap();
+    let text = fs::read_to_string(&users).unwrap();
+    assert_eq!(
+        text.matches("Defaults:#1001 log_format=json").count(),
+        1,
+        "{text}"
+    );
+    assert!(
+        !fs::read_to_string(file(&dirs))
+            .unwrap()
+            .contains("Defaults")
+    );
+    assert!(
+        std::process::Command::new("/usr/sbin/visudo")
+            .args(["-cf"])
+            .arg(&users)
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    s.take(&p(), &[&a.grant]).unwrap();
+    assert!(users.exists(), "b still carries the line");
+    // Deleted behind jitd's back: the grant reads as tampered, and putting it back restores it.
+    fs::remove_file(&users).unwrap();
+    assert!(matches!(
+        s.status(&other, &b.grant, &b.text).unwrap(),
+        DropInStatus::Tampered(_)
+    ));
+    s.put(&other, b.clone()).unwrap();
+    assert!(
+        fs::read_to_string(&users)
+            .unwrap()
+            .contains("Defaults:#1001 ")
+    );
+    s.take(&other, &[&b.grant]).unwrap();
+    assert!(!users.exists(), "nobody left to log");
+    // Counts lost in a crash are rebuilt from the records.
+    s.put(&p(), a.clone()).unwrap();
+    fs::remove_file(dirs.1.join("users.json")).unwrap();
+    s.recount_users().unwrap();
+    s.take(&p(), &[&a.grant]).unwrap();
+    assert!(!users.exists());
 }
