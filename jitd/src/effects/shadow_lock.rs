@@ -62,6 +62,8 @@ impl Drop for ShadowLock {
 enum Attempt {
     /// Someone else holds a lock: worth another try until the deadline.
     Busy(String),
+    /// Another thread of this process is editing: the same, said differently.
+    OurTurnLater(String),
     /// Something is wrong that waiting will not fix.
     Failed(GrantError),
 }
@@ -78,24 +80,29 @@ pub fn acquire(
     timeout: Duration,
 ) -> Result<ShadowLock, GrantError> {
     let deadline = Instant::now() + timeout;
+    // What another process holds says more than our own threads taking turns: keep that.
+    let mut holder: Option<String> = None;
     loop {
-        match try_once(pwd_lock, files) {
+        let why = match try_once(pwd_lock, files) {
             Ok(lock) => return Ok(lock),
             Err(Attempt::Failed(e)) => return Err(e),
-            Err(Attempt::Busy(why)) if Instant::now() >= deadline => {
-                return Err(GrantError::io(
-                    pwd_lock,
-                    std::io::Error::new(
-                        std::io::ErrorKind::WouldBlock,
-                        format!(
-                            "{why}; gave up after {} ms, nothing was changed",
-                            timeout.as_millis()
-                        ),
+            Err(Attempt::Busy(why)) => why,
+            Err(Attempt::OurTurnLater(why)) => holder.take().unwrap_or(why),
+        };
+        if Instant::now() >= deadline {
+            return Err(GrantError::io(
+                pwd_lock,
+                std::io::Error::new(
+                    std::io::ErrorKind::WouldBlock,
+                    format!(
+                        "{why}; gave up after {} ms, nothing was changed",
+                        timeout.as_millis()
                     ),
-                ));
-            }
-            Err(Attempt::Busy(_)) => pause(),
+                ),
+            ));
         }
+        holder = Some(why);
+        pause();
     }
 }
 
@@ -110,7 +117,7 @@ fn try_once(pwd_lock: &Path, files: &[&Path]) -> Result<ShadowLock, Attempt> {
         // A thread that panicked mid-edit still released its files (Drop ran while unwinding).
         Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
         Err(std::sync::TryLockError::WouldBlock) => {
-            return Err(Attempt::Busy(
+            return Err(Attempt::OurTurnLater(
                 "another edit of the group files by jitd is under way".into(),
             ));
         }
