@@ -252,3 +252,38 @@ fn gpasswd_started_during_the_edit_waits_and_keeps_its_change() {
     no_leftovers();
     tool(&["gpasswd", "-d", "jgblate", OTHER]);
 }
+
+/// Without /etc/gshadow the direct edit is not the one shadow-utils would make: jitd leaves it
+/// to gpasswd, one membership at a time, and the memberships still go.
+#[test]
+#[ignore]
+fn without_gshadow_the_memberships_go_through_gpasswd() {
+    let _sb = sandbox();
+    ensure_accounts();
+    let aside = "/etc/jitd-group-batch-gshadow-aside";
+    std::fs::rename("/etc/gshadow", aside).unwrap();
+    let outcome = std::panic::catch_unwind(|| {
+        let members = "jgb0,jgb01,jgb02,jgbkeep";
+        tool(&["gpasswd", "-M", members, "jgb_c"]);
+        let pairs: Vec<(UserName, GroupName)> = ["jgb01", "jgb02"]
+            .iter()
+            .map(|u| {
+                (
+                    UserName::parse(u).unwrap(),
+                    GroupName::parse("jgb_c").unwrap(),
+                )
+            })
+            .collect();
+        let results = Groups::new("/usr/bin/gpasswd".into()).remove_members(&pairs);
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+        assert_eq!(getent_members("jgb_c"), "jgb0,jgbkeep");
+        assert!(!std::path::Path::new("/etc/gshadow").exists());
+        no_leftovers();
+    });
+    std::fs::rename(aside, "/etc/gshadow").unwrap();
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+    // Bring gshadow's member list back in line with /etc/group for the suites after this one.
+    tool(&["gpasswd", "-M", "jgb0,jgbkeep", "jgb_c"]);
+}

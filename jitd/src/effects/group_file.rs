@@ -368,7 +368,11 @@ fn replace_both(
         }
         done.push(snap);
     }
-    sync_dir(group.dir())
+    sync_dir(group.dir())?;
+    if gshadow.dir() != group.dir() {
+        sync_dir(gshadow.dir())?;
+    }
+    Ok(())
 }
 
 /// After `failed` could not be replaced: puts back every file in `done` as it was.
