@@ -100,6 +100,9 @@ impl GroupFiles {
             self.lock_timeout,
         )?;
         while_locked();
+        for file in [&self.group, &self.gshadow] {
+            remove_stale_temps(file);
+        }
         let group = Snapshot::read(&self.group)?;
         let gshadow = Snapshot::read(&self.gshadow)?;
         for file in [&group, &gshadow] {
@@ -318,6 +321,28 @@ impl Snapshot {
             let _ = std::fs::remove_file(&temp);
             GrantError::io(&backup, e)
         })
+    }
+}
+
+/// Temporaries of an edit that died half-way (`<file>.jitd` and 16 hex digits): under the
+/// locks no edit of ours is under way, so whatever has that name is left over.
+fn remove_stale_temps(file: &Path) {
+    let (Some(dir), Some(name)) = (file.parent(), file.file_name().and_then(|n| n.to_str())) else {
+        return;
+    };
+    let prefix = format!("{name}.jitd");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let leaf = entry.file_name();
+        let is_temp = leaf
+            .to_str()
+            .and_then(|l| l.strip_prefix(&prefix))
+            .is_some_and(|hex| hex.len() == 16 && hex.bytes().all(|b| b.is_ascii_hexdigit()));
+        if is_temp {
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
 }
 

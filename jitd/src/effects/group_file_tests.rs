@@ -374,3 +374,23 @@ fn a_batch_error_is_repeated_for_each_membership() {
         matches!(copy, GrantError::Io { ref source, .. } if source.kind() == std::io::ErrorKind::WouldBlock)
     );
 }
+
+#[test]
+fn temporaries_left_by_an_edit_that_died_are_cleared_by_the_next() {
+    let (dir, files) = setup(GROUP, GSHADOW);
+    std::fs::write(dir.path.join("gshadow.jitd0123456789abcdef"), GSHADOW).unwrap();
+    // Not ours: kept.
+    std::fs::write(dir.path.join("gshadow.jitd-notes"), b"admin's").unwrap();
+    edited(files.remove_members(&pairs(&[("al", "docker")])).unwrap());
+    assert_eq!(
+        names_in(&dir.path),
+        [
+            ".pwd.lock",
+            "group",
+            "group-",
+            "gshadow",
+            "gshadow-",
+            "gshadow.jitd-notes"
+        ]
+    );
+}
