@@ -3,6 +3,12 @@
 //! only counts when the read-back agrees. Name-service caches are flushed where present so the
 //! next login sees the change.
 //!
+//! Many memberships ending together ([`Groups::remove_members`]) are taken out in one edit of
+//! both files under the same locks ([`super::group_file`]), not by one gpasswd each. A single
+//! removal stays with gpasswd: for one membership the edit costs the same either way, and
+//! gpasswd also logs the change to syslog itself, as an administrator reading the host's logs
+//! expects.
+//!
 //! Only explicit members (the fourth field) are touched; a user whose primary group is the
 //! target is a member by other means, and jitd neither grants nor removes that.
 
@@ -11,6 +17,7 @@
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
+use super::group_file::{GroupFiles, Outcome, again};
 use super::{GrantError, run_tool};
 use crate::names::{GroupName, UserName};
 
@@ -18,6 +25,7 @@ pub struct Groups {
     gpasswd: PathBuf,
     group_file: PathBuf,
     gshadow_file: PathBuf,
+    files: GroupFiles,
 }
 
 /// Explicit members of `group` in the text of a group(5) or gshadow(5) file; `None` when the
@@ -40,10 +48,16 @@ pub fn members(text: &str, group: &str) -> Option<Vec<String>> {
 
 impl Groups {
     pub fn new(gpasswd: PathBuf) -> Self {
+        Self::with_files(gpasswd, GroupFiles::system())
+    }
+
+    /// Over other copies of the files (tests).
+    pub fn with_files(gpasswd: PathBuf, files: GroupFiles) -> Self {
         Self {
             gpasswd,
-            group_file: PathBuf::from("/etc/group"),
-            gshadow_file: PathBuf::from("/etc/gshadow"),
+            group_file: files.group.clone(),
+            gshadow_file: files.gshadow.clone(),
+            files,
         }
     }
 
@@ -84,7 +98,6 @@ impl Groups {
                 stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
             });
         }
-        flush_caches();
         Ok(())
     }
 
@@ -94,6 +107,7 @@ impl Groups {
             return Ok(());
         }
         self.gpasswd("-a", user, group)?;
+        flush_caches();
         if !self.is_member(user, group)? {
             return Err(GrantError::Verify {
                 what: format!("{user} is not in {group} after gpasswd -a"),
@@ -104,14 +118,23 @@ impl Groups {
 
     /// Removes `user` from `group` in /etc/group and /etc/gshadow. Idempotent.
     pub fn remove(&self, user: &UserName, group: &GroupName) -> Result<(), GrantError> {
+        let changed = self.remove_one(user, group)?;
+        if changed {
+            flush_caches();
+        }
+        Ok(())
+    }
+
+    /// [`Self::remove`] without the cache flush; whether gpasswd changed anything.
+    fn remove_one(&self, user: &UserName, group: &GroupName) -> Result<bool, GrantError> {
         let in_group = match self.is_member(user, group) {
             Ok(b) => b,
             // The group itself is gone: so is the membership.
-            Err(GrantError::Verify { .. }) => return Ok(()),
+            Err(GrantError::Verify { .. }) => return Ok(false),
             Err(e) => return Err(e),
         };
         if !in_group && !self.in_gshadow(user, group) {
-            return Ok(());
+            return Ok(false);
         }
         self.gpasswd("-d", user, group)?;
         if self.is_member(user, group)? || self.in_gshadow(user, group) {
@@ -119,7 +142,47 @@ impl Groups {
                 what: format!("{user} is still in {group} after gpasswd -d"),
             });
         }
-        Ok(())
+        Ok(true)
+    }
+
+    /// Removes every `(user, group)` membership, one result per pair in the same order; each
+    /// is idempotent like [`Self::remove`]. One locked edit of /etc/group and /etc/gshadow
+    /// takes them all out; where the files are not for a direct edit (NIS lines, no gshadow,
+    /// SELinux, symlinks: see [`super::group_file`]) it is gpasswd per membership. Caches are
+    /// flushed once, after the batch.
+    pub fn remove_members(&self, members: &[(UserName, GroupName)]) -> Vec<Result<(), GrantError>> {
+        self.remove_members_observed(members, &mut || {})
+    }
+
+    /// [`Self::remove_members`], running `while_locked` while the edit holds shadow-utils'
+    /// locks (tests show with it that gpasswd waits; never called on the gpasswd fallback).
+    pub fn remove_members_observed(
+        &self,
+        members: &[(UserName, GroupName)],
+        while_locked: &mut dyn FnMut(),
+    ) -> Vec<Result<(), GrantError>> {
+        let (results, changed) = match self.files.remove_members_observed(members, while_locked) {
+            Ok(Outcome::Edited { results, changed }) => (results, changed),
+            // The reason is the same on every call on this host; tests read it from GroupFiles.
+            Ok(Outcome::Fallback(_why)) => {
+                let mut changed = false;
+                let results = members
+                    .iter()
+                    .map(|(u, g)| {
+                        self.remove_one(u, g).map(|c| {
+                            changed |= c;
+                        })
+                    })
+                    .collect();
+                (results, changed)
+            }
+            // A failed edit may have left /etc/group changed (its error says): flush anyway.
+            Err(e) => (members.iter().map(|_| Err(again(&e))).collect(), true),
+        };
+        if changed {
+            flush_caches();
+        }
+        results
     }
 }
 

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 pub mod group;
+pub mod group_file;
 pub mod manifest;
 pub mod routes;
 pub mod sudoers;
@@ -139,6 +140,7 @@ pub mod enforce;
 pub mod procs;
 pub mod recall;
 pub mod setgid;
+pub mod shadow_lock;
 pub mod ssh_keygen;
 
 #[cfg(test)]
