@@ -8,6 +8,7 @@
 
 #![forbid(unsafe_code)]
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::effects::GrantError;
@@ -264,23 +265,39 @@ impl Enforcer for SystemEnforcer {
 
     fn remove_many(&self, gs: &[GrantRecord]) -> Vec<Result<(), GrantError>> {
         // Sudo grants: one write of each privilege's file for all of its grants.
-        let mut by_privilege: std::collections::BTreeMap<PrivilegeName, Vec<&GrantId>> =
-            Default::default();
+        let mut by_privilege: BTreeMap<PrivilegeName, Vec<&GrantId>> = BTreeMap::new();
+        // Group grants: one locked edit of /etc/group and /etc/gshadow for all memberships.
+        let mut members: Vec<(UserName, GroupName)> = Vec::new();
+        let mut member_of: Vec<Option<Result<std::ops::Range<usize>, GrantError>>> = Vec::new();
         for g in gs {
-            if let (GrantSpec::Sudo { .. }, Ok(p)) = (&g.spec, privilege_of(g)) {
-                by_privilege.entry(p).or_default().push(&g.id);
+            member_of.push(None);
+            match (&g.spec, privilege_of(g)) {
+                (GrantSpec::Sudo { .. }, Ok(p)) => by_privilege.entry(p).or_default().push(&g.id),
+                (GrantSpec::Group { group }, _) => {
+                    let at = members.len();
+                    let names = member_names(g).map(|names| {
+                        members.extend(names.into_iter().map(|u| (u, group.clone())));
+                        at..members.len()
+                    });
+                    if let Some(last) = member_of.last_mut() {
+                        *last = Some(names);
+                    }
+                }
+                _ => {}
             }
         }
-        let taken: std::collections::BTreeMap<PrivilegeName, Result<(), GrantError>> = by_privilege
+        let taken: BTreeMap<PrivilegeName, Result<(), GrantError>> = by_privilege
             .into_iter()
             .map(|(p, ids)| {
                 let out = self.shards.take(&p, &ids);
                 (p, out)
             })
             .collect();
+        let removed = self.groups.remove_members(&members);
         gs.iter()
-            .map(|g| match (&g.spec, privilege_of(g)) {
-                (GrantSpec::Sudo { .. }, Ok(p)) => {
+            .zip(member_of)
+            .map(|(g, members)| match (&g.spec, privilege_of(g), members) {
+                (GrantSpec::Sudo { .. }, Ok(p), _) => {
                     self.sudoers.remove(&g.id)?;
                     match taken.get(&p) {
                         Some(Err(e)) => Err(GrantError::Verify {
@@ -288,6 +305,17 @@ impl Enforcer for SystemEnforcer {
                         }),
                         _ => Ok(()),
                     }
+                }
+                (GrantSpec::Group { .. }, _, Some(range)) => {
+                    for r in &removed[range?] {
+                        if let Err(e) = r {
+                            return Err(GrantError::Verify {
+                                what: e.to_string(),
+                            });
+                        }
+                    }
+                    // The manifest goes last, as in `remove`.
+                    self.manifests.remove(&g.id)
                 }
                 _ => self.remove(g),
             })
