@@ -293,7 +293,11 @@ impl Enforcer for SystemEnforcer {
                 (p, out)
             })
             .collect();
-        let removed = self.groups.remove_members(&members);
+        // One membership is gpasswd's, like a single removal (its own syslog line included).
+        let removed = match members.as_slice() {
+            [(user, group)] => vec![self.groups.remove(user, group)],
+            _ => self.groups.remove_members(&members),
+        };
         gs.iter()
             .zip(member_of)
             .map(|(g, members)| match (&g.spec, privilege_of(g), members) {

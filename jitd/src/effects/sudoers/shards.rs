@@ -62,6 +62,11 @@ pub struct Shards {
     /// Files found not as their record said when a change came to rewrite them (deleted or
     /// edited behind jitd's back): the change puts them right, and the core audits it.
     drift: Mutex<Vec<(PrivilegeName, String)>>,
+    /// Each record as last read or written, with its text: a grant changes one entry, and
+    /// parsing a privilege's whole record again for each would make granting slower as the
+    /// live set grows. Reading is cheap; the text read is compared in full, so another
+    /// writer's change (the sweep's) is never missed.
+    parsed: Mutex<HashMap<PrivilegeName, (String, BTreeMap<GrantId, Entry>)>>,
     /// The users file's last look, by the identities of its counts and itself.
     users_seen: Mutex<Option<((Stamp, Stamp), DropInStatus)>>,
 }
@@ -91,6 +96,7 @@ impl Shards {
             seen: Mutex::new(HashMap::new()),
             drift: Mutex::new(Vec::new()),
             users_seen: Mutex::new(None),
+            parsed: Mutex::new(HashMap::new()),
         }
     }
 
@@ -139,6 +145,20 @@ impl Shards {
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(BTreeMap::new()),
             Err(e) => return Err(GrantError::io(&path, e)),
         };
+        if let Ok(parsed) = self.parsed.lock()
+            && let Some((seen, entries)) = parsed.get(p)
+            && *seen == text
+        {
+            return Ok(entries.clone());
+        }
+        let entries = Self::parse(&path, &text)?;
+        if let Ok(mut parsed) = self.parsed.lock() {
+            parsed.insert(p.clone(), (text, entries.clone()));
+        }
+        Ok(entries)
+    }
+
+    fn parse(path: &Path, text: &str) -> Result<BTreeMap<GrantId, Entry>, GrantError> {
         let mut out = BTreeMap::new();
         for (n, line) in text.lines().enumerate() {
             let bad = |e: String| GrantError::Verify {
@@ -191,7 +211,11 @@ impl Shards {
         file.sync_all().map_err(io)?;
         drop(file);
         fs::rename(&temp, &path).map_err(|e| GrantError::io(&path, e))?;
-        sync_dir(&self.records)
+        sync_dir(&self.records)?;
+        if let Ok(mut parsed) = self.parsed.lock() {
+            parsed.insert(p.clone(), (text, entries.clone()));
+        }
+        Ok(())
     }
 
     /// The file's text for `entries`.
