@@ -42,6 +42,9 @@ pub struct Entry {
     pub text: String,
 }
 
+/// A privilege's record: its grants by id.
+type Record = BTreeMap<GrantId, Entry>;
+
 /// An [`Entry`] as a line of the record.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -66,7 +69,7 @@ pub struct Shards {
     /// parsing a privilege's whole record again for each would make granting slower as the
     /// live set grows. Reading is cheap; the text read is compared in full, so another
     /// writer's change (the sweep's) is never missed.
-    parsed: Mutex<HashMap<PrivilegeName, (String, BTreeMap<GrantId, Entry>)>>,
+    parsed: Mutex<HashMap<PrivilegeName, (String, Record)>>,
     /// The users file's last look, by the identities of its counts and itself.
     users_seen: Mutex<Option<((Stamp, Stamp), DropInStatus)>>,
 }
