@@ -7,7 +7,6 @@
 
 #![allow(clippy::disallowed_methods)] // an end-to-end harness runs real processes and waits for them
 
-use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -42,19 +41,12 @@ fn ensure_accounts() {
     }
     let mut names: Vec<String> = (0..USERS).map(user).collect();
     names.extend(["jgb0".to_string(), "jgbkeep".into(), "jgblate".into()]);
-    let mut passwd = std::fs::OpenOptions::new()
-        .append(true)
-        .open("/etc/passwd")
-        .unwrap();
-    let mut shadow = std::fs::OpenOptions::new()
-        .append(true)
-        .open("/etc/shadow")
-        .unwrap();
-    for (i, name) in names.iter().enumerate() {
-        let uid = FIRST_UID + i as u32;
-        writeln!(passwd, "{name}:x:{uid}:100::/nonexistent:/usr/sbin/nologin").unwrap();
-        writeln!(shadow, "{name}:!:20000:0:99999:7:::").unwrap();
-    }
+    let accounts: Vec<(String, u32)> = names
+        .into_iter()
+        .enumerate()
+        .map(|(i, name)| (name, FIRST_UID + i as u32))
+        .collect();
+    add_accounts(&accounts, "/usr/sbin/nologin");
     for g in GROUPS.iter().chain([&OTHER]) {
         ensure_group(g);
     }

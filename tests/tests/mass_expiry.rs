@@ -6,7 +6,6 @@
 
 #![allow(clippy::disallowed_methods)] // an end-to-end harness runs real processes and waits for them
 
-use std::io::Write;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -27,24 +26,8 @@ fn ensure_accounts() {
     if uid_of(&user(0)).is_some() {
         return;
     }
-    let mut passwd = std::fs::OpenOptions::new()
-        .append(true)
-        .open("/etc/passwd")
-        .unwrap();
-    let mut shadow = std::fs::OpenOptions::new()
-        .append(true)
-        .open("/etc/shadow")
-        .unwrap();
-    for i in 0..USERS {
-        writeln!(
-            passwd,
-            "{}:x:{}:100::/nonexistent:/bin/sh",
-            user(i),
-            FIRST_UID + i
-        )
-        .unwrap();
-        writeln!(shadow, "{}:!:20000:0:99999:7:::", user(i)).unwrap();
-    }
+    let accounts: Vec<(String, u32)> = (0..USERS).map(|i| (user(i), FIRST_UID + i)).collect();
+    add_accounts(&accounts, "/bin/sh");
     for g in GROUPS.iter().chain(&["jme_team"]) {
         ensure_group(g);
     }

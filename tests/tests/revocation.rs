@@ -340,6 +340,15 @@ fn concurrent_grant_drop_sweep_and_expiry_leave_nothing_behind() {
     }
 }
 
+/// Whether the log has `grant.repaired` for each of `ids`, having found `found`.
+fn repaired(log: &str, ids: &[&String], found: &str) -> bool {
+    ids.iter().all(|id| {
+        log.lines().any(|l| {
+            l.contains("event=grant.repaired") && l.contains(id.as_str()) && l.contains(found)
+        })
+    })
+}
+
 /// Someone else changes what jitd put on the system while it runs: a drop-in deleted, another
 /// widened and made world-readable, a membership removed, a copied drop-in posing as a grant.
 /// The periodic integrity check finds each one, puts back exactly what was granted, removes
@@ -385,16 +394,7 @@ max_active = 2
     wait_for(
         Duration::from_secs(10),
         "the deleted file to be repaired",
-        || {
-            let log = d.log();
-            [&a, &b].iter().all(|id| {
-                log.lines().any(|l| {
-                    l.contains("event=grant.repaired")
-                        && l.contains(id.as_str())
-                        && l.contains("missing")
-                })
-            })
-        },
+        || repaired(&d.log(), &[&a, &b], "missing"),
     );
     assert_eq!(std::fs::read_to_string(&path).unwrap(), text, "put back");
     // Widened and made world-readable, a membership removed, an impostor with jitd's marker.
@@ -421,15 +421,10 @@ max_active = 2
         "the integrity check to repair all",
         || {
             let log = d.log();
-            [&a, &b].iter().all(|id| {
-                log.lines().any(|l| {
-                    l.contains("event=grant.repaired")
-                        && l.contains(id.as_str())
-                        && l.contains("tampered")
-                })
-            }) && log
-                .lines()
-                .any(|l| l.contains("event=grant.repaired") && l.contains(g.as_str()))
+            repaired(&log, &[&a, &b], "tampered")
+                && log
+                    .lines()
+                    .any(|l| l.contains("event=grant.repaired") && l.contains(g.as_str()))
                 && log.contains(&format!("event=reconcile.orphan_removed grant={fake}"))
         },
     );

@@ -55,6 +55,20 @@ struct Line {
     text: String,
 }
 
+/// Replaces `dir/name` with `text` durably: a temp file (dot name), synced, renamed over it,
+/// the directory synced. The records' directory is root's alone.
+pub(super) fn write_synced(dir: &Path, name: &str, text: &str) -> Result<(), GrantError> {
+    let (path, temp) = (dir.join(name), dir.join(format!(".{name}.tmp")));
+    let io = |e| GrantError::io(&temp, e);
+    let _ = fs::remove_file(&temp);
+    let mut file: File = super::create_exclusive(&temp).map_err(io)?;
+    file.write_all(text.as_bytes()).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    drop(file);
+    fs::rename(&temp, &path).map_err(|e| GrantError::io(&path, e))?;
+    sync_dir(dir)
+}
+
 /// The per-privilege files and their records.
 pub struct Shards {
     sudoers: SudoersDir,
@@ -206,15 +220,7 @@ impl Shards {
             text.push_str(&line);
             text.push('\n');
         }
-        let temp = self.records.join(format!(".{p}.jsonl.tmp"));
-        let io = |e| GrantError::io(&temp, e);
-        let _ = fs::remove_file(&temp);
-        let mut file: File = super::create_exclusive(&temp).map_err(io)?;
-        file.write_all(text.as_bytes()).map_err(io)?;
-        file.sync_all().map_err(io)?;
-        drop(file);
-        fs::rename(&temp, &path).map_err(|e| GrantError::io(&path, e))?;
-        sync_dir(&self.records)?;
+        write_synced(&self.records, &format!("{p}.jsonl"), &text)?;
         if let Ok(mut parsed) = self.parsed.lock() {
             parsed.insert(p.clone(), (text, entries.clone()));
         }

@@ -7,23 +7,18 @@ use crate::clock::sudoers_stamp;
 use crate::effects::sudoers::consolidate::USERS_FILE;
 use crate::effects::sudoers::{DropIn, SudoFlavor, render};
 use crate::names::SudoCommand;
+use crate::testutil::TempDir;
 
-fn temp_dirs() -> (PathBuf, PathBuf) {
-    let root = std::env::temp_dir().join(format!(
-        "jitd-shards-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
+/// The drop-in directory and the records' directory, in a temp dir removed after the test.
+fn temp_dirs() -> (PathBuf, PathBuf, TempDir) {
+    let root = TempDir::new();
     let (sudoers, records) = (root.join("sudoers.d"), root.join("sudo"));
     fs::create_dir_all(&sudoers).unwrap();
     fs::set_permissions(&sudoers, fs::Permissions::from_mode(0o750)).unwrap();
-    (sudoers, records)
+    (sudoers, records, root)
 }
 
-fn shards(dirs: &(PathBuf, PathBuf)) -> Shards {
+fn shards(dirs: &(PathBuf, PathBuf, TempDir)) -> Shards {
     Shards::new(
         SudoersDir::new(dirs.0.clone(), PathBuf::from("/usr/sbin/visudo")),
         dirs.1.clone(),
@@ -62,7 +57,7 @@ fn entry(n: u8, uid: u32, until_secs: i64) -> Entry {
     }
 }
 
-fn file(dirs: &(PathBuf, PathBuf)) -> PathBuf {
+fn file(dirs: &(PathBuf, PathBuf, TempDir)) -> PathBuf {
     dirs.0.join(consolidate::file_name(&p()))
 }
 

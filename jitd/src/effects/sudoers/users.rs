@@ -10,12 +10,12 @@
 #![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
-use std::fs::{self, File};
-use std::io::{ErrorKind, Write};
+use std::fs;
+use std::io::ErrorKind;
 use std::path::PathBuf;
 
 use super::consolidate::{USERS_FILE, USERS_MARKER, users_file};
-use super::{DropInStatus, SudoersDir, create_exclusive, sync_dir};
+use super::{DropInStatus, SudoersDir};
 use crate::effects::GrantError;
 
 /// How many grants carry each line.
@@ -43,19 +43,10 @@ impl Users<'_> {
     }
 
     fn write(&self, counts: &Counts) -> Result<(), GrantError> {
-        let path = self.path();
-        let temp = self.records.join(".users.json.tmp");
-        let io = |e| GrantError::io(&temp, e);
         let text = serde_json::to_string(counts).map_err(|e| GrantError::Verify {
             what: e.to_string(),
         })?;
-        let _ = fs::remove_file(&temp);
-        let mut file: File = create_exclusive(&temp).map_err(io)?;
-        file.write_all(text.as_bytes()).map_err(io)?;
-        file.sync_all().map_err(io)?;
-        drop(file);
-        fs::rename(&temp, &path).map_err(|e| GrantError::io(&path, e))?;
-        sync_dir(self.records)
+        super::shards::write_synced(self.records, "users.json", &text)
     }
 
     /// Makes the file say exactly the lines of `counts`.
