@@ -46,7 +46,11 @@ impl Users<'_> {
         let text = serde_json::to_string(counts).map_err(|e| GrantError::Verify {
             what: e.to_string(),
         })?;
-        super::shards::write_synced(self.records, "users.json", &text)
+        // Not synced: the counts are derived (recounted from the records at start-up) and the
+        // file grants nothing, so a grant does not wait on another flush for them.
+        let (path, temp) = (self.path(), self.records.join(".users.json.tmp"));
+        fs::write(&temp, text).map_err(|e| GrantError::io(&temp, e))?;
+        fs::rename(&temp, &path).map_err(|e| GrantError::io(&path, e))
     }
 
     /// Makes the file say exactly the lines of `counts`.
