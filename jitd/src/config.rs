@@ -89,6 +89,9 @@ pub struct Config {
     pub ledger: bool,
     /// How often the ledger looks for new sudo events, in ms.
     pub ledger_poll_ms: u64,
+    /// sudo's `log_subcmds` in the ledger's line: each program a granted command runs is
+    /// logged too (sudo traces the command with ptrace), for `shell-escape`.
+    pub ledger_subcmds: bool,
     /// Where the ledger reads sudo's events (see [`LedgerSource`]).
     pub ledger_source: LedgerSource,
     /// The journalctl that reads sudo's lines when the source is the journal.
@@ -145,6 +148,7 @@ impl Default for Config {
             setgid_scan_secs: 15,
             ledger: true,
             ledger_poll_ms: 250,
+            ledger_subcmds: true,
             ledger_source: LedgerSource::Auto,
             journalctl: PathBuf::from("/usr/bin/journalctl"),
             alerts: crate::ledger::alerts::RULES

@@ -222,7 +222,10 @@ impl Core {
         let user = self.name_of(uid);
         let argv = serde_json::to_string(&e.argv).unwrap_or_default();
         if e.kind == SudoKind::Accept {
-            if exit_follows {
+            // A program a running command started (log_subcmds) has no exit of its own to
+            // wait for.
+            let child = self.store.ledger_run_at(uid, e.at_ms).unwrap_or(false);
+            if exit_follows && !child {
                 let _ = self
                     .store
                     .ledger_run_started(&e.uuid, &owner.grant, uid, e.at_ms);
@@ -255,11 +258,13 @@ impl Core {
                 after_expiry: owner.after_expiry,
             });
         }
+        let granted = self.commands_unless_shell(&owner.grant);
         let cx = Context {
             live: owner.live,
             after_expiry: owner.after_expiry,
             breakglass: self.is_breakglass(&owner.grant),
             state_dir: self.cfg.state_dir.to_str().unwrap_or(""),
+            not_shell: granted.as_deref(),
         };
         for (rule, detail) in alerts::check(e, &cx, &self.cfg.alerts) {
             self.record(AuditEvent::AlertRaised {
@@ -325,6 +330,25 @@ impl Core {
                 after_expiry: false,
             },
         }
+    }
+
+    /// The commands of the live sudo grant `grant`, unless one of them is a shell or an
+    /// interpreter (then anything it runs is within the grant).
+    fn commands_unless_shell(&self, grant: &str) -> Option<String> {
+        let g = self.live.values().find(|g| g.id.to_string() == grant)?;
+        let GrantSpec::Sudo { commands, .. } = &g.spec else {
+            return None;
+        };
+        if commands.iter().any(|c| alerts::is_shell(c.path())) {
+            return None;
+        }
+        Some(
+            commands
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+        )
     }
 
     /// Whether `grant` is a break-glass grant (recorded as such when it was made): the

@@ -75,8 +75,15 @@ pub fn defaults(cfg: &Config, uid: u32, io: bool) -> Option<String> {
     } else {
         String::new()
     };
+    // log_subcmds: sudo logs each program the command runs (through ptrace), so a shell
+    // started by a granted command is seen (`shell-escape`).
+    let subcmds = if cfg.ledger_subcmds {
+        ", log_subcmds"
+    } else {
+        ""
+    };
     Some(format!(
-        "Defaults:#{uid} log_format=json, logfile={log}, log_exit_status{output}\n"
+        "Defaults:#{uid} log_format=json, logfile={log}, log_exit_status{subcmds}{output}\n"
     ))
 }
 

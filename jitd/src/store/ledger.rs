@@ -119,6 +119,17 @@ impl Store {
         Ok(())
     }
 
+    /// Whether a command of `uid` that sudo was asked for at `at_ms` is still running: a
+    /// program it runs (`log_subcmds`) carries its submit time, and no exit of its own.
+    pub fn ledger_run_at(&self, uid: u32, at_ms: i64) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT 1 FROM ledger_runs WHERE uid = ?1 AND at_ms = ?2 LIMIT 1")?
+            .query_row(params![uid, at_ms], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
     /// The grant and uid of the command `uuid`, forgotten as it is read.
     pub fn ledger_run_ended(&self, uuid: &str) -> Result<Option<(String, u32)>, StoreError> {
         let found = self
