@@ -12,6 +12,7 @@ mod json;
 mod manpages;
 mod output;
 mod policy_check;
+mod replay;
 mod report;
 mod requests;
 mod sign;
@@ -154,6 +155,8 @@ enum Command {
     /// The whole story of one grant: request, decision, apply, sessions, every command with
     /// its exit status, end and recall.
     Show { grant: String },
+    /// The recorded sessions of a `record = "io"` grant; `N` plays one with sudoreplay (root).
+    Replay(replay::ReplayArgs),
     /// Policy suggestions from the audit history (no daemon needed).
     Suggest(report::SuggestArgs),
     /// The period's access report for auditors (no daemon needed).
@@ -442,6 +445,7 @@ fn run(command: Command, out: &Out) -> Result<(), Failure> {
                 history::history(&jitd, args, out).await?;
             }
             Command::Show { grant } => history::show(&jitd, &grant, out).await?,
+            Command::Replay(args) => replay::run(&jitd, &args, out).await?,
             Command::Policy { .. }
             | Command::Doctor { .. }
             | Command::Completions { .. }
