@@ -128,7 +128,8 @@ fn sudo_lines_in_the_journal_land_under_the_grant_with_exit_unknown() {
         "{text}"
     );
 
-    // A line that claims to be sudo's, from logger: on record as such, never a command.
+    // A line that claims to be sudo's about someone else, from alice's logger: on record as
+    // such, never a command.
     let o = as_user(
         "alice",
         &[
@@ -137,7 +138,7 @@ fn sudo_lines_in_the_journal_land_under_the_grant_with_exit_unknown() {
             "/run/systemd/journal/dev-log",
             "-t",
             "sudo",
-            "alice : PWD=/ ; USER=root ; COMMAND=/usr/bin/forged",
+            "bob : PWD=/ ; USER=root ; COMMAND=/usr/bin/forged",
         ],
     );
     assert!(o.status.success(), "{}", stderr(&o));

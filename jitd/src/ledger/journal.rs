@@ -7,9 +7,13 @@
 //! password is required") to syslog at all (seen on 1.9.13); interactive refusals carry their
 //! reason (`command not allowed`).
 //!
-//! Only lines sudo itself sent count: journald's trusted `_EXE` must be the sudo binary (or
-//! the sender root, `_UID=0`). Anyone can log with the tag `sudo` (`logger -t sudo`); such a
-//! line is ignored and the attempt reported.
+//! Anyone can log with the tag `sudo` (`logger -t sudo`), so a line counts only when the
+//! kernel's credentials of its sender (journald's `_UID`, never missing) are root's or those of
+//! the user the line names (classic sudo logs with the user's real uid), and journald's `_EXE`,
+//! when it has one, is the sudo binary. `_EXE` is read from /proc after the fact and is missing
+//! when sudo had already exited, so it cannot be required: a user can add lines about
+//! themselves (noise in their own record, never a line hidden or one about someone else).
+//! Lines that fail are ignored and reported.
 //!
 //! `journalctl -o json` runs every few looks from the cursor after the last line stored; the
 //! cursor is stored with the records (schema 9), so a restart neither loses nor repeats a
@@ -30,14 +34,23 @@ use super::parse::{SudoEvent, SudoKind};
 pub const JOURNALD_SOCKET: &str = "/run/systemd/journal/socket";
 /// Most lines taken in one look (the rest on the next): the core's lock is held per batch.
 pub const MAX_LINES: usize = super::MAX_EVENTS_PER_BATCH;
-/// How far back the very first look reaches (no cursor yet).
-pub const FIRST_LOOK_MS: i64 = 10 * 60 * 1000;
+/// How far back the very first look reaches (no cursor yet): nowhere. Lines from before are
+/// not read, so switching the source from sudo's JSON log (whose commands also reached syslog)
+/// records nothing twice.
+pub const FIRST_LOOK_MS: i64 = 0;
 
 /// One sudo line, read and trusted, with the cursor after it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Line {
     pub user: String,
     pub event: SudoEvent,
+    /// The sender's uid by the kernel's credentials (journald's `_UID`).
+    pub sender: Option<u32>,
+}
+
+/// Whether a line naming the user `uid`, sent by `sender`, may be sudo's.
+pub fn trusted(sender: Option<u32>, uid: u32) -> bool {
+    sender.is_some_and(|s| s == 0 || s == uid)
 }
 
 /// What a line of `journalctl -o json` is to the ledger.
@@ -98,7 +111,7 @@ pub fn entry(line: &str, sudo_exes: &[String]) -> Entry {
         return Entry::Other;
     };
     let (exe, uid) = (field(&v, "_EXE"), field(&v, "_UID"));
-    if uid != "0" && !sudo_exes.contains(&exe) {
+    if !exe.is_empty() && !sudo_exes.contains(&exe) && uid != "0" {
         return Entry::Forged { exe, uid };
     }
     let micros = |k: &str| field(&v, k).parse::<i64>().ok();
@@ -109,7 +122,11 @@ pub fn entry(line: &str, sudo_exes: &[String]) -> Entry {
     if event.uuid.is_empty() {
         event.uuid = line_id(&field(&v, "__CURSOR"));
     }
-    Entry::Sudo(Box::new(Line { user, event }))
+    Entry::Sudo(Box::new(Line {
+        user,
+        event,
+        sender: uid.parse().ok(),
+    }))
 }
 
 /// The event in a sudo syslog message: the classic line, or `@cee:` JSON (classic sudo with
@@ -270,11 +287,11 @@ impl Journal {
                 .map(|v| field(&v, "__CURSOR"))
                 .filter(|c| !c.is_empty());
             match entry(line, &self.sudo_exes) {
-                Entry::Sudo(l) => {
-                    if let Some(uid) = crate::accounts::uid_by_name(&l.user) {
-                        out.events.push((uid, l.event));
-                    }
-                }
+                Entry::Sudo(l) => match crate::accounts::uid_by_name(&l.user) {
+                    Some(uid) if trusted(l.sender, uid) => out.events.push((uid, l.event)),
+                    Some(_) => forged += 1,
+                    None => {}
+                },
                 Entry::Forged { .. } => forged += 1,
                 Entry::Other => {}
             }
@@ -285,7 +302,7 @@ impl Journal {
         if forged > 0 {
             out.problems.push((
                 format!(
-                    "{forged} line(s) tagged sudo were not sent by {}",
+                    "{forged} line(s) tagged sudo were not sent by {} for the user they name",
                     self.sudo_exes[0]
                 ),
                 "ignored: only sudo's own lines are recorded".into(),
@@ -443,6 +460,21 @@ mod tests {
         })
         .to_string();
         assert!(matches!(entry(&forged, &exes()), Entry::Forged { .. }));
+        // journald lost the exe (sudo had exited): the kernel's uid decides.
+        let no_exe = serde_json::json!({
+            "_UID": "1001", "SYSLOG_IDENTIFIER": "sudo",
+            "MESSAGE": "bob : PWD=/ ; USER=root ; COMMAND=/bin/true",
+        })
+        .to_string();
+        let l = sudo(&no_exe);
+        assert_eq!(l.sender, Some(1001));
+        assert!(
+            !trusted(l.sender, 1002),
+            "alice's process writing a line about bob"
+        );
+        assert!(trusted(l.sender, 1001));
+        assert!(trusted(Some(0), 1002));
+        assert!(!trusted(None, 1001));
         // MESSAGE as bytes: invalid UTF-8 and a control character.
         let mut bytes: Vec<u8> = b"alice : PWD=/ ; USER=root ; COMMAND=/bin/echo ".to_vec();
         bytes.extend([0xff, 0x1b, b'x']);
