@@ -216,3 +216,10 @@ pub async fn export(
     w.flush()
         .map_err(|e| Failure::Other(format!("cannot write: {e}")))
 }
+
+/// `jitctl audit verify --file EXPORT`: the export's chain checked here, with no daemon.
+pub fn verify_file(file: &std::path::Path, out: &Out) -> Result<(), Failure> {
+    let (intact, report) = jitd::history::verify_file(file).map_err(Failure::Other)?;
+    out.message(&report);
+    if intact { Ok(()) } else { Err(Failure::Broken) }
+}

@@ -296,17 +296,7 @@ fn run(command: Command, out: &Out) -> Result<(), Failure> {
         command: AuditCommand::Verify { file: Some(file) },
     } = &command
     {
-        return match jitd::history::verify_file(file) {
-            Ok((true, report)) => {
-                out.message(&report);
-                Ok(())
-            }
-            Ok((false, report)) => {
-                out.message(&report);
-                Err(Failure::Broken)
-            }
-            Err(e) => Err(Failure::Other(e)),
-        };
+        return history::verify_file(file, out);
     }
     if let Command::Doctor { config } = &command {
         return doctor::run(config, out);
