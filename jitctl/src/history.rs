@@ -64,11 +64,11 @@ pub async fn history(jitd: &ManagerProxy<'_>, a: HistoryArgs, out: &Out) -> Resu
     Ok(())
 }
 
-fn parse(text: &str) -> Result<Value, Failure> {
+pub(crate) fn parse(text: &str) -> Result<Value, Failure> {
     serde_json::from_str(text).map_err(|e| Failure::Other(format!("unreadable answer: {e}")))
 }
 
-fn text(v: &Value) -> String {
+pub(crate) fn text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Null => String::new(),
@@ -76,7 +76,7 @@ fn text(v: &Value) -> String {
     }
 }
 
-fn argv(v: &Value) -> String {
+pub(crate) fn argv(v: &Value) -> String {
     let list: Option<Vec<String>> = match v {
         Value::String(s) => serde_json::from_str(s).ok(),
         Value::Array(a) => Some(a.iter().map(text).collect()),
@@ -215,4 +215,11 @@ pub async fn export(
     }
     w.flush()
         .map_err(|e| Failure::Other(format!("cannot write: {e}")))
+}
+
+/// `jitctl audit verify --file EXPORT`: the export's chain checked here, with no daemon.
+pub fn verify_file(file: &std::path::Path, out: &Out) -> Result<(), Failure> {
+    let (intact, report) = jitd::history::verify_file(file).map_err(Failure::Other)?;
+    out.message(&report);
+    if intact { Ok(()) } else { Err(Failure::Broken) }
 }

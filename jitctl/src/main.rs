@@ -12,6 +12,7 @@ mod json;
 mod manpages;
 mod output;
 mod policy_check;
+mod replay;
 mod report;
 mod requests;
 mod sign;
@@ -154,6 +155,8 @@ enum Command {
     /// The whole story of one grant: request, decision, apply, sessions, every command with
     /// its exit status, end and recall.
     Show { grant: String },
+    /// The recorded sessions of a `record = "io"` grant; `N` plays one with sudoreplay (root).
+    Replay(replay::ReplayArgs),
     /// Policy suggestions from the audit history (no daemon needed).
     Suggest(report::SuggestArgs),
     /// The period's access report for auditors (no daemon needed).
@@ -191,10 +194,15 @@ enum PolicyCommand {
 #[derive(Subcommand)]
 enum AuditCommand {
     /// Walk the hash-chained audit trail and name the first broken link (exit 1 if any).
-    /// An export file is checked with `jitd audit verify --file EXPORT` (no daemon needed).
-    Verify,
+    /// With `--file EXPORT`, checks an export file instead, offline (no daemon needed): each
+    /// hash, each link, and that no record was altered; a bad record is named with its line.
+    Verify {
+        /// An export from `jitctl audit export` or `jitd audit export` (JSON lines or CSV).
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
     /// Every record with host, seq, time, kind, fields and its seal, for a SIEM or an auditor
-    /// (admins); `jitd audit verify --file` checks the file.
+    /// (admins); `jitctl audit verify --file` checks the file.
     Export {
         /// A span back from now (90d) or a UTC date (2026-07-01); default: everything.
         #[arg(long)]
@@ -282,6 +290,13 @@ fn run(command: Command, out: &Out) -> Result<(), Failure> {
         Command::GenerateHistory(args) => return report::run_generate(args),
         Command::AccessReview(args) => return access_review::run(args, out),
         _ => {}
+    }
+    // An export is checked where it is, offline: the auditor's machine has no jitd.
+    if let Command::Audit {
+        command: AuditCommand::Verify { file: Some(file) },
+    } = &command
+    {
+        return history::verify_file(file, out);
     }
     if let Command::Doctor { config } = &command {
         return doctor::run(config, out);
@@ -386,7 +401,7 @@ fn run(command: Command, out: &Out) -> Result<(), Failure> {
                 out.message(&summary);
             }
             Command::Audit {
-                command: AuditCommand::Verify,
+                command: AuditCommand::Verify { .. },
             } => {
                 let check = jitd.verify_audit().await?;
                 out.chain_check(&check);
@@ -420,6 +435,7 @@ fn run(command: Command, out: &Out) -> Result<(), Failure> {
                 history::history(&jitd, args, out).await?;
             }
             Command::Show { grant } => history::show(&jitd, &grant, out).await?,
+            Command::Replay(args) => replay::run(&jitd, &args, out).await?,
             Command::Policy { .. }
             | Command::Doctor { .. }
             | Command::Completions { .. }

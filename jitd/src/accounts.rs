@@ -39,6 +39,15 @@ pub fn account_by_uid(uid: u32) -> Option<Account> {
     })
 }
 
+/// The uid of the account named `name`, or `None` when there is none.
+pub fn uid_by_name(name: &str) -> Option<u32> {
+    User::from_name(name)
+        .ok()
+        .flatten()
+        .filter(|u| intact(&u.name))
+        .map(|u| u.uid.as_raw())
+}
+
 /// Whether the account a grant was made for — uid `uid`, named `name` at the time — is still
 /// that account: `None` when the uid still names it and the name still resolves to the uid,
 /// otherwise what changed, in words. A rename (`usermod -l`) and a deletion (`userdel`, perhaps

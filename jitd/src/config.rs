@@ -26,6 +26,28 @@ pub enum SudoChoice {
     SudoRs,
 }
 
+/// Where the command ledger reads sudo's events: sudo's JSON event log (classic sudo), or its
+/// syslog lines in the journal (sudo-rs, which has no JSON log; no exit status there).
+/// `auto` picks the event log for classic sudo and the journal for sudo-rs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LedgerSource {
+    Auto,
+    SudoLog,
+    Journal,
+}
+
+impl LedgerSource {
+    /// `auto` made definite, once the sudo on the host is known.
+    pub fn resolve(self, classic_sudo: bool) -> Self {
+        match self {
+            Self::Auto if classic_sudo => Self::SudoLog,
+            Self::Auto => Self::Journal,
+            other => other,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -67,6 +89,13 @@ pub struct Config {
     pub ledger: bool,
     /// How often the ledger looks for new sudo events, in ms.
     pub ledger_poll_ms: u64,
+    /// sudo's `log_subcmds` in the ledger's line: each program a granted command runs is
+    /// logged too (sudo traces the command with ptrace), for `shell-escape`.
+    pub ledger_subcmds: bool,
+    /// Where the ledger reads sudo's events (see [`LedgerSource`]).
+    pub ledger_source: LedgerSource,
+    /// The journalctl that reads sudo's lines when the source is the journal.
+    pub journalctl: PathBuf,
     /// The alert rules in force (each an `alert.raised` record); see `crate::ledger::alerts`.
     pub alerts: Vec<String>,
     /// `denial-burst`: this many refusals (requests or commands) of one user within
@@ -119,6 +148,9 @@ impl Default for Config {
             setgid_scan_secs: 15,
             ledger: true,
             ledger_poll_ms: 250,
+            ledger_subcmds: true,
+            ledger_source: LedgerSource::Auto,
+            journalctl: PathBuf::from("/usr/bin/journalctl"),
             alerts: crate::ledger::alerts::RULES
                 .iter()
                 .map(|r| (*r).to_string())

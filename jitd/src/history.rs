@@ -319,16 +319,44 @@ pub fn export_cli(db: &Path, since: Option<&str>, format: ExportFormat) -> std::
     }
 }
 
+/// What the check of an export file found: the check, and the report with the line of the
+/// file where the first bad record is (for `jitd audit verify --file` and `jitctl audit verify
+/// --file`); `Err` when the file cannot be read as an export.
+pub fn verify_file(path: &Path) -> Result<(bool, String), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let check = export::read_export(&text).and_then(|records| export::verify_export(&records))?;
+    let bad = check.mismatch.as_ref().map(|(seq, _)| *seq).or(check
+        .chain
+        .broken
+        .as_ref()
+        .map(|b| b.seq));
+    let mut report = check.to_string();
+    if let Some(line) = bad.and_then(|seq| line_of_seq(&text, seq)) {
+        report.push_str(&format!(" (line {line} of {})", path.display()));
+    }
+    Ok((check.is_intact(), report))
+}
+
+/// The line of an export (JSON lines, or CSV whose second column is the seq) that holds the
+/// record `seq`.
+fn line_of_seq(text: &str, seq: i64) -> Option<usize> {
+    let want = seq.to_string();
+    text.lines()
+        .position(|l| {
+            serde_json::from_str::<serde_json::Value>(l).map_or_else(
+                |_| l.split(',').nth(1) == Some(want.as_str()),
+                |v| v["seq"].as_i64() == Some(seq),
+            )
+        })
+        .map(|i| i + 1)
+}
+
 /// Checks an export file: exit 0 intact, 1 broken or altered, 2 unreadable.
 pub fn verify_file_cli(tool: &str, path: &Path) -> std::process::ExitCode {
-    let checked = std::fs::read_to_string(path)
-        .map_err(|e| format!("{}: {e}", path.display()))
-        .and_then(|text| export::read_export(&text))
-        .and_then(|records| export::verify_export(&records));
-    match checked {
-        Ok(check) => {
-            println!("{check}");
-            if check.is_intact() {
+    match verify_file(path) {
+        Ok((intact, report)) => {
+            println!("{report}");
+            if intact {
                 std::process::ExitCode::SUCCESS
             } else {
                 std::process::ExitCode::FAILURE

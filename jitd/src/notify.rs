@@ -254,8 +254,55 @@ pub fn notes_for(
             };
             vec![b.note(format!("review.overdue:{grant}"), host, at_ms)]
         }
+        AuditEvent::AlertRaised {
+            rule,
+            grant,
+            uid,
+            user,
+            detail,
+        } => {
+            // Each alert kind is its own note kind, so sinks route them one by one
+            // (`events = ["alert.shell-escape"]`); all go to the security route.
+            let kind = format!("alert.{rule}");
+            let command = if grant.is_empty() {
+                format!("jitctl history --all --user {user}")
+            } else {
+                format!("jitctl show {grant}")
+            };
+            let b = Body {
+                kind: &kind,
+                severity: alert_severity(rule),
+                user,
+                uid: *uid,
+                grant,
+                why: detail,
+                command: &command,
+                routes: &["security"],
+                ..Body::default()
+            };
+            let dedupe = format!("{kind}:{grant}:{uid}:{at_ms}:{:016x}", fnv(detail));
+            vec![b.note(dedupe, host, at_ms)]
+        }
         _ => Vec::new(),
     }
+}
+
+/// How loud an alert is: what undoes the record or escapes the grant is critical.
+fn alert_severity(rule: &str) -> &'static str {
+    use crate::ledger::alerts::{BREAKGLASS, LOG_TAMPER, SHELL_ESCAPE};
+    if [LOG_TAMPER, SHELL_ESCAPE, BREAKGLASS].contains(&rule) {
+        "critical"
+    } else {
+        "warning"
+    }
+}
+
+/// A stable short hash (FNV-1a) of an alert's detail, for its dedupe id: two alerts of one
+/// rule in the same millisecond stay two notes.
+fn fnv(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// When the holder of a grant from `starts_ms` to `expires_ms` is warned:
@@ -270,6 +317,28 @@ pub fn warn_at(starts_ms: i64, expires_ms: i64) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_alert_rule_becomes_a_note_of_its_own_kind_on_the_security_route() {
+        let policy = Policy::empty();
+        for rule in crate::ledger::alerts::RULES {
+            let e = AuditEvent::AlertRaised {
+                rule: (*rule).to_string(),
+                grant: "g0123456789ab".into(),
+                uid: 1001,
+                user: "alice".into(),
+                detail: "refused: /usr/bin/id".into(),
+            };
+            let notes = notes_for(&policy, "h", 5, &e, &|_| None);
+            assert_eq!(notes.len(), 1, "{rule}");
+            assert_eq!(notes[0].kind, format!("alert.{rule}"));
+            let body: Value = serde_json::from_str(&notes[0].body).unwrap();
+            assert_eq!(body["routes"][0], "security");
+            assert_eq!(body["grant"], "g0123456789ab");
+            assert_eq!(body["why"], "refused: /usr/bin/id");
+            assert_eq!(body["command"], "jitctl show g0123456789ab");
+        }
+    }
 
     #[test]
     fn warnings_come_five_minutes_or_a_tenth_before_the_end() {

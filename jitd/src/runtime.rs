@@ -64,8 +64,11 @@ fn sudo_flavor(cfg: &Config, audit: &Audit) -> SudoFlavor {
     }
 }
 
-fn parts(cfg: Config, audit: Arc<Audit>, policy: Policy) -> Parts {
+fn parts(mut cfg: Config, audit: Arc<Audit>, policy: Policy) -> Parts {
     let flavor = sudo_flavor(&cfg, &audit);
+    cfg.ledger_source = cfg
+        .ledger_source
+        .resolve(matches!(flavor, SudoFlavor::Classic { .. }));
     let grace = Duration::from_millis(cfg.recall_grace_ms);
     Parts {
         enforcer: Box::new(SystemEnforcer {

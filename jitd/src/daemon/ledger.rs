@@ -194,79 +194,105 @@ impl Core {
         self.store.commit_batch().is_ok()
     }
 
+    /// Records an event of a source that also sees sudo use outside grants (the journal):
+    /// kept only when it belongs to a grant; it has no exit to wait for.
+    pub(super) fn ingest_attributed(&self, uid: u32, e: &SudoEvent) {
+        if matches!(e.kind, SudoKind::Accept | SudoKind::Reject) {
+            let owner = self.owner(uid, e);
+            if !owner.grant.is_empty() {
+                self.ingest_command(uid, e, &owner, false);
+            }
+        }
+    }
+
     fn ingest_one(&self, uid: u32, e: &SudoEvent) {
-        let user = self.name_of(uid);
-        let argv = serde_json::to_string(&e.argv).unwrap_or_default();
         match e.kind {
             SudoKind::Accept | SudoKind::Reject => {
                 let owner = self.owner(uid, e);
-                if e.kind == SudoKind::Accept {
-                    let _ = self
-                        .store
-                        .ledger_run_started(&e.uuid, &owner.grant, uid, e.at_ms);
-                    self.record(AuditEvent::CommandRun {
-                        grant: owner.grant.clone(),
-                        uid,
-                        user: user.clone(),
-                        uuid: e.uuid.clone(),
-                        sudo_time: crate::history::sudo_time(e.at_ms),
-                        runas: e.runuser.clone(),
-                        cwd: e.cwd.clone(),
-                        tty: e.tty.clone(),
-                        argv,
-                        after_expiry: owner.after_expiry,
-                        iolog: e.iolog.clone(),
-                    });
-                } else {
-                    self.record(AuditEvent::CommandRefused {
-                        grant: owner.grant.clone(),
-                        uid,
-                        user: user.clone(),
-                        uuid: e.uuid.clone(),
-                        sudo_time: crate::history::sudo_time(e.at_ms),
-                        runas: e.runuser.clone(),
-                        cwd: e.cwd.clone(),
-                        tty: e.tty.clone(),
-                        argv,
-                        why: e.reason.clone(),
-                        after_expiry: owner.after_expiry,
-                    });
-                }
-                let cx = Context {
-                    live: owner.live,
-                    after_expiry: owner.after_expiry,
-                    breakglass: self.is_breakglass(&owner.grant),
-                    state_dir: self.cfg.state_dir.to_str().unwrap_or(""),
-                };
-                for (rule, detail) in alerts::check(e, &cx, &self.cfg.alerts) {
-                    self.record(AuditEvent::AlertRaised {
-                        rule: rule.to_string(),
-                        grant: owner.grant.clone(),
-                        uid,
-                        user: user.clone(),
-                        detail,
-                    });
-                }
+                self.ingest_command(uid, e, &owner, true);
             }
-            SudoKind::Exit => {
-                let (grant, uid) = self
-                    .store
-                    .ledger_run_ended(&e.uuid)
-                    .ok()
-                    .flatten()
-                    .unwrap_or((String::new(), uid));
-                self.record(AuditEvent::CommandExited {
-                    grant,
-                    uid,
-                    uuid: e.uuid.clone(),
-                    sudo_time: crate::history::sudo_time(e.at_ms),
-                    exit: e.exit_value.unwrap_or(-1),
-                    signal: e.signal.clone(),
-                    run_ms: e.run_ms,
-                });
-            }
+            SudoKind::Exit => self.ingest_exit(uid, e),
             SudoKind::Other => {}
         }
+    }
+
+    /// An accept or reject of `uid`, under `owner`; `exit_follows` when sudo will log the
+    /// command's exit (the JSON log), which then finds its grant by sudo's uuid.
+    fn ingest_command(&self, uid: u32, e: &SudoEvent, owner: &Owner, exit_follows: bool) {
+        let user = self.name_of(uid);
+        let argv = serde_json::to_string(&e.argv).unwrap_or_default();
+        if e.kind == SudoKind::Accept {
+            // A program a running command started (log_subcmds) has no exit of its own to
+            // wait for.
+            let child = self.store.ledger_run_at(uid, e.at_ms).unwrap_or(false);
+            if exit_follows && !child {
+                let _ = self
+                    .store
+                    .ledger_run_started(&e.uuid, &owner.grant, uid, e.at_ms);
+            }
+            self.record(AuditEvent::CommandRun {
+                grant: owner.grant.clone(),
+                uid,
+                user: user.clone(),
+                uuid: e.uuid.clone(),
+                sudo_time: crate::history::sudo_time(e.at_ms),
+                runas: e.runuser.clone(),
+                cwd: e.cwd.clone(),
+                tty: e.tty.clone(),
+                argv,
+                after_expiry: owner.after_expiry,
+                iolog: e.iolog.clone(),
+            });
+        } else {
+            self.record(AuditEvent::CommandRefused {
+                grant: owner.grant.clone(),
+                uid,
+                user: user.clone(),
+                uuid: e.uuid.clone(),
+                sudo_time: crate::history::sudo_time(e.at_ms),
+                runas: e.runuser.clone(),
+                cwd: e.cwd.clone(),
+                tty: e.tty.clone(),
+                argv,
+                why: e.reason.clone(),
+                after_expiry: owner.after_expiry,
+            });
+        }
+        let granted = self.commands_unless_shell(&owner.grant);
+        let cx = Context {
+            live: owner.live,
+            after_expiry: owner.after_expiry,
+            breakglass: self.is_breakglass(&owner.grant),
+            state_dir: self.cfg.state_dir.to_str().unwrap_or(""),
+            not_shell: granted.as_deref(),
+        };
+        for (rule, detail) in alerts::check(e, &cx, &self.cfg.alerts) {
+            self.record(AuditEvent::AlertRaised {
+                rule: rule.to_string(),
+                grant: owner.grant.clone(),
+                uid,
+                user: user.clone(),
+                detail,
+            });
+        }
+    }
+
+    fn ingest_exit(&self, uid: u32, e: &SudoEvent) {
+        let (grant, uid) = self
+            .store
+            .ledger_run_ended(&e.uuid)
+            .ok()
+            .flatten()
+            .unwrap_or((String::new(), uid));
+        self.record(AuditEvent::CommandExited {
+            grant,
+            uid,
+            uuid: e.uuid.clone(),
+            sudo_time: crate::history::sudo_time(e.at_ms),
+            exit: e.exit_value.unwrap_or(-1),
+            signal: e.signal.clone(),
+            run_ms: e.run_ms,
+        });
     }
 
     /// The grant `e` (an accept or reject of `uid`) belongs to.
@@ -304,6 +330,25 @@ impl Core {
                 after_expiry: false,
             },
         }
+    }
+
+    /// The commands of the live sudo grant `grant`, unless one of them is a shell or an
+    /// interpreter (then anything it runs is within the grant).
+    fn commands_unless_shell(&self, grant: &str) -> Option<String> {
+        let g = self.live.values().find(|g| g.id.to_string() == grant)?;
+        let GrantSpec::Sudo { commands, .. } = &g.spec else {
+            return None;
+        };
+        if commands.iter().any(|c| alerts::is_shell(c.path())) {
+            return None;
+        }
+        Some(
+            commands
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+        )
     }
 
     /// Whether `grant` is a break-glass grant (recorded as such when it was made): the

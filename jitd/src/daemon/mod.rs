@@ -30,6 +30,7 @@ mod gate_index;
 mod grants;
 mod hints;
 mod ledger;
+mod ledger_journal;
 mod mfa;
 mod notify_due;
 mod reauth;

@@ -13,6 +13,7 @@ pub const LOG_TAMPER: &str = "log-tamper";
 pub const USE_AFTER_EXPIRY: &str = "use-after-expiry";
 pub const BREAKGLASS: &str = "breakglass";
 pub const DENIAL_BURST: &str = "denial-burst";
+pub const SHELL_ESCAPE: &str = "shell-escape";
 
 /// Every rule, all on by default.
 pub const RULES: &[&str] = &[
@@ -22,7 +23,25 @@ pub const RULES: &[&str] = &[
     USE_AFTER_EXPIRY,
     BREAKGLASS,
     DENIAL_BURST,
+    SHELL_ESCAPE,
 ];
+
+/// Programs that run whatever they are told: a shell or an interpreter started under a grant
+/// for something else is a way out of the grant's commands. Names with a version
+/// (`python3.11`) count as their family.
+const SHELLS: &[&str] = &[
+    "sh", "bash", "dash", "ash", "zsh", "ksh", "ksh93", "mksh", "pdksh", "csh", "tcsh", "fish",
+    "busybox", "python", "python2", "python3", "perl", "ruby", "irb", "lua", "luajit", "node",
+    "nodejs", "php", "tclsh", "wish", "expect", "gawk", "awk", "mawk", "nawk", "rlwrap", "socat",
+    "script", "sqlite3", "gdb", "vi", "vim", "nvim", "emacs", "less", "more", "man",
+];
+
+/// Whether `prog` (a path or a name) is a shell or an interpreter.
+pub fn is_shell(prog: &str) -> bool {
+    let base = prog.rsplit('/').next().unwrap_or(prog);
+    let family = base.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
+    SHELLS.contains(&base) || (family.len() >= 4 && SHELLS.contains(&family))
+}
 
 /// Files whose change changes who may do what on the host.
 const SENSITIVE: &[&str] = &[
@@ -64,6 +83,10 @@ pub struct Context<'a> {
     pub breakglass: bool,
     /// jitd's own state directory: changing it is tampering with the record.
     pub state_dir: &'a str,
+    /// The commands of the grant the event belongs to, when they are not themselves a shell
+    /// or an interpreter (`None`: they are, or there is no live grant): a shell under them is
+    /// a `shell-escape`.
+    pub not_shell: Option<&'a str>,
 }
 
 fn mentions(argv: &[String], what: &str) -> bool {
@@ -94,6 +117,17 @@ pub fn check(e: &SudoEvent, cx: &Context<'_>, on: &[String]) -> Vec<(&'static st
     }
     if enabled(LOG_TAMPER) && tampers(&e.argv, cx.state_dir) {
         out.push((LOG_TAMPER, cmd.clone()));
+    }
+    if enabled(SHELL_ESCAPE)
+        && e.kind == SudoKind::Accept
+        && cx.live
+        && let Some(granted) = cx.not_shell
+        && e.argv.first().is_some_and(|p| is_shell(p))
+    {
+        out.push((
+            SHELL_ESCAPE,
+            format!("a shell or interpreter ({cmd}) under a grant of {granted}"),
+        ));
     }
     if enabled(BREAKGLASS) && cx.breakglass {
         out.push((BREAKGLASS, cmd));
@@ -157,7 +191,48 @@ mod tests {
         after_expiry: false,
         breakglass: false,
         state_dir: "/var/lib/jitd",
+        not_shell: None,
     };
+
+    #[test]
+    fn a_shell_under_a_grant_of_something_else_is_an_escape() {
+        let on = all();
+        let env = Context {
+            not_shell: Some("/usr/bin/env sh -c id"),
+            ..LIVE
+        };
+        for shell in [
+            "/bin/sh",
+            "sh",
+            "/usr/bin/python3.11",
+            "/usr/bin/perl",
+            "bash",
+        ] {
+            assert_eq!(
+                rules(&ev(SudoKind::Accept, &[shell, "-c", "id"]), env, &on),
+                [SHELL_ESCAPE],
+                "{shell}"
+            );
+        }
+        for not in [
+            "/usr/bin/id",
+            "/usr/bin/shred",
+            "/usr/bin/shasum",
+            "/usr/bin/lsblk",
+        ] {
+            assert!(
+                rules(&ev(SudoKind::Accept, &[not]), env, &on).is_empty(),
+                "{not}"
+            );
+        }
+        // The grant is a shell: what it runs is its business.
+        assert!(rules(&ev(SudoKind::Accept, &["/bin/sh"]), LIVE, &on).is_empty());
+        // A refused shell is out of scope, not an escape.
+        assert_eq!(
+            rules(&ev(SudoKind::Reject, &["/bin/sh"]), env, &on),
+            [OUT_OF_SCOPE]
+        );
+    }
 
     #[test]
     fn each_rule_fires_on_its_case_only() {

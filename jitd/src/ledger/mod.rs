@@ -19,6 +19,7 @@
 #![forbid(unsafe_code)]
 
 pub mod alerts;
+pub mod journal;
 pub mod parse;
 pub mod trail;
 
@@ -55,7 +56,9 @@ pub fn defaults_line(cfg: &Config, uid: u32) -> Option<String> {
 /// Like [`defaults_line`], with sudo's I/O log of the commands' output when `io`
 /// (`log_output`, `iolog_dir=<state_dir>/iolog`; root-only, replayed with `sudoreplay`).
 pub fn defaults(cfg: &Config, uid: u32, io: bool) -> Option<String> {
-    if !cfg.ledger {
+    // With the journal as the source, sudo's own syslog line is the record: turning on its
+    // JSON log would also turn that line into `@cee:` JSON.
+    if !cfg.ledger || cfg.ledger_source == crate::config::LedgerSource::Journal {
         return None;
     }
     let plain = |p: &Path| {
@@ -72,8 +75,15 @@ pub fn defaults(cfg: &Config, uid: u32, io: bool) -> Option<String> {
     } else {
         String::new()
     };
+    // log_subcmds: sudo logs each program the command runs (through ptrace), so a shell
+    // started by a granted command is seen (`shell-escape`).
+    let subcmds = if cfg.ledger_subcmds {
+        ", log_subcmds"
+    } else {
+        ""
+    };
     Some(format!(
-        "Defaults:#{uid} log_format=json, logfile={log}, log_exit_status{output}\n"
+        "Defaults:#{uid} log_format=json, logfile={log}, log_exit_status{subcmds}{output}\n"
     ))
 }
 
@@ -345,6 +355,8 @@ const RETENTION_CHUNK: i64 = 10_000;
 
 /// How many looks between two checks of the after-expiry trail.
 const TRAIL_EVERY: u32 = 4;
+/// How many looks between two reads of the journal (each runs journalctl).
+const JOURNAL_EVERY: u32 = 2;
 
 /// The ledger's loop: look, hand what was found to the core, again every `ledger_poll_ms`;
 /// keep the after-expiry trail up to date; purge audit records past their retention (hourly,
@@ -377,6 +389,8 @@ pub async fn tail(shared: Shared) {
 struct Loop {
     /// `None` until the positions are read from the database (on the first look it answers).
     tailer: Option<Tailer>,
+    /// sudo's lines in the journal (`ledger_source = "journal"`), once its cursor is read.
+    journal: Option<journal::Journal>,
     /// The users the trail file follows now (`None`: not written yet by this process).
     trail: Option<std::collections::BTreeSet<u32>>,
     /// The last failure to write it, reported once.
@@ -391,11 +405,36 @@ impl Loop {
     fn new(cfg: Config) -> Self {
         Self {
             tailer: None,
+            journal: None,
             trail: None,
             trail_error: None,
             retention: None,
             looks: 0,
             cfg,
+        }
+    }
+
+    /// One look at the journal: what it gave is stored with its cursor, or read again.
+    fn read_journal(&mut self, engine: &std::sync::Mutex<crate::daemon::Core>) {
+        let lock = || engine.lock().unwrap_or_else(|p| p.into_inner());
+        if self.journal.is_none() {
+            let Some((cursor, now)) = lock().briefly(|core| core.journal_start()) else {
+                return;
+            };
+            self.journal = Some(journal::Journal::new(
+                self.cfg.journalctl.clone(),
+                &self.cfg.sudo_path,
+                cursor,
+                now,
+            ));
+        }
+        let Some(j) = self.journal.as_mut() else {
+            return;
+        };
+        let batch = j.read();
+        let found = !batch.events.is_empty() || !batch.problems.is_empty();
+        if (found || batch.cursor.is_some()) && lock().ingest_journal(&batch) {
+            j.stored(&batch);
         }
     }
 
@@ -426,6 +465,14 @@ impl Loop {
         if !self.cfg.ledger {
             return;
         }
+        if self.cfg.ledger_source == crate::config::LedgerSource::Journal
+            && self.looks.is_multiple_of(JOURNAL_EVERY)
+        {
+            self.read_journal(engine);
+        }
+        let Some(tailer) = self.tailer.as_mut() else {
+            return;
+        };
         let batches = tailer.read();
         if !batches.is_empty() && lock().ingest_ledger(&batches) {
             tailer.stored(&batches);

@@ -191,7 +191,7 @@ fn time_ms(v: &Value, key: &str) -> i64 {
     secs.saturating_mul(1000).saturating_add(nanos / 1_000_000)
 }
 
-fn event(key: &str, v: &Value) -> SudoEvent {
+pub(crate) fn event(key: &str, v: &Value) -> SudoEvent {
     let kind = match key {
         "accept" => SudoKind::Accept,
         "reject" => SudoKind::Reject,

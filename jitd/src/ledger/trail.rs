@@ -63,7 +63,7 @@ mod tests {
         assert_eq!(render(&cfg, &BTreeSet::new()), None);
         let text = render(&cfg, &[1001, 1002].into_iter().collect()).unwrap();
         assert!(text.starts_with(MARKER));
-        assert!(text.contains("Defaults:#1001 log_format=json, logfile=/var/lib/jitd/ledger/1001.json, log_exit_status\n"));
+        assert!(text.contains("Defaults:#1001 log_format=json, logfile=/var/lib/jitd/ledger/1001.json, log_exit_status, log_subcmds\n"));
         assert!(text.contains("Defaults:#1002 "));
         assert!(!text.contains("ALL="), "{text}");
     }

@@ -15,7 +15,32 @@ pub struct LedgerPosition {
     pub offset: u64,
 }
 
+/// Schema 9: where reading sudo's lines from the journal stopped (journald's cursor), kept in
+/// the same transaction as the records read, like `ledger_files`' offsets.
+pub const V9_JOURNAL_CURSOR: &str = "
+CREATE TABLE ledger_journal (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    cursor TEXT NOT NULL
+);
+";
+
 impl Store {
+    /// The journal's cursor after the last sudo line stored (`None`: never read).
+    pub fn journal_cursor(&self) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT cursor FROM ledger_journal WHERE id = 1")?
+            .query_row([], |r| r.get(0))
+            .optional()?)
+    }
+
+    pub fn set_journal_cursor(&self, cursor: &str) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached("INSERT OR REPLACE INTO ledger_journal (id, cursor) VALUES (1, ?1)")?
+            .execute([cursor])?;
+        Ok(())
+    }
+
     /// How long this connection waits for another process's lock from now on.
     pub fn set_busy_timeout(&self, wait: std::time::Duration) -> Result<(), StoreError> {
         Ok(self.conn.busy_timeout(wait)?)
@@ -94,6 +119,17 @@ impl Store {
         Ok(())
     }
 
+    /// Whether a command of `uid` that sudo was asked for at `at_ms` is still running: a
+    /// program it runs (`log_subcmds`) carries its submit time, and no exit of its own.
+    pub fn ledger_run_at(&self, uid: u32, at_ms: i64) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT 1 FROM ledger_runs WHERE uid = ?1 AND at_ms = ?2 LIMIT 1")?
+            .query_row(params![uid, at_ms], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
     /// The grant and uid of the command `uuid`, forgotten as it is read.
     pub fn ledger_run_ended(&self, uuid: &str) -> Result<Option<(String, u32)>, StoreError> {
         let found = self
@@ -159,5 +195,9 @@ mod tests {
             Some(("g0123456789ab".to_string(), 1001))
         );
         assert_eq!(store.ledger_run_ended("u1").unwrap(), None);
+        assert_eq!(store.journal_cursor().unwrap(), None);
+        store.set_journal_cursor("s=1;i=2").unwrap();
+        store.set_journal_cursor("s=1;i=3").unwrap();
+        assert_eq!(store.journal_cursor().unwrap().as_deref(), Some("s=1;i=3"));
     }
 }

@@ -220,10 +220,14 @@ const MIGRATIONS: &[Migration] = &[
         version: 8,
         apply: |c| c.execute_batch(V8_OUTBOX),
     },
+    Migration {
+        version: 9,
+        apply: |c| c.execute_batch(super::ledger::V9_JOURNAL_CURSOR),
+    },
 ];
 
 /// The newest schema this build knows: what [`upgrade`] leaves and read-only opens require.
-pub const SCHEMA_VERSION: u32 = 8;
+pub const SCHEMA_VERSION: u32 = 9;
 
 /// The database's schema version. 0 is a database with no jitd schema (a new, empty file); a
 /// database from the first release has `user_version` 0 but holds the `grants` table, and is
