@@ -110,10 +110,14 @@ fn sudo_lines_in_the_journal_land_under_the_grant_with_exit_unknown() {
     let mut journald = Journald::start(true);
     let mut d = Daemon::start_with(&sb, "ledger-journal", POLICY, journal_config());
     let a = elevate("alice", "whoami");
-    let dropin = drop_ins()
-        .into_iter()
-        .map(|f| std::fs::read_to_string(Path::new("/etc/sudoers.d").join(f)).unwrap())
+    // The grant's rule and the per-user settings (jitd_users, when anything is set).
+    let dropin = std::fs::read_dir("/etc/sudoers.d")
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("jitd"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
         .collect::<String>();
+    assert!(dropin.contains(" ALL=(#0)"), "{dropin}");
     assert!(!dropin.contains("log_format=json"), "{dropin}");
 
     let o = sudo_logged(&sb, "alice", "/usr/bin/id -u");
