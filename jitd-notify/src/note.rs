@@ -92,6 +92,14 @@ impl Note {
         if !cmd.is_empty() {
             out.push_str(&format!("\n  {cmd}\n"));
         }
+        let blob = self.field("blob");
+        if !blob.is_empty() {
+            out.push_str(&format!(
+                "\n{}\n\n{}\n",
+                crate::chat::SIGN_HINT,
+                blob.trim_end()
+            ));
+        }
         out
     }
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use jitd_tests::approvals::{self, ask};
 use jitd_tests::notify::*;
+use jitd_tests::signed;
 use jitd_tests::*;
 
 fn openssl(dir: &Path, args: &[&str]) {
@@ -303,6 +304,95 @@ print("ok")
     )));
     assert_eq!(stdout(&check).trim(), "ok", "{}", stderr(&check));
     assert!(notifier.try_wait().unwrap().is_none(), "the notifier died");
+    let _ = notifier.kill();
+    let _ = notifier.wait();
+}
+
+/// Every text of a Slack Block Kit message (section texts and fields).
+fn slack_texts(msg: &serde_json::Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for b in msg["blocks"].as_array().unwrap() {
+        if let Some(t) = b["text"]["text"].as_str() {
+            out.push(t.to_string());
+        }
+        for f in b["fields"].as_array().into_iter().flatten() {
+            out.push(f["text"].as_str().unwrap().to_string());
+        }
+    }
+    out
+}
+
+#[test]
+#[ignore = "end-to-end: run by tests/run in the sandbox"]
+fn the_slack_message_carries_the_approve_line_and_a_blob_an_approver_signs_elsewhere() {
+    let sb = approvals::setup();
+    let dir = notifier_setup(&sb, "notify-slack");
+    ca(&dir, "ca");
+    server_cert(&dir, "ca", "good", "IP:127.0.0.1,DNS:localhost");
+    run(Command::new("chmod").arg("644").arg(dir.join("ca.crt")));
+    let mut kids = Kids(Vec::new());
+    let got = dir.join("slack.jsonl");
+    let (gc, gk) = (dir.join("good.crt"), dir.join("good.key"));
+    let secret = dir.join("webhook-secret");
+    let port = serve(&mut kids, &dir, "receiver.py", &[&secret, &got, &gc, &gk]);
+    std::fs::write(
+        dir.join("notify.toml"),
+        format!(
+            "poll_ms = 100\n[[sink]]\nname = \"slack\"\nkind = \"slack\"\n\
+             url = \"https://localhost:{port}/slack\"\nca_file = {:?}\n\
+             events = [\"request.pending\"]\n",
+            dir.join("ca.crt")
+        ),
+    )
+    .unwrap();
+    let keys = sb.dir.join("notify-slack-keys");
+    let carol = signed::keygen(&keys, "carol");
+    let _d = signed::start(
+        &sb,
+        "notify-slack-d",
+        approvals::POLICY,
+        &[("carol", &carol)],
+    );
+    let mut notifier = start_notifier(&sb, &dir);
+    let id = ask(&[]);
+    wait_for(Duration::from_secs(10), "the slack message", || {
+        !lines(&got).is_empty()
+    });
+    let msg = &lines(&got)[0]["body"];
+    let texts = slack_texts(msg);
+
+    // The exact line an approver on the host runs, alone in a code block.
+    assert!(
+        texts.contains(&format!("```jitctl approve {id}```")),
+        "{texts:#?}"
+    );
+    // The blob, as the requester would paste it, and the offline command that signs it.
+    let blob_text = texts
+        .iter()
+        .find(|t| t.contains("-----BEGIN JITD REQUEST-----"))
+        .unwrap_or_else(|| panic!("no signable blob in the slack message: {texts:#?}"));
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("jitctl approve --sign --key ~/.ssh/id_ed25519 request.txt")),
+        "{texts:#?}"
+    );
+    let blob = blob_text
+        .split("```")
+        .nth(1)
+        .unwrap_or_else(|| panic!("the blob is not in a code block: {blob_text}"));
+    assert_eq!(blob.trim(), signed::blob(&id).trim());
+
+    // carol signs it on her laptop (no jitd, no bus), the token comes back, bob says yes on
+    // the host: alice has her sudo.
+    let token = signed::token(blob, &carol, &[]);
+    let o = signed::submit("alice", token.as_bytes());
+    assert!(o.status.success(), "submit: {}{}", stdout(&o), stderr(&o));
+    assert!(approvals::approve("bob", &id, &[]).status.success());
+    assert!(
+        approvals::alice_may_sudo(),
+        "granted with the token from slack"
+    );
     let _ = notifier.kill();
     let _ = notifier.wait();
 }

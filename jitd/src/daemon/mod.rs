@@ -203,7 +203,9 @@ impl Core {
                 .and_then(|g| self.live.get(&g))
                 .map(|g| g.expires_ms)
         };
-        let notes = crate::notify::notes_for(&self.policy, &self.hostname, at_ms, &event, &expiry);
+        let blob = |id: &str| self.signable_blob(id);
+        let notes =
+            crate::notify::notes_for(&self.policy, &self.hostname, at_ms, &event, &expiry, &blob);
         self.audit.record_noting(store, at_ms, &event, &notes);
         self.note_refusal(&event);
     }
