@@ -88,7 +88,7 @@ impl Body<'_> {
 }
 
 /// The approvers of `rule` as the policy names them (`bob`, `%dba-leads`).
-fn approvers(policy: &Policy, rule: &str) -> Vec<String> {
+pub fn approvers(policy: &Policy, rule: &str) -> Vec<String> {
     let Some(r) = policy.rule(rule) else {
         return Vec::new();
     };

@@ -38,6 +38,7 @@ mod reconcile;
 mod request_upkeep;
 mod request_views;
 mod requests;
+mod review_due;
 mod routes;
 mod safe_mode;
 mod schedule;
