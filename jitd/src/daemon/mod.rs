@@ -397,7 +397,11 @@ impl Core {
             admin_group: cfg.admin_group.clone(),
             ..PolicySource::default()
         };
-        Policy::load(&src, accounts).map(|l| l.policy)
+        Policy::load(&src, accounts).map(|l| {
+            let mut policy = l.policy;
+            policy.hook_votes_as(&cfg.notifier_user);
+            policy
+        })
     }
 
     /// Re-reads the policy; on any error the policy in force stays.
