@@ -65,14 +65,18 @@ TOML
 inside systemctl daemon-reload
 inside systemctl start e2e-receiver.socket || fail "the receiver's socket"
 inside systemctl start jitd-notify || { inside journalctl -u jitd-notify --no-pager | tail; fail "start jitd-notify"; }
+sleep 1
 pid=$(inside systemctl show -P MainPID jitd-notify)
-[ "$pid" -gt 0 ] && [ "$(inside stat -c %U "/proc/$pid")" = jitd-notify ] \
-    || fail "jitd-notify does not run as its own account (pid $pid)"
+uid=$(inside awk '/^Uid:/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
+[ "$pid" -gt 0 ] && [ "$uid" = "$(inside id -u jitd-notify)" ] || {
+    inside systemctl status jitd-notify --no-pager | tail -15
+    fail "jitd-notify does not run as its own account (pid $pid, uid ${uid:-none})"
+}
 [ "$(inside awk '/^CapEff/ {print $2}' "/proc/$pid/status")" = 0000000000000000 ] \
     || fail "jitd-notify has capabilities"
 ok "jitd-notify.service active as user jitd-notify, no capabilities"
 req=$(inside runuser -u nora -- jitctl --json elevate notify-check --reason "container notifier check" \
-    | grep -oE '"request_id": *"r[0-9a-f]+"' | grep -oE 'r[0-9a-f]+' || true)
+    | grep -oE '"request_id": *"r[0-9a-f]{12}"' | grep -oE '"r[0-9a-f]{12}"' | tr -d '"' || true)
 [ -n "$req" ] || fail "no pending request"
 got=
 for _ in $(seq 40); do
