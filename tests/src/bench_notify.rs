@@ -32,7 +32,11 @@ pub fn pending_to_receiver(sb: &Sandbox, runs: usize, requester: &str) -> Vec<f6
     .unwrap();
     let mut notifier = start_notifier(sb, &dir);
     let mut out = Vec::new();
-    for _ in 0..runs {
+    for i in 0..runs {
+        // Requests one after another would fall at the same point of the notifier's poll
+        // cycle each time (just after the poll that delivered the last one: the worst); a
+        // spread of start offsets over the 250 ms cycle samples it evenly.
+        std::thread::sleep(Duration::from_millis((i as u64 * 97) % 250));
         // The receiver stamps with the wall clock; so does the start.
         let start = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -55,7 +59,13 @@ pub fn pending_to_receiver(sb: &Sandbox, runs: usize, requester: &str) -> Vec<f6
         let want = format!("request.pending:{id}");
         let waited = Instant::now();
         let at = loop {
-            if let Some(n) = lines(&got).into_iter().find(|n| n["id"] == want.as_str()) {
+            // Read while the receiver writes: a line not yet whole is looked at next time.
+            let text = std::fs::read_to_string(&got).unwrap_or_default();
+            let found = text
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .find(|n| n["id"] == want.as_str());
+            if let Some(n) = found {
                 break n["at"].as_f64().unwrap();
             }
             assert!(
