@@ -73,13 +73,14 @@ pub fn message(sink: &Sink, note: &Note, rcpt: &[String], now_s: u64) -> String 
     format!(
         "Date: {}\nFrom: {}\nTo: {}\nSubject: {}\nMessage-ID: <{}@{host}>\nMIME-Version: 1.0\n\
          Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\
-         Auto-Submitted: auto-generated\n\n{}",
+         Auto-Submitted: auto-generated\n\n{}{}",
         rfc5322_date(now_s),
         sink.from,
         rcpt.join(", "),
         header_text(&note.subject()),
         local(&note.id),
-        note.text()
+        note.text(),
+        note.blob_text()
     )
 }
 
@@ -222,6 +223,30 @@ mod tests {
             "Sun, 29 Nov 2026 05:30:00 +0000"
         );
         assert_eq!(rfc5322_date(951_782_400), "Tue, 29 Feb 2000 00:00:00 +0000");
+    }
+
+    #[test]
+    fn the_mail_carries_the_blob_and_the_terminal_text_does_not() {
+        let cfg = crate::config::Config::parse(
+            std::path::Path::new("t.toml"),
+            "[[sink]]\nname = \"m\"\nkind = \"smtp\"\ntransport = \"sendmail\"\nfrom = \"j@h\"\n",
+        )
+        .unwrap();
+        let blob = "-----BEGIN JITD REQUEST-----\nalice asks\n\nAAAA\n-----END JITD REQUEST-----";
+        let body = serde_json::json!({"host": "db-7", "user": "alice", "command": "jitctl approve r1", "blob": blob});
+        let n = Note::new(
+            1,
+            "request.pending:r1".into(),
+            "request.pending".into(),
+            body.to_string(),
+        );
+        let m = message(&cfg.sinks[0], &n, &["a@b".into()], 0);
+        assert!(
+            m.contains(blob) && m.contains("jitctl approve --sign"),
+            "{m}"
+        );
+        assert!(m.contains("Message-ID: <request.pending.r1@db-7>"), "{m}");
+        assert!(!n.text().contains("BEGIN JITD REQUEST"));
     }
 
     #[test]
