@@ -122,3 +122,55 @@ fn reviewers_are_reminded_before_a_break_glass_review_is_due_and_told_when_overd
     let _ = n.kill();
     let _ = n.wait();
 }
+
+#[test]
+#[ignore = "end-to-end: run by tests/run in the sandbox"]
+fn with_access_review_reminder_the_admins_hear_at_the_next_quarter_that_its_review_is_due() {
+    let sb = approvals::setup();
+    let dir = notifier_setup(&sb, "notify-access");
+    let out = dir.join("notes");
+    recording_sink(&dir, &out, r#"["review.due"]"#);
+    // The next quarter's start and this quarter's label, from the machine's date.
+    let o = run(std::process::Command::new("bash").arg("-c").arg(
+        "m=$(date -u +%m); y=$(date -u +%Y); q=$(( (10#$m - 1) / 3 )); \
+         echo \"$(date -u -d \"$y-$(printf %02d $((q * 3 + 1)))-01 +3 months\" +%s) ${y}Q$((q + 1))\"",
+    ));
+    let text = stdout(&o);
+    let (next, label) = text.trim().split_once(' ').unwrap();
+    let next_ms: i64 = next.parse::<i64>().unwrap() * 1000;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let d = Daemon::start_with(
+        &sb,
+        "notify-access-d",
+        GLASS,
+        "access_review_reminder = true\n",
+    );
+    let mut n = start_notifier(&sb, &dir);
+    let ours = || -> Vec<serde_json::Value> {
+        kinds(&out, "review.due")
+            .into_iter()
+            .filter(|r| r["why"].as_str().unwrap_or("").contains(label))
+            .collect()
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(ours().is_empty(), "reminded of {label} before it ended");
+    d.set_wall_offset_ms(next_ms - now_ms + 60 * MIN);
+    wait_for(
+        Duration::from_secs(10),
+        "the access review reminder",
+        || !ours().is_empty(),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let got = ours();
+    assert_eq!(got.len(), 1, "once: {got:?}");
+    assert_eq!(got[0]["to"]["groups"][0], "jitd-admins", "{}", got[0]);
+    assert_eq!(
+        got[0]["command"],
+        format!("jitctl report --period {label} --format html > access-{label}.html")
+    );
+    let _ = n.kill();
+    let _ = n.wait();
+}

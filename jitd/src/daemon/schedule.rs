@@ -92,6 +92,7 @@ impl Core {
             self.warn_expiring(),
             self.escalate_requests(),
             self.remind_reviews(),
+            self.remind_access_review(),
         ]
         .into_iter()
         .flatten()
