@@ -1,10 +1,17 @@
 //! Chat payloads: a Slack incoming webhook (Block Kit) and a Microsoft Teams Workflows webhook
 //! (an Adaptive Card in a message attachment). Both carry the note's facts and the exact
-//! `jitctl` line the reader runs; neither can approve by itself (approval stays on the host).
+//! `jitctl` line the reader runs and, for a pending request with signed approvals on, the
+//! blob an approver off the host signs with `jitctl approve --sign`; neither can approve by
+//! itself (approval stays on the host, or with the signed token sent back).
 
 use serde_json::{Value, json};
 
 use crate::note::Note;
+
+/// What an approver off the host does with the blob.
+pub const SIGN_HINT: &str = "Not on the host? Save the block below as request.txt and run \
+    `jitctl approve --sign --key ~/.ssh/id_ed25519 request.txt`; send the token back to the \
+    requester (`jitctl submit`).";
 
 /// The facts shown, in order, with their labels.
 const FACTS: &[(&str, &str)] = &[
@@ -48,6 +55,13 @@ pub fn slack(n: &Note) -> Value {
             json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("```{cmd}```")}}),
         );
     }
+    let blob = n.field("blob");
+    if !blob.is_empty() {
+        blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": SIGN_HINT}}));
+        // A code block keeps the blob's lines as they are (its base64 survives rewrapping
+        // anyway); it is under 1 KB, well inside a section's 3000 characters.
+        blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("```\n{}\n```", blob.trim_end())}}));
+    }
     json!({"text": n.subject(), "blocks": blocks})
 }
 
@@ -65,6 +79,11 @@ pub fn teams(n: &Note) -> Value {
     let cmd = n.field("command");
     if !cmd.is_empty() {
         body.push(json!({"type": "TextBlock", "text": cmd, "fontType": "Monospace", "wrap": true}));
+    }
+    let blob = n.field("blob");
+    if !blob.is_empty() {
+        body.push(json!({"type": "TextBlock", "text": SIGN_HINT, "wrap": true}));
+        body.push(json!({"type": "TextBlock", "text": blob.trim_end(), "fontType": "Monospace", "wrap": true}));
     }
     json!({
         "type": "message",

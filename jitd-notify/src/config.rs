@@ -60,14 +60,26 @@ pub struct Sink {
     pub routes: Vec<String>,
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
-    /// webhook: where to POST (http:// only).
+    /// webhook, slack, teams: where to POST (`https://`, or `http://` to a local endpoint).
     #[serde(default)]
     pub url: String,
+    /// https and STARTTLS: a PEM file of CA certificates trusted for this sink besides the
+    /// system's store (a private CA).
+    pub ca_file: Option<PathBuf>,
     /// webhook: a file holding `whsec_<base64>` (from `LoadCredential=`).
     pub secret_file: Option<PathBuf>,
     /// exec: the program and its arguments; the note's JSON on stdin.
     #[serde(default)]
     pub command: Vec<String>,
+    /// smtp: `smtp` (to `relay`) or `sendmail` (the local `sendmail -t -i` interface).
+    #[serde(default)]
+    pub transport: Transport,
+    /// smtp, transport sendmail: the program.
+    #[serde(default = "default_sendmail")]
+    pub sendmail: String,
+    /// smtp: STARTTLS `required`, `opportunistic` (when the relay offers it) or `off`.
+    #[serde(default)]
+    pub starttls: StartTls,
     /// smtp: the relay's `host:port`.
     #[serde(default)]
     pub relay: String,
@@ -82,6 +94,29 @@ pub struct Sink {
 
 fn default_timeout_ms() -> u64 {
     5000
+}
+fn default_sendmail() -> String {
+    "/usr/sbin/sendmail".to_string()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    #[default]
+    Smtp,
+    Sendmail,
+}
+
+/// A relay that offers STARTTLS is always taken up on it unless `off`; once begun, TLS must
+/// succeed (a certificate that does not verify fails the attempt; it never falls back to
+/// clear text, which an attacker could force).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StartTls {
+    Required,
+    #[default]
+    Opportunistic,
+    Off,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -114,17 +149,16 @@ impl Config {
         })?;
         for s in &cfg.sinks {
             let missing = match s.kind {
-                Kind::Webhook if !s.url.starts_with("http://") => Some(
-                    "url must start with http:// (put a TLS-terminating proxy such as stunnel \
-                     on the host for https)",
-                ),
-                Kind::Slack | Kind::Teams if !s.url.starts_with("http://") => {
-                    Some("url must start with http:// (use a local TLS-terminating proxy)")
+                Kind::Webhook | Kind::Slack | Kind::Teams
+                    if !s.url.starts_with("https://") && !s.url.starts_with("http://") =>
+                {
+                    Some("url must start with https:// (or http:// for a local endpoint)")
                 }
                 Kind::Webhook if s.secret_file.is_none() => Some("secret_file is required"),
                 Kind::Exec if s.command.is_empty() => Some("command is required"),
-                Kind::Smtp if s.relay.is_empty() || s.from.is_empty() => {
-                    Some("relay and from are required")
+                Kind::Smtp if s.from.is_empty() => Some("from is required"),
+                Kind::Smtp if s.transport == Transport::Smtp && s.relay.is_empty() => {
+                    Some("relay is required (or transport = \"sendmail\")")
                 }
                 _ => None,
             };
@@ -153,5 +187,21 @@ mod tests {
         let e = Config::parse(Path::new("/etc/jitd/notify.toml"), text).unwrap_err();
         assert!(e.starts_with("/etc/jitd/notify.toml:"), "{e}");
         assert!(e.contains("colour"), "{e}");
+    }
+
+    #[test]
+    fn the_readme_example_is_a_valid_configuration() {
+        let readme = include_str!("../../README.md");
+        let block = readme
+            .split("```toml notify.toml\n")
+            .nth(1)
+            .and_then(|b| b.split("```").next())
+            .unwrap();
+        let cfg = Config::parse(Path::new("README.md"), block).unwrap();
+        let slack = cfg.sinks.iter().find(|s| s.kind == Kind::Slack).unwrap();
+        assert!(slack.url.starts_with("https://"));
+        let mail = cfg.sinks.iter().find(|s| s.name == "mail").unwrap();
+        assert_eq!(mail.starttls, StartTls::Required);
+        assert!(cfg.sinks.iter().any(|s| s.transport == Transport::Sendmail));
     }
 }

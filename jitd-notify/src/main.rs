@@ -13,8 +13,10 @@
 mod chat;
 mod config;
 mod hook;
+mod mail;
 mod note;
 mod sinks;
+mod tls;
 mod tty;
 
 use std::path::PathBuf;
@@ -188,6 +190,13 @@ fn main() {
     for s in &cfg.sinks {
         if let Some(f) = &s.secret_file
             && let Err(e) = sinks::read_secret(f)
+        {
+            eprintln!("jitd-notify: sink {:?}: {e}", s.name);
+            std::process::exit(1);
+        }
+        // A CA file that cannot be read is a configuration error, said at start.
+        if let Some(ca) = &s.ca_file
+            && let Err(e) = tls::config(Some(ca))
         {
             eprintln!("jitd-notify: sink {:?}: {e}", s.name);
             std::process::exit(1);

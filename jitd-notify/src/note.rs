@@ -94,4 +94,14 @@ impl Note {
         }
         out
     }
+
+    /// For readers off the host (mail): the signable blob and what to do with it, or "".
+    /// The terminal sink leaves it out: on the host, `jitctl approve` is the way.
+    pub fn blob_text(&self) -> String {
+        let blob = self.field("blob");
+        if blob.is_empty() {
+            return String::new();
+        }
+        format!("\n{}\n\n{}\n", crate::chat::SIGN_HINT, blob.trim_end())
+    }
 }

@@ -1,5 +1,5 @@
-//! Where notes go: a webhook signed the Standard Webhooks way, an admin's program, an SMTP
-//! relay. Each delivery is bounded by the sink's timeout; errors say what went wrong without
+//! Where notes go: a webhook signed the Standard Webhooks way (over http or https), an
+//! admin's program, chat webhooks; e-mail is in `mail`. Each delivery is bounded by the sink's timeout; errors say what went wrong without
 //! the secret or the body.
 
 #![allow(clippy::disallowed_methods)] // the notifier is an edge: it runs the admin's programs
@@ -18,6 +18,7 @@ use sha2::Sha256;
 
 use crate::config::{Kind, Sink};
 use crate::note::Note;
+use crate::tls::Conn;
 
 /// Delivers `note` to `sink` once.
 pub fn deliver(sink: &Sink, note: &Note) -> Result<(), String> {
@@ -25,19 +26,21 @@ pub fn deliver(sink: &Sink, note: &Note) -> Result<(), String> {
     match sink.kind {
         Kind::Webhook => webhook(sink, note, timeout),
         Kind::Exec => exec(&sink.command, note, timeout),
-        Kind::Smtp => smtp(sink, note, timeout),
+        Kind::Smtp => crate::mail::send(sink, note, timeout),
         Kind::Tty => crate::tty::deliver(note),
         Kind::Slack => post(
             &sink.url,
             &[],
             &crate::chat::slack(note).to_string(),
             timeout,
+            sink.ca_file.as_deref(),
         ),
         Kind::Teams => post(
             &sink.url,
             &[],
             &crate::chat::teams(note).to_string(),
             timeout,
+            sink.ca_file.as_deref(),
         ),
     }
 }
@@ -66,7 +69,7 @@ pub fn sign(secret: &[u8], id: &str, ts: u64, body: &str) -> Result<String, Stri
     Ok(format!("v1,{}", B64.encode(mac.finalize().into_bytes())))
 }
 
-fn connect(hostport: &str, timeout: Duration) -> Result<TcpStream, String> {
+pub fn connect(hostport: &str, timeout: Duration) -> Result<TcpStream, String> {
     let addr = hostport
         .to_socket_addrs()
         .map_err(|e| format!("{hostport}: {e}"))?
@@ -93,25 +96,51 @@ fn webhook(sink: &Sink, note: &Note, timeout: Duration) -> Result<(), String> {
         ("webhook-timestamp", ts.to_string()),
         ("webhook-signature", sig),
     ];
-    post(&sink.url, &headers, &note.body, timeout)
+    post(
+        &sink.url,
+        &headers,
+        &note.body,
+        timeout,
+        sink.ca_file.as_deref(),
+    )
 }
 
-/// POSTs `body` as JSON to an http:// `url`; a 2xx answer is success, anything else (a
-/// redirect included: a moved endpoint is a configuration error) is a failure.
-fn post(
+/// Splits `host[:port]` (or `[v6]:port`) into the host that TLS checks the certificate
+/// against and the address to dial.
+pub fn host_and_addr(hostport: &str, default_port: u16) -> (String, String) {
+    if let Some(rest) = hostport.strip_prefix('[') {
+        let (host, after) = rest.split_once(']').unwrap_or((rest, ""));
+        let port = after.strip_prefix(':').unwrap_or("");
+        let port = if port.is_empty() {
+            default_port.to_string()
+        } else {
+            port.to_string()
+        };
+        return (host.to_string(), format!("[{host}]:{port}"));
+    }
+    match hostport.split_once(':') {
+        Some((host, port)) if !port.contains(':') => (host.to_string(), hostport.to_string()),
+        _ => (hostport.to_string(), format!("{hostport}:{default_port}")),
+    }
+}
+
+/// POSTs `body` as JSON to an `http://` or `https://` `url`; a 2xx answer is success,
+/// anything else (a redirect included: a moved endpoint is a configuration error, and
+/// following it would send the note where nobody configured it) is a failure.
+pub fn post(
     url: &str,
     headers: &[(&str, String)],
     body: &str,
     timeout: Duration,
+    ca_file: Option<&Path>,
 ) -> Result<(), String> {
-    let rest = url.strip_prefix("http://").unwrap_or(url);
+    let (tls, rest) = match url.strip_prefix("https://") {
+        Some(rest) => (true, rest),
+        None => (false, url.strip_prefix("http://").unwrap_or(url)),
+    };
     let (hostport, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     let path = if path.is_empty() { "/" } else { path };
-    let addr = if hostport.contains(':') {
-        hostport.to_string()
-    } else {
-        format!("{hostport}:80")
-    };
+    let (host, addr) = host_and_addr(hostport, if tls { 443 } else { 80 });
     let mut req = format!(
         "POST {path} HTTP/1.1\r\nHost: {hostport}\r\nContent-Type: application/json\r\n\
          Content-Length: {}\r\nConnection: close\r\n",
@@ -122,8 +151,14 @@ fn post(
     }
     req.push_str("\r\n");
     req.push_str(body);
-    let mut s = connect(&addr, timeout)?;
+    let tcp = connect(&addr, timeout)?;
+    let mut s = if tls {
+        crate::tls::wrap(tcp, &host, ca_file).map_err(|e| format!("{url}: {e}"))?
+    } else {
+        Conn::Plain(tcp)
+    };
     s.write_all(req.as_bytes())
+        .and_then(|()| s.flush())
         .map_err(|e| format!("{url}: {e}"))?;
     let mut status = String::new();
     BufReader::new(&mut s)
@@ -144,10 +179,22 @@ fn post(
 
 fn exec(command: &[String], note: &Note, timeout: Duration) -> Result<(), String> {
     let (prog, args) = command.split_first().ok_or("no command")?;
-    let mut child = Command::new(prog)
-        .args(args)
+    let mut cmd = Command::new(prog);
+    cmd.args(args)
         .env("JITD_NOTE_ID", &note.id)
-        .env("JITD_NOTE_KIND", &note.kind)
+        .env("JITD_NOTE_KIND", &note.kind);
+    run_with_input(cmd, prog, note.body.as_bytes(), timeout)
+}
+
+/// Runs `cmd` with `input` on its stdin; success is exit status 0 within `timeout`, after
+/// which the program is killed.
+pub fn run_with_input(
+    mut cmd: Command,
+    prog: &str,
+    input: &[u8],
+    timeout: Duration,
+) -> Result<(), String> {
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -155,7 +202,7 @@ fn exec(command: &[String], note: &Note, timeout: Duration) -> Result<(), String
         .map_err(|e| format!("{prog}: {e}"))?;
     if let Some(mut stdin) = child.stdin.take() {
         // A program that does not read its stdin is its own business: the exit status counts.
-        let _ = stdin.write_all(note.body.as_bytes());
+        let _ = stdin.write_all(input);
     }
     let started = Instant::now();
     loop {
@@ -171,69 +218,6 @@ fn exec(command: &[String], note: &Note, timeout: Duration) -> Result<(), String
             Err(e) => return Err(format!("{prog}: {e}")),
         }
     }
-}
-
-fn smtp(sink: &Sink, note: &Note, timeout: Duration) -> Result<(), String> {
-    let mut rcpt: Vec<String> = sink.to.clone();
-    if !sink.user_domain.is_empty() {
-        rcpt.extend(
-            note.users
-                .iter()
-                .map(|u| format!("{u}@{}", sink.user_domain)),
-        );
-    }
-    if rcpt.is_empty() {
-        return Ok(());
-    }
-    let s = connect(&sink.relay, timeout)?;
-    let mut r = BufReader::new(s.try_clone().map_err(|e| e.to_string())?);
-    let mut w = s;
-    let expect = |r: &mut BufReader<TcpStream>, code: &str| -> Result<(), String> {
-        loop {
-            let mut line = String::new();
-            r.read_line(&mut line)
-                .map_err(|e| format!("{}: {e}", sink.relay))?;
-            if !line.starts_with(code) {
-                return Err(format!(
-                    "{}: expected {code}, got {:?}",
-                    sink.relay,
-                    line.trim()
-                ));
-            }
-            if line.as_bytes().get(3) != Some(&b'-') {
-                return Ok(());
-            }
-        }
-    };
-    let send = |w: &mut TcpStream, line: &str| {
-        w.write_all(format!("{line}\r\n").as_bytes())
-            .map_err(|e| format!("{}: {e}", sink.relay))
-    };
-    expect(&mut r, "220")?;
-    send(&mut w, "EHLO jitd-notify")?;
-    expect(&mut r, "250")?;
-    send(&mut w, &format!("MAIL FROM:<{}>", sink.from))?;
-    expect(&mut r, "250")?;
-    for to in &rcpt {
-        send(&mut w, &format!("RCPT TO:<{to}>"))?;
-        expect(&mut r, "250")?;
-    }
-    send(&mut w, "DATA")?;
-    expect(&mut r, "354")?;
-    let subject = note.subject();
-    let text = note.text().replace("\n.", "\n..");
-    let msg = format!(
-        "From: {}\r\nTo: {}\r\nSubject: {subject}\r\nMessage-ID: <{}@jitd>\r\n\
-         Content-Type: text/plain; charset=utf-8\r\n\r\n{}\r\n.",
-        sink.from,
-        rcpt.join(", "),
-        note.id.replace([':', ' '], "."),
-        text.replace('\n', "\r\n")
-    );
-    send(&mut w, &msg)?;
-    expect(&mut r, "250")?;
-    send(&mut w, "QUIT")?;
-    Ok(())
 }
 
 #[cfg(test)]
@@ -278,22 +262,22 @@ mod tests {
     fn redirects_errors_and_silence_are_failures_within_the_timeout() {
         let t = Duration::from_millis(500);
         let ok = server("HTTP/1.1 204 No Content\r\n\r\n");
-        assert_eq!(post(&ok, &[], "{}", t), Ok(()));
+        assert_eq!(post(&ok, &[], "{}", t, None), Ok(()));
         let moved = server("HTTP/1.1 302 Found\r\nLocation: http://elsewhere/\r\n\r\n");
         assert!(
-            post(&moved, &[], "{}", t)
+            post(&moved, &[], "{}", t, None)
                 .unwrap_err()
                 .ends_with("HTTP 302")
         );
         let broken = server("HTTP/1.1 500 Internal Server Error\r\n\r\n");
         assert!(
-            post(&broken, &[], "{}", t)
+            post(&broken, &[], "{}", t, None)
                 .unwrap_err()
                 .ends_with("HTTP 500")
         );
         let silent = server("");
         let started = Instant::now();
-        assert!(post(&silent, &[], "{}", t).is_err());
+        assert!(post(&silent, &[], "{}", t, None).is_err());
         assert!(
             started.elapsed() < Duration::from_secs(2),
             "bounded by the timeout"

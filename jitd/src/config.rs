@@ -120,6 +120,9 @@ pub struct Config {
     /// The account `jitd-notify` runs as: the only one that may fetch and acknowledge
     /// notifications (`org.jitd.Jitd1.Notifier`).
     pub notifier_user: String,
+    /// Remind the admin group at the start of each quarter that the access review of the
+    /// quarter just ended is due (`review.due`, with the `jitctl report` line).
+    pub access_review_reminder: bool,
 }
 
 impl Default for Config {
@@ -164,6 +167,7 @@ impl Default for Config {
             approvers_revoked: PathBuf::from("/etc/jitd/approvers.revoked"),
             ssh_keygen: PathBuf::from("/usr/bin/ssh-keygen"),
             notifier_user: "jitd-notify".to_string(),
+            access_review_reminder: false,
         }
     }
 }

@@ -8,7 +8,8 @@
 //! `severity`, `host`, `at` (UTC), `user`, `uid`, `privilege`, `rule`, `reason`, `ticket`,
 //! `request`, `grant`, `request_expires`, `access_expires`, `by`, `why`, `command` (the exact
 //! `jitctl` line the recipient runs), `to` (`users` and `%groups` as the policy names them) and
-//! `routes` (extra named routes, e.g. `security` for break-glass).
+//! `routes` (extra named routes, e.g. `security` for break-glass), `hook`, and `blob` (a pending
+//! request's signable blob when signed approvals are on).
 //!
 //! [`Store::append_audit_noting`]: crate::store::Store::append_audit_noting
 
@@ -43,6 +44,9 @@ pub struct Body<'a> {
     pub routes: &'a [&'a str],
     /// The rule's decision hook, for `jitd-notify` to run ("" when none).
     pub hook: &'a str,
+    /// For a pending request with signed approvals on: the blob an approver elsewhere signs
+    /// (`jitctl approve --sign`), as `jitctl requests --blob` prints it.
+    pub blob: &'a str,
 }
 
 impl Body<'_> {
@@ -73,6 +77,7 @@ impl Body<'_> {
             "to": {"users": users, "groups": groups},
             "routes": self.routes,
             "hook": self.hook,
+            "blob": self.blob,
         });
         Note {
             dedupe,
@@ -83,7 +88,7 @@ impl Body<'_> {
 }
 
 /// The approvers of `rule` as the policy names them (`bob`, `%dba-leads`).
-fn approvers(policy: &Policy, rule: &str) -> Vec<String> {
+pub fn approvers(policy: &Policy, rule: &str) -> Vec<String> {
     let Some(r) = policy.rule(rule) else {
         return Vec::new();
     };
@@ -102,13 +107,14 @@ fn approvers(policy: &Policy, rule: &str) -> Vec<String> {
 }
 
 /// The notes `event` causes (none for most events). `expiry` says when a live grant ends (ms),
-/// for the approved requester's notice.
+/// for the approved requester's notice; `blob` gives a pending request's signable blob.
 pub fn notes_for(
     policy: &Policy,
     host: &str,
     at_ms: i64,
     event: &AuditEvent,
     expiry: &dyn Fn(&str) -> Option<i64>,
+    blob: &dyn Fn(&str) -> Option<String>,
 ) -> Vec<Note> {
     match event {
         AuditEvent::RequestPending {
@@ -125,6 +131,7 @@ pub fn notes_for(
         } => {
             let command = format!("jitctl approve {request}");
             let access = format!("{} after approval", crate::duration::format(*duration));
+            let blob = blob(request).unwrap_or_default();
             let b = Body {
                 kind: "request.pending",
                 severity: "info",
@@ -143,6 +150,7 @@ pub fn notes_for(
                     .rule(rule)
                     .and_then(|r| r.hook.as_deref())
                     .unwrap_or(""),
+                blob: &blob,
                 ..Body::default()
             };
             vec![b.note(format!("request.pending:{request}"), host, at_ms)]

@@ -2,10 +2,13 @@
 """A webhook receiver (and, at /slack and /teams, a chat webhook stand-in) for the notify suite: verifies the Standard Webhooks signature
 (HMAC-SHA256 over "id.timestamp.body"), refuses timestamps older than 5 minutes (replays),
 dedupes by webhook-id, and appends what it accepted to OUT as JSON lines.
-Usage: receiver.py SECRET_FILE OUT PORT_FILE"""
-import base64, hashlib, hmac, http.server, json, sys, time
+With CERT and KEY it serves HTTPS with that certificate (TLS tests).
+Usage: receiver.py SECRET_FILE OUT [CERT KEY] PORT_FILE"""
+import base64, hashlib, hmac, http.server, json, ssl, sys, time
 
-secret_file, out, port_file = sys.argv[1:4]
+secret_file, out = sys.argv[1:3]
+port_file = sys.argv[-1]
+tls = sys.argv[3:5] if len(sys.argv) == 6 else None
 secret = base64.b64decode(open(secret_file).read().strip().removeprefix("whsec_"))
 seen = set()
 
@@ -45,6 +48,10 @@ class H(http.server.BaseHTTPRequestHandler):
         pass
 
 srv = http.server.HTTPServer(("127.0.0.1", 0), H)
+if tls:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(*tls)
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
 with open(port_file + ".tmp", "w") as f:
     f.write(str(srv.server_address[1]))
 import os; os.rename(port_file + ".tmp", port_file)

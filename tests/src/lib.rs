@@ -10,6 +10,7 @@
 
 pub mod approvals;
 pub mod bench_approve;
+pub mod bench_notify;
 pub mod bench_signed;
 pub mod bench_sudo;
 pub mod notify;

@@ -32,7 +32,8 @@ pub fn script(name: &str) -> PathBuf {
 
 /// Starts a python server from tests/notify and returns its port.
 pub fn serve(kids: &mut Kids, dir: &Path, name: &str, args: &[&Path]) -> u16 {
-    let port_file = dir.join(format!("{name}.port"));
+    // One file per server started: a test may run several of the same script.
+    let port_file = dir.join(format!("{name}.{}.port", kids.0.len()));
     let child = Command::new("python3")
         .arg(script(name))
         .args(args)

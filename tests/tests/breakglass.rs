@@ -219,7 +219,7 @@ fn approval_terms_that_cannot_work_are_errors_at_their_position() {
         &POLICY.replace("approval = \"quorum\"", "approval = \"two-people\""),
     );
     assert!(
-        out.contains("approval must be \"auto\" or \"quorum\", not \"two-people\""),
+        out.contains("approval must be \"auto\", \"quorum\" or \"hook\", not \"two-people\""),
         "{out}"
     );
 }

@@ -77,12 +77,27 @@ fn an_undecided_request_escalates_tier_by_tier_once_each_then_expires_with_a_not
     let _ = n.wait();
 }
 
+/// `approval = "hook"`: the notifier's account votes without being named; bob may too.
+const HOOK_FORM: &str = "approval = \"hook\"\napprovers = [\"bob\"]\n";
+/// The older form: a quorum naming the notifier's account, plus `hook`.
+const QUORUM_FORM: &str = "approval = \"quorum\"\napprovers = [\"jitd-notify\", \"bob\"]\n";
+
 /// A rule decided by a ticket check: the hook's vote is the notifier account's, one approver.
 fn hooked(
     sb: &Sandbox,
     name: &str,
     hook_body: &str,
     hook_timeout_ms: u64,
+) -> (Daemon, Child, PathBuf) {
+    hooked_as(sb, name, hook_body, hook_timeout_ms, HOOK_FORM)
+}
+
+fn hooked_as(
+    sb: &Sandbox,
+    name: &str,
+    hook_body: &str,
+    hook_timeout_ms: u64,
+    form: &str,
 ) -> (Daemon, Child, PathBuf) {
     let dir = notifier_setup(sb, name);
     let hook = dir.join("ticket-check");
@@ -116,9 +131,7 @@ privileges = ["whoami"]
 max_duration = "1h"
 default_duration = "10m"
 reason_min_chars = 8
-approval = "quorum"
-approvers = ["jitd-notify", "bob"]
-approvals = 1
+{form}approvals = 1
 request_ttl = "1h"
 hook = {hook:?}
 "#
@@ -128,17 +141,29 @@ hook = {hook:?}
     (d, n, out)
 }
 
+const TICKET_CHECK: &str = r#"ok = n["ticket"] == "OPS-42" and n["user"] == "alice"
+print(json.dumps({"decision": "approve" if ok else "deny", "message": "ticket " + n["ticket"] + " is open and assigned to " + n["user"]}))"#;
+
+#[test]
+#[ignore = "end-to-end: run by tests/run in the sandbox"]
+fn the_quorum_form_naming_the_notifier_still_lets_the_hook_approve() {
+    let sb = approvals::setup();
+    let (_d, mut n, _out) = hooked_as(&sb, "hook-quorum", TICKET_CHECK, 5000, QUORUM_FORM);
+    ask(&["--ticket", "OPS-42"]);
+    wait_for(
+        Duration::from_secs(10),
+        "the hook's approval",
+        alice_may_sudo,
+    );
+    let _ = n.kill();
+    let _ = n.wait();
+}
+
 #[test]
 #[ignore = "end-to-end: run by tests/run in the sandbox"]
 fn the_decision_hook_approves_a_request_whose_ticket_checks_out() {
     let sb = approvals::setup();
-    let (d, mut n, out) = hooked(
-        &sb,
-        "hook-allow",
-        r#"ok = n["ticket"] == "OPS-42" and n["user"] == "alice"
-print(json.dumps({"decision": "approve" if ok else "deny", "message": "ticket " + n["ticket"] + " is open and assigned to " + n["user"]}))"#,
-        5000,
-    );
+    let (d, mut n, out) = hooked(&sb, "hook-allow", TICKET_CHECK, 5000);
     assert!(!alice_may_sudo());
     let id = ask(&["--ticket", "OPS-42"]);
     wait_for(

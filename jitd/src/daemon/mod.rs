@@ -39,6 +39,7 @@ mod reconcile;
 mod request_upkeep;
 mod request_views;
 mod requests;
+mod review_due;
 mod routes;
 mod safe_mode;
 mod schedule;
@@ -204,7 +205,9 @@ impl Core {
                 .and_then(|g| self.live.get(&g))
                 .map(|g| g.expires_ms)
         };
-        let notes = crate::notify::notes_for(&self.policy, &self.hostname, at_ms, &event, &expiry);
+        let blob = |id: &str| self.signable_blob(id);
+        let notes =
+            crate::notify::notes_for(&self.policy, &self.hostname, at_ms, &event, &expiry, &blob);
         self.audit.record_noting(store, at_ms, &event, &notes);
         self.note_refusal(&event);
     }
@@ -395,7 +398,11 @@ impl Core {
             admin_group: cfg.admin_group.clone(),
             ..PolicySource::default()
         };
-        Policy::load(&src, accounts).map(|l| l.policy)
+        Policy::load(&src, accounts).map(|l| {
+            let mut policy = l.policy;
+            policy.hook_votes_as(&cfg.notifier_user);
+            policy
+        })
     }
 
     /// Re-reads the policy; on any error the policy in force stays.

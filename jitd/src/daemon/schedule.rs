@@ -92,10 +92,15 @@ impl Core {
         }
         let requests = self.expire_requests();
         self.note_overdue_reviews();
-        let warn = match (self.warn_expiring(), self.escalate_requests()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let warn = [
+            self.warn_expiring(),
+            self.escalate_requests(),
+            self.remind_reviews(),
+            self.remind_access_review(),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         let grants = next_in(self.live.values(), &self.clock.now());
         let grants = match (grants, warn) {
             (Some(g), Some(w)) => Some(g.min(w)),

@@ -109,6 +109,22 @@ impl Core {
                     q.id
                 ))
             })?;
+        Ok(self.blob_of(&q, &b))
+    }
+
+    /// The blob of pending request `id` for the approvers' notification, when signed
+    /// approvals are on (`None` otherwise: the note then carries only the host's command).
+    pub(super) fn signable_blob(&self, id: &str) -> Option<String> {
+        if self.cfg.site.is_empty() {
+            return None;
+        }
+        let rid = RequestId::parse(id).ok()?;
+        let q = self.store.get_request(&rid).ok()??;
+        let b = self.store.binding(&q.id).ok()??;
+        Some(self.blob_of(&q, &b))
+    }
+
+    fn blob_of(&self, q: &RequestRecord, b: &Binding) -> String {
         let summary = format!(
             "{}@{} asks for {} for {} (request {}, until {})",
             q.user,
@@ -118,10 +134,7 @@ impl Core {
             q.id,
             utc(q.expires_ms)
         );
-        Ok(sr::blob(
-            &summary,
-            &self.signed_payload(&q, &b, Kind::Approve),
-        ))
+        sr::blob(&summary, &self.signed_payload(q, b, Kind::Approve))
     }
 
     /// Verifies a token and casts it as its signer's vote. Every refusal says why and is

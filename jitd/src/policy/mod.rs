@@ -264,6 +264,9 @@ pub struct Rule {
     pub escalation: Option<escalation::Escalation>,
     /// A program `jitd-notify` runs for each pending request; its answer is one vote.
     pub hook: Option<String>,
+    /// `approval = "hook"`: the notifier's account is an approver without being named
+    /// (added by [`Policy::hook_votes_as`], which knows the account).
+    pub hook_votes: bool,
 }
 
 impl Rule {
@@ -318,6 +321,21 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// Makes `account` (jitd's `notifier_user`, whose bus identity casts the hook's answer)
+    /// an approver of every `approval = "hook"` rule.
+    pub fn hook_votes_as(&mut self, account: &str) {
+        let Ok(user) = UserName::parse(account) else {
+            return;
+        };
+        for r in self.rules.iter_mut().filter(|r| r.hook_votes) {
+            if let Some(q) = r.quorum.as_mut()
+                && !q.users.contains(&user)
+            {
+                q.users.insert(0, user.clone());
+            }
+        }
+    }
+
     /// Nothing allowed.
     pub fn empty() -> Self {
         Self::default()

@@ -77,6 +77,18 @@ fn main() {
     );
     let mut rows: Vec<(String, Summary, &str)> = Vec::new();
 
+    // BENCH_ONLY=notify: a pending request → the approvers' webhook receiver has its note.
+    if std::env::var("BENCH_ONLY").is_ok_and(|v| v == "notify") {
+        let t = jitd_tests::bench_notify::pending_to_receiver(&sb, runs, "benchuser");
+        rows.push((
+            "pending request (`jitctl elevate` start) → signed note at the local webhook receiver (poll_ms = 250)".into(),
+            summary(t),
+            "ms",
+        ));
+        print_rows(&rows);
+        return;
+    }
+
     // BENCH_ONLY=sudo: only sudo's own rows and the gate socket's check, idle (a minute).
     if std::env::var("BENCH_ONLY").is_ok_and(|v| v == "sudo") {
         let o = as_user(

@@ -40,11 +40,18 @@ pub(super) fn approval(
     raw: &RawRule,
     accounts: &dyn Accounts,
 ) -> (Approval, Option<Quorum>, Option<Breakglass>) {
+    // `hook` is a quorum in which the notifier's account (the hook's voice) is an approver
+    // without being named; the daemon adds it (`Policy::hook_votes_as`), knowing the account.
     let mode = r.one_of(
         raw.approval.as_ref(),
-        &[("auto", Approval::Auto), ("quorum", Approval::Quorum)],
-        |other| format!("approval must be \"auto\" or \"quorum\", not {other:?}"),
+        &[
+            ("auto", Approval::Auto),
+            ("quorum", Approval::Quorum),
+            ("hook", Approval::Quorum),
+        ],
+        |other| format!("approval must be \"auto\", \"quorum\" or \"hook\", not {other:?}"),
     );
+    let hook_mode = super::hook::hook_mode(raw);
     let breakglass = raw.breakglass.as_ref().is_some_and(|b| *b.get_ref());
     if !breakglass {
         stray(
@@ -90,8 +97,14 @@ pub(super) fn approval(
         );
     }
     let before = r.out.len();
-    let (users, groups, possible, countable) =
-        approvers(r, w, raw, accounts, "approval = \"quorum\"");
+    let (users, groups, mut possible, countable) = if hook_mode && raw.approvers.is_none() {
+        (Vec::new(), Vec::new(), Vec::new(), true)
+    } else {
+        approvers(r, w, raw, accounts, "approval = \"quorum\"")
+    };
+    if hook_mode {
+        possible.insert(0, "the decision hook".to_string());
+    }
     let count =
         |r: &mut Reporter<'_>, field: &Option<Spanned<i64>>, key: &str, default: u32| match field {
             None => default,

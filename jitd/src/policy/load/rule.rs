@@ -289,6 +289,7 @@ pub(super) fn rule(
         reauth: raw.reauth.unwrap_or(false),
         mfa,
         escalation,
+        hook_votes: super::hook::hook_mode(raw),
         hook,
     })
 }

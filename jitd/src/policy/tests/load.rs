@@ -188,7 +188,9 @@ approval = "two-approvers"
         "{got:?}"
     );
     assert!(
-        got[4].starts_with("17:12: approval must be \"auto\" or \"quorum\", not \"two-approvers\""),
+        got[4].starts_with(
+            "17:12: approval must be \"auto\", \"quorum\" or \"hook\", not \"two-approvers\""
+        ),
         "{got:?}"
     );
 }

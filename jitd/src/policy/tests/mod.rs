@@ -5,6 +5,7 @@
 mod decide;
 mod escalation;
 mod files;
+mod hook;
 mod load;
 mod quorum;
 
