@@ -337,7 +337,7 @@ mod tests {
                 user: "alice".into(),
                 detail: "refused: /usr/bin/id".into(),
             };
-            let notes = notes_for(&policy, "h", 5, &e, &|_| None);
+            let notes = notes_for(&policy, "h", 5, &e, &|_| None, &|_| None);
             assert_eq!(notes.len(), 1, "{rule}");
             assert_eq!(notes[0].kind, format!("alert.{rule}"));
             let body: Value = serde_json::from_str(&notes[0].body).unwrap();
