@@ -50,7 +50,7 @@ impl Sizes {
                 expire_small: 20,
                 expire_large: 50,
                 expire_groups: 10,
-                integrity_window_s: 2,
+                integrity_window_s: 1,
                 restarts: 1,
             }
         } else {

@@ -193,6 +193,19 @@ fn host_part(
         sizes,
         &format!("{live} live"),
     );
+    let per_sec = |figs: &[Figure], id: &str| {
+        figs.iter()
+            .find(|f| f.id == id)
+            .map_or(f64::NAN, |f| 1000.0 / f.s.0)
+    };
+    r.note(format!(
+        "2e/2f: one client asking in turn (from the medians): over the bus {:.0} grants/s at 10 \
+         live, {:.0} at {live}; one `jitctl elevate` per grant {:.1}/s at 10 live, {:.1} at {live}",
+        per_sec(&small, "2e"),
+        per_sec(&large, "2e"),
+        per_sec(&small, "2f"),
+        per_sec(&large, "2f"),
+    ));
     for (s, l) in small.iter().zip(&large) {
         r.push(l.clone().vs(s).target(targets(&l.id)));
     }
@@ -460,7 +473,18 @@ fn integrity(r: &mut Report, d: &mut Daemon, uid: u32, window_s: u64, live: usiz
 /// interleaved.
 fn sudo_idle(r: &mut Report, idle: &User, small: &Path, large: &Path, runs: usize, live: usize) {
     let confs = [sudo_conf_for(small), sudo_conf_for(large)];
-    let _conf = Replaced::new("/etc/sudo.conf", &confs[0], 0o644);
+    // sudo must read what sudo.conf names, or both arms would time the live files: with a
+    // policy file that does not exist it must refuse.
+    let _conf = Replaced::new(
+        "/etc/sudo.conf",
+        &sudo_conf_for(Path::new("/nonexistent-sudoers")),
+        0o644,
+    );
+    let o = run(as_uid(&mut Command::new("sudo"), idle).args(["-n", "/usr/bin/true"]));
+    if o.status.success() {
+        r.note("1: sudo ignores sudo.conf's sudoers_file=: the two states cannot be interleaved");
+        return;
+    }
     let mut samples = [Vec::new(), Vec::new()];
     for i in 0..runs * 4 {
         let arm = i % 2;
