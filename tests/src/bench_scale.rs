@@ -158,7 +158,7 @@ impl Report {
 
     pub fn markdown(&self, machine: &serde_json::Value) -> String {
         let mut out = format!(
-            "machine: {} cores, kernel {}, {}, {}, {} build, {}\n\n\
+            "machine: {} cores, kernel {}, {}, {}, {} build, {}, load average at start {}\n\n\
              | # | figure | p50 | p99 | max | n | vs baseline (p50 ×, p99 ×) | target |\n\
              |---|---|---|---|---|---|---|---|\n",
             machine["cores"],
@@ -167,6 +167,7 @@ impl Report {
             machine["date"].as_str().unwrap_or(""),
             machine["build"].as_str().unwrap_or(""),
             machine["mode"].as_str().unwrap_or(""),
+            machine["loadavg_at_start"].as_str().unwrap_or(""),
         );
         for f in &self.figures {
             let (p50, p99, max, n) = f.s;
@@ -259,7 +260,18 @@ pub fn machine(sizes: &Sizes) -> serde_json::Value {
         "date": line(Command::new("date").args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])),
         "build": build,
         "mode": if sizes.quick { "quick (BENCH_QUICK=1)" } else { "full" },
+        "loadavg_at_start": loadavg(),
     })
+}
+
+/// /proc/loadavg's first three fields: on a shared machine, what else was running.
+pub fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A user of the bench: name, uid and primary gid.

@@ -113,6 +113,7 @@ fn main() {
     if part("expiry") {
         expiry_part(&mut r, &sb, &exe, &users, rate, &sizes);
     }
+    r.note(format!("load average at the end: {}", loadavg()));
     let md = r.markdown(&machine);
     println!("\n{md}");
     println!(
