@@ -319,7 +319,7 @@ pub fn expire_together(
     gone: &dyn Fn(&[u32]) -> bool,
 ) {
     let n = users.len() * privileges.len();
-    let lead_ms = (n as f64 / rate.max(1.0) * 1000.0 * 1.5) as i64 + 1500 + n as i64;
+    let lead_ms = (n as f64 / rate.max(1.0) * 1000.0 * 2.0) as i64 + 1500 + n as i64;
     let until = wall_ms() + lead_ms;
     let batch = populate(exe, users, privileges, until, 0, 4);
     if !batch.errors.is_empty() {
