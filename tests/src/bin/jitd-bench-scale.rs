@@ -110,7 +110,7 @@ fn main() {
     if part("host") {
         rate = host_part(&mut r, &sb, &exe, &users, &bench, &idle, &sizes);
     }
-    if part("expiry") {
+    if ["expiry", "3a", "3b", "4"].iter().any(|p| part(p)) {
         expiry_part(&mut r, &sb, &exe, &users, rate, &sizes);
     }
     r.note(format!("load average at the end: {}", loadavg()));
