@@ -435,9 +435,11 @@ pub fn sudo_leftovers(uids: &[u32]) -> Vec<String> {
         .map(|rd| {
             rd.filter_map(Result::ok)
                 .filter(|e| {
-                    // The command ledger's file names users for sudo's logging, not grants.
+                    // Grant files only: one per grant (`jitd-<id>`) or one per privilege
+                    // (`jitd_grants_<privilege>`). Per-user settings files (the command ledger's,
+                    // which rightly keeps logging a user for a while after a grant) are not grants.
                     let name = e.file_name().to_string_lossy().into_owned();
-                    name.starts_with("jitd") && !name.contains("ledger")
+                    name.starts_with("jitd-") || name.starts_with("jitd_grants")
                 })
                 .map(|e| e.path())
                 .collect()
