@@ -11,6 +11,9 @@
 pub mod approvals;
 pub mod bench_approve;
 pub mod bench_notify;
+pub mod bench_scale;
+pub mod bench_scale_load;
+pub mod bench_scale_peers;
 pub mod bench_signed;
 pub mod bench_sudo;
 pub mod notify;
