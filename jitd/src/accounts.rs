@@ -74,6 +74,62 @@ pub fn binding_change(accounts: &dyn Accounts, uid: u32, name: &str) -> Option<S
     Some(format!("{of_uid}; {of_name}"))
 }
 
+/// Accounts looked up once per pass: the start-up reconcile and the integrity check ask about
+/// the account of every live grant, and each lookup in the files database reads /etc/passwd
+/// from its start (thousands of grants, a thousand users: about a second). Made for one pass
+/// and dropped after it, so a change to the database is seen by the next pass.
+pub struct AccountsOnce<'a> {
+    inner: &'a dyn Accounts,
+    names: std::cell::RefCell<std::collections::HashMap<u32, Option<String>>>,
+    uids: std::cell::RefCell<std::collections::HashMap<String, Option<u32>>>,
+}
+
+impl<'a> AccountsOnce<'a> {
+    pub fn new(inner: &'a dyn Accounts) -> Self {
+        Self {
+            inner,
+            names: Default::default(),
+            uids: Default::default(),
+        }
+    }
+
+    /// [`binding_change`] through this pass's lookups.
+    pub fn binding_change(&self, uid: u32, name: &str) -> Option<String> {
+        binding_change(self, uid, name)
+    }
+}
+
+impl Accounts for AccountsOnce<'_> {
+    fn user_uid(&self, name: &str) -> Option<u32> {
+        if let Some(uid) = self.uids.borrow().get(name) {
+            return *uid;
+        }
+        let uid = self.inner.user_uid(name);
+        self.uids.borrow_mut().insert(name.to_string(), uid);
+        uid
+    }
+    fn user_name(&self, uid: u32) -> Option<String> {
+        if let Some(name) = self.names.borrow().get(&uid) {
+            return name.clone();
+        }
+        let name = self.inner.user_name(uid);
+        self.names.borrow_mut().insert(uid, name.clone());
+        name
+    }
+    fn group_gid(&self, name: &str) -> Option<u32> {
+        self.inner.group_gid(name)
+    }
+    fn user_groups(&self, name: &str) -> Vec<String> {
+        self.inner.user_groups(name)
+    }
+    fn path_exists(&self, path: &std::path::Path) -> bool {
+        self.inner.path_exists(path)
+    }
+    fn group_members(&self, name: &str) -> Option<Vec<String>> {
+        self.inner.group_members(name)
+    }
+}
+
 /// The name of group `gid`, when it has one that is UTF-8.
 fn group_name(gid: Gid) -> Option<String> {
     let group = Group::from_gid(gid).ok().flatten()?;

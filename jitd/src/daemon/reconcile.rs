@@ -6,6 +6,9 @@
 
 use super::Core;
 use super::grants::Ending;
+use std::sync::Arc;
+
+use crate::accounts::AccountsOnce;
 use crate::audit::AuditEvent;
 use crate::clock::started_in_future;
 use crate::effects::enforce::Presence;
@@ -35,6 +38,8 @@ impl Core {
         let gone = self.load_sessions();
         let records = self.live_rows()?;
         let now = self.clock.now();
+        let accounts = Arc::clone(&self.accounts);
+        let once = AccountsOnce::new(accounts.as_ref());
         for g in records {
             match g.state {
                 GrantState::Applying => {
@@ -56,7 +61,7 @@ impl Core {
                 _ if g.deadline().is_due(&now) || started_in_future(g.starts_ms, &now) => {
                     self.end(g, Ending::new(GrantState::Expired, "expired"));
                 }
-                _ if self.end_if_account_changed(&g) => {}
+                _ if self.end_if_account_changed(&g, once.binding_change(g.uid, &g.user)) => {}
                 _ => {
                     self.check_on_system(&g);
                     self.track(g);
@@ -128,8 +133,10 @@ impl Core {
             })
             .cloned()
             .collect();
+        let accounts = Arc::clone(&self.accounts);
+        let once = AccountsOnce::new(accounts.as_ref());
         for g in &active {
-            if !self.end_if_account_changed(g) {
+            if !self.end_if_account_changed(g, once.binding_change(g.uid, &g.user)) {
                 self.check_on_system(g);
             }
         }
@@ -157,9 +164,8 @@ impl Core {
     /// (renamed, deleted, either reused by a new account): a grant is for the person who asked,
     /// and the uid in a drop-in or the gate index must not carry it to someone else. Returns
     /// whether it ended.
-    fn end_if_account_changed(&mut self, g: &GrantRecord) -> bool {
-        let Some(found) = crate::accounts::binding_change(self.accounts.as_ref(), g.uid, &g.user)
-        else {
+    fn end_if_account_changed(&mut self, g: &GrantRecord, found: Option<String>) -> bool {
+        let Some(found) = found else {
             return false;
         };
         self.record(AuditEvent::GrantAccountChanged {
