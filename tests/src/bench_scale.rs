@@ -41,10 +41,14 @@ impl Sizes {
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(if quick { 5 } else { 30 });
+        // BENCH_SCALE_USERS: another number of users (each holding `sudo_per_user` grants).
+        let users = std::env::var("BENCH_SCALE_USERS")
+            .ok()
+            .and_then(|v| v.parse().ok());
         if quick {
             Sizes {
                 quick,
-                users: 10,
+                users: users.unwrap_or(10),
                 sudo_per_user: 5,
                 runs,
                 expire_small: 20,
@@ -56,7 +60,7 @@ impl Sizes {
         } else {
             Sizes {
                 quick,
-                users: 1000,
+                users: users.unwrap_or(1000),
                 sudo_per_user: 10,
                 runs,
                 expire_small: 1000,

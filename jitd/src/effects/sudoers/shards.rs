@@ -21,7 +21,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
@@ -75,7 +75,7 @@ pub struct Shards {
     records: PathBuf,
     /// What the last look at each privilege found, by the two files' identities: the integrity
     /// check asks about every grant, and thousands of grants share a few files.
-    seen: Mutex<HashMap<PrivilegeName, Seen>>,
+    seen: Mutex<HashMap<PrivilegeName, Arc<Seen>>>,
     /// Files found not as their record said when a change came to rewrite them (deleted or
     /// edited behind jitd's back): the change puts them right, and the core audits it.
     drift: Mutex<Vec<(PrivilegeName, String)>>,
@@ -88,7 +88,6 @@ pub struct Shards {
     users_seen: Mutex<Option<((Stamp, Stamp), DropInStatus)>>,
 }
 
-#[derive(Clone)]
 struct Seen {
     stamps: (Stamp, Stamp),
     entries: BTreeMap<GrantId, Entry>,
@@ -357,7 +356,7 @@ impl Shards {
             .seen
             .lock()
             .ok()
-            .and_then(|s| s.get(p).filter(|s| s.stamps == stamps).cloned());
+            .and_then(|s| s.get(p).filter(|s| s.stamps == stamps).map(Arc::clone));
         let seen = match cached {
             Some(seen) => seen,
             None => {
@@ -369,13 +368,13 @@ impl Shards {
                     self.sudoers
                         .status_named(&name, &Self::render(p, &entries)?)?
                 };
-                let seen = Seen {
+                let seen = Arc::new(Seen {
                     stamps,
                     entries,
                     file,
-                };
+                });
                 if let Ok(mut s) = self.seen.lock() {
-                    s.insert(p.clone(), seen.clone());
+                    s.insert(p.clone(), Arc::clone(&seen));
                 }
                 seen
             }
@@ -383,7 +382,7 @@ impl Shards {
         Ok(match seen.entries.get(id) {
             None => DropInStatus::Missing,
             Some(e) if e.text != text => DropInStatus::Tampered("its record changed".into()),
-            Some(_) if seen.file != DropInStatus::Intact => seen.file,
+            Some(_) if seen.file != DropInStatus::Intact => seen.file.clone(),
             Some(_) if defaults(text).is_empty() => DropInStatus::Intact,
             Some(_) => match self.users_status()? {
                 DropInStatus::Intact => DropInStatus::Intact,
