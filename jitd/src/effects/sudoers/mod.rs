@@ -500,15 +500,19 @@ fn open_nofollow(path: &Path) -> std::io::Result<File> {
     Ok(file)
 }
 
-/// Reads a file of at most 64 KiB (drop-ins are far smaller); `None` if larger or unreadable.
+/// The largest sudoers file jitd reads back: a privilege's file lists every holder's uid and
+/// `jitd_users` a line per user (about 100 bytes), so thousands of grants take hundreds of KiB.
+const MAX_READ: u64 = 16 << 20;
+
+/// Reads a file of at most [`MAX_READ`] bytes; `None` if larger or unreadable.
 pub(crate) fn read_small(path: &Path) -> Option<String> {
     let mut file = open_nofollow(path).ok()?;
     let mut buf = String::new();
     (&mut file)
-        .take(64 * 1024 + 1)
+        .take(MAX_READ + 1)
         .read_to_string(&mut buf)
         .ok()?;
-    (buf.len() <= 64 * 1024).then_some(buf)
+    (buf.len() as u64 <= MAX_READ).then_some(buf)
 }
 
 /// Removes `path` if it is a regular file (jitd's temp names are jitd's); true if removed.

@@ -247,3 +247,20 @@ fn a_users_settings_are_written_once_while_any_of_their_grants_lives() {
     s.take(&p(), &[&a.grant]).unwrap();
     assert!(!users.exists());
 }
+
+#[test]
+fn a_users_file_of_thousands_of_lines_reads_back_as_intact() {
+    // A thousand users' logging lines are over 64 KiB: the file must still compare equal.
+    let dirs = temp_dirs();
+    let s = shards(&dirs);
+    let mut e = entry(1, 1001, 1_795_000_000);
+    for uid in 20_000..21_000u32 {
+        e = logged(e, uid);
+    }
+    s.put(&p(), e.clone()).unwrap();
+    assert!(fs::metadata(dirs.0.join(USERS_FILE)).unwrap().len() > 64 * 1024);
+    assert_eq!(
+        s.status(&p(), &e.grant, &e.text).unwrap(),
+        DropInStatus::Intact
+    );
+}
