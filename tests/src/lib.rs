@@ -132,6 +132,32 @@ pub fn add_accounts(accounts: &[(String, u32)], shell: &str) {
     }
 }
 
+/// The `alert.raised` lines of the daemon's log.
+pub fn alerts(d: &Daemon) -> Vec<String> {
+    d.log()
+        .lines()
+        .filter(|l| l.contains("event=alert.raised"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Waits (10 s at most) for an alert of `rule` whose line holds `what`; returns the line.
+pub fn wait_alert(d: &Daemon, rule: &str, what: &str) -> String {
+    let mut found = String::new();
+    wait_for(
+        Duration::from_secs(10),
+        &format!("the {rule} alert"),
+        || {
+            found = alerts(d)
+                .into_iter()
+                .find(|l| l.contains(&format!("rule={rule} ")) && l.contains(what))
+                .unwrap_or_default();
+            !found.is_empty()
+        },
+    );
+    found
+}
+
 /// Secondary group names of `user`, from the group database (what a new login gets).
 pub fn groups_of(user: &str) -> Vec<String> {
     let o = run(Command::new("id").args(["-Gn", user]));

@@ -123,3 +123,21 @@ pub fn recording_sink(dir: &Path, out: &Path, events: &str) {
     )
     .unwrap();
 }
+
+/// A break-glass rule: alice may take `glass` at once; `%appr` reviews.
+pub const GLASS: &str = r#"
+[privilege.glass]
+kind = "sudo"
+run_as = "root"
+commands = ["/usr/bin/id -u"]
+
+[[rule]]
+name = "glass"
+users = ["alice"]
+privileges = ["glass"]
+max_duration = "1h"
+default_duration = "30m"
+reason_min_chars = 8
+breakglass = true
+approvers = ["%appr"]
+"#;

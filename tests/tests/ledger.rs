@@ -192,30 +192,6 @@ fn record_none_leaves_commands_unlogged() {
     drop(d);
 }
 
-fn alerts(d: &Daemon) -> Vec<String> {
-    d.log()
-        .lines()
-        .filter(|l| l.contains("event=alert.raised"))
-        .map(str::to_string)
-        .collect()
-}
-
-fn wait_alert(d: &Daemon, rule: &str, what: &str) -> String {
-    let mut found = String::new();
-    wait_for(
-        Duration::from_secs(10),
-        &format!("the {rule} alert"),
-        || {
-            found = alerts(d)
-                .into_iter()
-                .find(|l| l.contains(&format!("rule={rule} ")) && l.contains(what))
-                .unwrap_or_default();
-            !found.is_empty()
-        },
-    );
-    found
-}
-
 /// Each alert rule is set off by a real action, as an audit record an auditor (and a SIEM)
 /// sees: a command refused under a live grant, a command touching /etc/shadow, stopping the
 /// syslog daemon, sudo after the grant was given back, a burst of refused requests.

@@ -14,30 +14,6 @@ use jitd_tests::notify::*;
 use jitd_tests::*;
 use ledger_common::{elevate, jitctl};
 
-fn alerts(d: &Daemon) -> Vec<String> {
-    d.log()
-        .lines()
-        .filter(|l| l.contains("event=alert.raised"))
-        .map(str::to_string)
-        .collect()
-}
-
-fn wait_alert(d: &Daemon, rule: &str, what: &str) -> String {
-    let mut found = String::new();
-    wait_for(
-        Duration::from_secs(10),
-        &format!("the {rule} alert"),
-        || {
-            found = alerts(d)
-                .into_iter()
-                .find(|l| l.contains(&format!("rule={rule} ")) && l.contains(what))
-                .unwrap_or_default();
-            !found.is_empty()
-        },
-    );
-    found
-}
-
 const POLICY: &str = r#"
 [privilege.env]
 kind = "sudo"

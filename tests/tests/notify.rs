@@ -279,23 +279,6 @@ fn the_holder_is_warned_before_the_grant_expires_with_the_extend_line() {
     let _ = n.wait();
 }
 
-const GLASS: &str = r#"
-[privilege.glass]
-kind = "sudo"
-run_as = "root"
-commands = ["/usr/bin/id -u"]
-
-[[rule]]
-name = "glass"
-users = ["alice"]
-privileges = ["glass"]
-max_duration = "1h"
-default_duration = "30m"
-reason_min_chars = 8
-breakglass = true
-approvers = ["%appr"]
-"#;
-
 #[test]
 #[ignore = "end-to-end: run by tests/run in the sandbox"]
 fn break_glass_reaches_the_security_route_and_chat_in_their_documented_shapes() {

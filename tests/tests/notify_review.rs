@@ -11,24 +11,10 @@ use jitd_tests::approvals::{self, MIN};
 use jitd_tests::notify::*;
 use jitd_tests::*;
 
-const GLASS: &str = r#"
-[privilege.glass]
-kind = "sudo"
-run_as = "root"
-commands = ["/usr/bin/id -u"]
-
-[[rule]]
-name = "glass"
-users = ["alice"]
-privileges = ["glass"]
-max_duration = "1h"
-default_duration = "30m"
-reason_min_chars = 8
-breakglass = true
-approvers = ["%appr"]
-review_within = "10h"
-breakglass_every = "1s"
-"#;
+/// The break-glass rule with a review due in 10 hours and no wait between break-glass grants.
+fn glass() -> String {
+    format!("{GLASS}review_within = \"10h\"\nbreakglass_every = \"1s\"\n")
+}
 
 fn kinds(out: &std::path::Path, kind: &str) -> Vec<serde_json::Value> {
     lines(out)
@@ -48,7 +34,7 @@ fn reviewers_are_reminded_before_a_break_glass_review_is_due_and_told_when_overd
         &out,
         r#"["review.due", "review.overdue", "breakglass.used"]"#,
     );
-    let d = Daemon::start(&sb, "notify-review-d", GLASS);
+    let d = Daemon::start(&sb, "notify-review-d", &glass());
     let mut n = start_notifier(&sb, &dir);
     let glass = |reason: &str| {
         let o = approvals::jitctl("alice", &["--json", "elevate", "glass", "--reason", reason]);
@@ -145,7 +131,7 @@ fn with_access_review_reminder_the_admins_hear_at_the_next_quarter_that_its_revi
     let d = Daemon::start_with(
         &sb,
         "notify-access-d",
-        GLASS,
+        &glass(),
         "access_review_reminder = true\n",
     );
     let mut n = start_notifier(&sb, &dir);
