@@ -70,7 +70,7 @@ fn a_database_written_by_0_1_0_is_served_with_its_grants_working() {
     }
     ensure_group("fixgroup");
 
-    // What jitd 0.1 left on the system: the live grant's own drop-in (one file per grant).
+    // What an earlier jitd left on the system: the live grant's own drop-in (one per grant).
     let legacy = format!("/etc/sudoers.d/jitd-{LIVE_SUDO}");
     std::fs::write(
         &legacy,

@@ -118,7 +118,7 @@ pub trait Enforcer: Send {
 /// The host's real sudoers directory and group database.
 pub struct SystemEnforcer {
     /// The drop-in directory: grants' rules live in their privilege's file ([`Shards`]);
-    /// one file per grant is what jitd before 0.2 wrote, read and removed here on upgrade.
+    /// one file per grant is what earlier jitd wrote, read and removed here on upgrade.
     pub sudoers: SudoersDir,
     pub shards: Shards,
     pub routes: RouteFiles,
@@ -198,7 +198,7 @@ fn entry_of(g: &GrantRecord) -> Entry {
 
 impl SystemEnforcer {
     /// Takes grant `id`'s sudo rule off, wherever it is (its privilege's file, or its own file
-    /// from before 0.2), without the database.
+    /// an earlier jitd wrote), without the database.
     fn remove_line(&self, id: &GrantId) -> Result<(), GrantError> {
         self.sudoers.remove(id)?;
         match self.shards.find(id) {

@@ -1,6 +1,6 @@
 //! sudoers drop-ins. Each grant's rule is rendered here ([`render`]) and kept in the database;
 //! on the system, the grants of one privilege share one file ([`shards`], [`consolidate`]).
-//! One file per grant, `/etc/sudoers.d/jitd-<grant id>`, is what jitd before 0.2 wrote: those
+//! One file per grant, `/etc/sudoers.d/jitd-<grant id>`, is what earlier jitd wrote: those
 //! are still recognised, and removed as their grants move or end.
 //!
 //! Invariants:
