@@ -4,12 +4,13 @@
 //! - The socket is `gate_socket` (default `/run/jitd/gate`): its directory root-owned and not
 //!   writable by others, the socket itself mode 0600. Whatever the file system says, each
 //!   connection's peer uid comes from the kernel (`SO_PEERCRED`) and only uid 0 is answered.
-//! - One accept thread; each connection is served by a short-lived thread of its own, at most
-//!   [`MAX_IN_FLIGHT`] at once (a `Check` takes microseconds; the calls that need the core —
-//!   in-place requests and sessions — may wait for it without holding up anyone's check).
+//! - [`ACCEPTORS`] threads accept connections and answer each `Check` themselves (microseconds,
+//!   from memory: no thread is started for it). The calls that need the core — in-place
+//!   requests and sessions — are served on short-lived threads of their own, at most
+//!   [`MAX_IN_FLIGHT`] at once, so waiting for the core never holds up anyone's check.
 //! - A connection sends one line within [`READ_TIMEOUT`] or is dropped.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -25,10 +26,17 @@ use crate::daemon::Ask;
 use crate::gate_proto::{self, ERROR_PREFIX, GateCall, GateReply, MAX_LINE};
 use crate::terms::Via;
 
-/// Connections served at the same time; more are refused at once as busy.
+/// Threads that accept connections and answer checks themselves: a check never waits for a
+/// thread to be started, and one peer slow to send its line holds up one of them, not the gate.
+const ACCEPTORS: usize = 4;
+/// Calls other than checks (in-place requests, sessions) served at the same time, each on a
+/// thread of its own; more are refused at once as busy.
 const MAX_IN_FLIGHT: usize = 64;
 /// How long a peer has to send its call, and to take the answer.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long an accepting thread waits for a call's line itself (pam_jit sends it right after
+/// connecting); a peer slower than that is waited for on a thread of its own.
+const INLINE_READ: Duration = Duration::from_millis(20);
 /// The gate's threads run ahead of the daemon's bulk work and of users' processes: a sudo
 /// waits on them. (The unit's `LimitNICE=` lets jitd take this without CAP_SYS_NICE.)
 const GATE_NICE: i32 = -10;
@@ -45,39 +53,29 @@ pub enum SocketError {
     },
 }
 
-/// Binds `path` and serves it on a thread of its own until the process ends.
-#[allow(clippy::disallowed_methods)] // the gate's own accept thread: the point of the module
+/// Binds `path` and serves it on threads of their own until the process ends.
+#[allow(clippy::disallowed_methods)] // the gate's own threads: the point of the module
 pub fn serve(path: &Path, shared: Shared) -> Result<(), SocketError> {
-    let listener = bind(path)?;
+    let listener = Arc::new(bind(path)?);
     let in_flight = Arc::new(AtomicUsize::new(0));
-    std::thread::Builder::new()
-        .name("jitd-gate".into())
-        .spawn(move || {
-            // Best effort: without it the gate still answers, only later under load. Threads
-            // started below inherit it.
-            let _ = crate::sys::set_thread_nice(GATE_NICE);
-            for stream in listener.incoming().flatten() {
-                if in_flight.fetch_add(1, Ordering::AcqRel) >= MAX_IN_FLIGHT {
-                    in_flight.fetch_sub(1, Ordering::AcqRel);
-                    refuse_busy(stream);
-                    continue;
+    let io = |source| SocketError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    for n in 0..ACCEPTORS {
+        let (listener, shared, in_flight) = (listener.clone(), shared.clone(), in_flight.clone());
+        std::thread::Builder::new()
+            .name(format!("jitd-gate-{n}"))
+            .spawn(move || {
+                // Best effort: without it the gate still answers, only later under load.
+                // Threads started below inherit it.
+                let _ = crate::sys::set_thread_nice(GATE_NICE);
+                for stream in listener.incoming().flatten() {
+                    serve_one(stream, &shared, &in_flight);
                 }
-                let (shared, done) = (shared.clone(), in_flight.clone());
-                let spawned = std::thread::Builder::new()
-                    .name("jitd-gate-call".into())
-                    .spawn(move || {
-                        serve_one(stream, &shared);
-                        done.fetch_sub(1, Ordering::AcqRel);
-                    });
-                if spawned.is_err() {
-                    in_flight.fetch_sub(1, Ordering::AcqRel);
-                }
-            }
-        })
-        .map_err(|source| SocketError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+            })
+            .map_err(io)?;
+    }
     Ok(())
 }
 
@@ -139,33 +137,102 @@ fn refused(e: &Error) -> GateReply {
     }
 }
 
-/// Reads one call, answers it, closes.
-fn serve_one(stream: UnixStream, shared: &Shared) {
-    let _ = stream.set_read_timeout(Some(READ_TIMEOUT));
+/// Reads one call and answers it: a check on this thread (microseconds, from memory), any
+/// other call, or a peer slow to send its line, on a thread of its own.
+fn serve_one(stream: UnixStream, shared: &Shared, in_flight: &Arc<AtomicUsize>) {
     let _ = stream.set_write_timeout(Some(READ_TIMEOUT));
-    let reply = match getsockopt(&stream, PeerCredentials) {
-        Ok(peer) if peer.uid() == 0 => match read_call(&stream) {
-            Ok(call) => answer(call, shared),
-            Err(why) => refused(&Error::InvalidArgument(why)),
-        },
-        Ok(peer) => refused(&Error::NotAllowed(format!(
+    let root = match getsockopt(&stream, PeerCredentials) {
+        Ok(peer) if peer.uid() == 0 => Ok(()),
+        Ok(peer) => Err(Error::NotAllowed(format!(
             "the gate is for root only, not uid {}",
             peer.uid()
         ))),
-        Err(e) => refused(&Error::NotAllowed(format!(
+        Err(e) => Err(Error::NotAllowed(format!(
             "cannot identify the caller: {e}"
         ))),
     };
-    let mut stream = stream;
-    let _ = stream.write_all(&gate_proto::encode(&reply));
+    if let Err(e) = root {
+        return reply(stream, &refused(&e));
+    }
+    let mut line = Vec::new();
+    match read_line(&stream, &mut line, INLINE_READ) {
+        Ok(true) => match gate_proto::decode(&line) {
+            Ok(call @ GateCall::Check { .. }) => reply(stream, &answer(call, shared)),
+            Ok(call) => elsewhere(stream, shared, in_flight, Ok(call)),
+            Err(why) => reply(stream, &refused(&Error::InvalidArgument(why))),
+        },
+        Ok(false) => elsewhere(stream, shared, in_flight, Err(line)),
+        Err(why) => reply(stream, &refused(&Error::InvalidArgument(why))),
+    }
 }
 
-fn read_call(stream: &UnixStream) -> Result<GateCall, String> {
-    let mut line = Vec::new();
-    BufReader::new(stream.take(MAX_LINE as u64 + 1))
-        .read_until(b'\n', &mut line)
-        .map_err(|e| format!("no call received: {e}"))?;
-    gate_proto::decode(&line)
+/// Serves a call (or the rest of a line not yet received) on a thread of its own.
+#[allow(clippy::disallowed_methods)] // the slow calls' own threads
+fn elsewhere(
+    stream: UnixStream,
+    shared: &Shared,
+    in_flight: &Arc<AtomicUsize>,
+    call: Result<GateCall, Vec<u8>>,
+) {
+    if in_flight.fetch_add(1, Ordering::AcqRel) >= MAX_IN_FLIGHT {
+        in_flight.fetch_sub(1, Ordering::AcqRel);
+        return refuse_busy(stream);
+    }
+    let (shared, done) = (shared.clone(), in_flight.clone());
+    let spawned = std::thread::Builder::new()
+        .name("jitd-gate-call".into())
+        .spawn(move || {
+            let call = call.or_else(
+                |mut line| match read_line(&stream, &mut line, READ_TIMEOUT) {
+                    Ok(true) => gate_proto::decode(&line),
+                    Ok(false) => Err("no whole call received in time".into()),
+                    Err(why) => Err(why),
+                },
+            );
+            let answer = match call {
+                Ok(call) => answer(call, &shared),
+                Err(why) => refused(&Error::InvalidArgument(why)),
+            };
+            reply(stream, &answer);
+            done.fetch_sub(1, Ordering::AcqRel);
+        });
+    if spawned.is_err() {
+        in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+fn reply(mut stream: UnixStream, reply: &GateReply) {
+    let _ = stream.write_all(&gate_proto::encode(reply));
+}
+
+/// Reads into `line` until a newline, for at most `wait`. `Ok(true)`: the line is whole;
+/// `Ok(false)`: not yet (what came so far is in `line`); `Err`: the peer closed, failed or
+/// sent more than a call may hold.
+fn read_line(stream: &UnixStream, line: &mut Vec<u8>, wait: Duration) -> Result<bool, String> {
+    let deadline = std::time::Instant::now() + wait;
+    let mut chunk = [0u8; 1024];
+    loop {
+        if line.contains(&b'\n') {
+            return Ok(true);
+        }
+        if line.len() > MAX_LINE {
+            return Err(format!("message longer than {MAX_LINE} bytes"));
+        }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Ok(false);
+        }
+        let _ = stream.set_read_timeout(Some(left));
+        match (&*stream).read(&mut chunk) {
+            Ok(0) => return Err("the peer closed before sending a whole call".into()),
+            Ok(n) => line.extend_from_slice(&chunk[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return Ok(false);
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("no call received: {e}")),
+        }
+    }
 }
 
 fn answer(call: GateCall, shared: &Shared) -> GateReply {

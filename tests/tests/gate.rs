@@ -252,6 +252,48 @@ fn an_impostor_at_the_gate_socket_is_never_believed() {
     let _ = std::fs::remove_dir_all(evil);
 }
 
+/// Peers at the gate socket that connect and then send nothing, or half a call, for longer
+/// than any check takes (a stopped or traced process) hold up nobody's sudo, and a call sent
+/// in pieces is still answered.
+#[test]
+#[ignore = "needs root and the sandbox: run tests/run"]
+fn silent_peers_at_the_gate_socket_hold_up_no_one() {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+    let (sb, _sudoers) = setup();
+    let _d = Daemon::start(&sb, "gate-silent", POLICY);
+    elevate("alice");
+    let _pam = sudo_stack("");
+    let gate = jitd::gate_proto::DEFAULT_SOCKET;
+    // More silent peers than the gate has threads accepting connections.
+    let mut silent: Vec<UnixStream> = (0..16)
+        .map(|_| UnixStream::connect(gate).unwrap())
+        .collect();
+    let mut half = UnixStream::connect(gate).unwrap();
+    half.write_all(br#"{"call":"check","uid":"#).unwrap();
+    silent.push(half.try_clone().unwrap());
+    std::thread::sleep(Duration::from_millis(200));
+    for _ in 0..5 {
+        let t = Instant::now();
+        assert!(sudo_ok("alice"), "a sudo with a live grant was refused");
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "a sudo waited {:?} behind silent peers",
+            t.elapsed()
+        );
+    }
+    // The rest of the piecemeal call, after the inline wait: answered all the same.
+    let uid = uid_of("alice").unwrap();
+    half.write_all(format!(r#"{uid},"service":"sudo","tty":"","rhost":""}}"#).as_bytes())
+        .unwrap();
+    half.write_all(b"\n").unwrap();
+    half.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut answer = String::new();
+    half.read_to_string(&mut answer).unwrap();
+    assert!(answer.contains(r#""allowed":true"#), "{answer}");
+    drop(silent);
+}
+
 /// A test service whose auth stack is `auth sufficient pam_jit.so` then `pam_deny`, as an admin
 /// might write it, and with in-place requests on.
 fn auth_service() -> Replaced {

@@ -248,6 +248,29 @@ fn su_is_gated_on_the_invoking_users_grant_and_ignores_the_environment() {
     assert!(root.status.success(), "root su: {}", stderr(&root));
 }
 
+/// The module sudo loads for everyone needs nothing sudo has not loaded already but libpam
+/// and libc: in particular not libgcc_s, whose loading alone was most of the module's cost.
+/// (The panic test below proves the unwinder linked in still contains a panic.)
+#[test]
+#[ignore = "needs root and the sandbox: run tests/run"]
+fn the_module_links_no_library_sudo_does_not_load() {
+    let s = setup();
+    let o = run(Command::new("readelf").args(["-d", &module()]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let needed: Vec<String> = stdout(&o)
+        .lines()
+        .filter(|l| l.contains("(NEEDED)"))
+        .filter_map(|l| l.split('[').nth(1)?.split(']').next().map(str::to_string))
+        .collect();
+    for lib in &needed {
+        assert!(
+            ["libpam.so.0", "libc.so.6"].contains(&lib.as_str()) || lib.starts_with("ld-linux"),
+            "pam_jit needs {lib}: {needed:?}"
+        );
+    }
+    drop(s);
+}
+
 #[test]
 #[ignore = "needs root and the sandbox: run tests/run"]
 fn pamtester_sees_the_gate_and_a_panic_is_contained() {
