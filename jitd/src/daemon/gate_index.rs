@@ -4,7 +4,9 @@
 #![forbid(unsafe_code)]
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::os::unix::fs::MetadataExt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::client::GateDecision;
 use crate::clock::{Deadline, Now};
@@ -28,6 +30,66 @@ pub struct GateIndex {
     policy: Arc<Policy>,
     hostname: String,
     accounts: Arc<dyn Accounts + Send + Sync>,
+    names: Names,
+}
+
+/// The file whose change means an account may have been deleted, renamed or its uid reused.
+const PASSWD: &str = "/etc/passwd";
+/// How long a name looked up stands while /etc/passwd stays the same file.
+const NAME_TTL: Duration = Duration::from_secs(5);
+/// Most names kept; beyond it the cache starts over.
+const MAX_NAMES: usize = 100_000;
+
+/// The account name of each uid as the gate last looked it up. A check asks NSS (which reads
+/// /etc/passwd from its start, tens of microseconds per check) only when /etc/passwd is no
+/// longer the file it was, or the name is older than [`NAME_TTL`]: useradd, userdel and usermod
+/// replace the file, so a uid deleted and reused or renamed there is seen by the next check;
+/// other NSS sources (LDAP through sssd, which itself caches for far longer) within the TTL.
+#[derive(Default)]
+struct Names {
+    seen: Mutex<HashMap<u32, Seen>>,
+}
+
+struct Seen {
+    name: Option<String>,
+    passwd: Option<(u64, u64, i64, i64, u64)>,
+    at: Instant,
+}
+
+fn passwd_stamp() -> Option<(u64, u64, i64, i64, u64)> {
+    let m = std::fs::metadata(PASSWD).ok()?;
+    Some((m.dev(), m.ino(), m.mtime(), m.mtime_nsec(), m.size()))
+}
+
+impl Names {
+    fn name(&self, uid: u32, accounts: &dyn Accounts) -> Option<String> {
+        let passwd = passwd_stamp();
+        let lock = || self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = lock().get(&uid)
+            && passwd.is_some()
+            && s.passwd == passwd
+            && s.at.elapsed() < NAME_TTL
+        {
+            return s.name.clone();
+        }
+        // Looked up without the lock: a slow NSS source holds up only this check.
+        let at = Instant::now();
+        let name = accounts.user_name(uid);
+        let mut seen = lock();
+        if seen.len() >= MAX_NAMES {
+            seen.clear();
+        }
+        let kept = name.clone();
+        seen.insert(
+            uid,
+            Seen {
+                name: kept,
+                passwd,
+                at,
+            },
+        );
+        name
+    }
 }
 
 impl GateIndex {
@@ -41,6 +103,7 @@ impl GateIndex {
             policy,
             hostname,
             accounts,
+            names: Names::default(),
         }
     }
 
@@ -50,7 +113,7 @@ impl GateIndex {
         // A grant opens the gate only for the account it was made for: a uid that now names
         // another account (deleted and reused, renamed) is refused at once, before the
         // integrity check ends the grant. Looked up only when the uid holds a grant.
-        let account = entries.and_then(|_| self.accounts.user_name(uid));
+        let account = entries.and_then(|_| self.names.name(uid, self.accounts.as_ref()));
         let live = entries.into_iter().flatten().find(|e| {
             account.as_deref() == Some(e.user.as_str())
                 && !e.deadline.is_due(now)
