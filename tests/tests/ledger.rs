@@ -40,10 +40,9 @@ fn commands_of_two_users_with_overlapping_grants_land_under_the_right_grant() {
         ["/usr/bin/false", "/usr/bin/id -u"]
     );
     assert_eq!(bc[0]["exit"], 1);
-    // The drop-in carries the per-user logging, and sudo's file is jitd's, 0600.
+    // The users' logging goes to one file, jitd's, 0600; sudoers names them in one alias.
     let ledger = ledger_dir(&d);
-    let meta =
-        std::fs::metadata(ledger.join(format!("{}.json", uid_of("alice").unwrap()))).unwrap();
+    let meta = std::fs::metadata(ledger.join("sudo.json")).unwrap();
     use std::os::unix::fs::MetadataExt;
     assert_eq!(meta.mode() & 0o077, 0, "{:o}", meta.mode());
 
@@ -94,7 +93,7 @@ fn a_restart_mid_grant_loses_and_repeats_nothing_and_a_truncated_log_is_reported
     assert_eq!(uuids.len(), 3);
 
     // Someone empties the log: reported, and what sudo writes next is still read.
-    let file = ledger_dir(&d).join(format!("{}.json", uid_of("alice").unwrap()));
+    let file = ledger_dir(&d).join("sudo.json");
     std::fs::write(&file, "").unwrap();
     assert!(sudo_as("alice", "/usr/bin/id -u").status.success());
     wait_commands("alice", &a, 4);
@@ -284,7 +283,7 @@ fn logs_nobody_writes_any_more_are_removed_and_the_next_grant_starts_afresh() {
     assert!(sudo_as("alice", "/usr/bin/id -u").status.success());
     wait_commands("alice", &a, 1);
     assert!(jitctl("alice", &["drop", &a]).status.success());
-    let file = ledger_dir(&d).join(format!("{}.json", uid_of("alice").unwrap()));
+    let file = ledger_dir(&d).join("sudo.json");
     // Still followed for 10 minutes after the end: kept across a restart.
     d.restart();
     std::thread::sleep(Duration::from_millis(600));

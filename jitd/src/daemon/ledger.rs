@@ -105,32 +105,52 @@ impl Core {
     }
 
     /// Removes the sudo logs nobody writes any more: read to their end, of users with no
-    /// live grant and no trail. Under the core's lock, so no grant can start logging to one
-    /// in between; a sudo started before and still running writes its exit to a new file,
-    /// read from its start. Also forgets commands whose exit is a day overdue.
-    pub fn ledger_cleanup(&self, positions: &HashMap<u32, LedgerPosition>) -> Vec<u32> {
+    /// live grant and no trail (the shared log: when nobody has either). Under the core's
+    /// lock, so no grant can start logging to one in between; a sudo started before and still
+    /// running writes its exit to a new file, read from its start. Empties the shared log
+    /// when it is large and read to its end. Also forgets commands whose exit is a day overdue.
+    pub fn ledger_cleanup(
+        &self,
+        positions: &HashMap<u32, LedgerPosition>,
+    ) -> crate::ledger::Cleaned {
+        let mut cleaned = crate::ledger::Cleaned::default();
         let Some(trail) = self.ledger_trail_uids() else {
-            return Vec::new();
+            return cleaned;
         };
         let dir = crate::ledger::dir(&self.cfg);
-        let mut removed = Vec::new();
         for (uid, p) in positions {
-            if trail.contains(uid) || self.live.values().any(|g| g.uid == *uid) {
+            let shared = *uid == crate::ledger::SHARED;
+            let path = if shared {
+                dir.join(crate::ledger::SHARED_LOG)
+            } else {
+                dir.join(format!("{uid}.json"))
+            };
+            let followed = if shared {
+                !trail.is_empty() || !self.live.is_empty()
+            } else {
+                trail.contains(uid) || self.live.values().any(|g| g.uid == *uid)
+            };
+            if followed {
+                if shared
+                    && let Some(p) = crate::ledger::empty_if_read(&path, p)
+                    && self.store.set_ledger_position(*uid, p).is_ok()
+                {
+                    cleaned.emptied.push((*uid, p));
+                }
                 continue;
             }
-            let path = dir.join(format!("{uid}.json"));
             if !crate::ledger::read_to_end(&path, p) {
                 continue;
             }
             if std::fs::remove_file(&path).is_ok()
                 && self.store.forget_ledger_position(*uid).is_ok()
             {
-                removed.push(*uid);
+                cleaned.removed.push(*uid);
             }
         }
         let day_ago = self.clock.now().wall_ms - 86_400_000;
         let _ = self.store.forget_ledger_runs_before(day_ago);
-        removed
+        cleaned
     }
 
     /// Users whose sudo events are still followed after their grant's end (the trail).
@@ -174,14 +194,19 @@ impl Core {
         for b in batches {
             for (problem, action) in &b.problems {
                 self.record(AuditEvent::LedgerProblem {
-                    uid: b.uid,
+                    // The shared log is no one user's.
+                    uid: if b.uid == crate::ledger::SHARED {
+                        0
+                    } else {
+                        b.uid
+                    },
                     path: b.path.clone(),
                     problem: problem.clone(),
                     action: action.clone(),
                 });
             }
-            for e in &b.events {
-                self.ingest_one(b.uid, e);
+            for (uid, e) in &b.events {
+                self.ingest_one(*uid, e);
             }
             let kept = b
                 .position

@@ -21,10 +21,14 @@ const MARKER: &str = "# jitd ledger trail: managed by jitd, do not edit";
 
 /// The file's text for `uids`; `None` when there is nobody to follow.
 pub fn render(cfg: &Config, uids: &BTreeSet<u32>) -> Option<String> {
-    let lines: String = uids
+    let lines: Vec<String> = uids
         .iter()
         .filter_map(|uid| super::defaults_line(cfg, *uid))
         .collect();
+    let lines = crate::effects::sudoers::consolidate::grouped_defaults(
+        lines.iter().map(|l| l.trim_end()),
+        "JITD_TRAIL",
+    );
     (!lines.is_empty()).then(|| {
         format!(
             "{MARKER}\n# sudo's event log for users whose grant ended within the last {} \
@@ -63,8 +67,11 @@ mod tests {
         assert_eq!(render(&cfg, &BTreeSet::new()), None);
         let text = render(&cfg, &[1001, 1002].into_iter().collect()).unwrap();
         assert!(text.starts_with(MARKER));
-        assert!(text.contains("Defaults:#1001 log_format=json, logfile=/var/lib/jitd/ledger/1001.json, log_exit_status, log_subcmds\n"));
-        assert!(text.contains("Defaults:#1002 "));
+        assert!(
+            text.contains("User_Alias JITD_TRAIL_1 = #1001, #1002\n"),
+            "{text}"
+        );
+        assert!(text.contains("Defaults:JITD_TRAIL_1 log_format=json, logfile=/var/lib/jitd/ledger/sudo.json, log_exit_status, log_subcmds\n"));
         assert!(!text.contains("ALL="), "{text}");
     }
 }

@@ -205,9 +205,9 @@ fn a_users_settings_are_written_once_while_any_of_their_grants_lives() {
     s.put(&p(), a.clone()).unwrap();
     s.put(&other, b.clone()).unwrap();
     let text = fs::read_to_string(&users).unwrap();
-    assert_eq!(
-        text.matches("Defaults:#1001 log_format=json").count(),
-        1,
+    assert_eq!(text.matches("#1001").count(), 1, "{text}");
+    assert!(
+        text.contains("User_Alias JITD_USERS_1 = #1001\nDefaults:JITD_USERS_1 log_format=json"),
         "{text}"
     );
     assert!(
@@ -233,11 +233,7 @@ fn a_users_settings_are_written_once_while_any_of_their_grants_lives() {
         DropInStatus::Tampered(_)
     ));
     s.put(&other, b.clone()).unwrap();
-    assert!(
-        fs::read_to_string(&users)
-            .unwrap()
-            .contains("Defaults:#1001 ")
-    );
+    assert!(fs::read_to_string(&users).unwrap().contains("= #1001\n"));
     s.take(&other, &[&b.grant]).unwrap();
     assert!(!users.exists(), "nobody left to log");
     // Counts lost in a crash are rebuilt from the records.
