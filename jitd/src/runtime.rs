@@ -155,12 +155,7 @@ pub fn one_shot(cfg: Config, audit: Arc<Audit>, purge: bool) -> Result<(), RunEr
     }
 }
 
-/// How often memory malloc no longer uses is given back (a walk of its free lists: about a
-/// millisecond with tens of thousands of grants).
-const TRIM_EVERY: Duration = Duration::from_secs(10);
-
 pub fn serve(cfg: Config, audit: Arc<Audit>) -> Result<(), RunError> {
-    crate::sys::limit_malloc_arenas();
     if let Err(e) = crate::sys::drop_capabilities() {
         audit.log(Level::Warning, &format!("could not drop capabilities: {e}"));
     }
@@ -181,7 +176,6 @@ pub fn serve(cfg: Config, audit: Arc<Audit>) -> Result<(), RunError> {
     // safe mode, serving no new grants and ending grants by the markers on the system, rather
     // than exiting for systemd to restart in a loop.
     let (mut engine, unusable) = open_core(&cfg, &audit, policy, Core::reconcile)?;
-    crate::sys::release_free_memory();
     if let Some(errors) = rejected {
         engine.record(AuditEvent::PolicyRejected {
             errors,
@@ -304,7 +298,6 @@ async fn run(
     audit.log(Level::Info, &format!("serving {BUS_NAME}"));
     let check_every = Duration::from_secs(check_every_secs.max(1));
     let mut last_check = std::time::Instant::now();
-    let mut last_trim = std::time::Instant::now();
     loop {
         let next = {
             let mut engine = shared.engine.lock().unwrap_or_else(|p| p.into_inner());
@@ -320,8 +313,7 @@ async fn run(
         };
         // Bursts of requests and expiries leave freed memory resident until reused.
         if last_trim.elapsed() >= TRIM_EVERY {
-            crate::sys::release_free_memory();
-            last_trim = std::time::Instant::now();
+                    last_trim = std::time::Instant::now();
         }
 
         // Never sleep more than a second: a wall-clock jump or a resume from suspend is then

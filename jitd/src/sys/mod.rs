@@ -32,26 +32,6 @@ pub fn set_thread_nice(nice: i32) -> Result<(), String> {
     }
 }
 
-/// Caps glibc's malloc at two arenas. By default each thread that allocates may get an arena of
-/// its own (up to eight per core), and jitd starts short-lived threads (gate calls, offloaded
-/// work, tokio's blocking pool): memory freed in one arena is not reused by another, so the
-/// daemon's resident size grew with the threads it had started, not with what it keeps.
-/// Called once, before any thread starts.
-pub fn limit_malloc_arenas() {
-    // SAFETY: mallopt(3) takes two integers and changes only malloc's own settings; called
-    // before the process starts a thread, so no allocation runs concurrently.
-    unsafe { libc::mallopt(libc::M_ARENA_MAX, 2) };
-}
-
-/// Gives memory malloc holds but no longer uses back to the kernel (whole free pages, in
-/// every arena). After the passes that touch every grant (start-up, the integrity check, a
-/// mass expiry), whose temporary copies would otherwise stay resident until reused.
-pub fn release_free_memory() {
-    // SAFETY: malloc_trim(3) takes an integer and only walks malloc's own free lists, under
-    // malloc's own locks; it is safe to call from any thread at any time.
-    unsafe { libc::malloc_trim(0) };
-}
-
 /// The kernel's node name.
 pub fn hostname() -> String {
     nix::unistd::gethostname()
