@@ -311,10 +311,6 @@ async fn run(
             }
             next
         };
-        // Bursts of requests and expiries leave freed memory resident until reused.
-        if last_trim.elapsed() >= TRIM_EVERY {
-                    last_trim = std::time::Instant::now();
-        }
 
         // Never sleep more than a second: a wall-clock jump or a resume from suspend is then
         // noticed within a second even with no deadline near.
