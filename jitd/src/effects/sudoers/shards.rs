@@ -79,13 +79,46 @@ pub struct Shards {
     /// Files found not as their record said when a change came to rewrite them (deleted or
     /// edited behind jitd's back): the change puts them right, and the core audits it.
     drift: Mutex<Vec<(PrivilegeName, String)>>,
-    /// Each record as last read or written, with its text: a grant changes one entry, and
-    /// parsing a privilege's whole record again for each would make granting slower as the
-    /// live set grows. Reading is cheap; the text read is compared in full, so another
-    /// writer's change (the sweep's) is never missed.
-    parsed: Mutex<HashMap<PrivilegeName, (String, Record)>>,
+    /// Each record as last read or written: a grant changes one entry, and parsing a
+    /// privilege's whole record again for each would make granting slower as the live set
+    /// grows. Kept with its file's stamp and its text's hash, not its text (a second copy of
+    /// every record: 4 MB at 10,000 grants). A record whose stamp is unchanged and over a
+    /// second old is not even read; one changed within the last second (when a change in the
+    /// same clock tick would leave the stamp as it was) is read and its hash compared, so
+    /// another writer's change (the sweep's) is never missed.
+    parsed: Mutex<HashMap<PrivilegeName, Known>>,
     /// The users file's last look, by the identities of its counts and itself.
     users_seen: Mutex<Option<((Stamp, Stamp), DropInStatus)>>,
+}
+
+/// A record as last read or written; see [`Shards`]' `parsed`.
+struct Known {
+    stamp: Stamp,
+    hash: u64,
+    entries: Record,
+}
+
+/// The text's hash, to tell a record read again from the one known.
+fn text_hash(text: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut h);
+    h.finish()
+}
+
+/// Whether a file's stamp is over a second old: a change now would get another change time.
+fn settled(stamp: &Stamp) -> bool {
+    let Some((_, _, secs, nanos, _)) = stamp else {
+        return false;
+    };
+    let ctime = std::time::UNIX_EPOCH
+        + std::time::Duration::new(
+            u64::try_from(*secs).unwrap_or(0),
+            u32::try_from(*nanos).unwrap_or(0),
+        );
+    std::time::SystemTime::now()
+        .duration_since(ctime)
+        .is_ok_and(|age| age >= std::time::Duration::from_secs(1))
 }
 
 struct Seen {
@@ -162,20 +195,45 @@ impl Shards {
     /// The record of `p` as on disk (empty when there is none).
     fn read(&self, p: &PrivilegeName) -> Result<BTreeMap<GrantId, Entry>, GrantError> {
         let path = self.record_path(p);
-        let text = match fs::read_to_string(&path) {
-            Ok(t) => t,
+        let mut file = match fs::File::open(&path) {
+            Ok(f) => f,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(BTreeMap::new()),
             Err(e) => return Err(GrantError::io(&path, e)),
         };
+        // The stamp of what is read, from the open file itself.
+        let now = file
+            .metadata()
+            .ok()
+            .map(|m| (m.dev(), m.ino(), m.ctime(), m.ctime_nsec(), m.len()));
         if let Ok(parsed) = self.parsed.lock()
-            && let Some((seen, entries)) = parsed.get(p)
-            && *seen == text
+            && let Some(known) = parsed.get(p)
+            && known.stamp == now
+            && settled(&now)
         {
-            return Ok(entries.clone());
+            return Ok(known.entries.clone());
+        }
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut file, &mut text)
+            .map_err(|e| GrantError::io(&path, e))?;
+        let hash = text_hash(&text);
+        if let Ok(mut parsed) = self.parsed.lock()
+            && let Some(known) = parsed.get_mut(p)
+            && known.hash == hash
+        {
+            known.stamp = now;
+            return Ok(known.entries.clone());
         }
         let entries = Self::parse(&path, &text)?;
         if let Ok(mut parsed) = self.parsed.lock() {
-            parsed.insert(p.clone(), (text, entries.clone()));
+            let entries = entries.clone();
+            parsed.insert(
+                p.clone(),
+                Known {
+                    stamp: now,
+                    hash,
+                    entries,
+                },
+            );
         }
         Ok(entries)
     }
@@ -226,8 +284,14 @@ impl Shards {
             text.push('\n');
         }
         write_synced(&self.records, &format!("{p}.jsonl"), &text)?;
+        // Written under the lock every writer takes: the stamp is of this text.
         if let Ok(mut parsed) = self.parsed.lock() {
-            parsed.insert(p.clone(), (text, entries.clone()));
+            let known = Known {
+                stamp: stamp(&path),
+                hash: text_hash(&text),
+                entries: entries.clone(),
+            };
+            parsed.insert(p.clone(), known);
         }
         Ok(())
     }

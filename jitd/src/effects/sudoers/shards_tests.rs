@@ -260,3 +260,33 @@ fn a_users_file_of_thousands_of_lines_reads_back_as_intact() {
         DropInStatus::Intact
     );
 }
+
+#[test]
+fn a_record_changed_by_another_writer_is_read_again_however_soon() {
+    // The daemon and the sweep are two processes: two `Shards` on the same directories.
+    let dirs = temp_dirs();
+    let (daemon, sweep) = (shards(&dirs), shards(&dirs));
+    let (a, b, c) = (
+        entry(1, 1001, 1_795_000_000),
+        entry(2, 1002, 1_795_000_000),
+        entry(3, 1003, 1_795_000_000),
+    );
+    daemon.put(&p(), a.clone()).unwrap();
+    daemon.put(&p(), b.clone()).unwrap();
+    // The sweep ends b within the same clock tick as the daemon's last look.
+    sweep.take(&p(), &[&b.grant]).unwrap();
+    daemon.put(&p(), c.clone()).unwrap();
+    let text = fs::read_to_string(file(&dirs)).unwrap();
+    assert!(text.contains("#1001") && text.contains("#1003"), "{text}");
+    assert!(
+        !text.contains("#1002"),
+        "the sweep's removal was undone: {text}"
+    );
+    // And later, once the stamps are settled: still seen.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    sweep.take(&p(), &[&a.grant]).unwrap();
+    daemon.put(&p(), b.clone()).unwrap();
+    let text = fs::read_to_string(file(&dirs)).unwrap();
+    assert!(!text.contains("#1001"), "{text}");
+    assert!(text.contains("#1002") && text.contains("#1003"), "{text}");
+}
