@@ -183,32 +183,6 @@ fn host_part(
         mass.latencies,
     ));
     r.phase("mass grants");
-    if std::env::var("HEAPTRACK_PROBE").is_ok() {
-        eprintln!("RSS before {}", rss_mb(d.pid()));
-        d.stop();
-        let real = sb.bin.join("jitd.real");
-        std::fs::copy("/work/main/target/debug/jitd", &real).unwrap();
-        std::fs::write(
-            sb.bin.join("jitd"),
-            format!(
-                "#!/bin/sh\nexec heaptrack -o /tmp/ht/jitd {} \"$@\"\n",
-                real.display()
-            ),
-        )
-        .unwrap();
-        let _ = Command::new("chmod")
-            .args(["755", sb.bin.join("jitd").to_str().unwrap()])
-            .status();
-        let _ = std::fs::create_dir_all("/tmp/ht");
-        d.restart();
-        std::thread::sleep(Duration::from_secs(15));
-        eprintln!("RSS debug {}", rss_mb(d.pid()));
-        let _ = Command::new("pkill")
-            .args(["-TERM", "-f", "jitd.real"])
-            .status();
-        std::thread::sleep(Duration::from_secs(10));
-        std::process::exit(0);
-    }
     let snap_large = snapshot_sudoers(&sb.dir.join("sudoers-large"));
     let large = host_figures(
         r,

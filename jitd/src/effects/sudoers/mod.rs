@@ -18,14 +18,16 @@
 
 #![forbid(unsafe_code)]
 
+mod checked_write;
 pub mod consolidate;
+mod record_cache;
 pub mod shards;
 pub mod users;
 
 use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::io::Read;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::{GrantError, run_tool};
@@ -265,77 +267,20 @@ impl SudoersDir {
         marker: &str,
         text: &str,
     ) -> Result<(), GrantError> {
-        if !text.starts_with(marker) {
-            return Err(GrantError::Verify {
-                what: "drop-in text lacks its marker".into(),
+        if !self.needs_write(path, marker, text)? {
+            return Ok(());
+        }
+        let result = self
+            .write_temp(temp, text)
+            .and_then(|()| self.visudo_check(&[temp]))
+            .and_then(|()| {
+                fs::rename(temp, path).map_err(|e| GrantError::io(path, e))?;
+                sync_dir(&self.dir)
             });
-        }
-        self.check_dir()?;
-        let path = path.to_path_buf();
-        match fs::symlink_metadata(&path) {
-            Ok(meta) if meta.file_type().is_file() && carries(&path, marker) => {
-                if meta.uid() == 0
-                    && meta.gid() == 0
-                    && meta.mode() & 0o7777 == 0o440
-                    && read_small(&path).as_deref() == Some(text)
-                {
-                    return Ok(());
-                }
-                // Ours but altered: replaced below by the same safe path as a new file.
-            }
-            Ok(_) => return Err(GrantError::Foreign { path }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(GrantError::io(&path, e)),
-        }
-        let result = self.write_checked(temp, text).and_then(|()| {
-            fs::rename(temp, &path).map_err(|e| GrantError::io(&path, e))?;
-            sync_dir(&self.dir)
-        });
         if result.is_err() {
             let _ = remove_if_ours_temp(temp);
         }
         result
-    }
-
-    fn write_checked(&self, temp: &Path, text: &str) -> Result<(), GrantError> {
-        let mut file = match create_exclusive(temp) {
-            Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                // A leftover from a crash: ours if it is a plain file; else refuse.
-                if !remove_if_ours_temp(temp)? {
-                    return Err(GrantError::Foreign {
-                        path: temp.to_path_buf(),
-                    });
-                }
-                create_exclusive(temp).map_err(|e| GrantError::io(temp, e))?
-            }
-            Err(_) if fs::symlink_metadata(temp).is_ok() => {
-                return Err(GrantError::Foreign {
-                    path: temp.to_path_buf(),
-                });
-            }
-            Err(e) => return Err(GrantError::io(temp, e)),
-        };
-        let io = |e| GrantError::io(temp, e);
-        std::os::unix::fs::fchown(&file, Some(0), Some(0)).map_err(io)?;
-        file.set_permissions(fs::Permissions::from_mode(0o440))
-            .map_err(io)?;
-        file.write_all(text.as_bytes()).map_err(io)?;
-        file.sync_all().map_err(io)?;
-        drop(file);
-        let out = run_tool(
-            &self.visudo,
-            &[OsStr::new("-c"), OsStr::new("-f"), temp.as_os_str()],
-        )?;
-        if !out.status.success() {
-            let mut output = String::from_utf8_lossy(&out.stderr).into_owned();
-            output.push_str(&String::from_utf8_lossy(&out.stdout));
-            return Err(GrantError::Visudo {
-                path: temp.to_path_buf(),
-                output: output.trim().replace('\n', " | "),
-            });
-        }
-        Ok(())
     }
 
     /// Removes the grant's drop-in. Missing is success (`Ok(false)`); a file jitd did not write

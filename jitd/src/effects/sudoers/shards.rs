@@ -25,8 +25,9 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
-use super::consolidate::{self, USERS_FILE, defaults};
-use super::users::{Counts, Users};
+use super::consolidate::{self, USERS_FILE, USERS_MARKER, defaults};
+use super::record_cache::{Known, settled, text_hash};
+use super::users::{Counts, FileChange, Users};
 use super::{DropInStatus, SudoersDir, sync_dir};
 use crate::effects::GrantError;
 use crate::names::{GrantId, PrivilegeName};
@@ -43,7 +44,7 @@ pub struct Entry {
 }
 
 /// A privilege's record: its grants by id.
-type Record = BTreeMap<GrantId, Entry>;
+pub(super) type Record = BTreeMap<GrantId, Entry>;
 
 /// An [`Entry`] as a line of the record.
 #[derive(Serialize, Deserialize)]
@@ -91,36 +92,6 @@ pub struct Shards {
     users_seen: Mutex<Option<((Stamp, Stamp), DropInStatus)>>,
 }
 
-/// A record as last read or written; see [`Shards`]' `parsed`.
-struct Known {
-    stamp: Stamp,
-    hash: u64,
-    entries: Record,
-}
-
-/// The text's hash, to tell a record read again from the one known.
-fn text_hash(text: &str) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    text.hash(&mut h);
-    h.finish()
-}
-
-/// Whether a file's stamp is over a second old: a change now would get another change time.
-fn settled(stamp: &Stamp) -> bool {
-    let Some((_, _, secs, nanos, _)) = stamp else {
-        return false;
-    };
-    let ctime = std::time::UNIX_EPOCH
-        + std::time::Duration::new(
-            u64::try_from(*secs).unwrap_or(0),
-            u32::try_from(*nanos).unwrap_or(0),
-        );
-    std::time::SystemTime::now()
-        .duration_since(ctime)
-        .is_ok_and(|age| age >= std::time::Duration::from_secs(1))
-}
-
 struct Seen {
     stamps: (Stamp, Stamp),
     /// Each grant's text by its SHA-256: enough to compare, without a second copy of the record.
@@ -135,7 +106,7 @@ fn digest(text: &str) -> [u8; 32] {
 
 /// A file's identity and change time: equal stamps mean an unchanged file (`ctime` cannot be
 /// set back from user space).
-type Stamp = Option<(u64, u64, i64, i64, u64)>;
+pub(super) type Stamp = Option<(u64, u64, i64, i64, u64)>;
 
 fn stamp(path: &Path) -> Stamp {
     fs::symlink_metadata(path)
@@ -347,6 +318,37 @@ impl Shards {
             .install_named(&name, &consolidate::marker(p), &text)
     }
 
+    /// The files after a grant's entry changed in `p`'s record: when the user's settings line
+    /// appears (a user's first grant), the users file and the privilege's file are written
+    /// with one `visudo` run, the settings (the ledger's logging) renamed in before the rule;
+    /// otherwise as [`Users::adjust`] and [`Self::show`] do. The counts follow the files.
+    fn put_files(
+        &self,
+        p: &PrivilegeName,
+        after: &Record,
+        added: &[&str],
+        removed: &[&str],
+    ) -> Result<(), GrantError> {
+        let users = self.users();
+        match users.plan(added, removed)? {
+            (counts, Some(FileChange::Install(users_text))) => {
+                let (name, marker) = (consolidate::file_name(p), consolidate::marker(p));
+                let rule = Self::render(p, after)?;
+                self.sudoers.install_named_together(&[
+                    (USERS_FILE, USERS_MARKER, &users_text),
+                    (&name, &marker, &rule),
+                ])?;
+                users.write(&counts)
+            }
+            _ => {
+                users.adjust(added, removed)?;
+                self.show(p, after).inspect_err(|_| {
+                    let _ = users.adjust(removed, added);
+                })
+            }
+        }
+    }
+
     /// Puts (or replaces) `entry` in the file of `p`; idempotent.
     pub fn put(&self, p: &PrivilegeName, entry: Entry) -> Result<(), GrantError> {
         // Refused before anything is written: a text the file could not hold.
@@ -367,21 +369,17 @@ impl Shards {
             let new: Vec<&str> = new.iter().map(String::as_str).collect();
             let mut after = before.clone();
             after.insert(entry.grant.clone(), entry);
-            if after != before {
-                // Record, then the user's settings (logging on before the rule), then the rule.
+            if after == before {
+                // Nothing new: the file is put right if it was changed behind jitd's back.
+                self.show(p, &after)?;
+            } else {
+                // Record, then the files, then the counts.
                 self.write(p, &after)?;
-                if let Err(e) = self.users().adjust(&new, &old) {
+                self.put_files(p, &after, &new, &old).inspect_err(|_| {
+                    // The rule was not put in place: the record goes back to what it says.
                     let _ = self.write(p, &before);
-                    return Err(e);
-                }
+                })?;
             }
-            self.show(p, &after).inspect_err(|_| {
-                // The file was not changed: the record and counts go back to what it says.
-                if after != before {
-                    let _ = self.write(p, &before);
-                    let _ = self.users().adjust(&old, &new);
-                }
-            })?;
             // The users file deleted or edited behind jitd's back: counted again and rewritten.
             if self.users().status()? != DropInStatus::Intact {
                 self.recount_locked()?;

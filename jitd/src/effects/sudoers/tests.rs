@@ -1,6 +1,6 @@
 #![allow(clippy::disallowed_methods)] // temp dirs and real tools in tests
 
-use std::os::unix::fs::symlink;
+use std::os::unix::fs::{PermissionsExt, symlink};
 
 use proptest::prelude::*;
 
@@ -366,4 +366,39 @@ fn stale_temp_files_are_cleaned() {
     assert_eq!(sd.remove_stale_temp().unwrap(), 1);
     assert!(dir.join(".unrelated").exists());
     fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn files_installed_together_are_checked_in_one_visudo_run_and_go_in_all_or_none() {
+    let dir = temp_dir();
+    let sd = installed(&dir);
+    let users = "# jitd m-users\nUser_Alias JITD_USERS_1 = #1001\nDefaults:JITD_USERS_1 timestamp_timeout=0\n";
+    let rule = "# jitd m-rule\n#1001 ALL=(#0) NOPASSWD: /usr/bin/id\n";
+    sd.install_named_together(&[
+        ("jitd_users", "# jitd m-users", users),
+        ("jitd_grants_x", "# jitd m-rule", rule),
+    ])
+    .unwrap();
+    assert_eq!(fs::read_to_string(dir.join("jitd_users")).unwrap(), users);
+    assert_eq!(fs::read_to_string(dir.join("jitd_grants_x")).unwrap(), rule);
+    // One file sudo would refuse: neither changes, and nothing is left behind.
+    let users2 = users.replace("#1001", "#1001, #1002");
+    let bad = "# jitd m-rule\n#1001 ALL=(#0) NOPASSWD /usr/bin/id\n";
+    let e = sd
+        .install_named_together(&[
+            ("jitd_users", "# jitd m-users", &users2),
+            ("jitd_grants_x", "# jitd m-rule", bad),
+        ])
+        .unwrap_err();
+    assert!(matches!(e, GrantError::Visudo { .. }), "{e}");
+    assert_eq!(fs::read_to_string(dir.join("jitd_users")).unwrap(), users);
+    assert_eq!(fs::read_to_string(dir.join("jitd_grants_x")).unwrap(), rule);
+    let mut left: Vec<_> = fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["jitd_grants_x", "jitd_users"]);
+    let _ = fs::remove_dir_all(dir);
 }

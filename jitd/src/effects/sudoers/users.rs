@@ -21,6 +21,12 @@ use crate::effects::GrantError;
 /// How many grants carry each line.
 pub type Counts = BTreeMap<String, u32>;
 
+/// A change to the users file.
+pub enum FileChange {
+    Install(String),
+    Remove,
+}
+
 pub struct Users<'a> {
     pub sudoers: &'a SudoersDir,
     pub records: &'a PathBuf,
@@ -42,7 +48,7 @@ impl Users<'_> {
         }
     }
 
-    fn write(&self, counts: &Counts) -> Result<(), GrantError> {
+    pub fn write(&self, counts: &Counts) -> Result<(), GrantError> {
         let text = serde_json::to_string(counts).map_err(|e| GrantError::Verify {
             what: e.to_string(),
         })?;
@@ -68,10 +74,34 @@ impl Users<'_> {
     /// Counts `added` in and `removed` out; the file is rewritten only when a line appears or
     /// goes. Called under the shards' lock.
     pub fn adjust(&self, added: &[&str], removed: &[&str]) -> Result<(), GrantError> {
-        if added.is_empty() && removed.is_empty() {
-            return Ok(());
+        let (after, file) = self.plan(added, removed)?;
+        match file {
+            Some(FileChange::Install(text)) => {
+                self.sudoers
+                    .install_named(USERS_FILE, USERS_MARKER, &text)?;
+            }
+            Some(FileChange::Remove) => {
+                self.sudoers.remove_named(USERS_FILE, USERS_MARKER)?;
+            }
+            None => {}
         }
+        if !added.is_empty() || !removed.is_empty() {
+            self.write(&after)?;
+        }
+        Ok(())
+    }
+
+    /// What [`Self::adjust`] would do, without doing it: the counts after, and the change to
+    /// the file when a line appears or goes.
+    pub fn plan(
+        &self,
+        added: &[&str],
+        removed: &[&str],
+    ) -> Result<(Counts, Option<FileChange>), GrantError> {
         let before = self.read()?;
+        if added.is_empty() && removed.is_empty() {
+            return Ok((before, None));
+        }
         let mut after = before.clone();
         for line in added {
             *after.entry((*line).to_string()).or_default() += 1;
@@ -84,10 +114,16 @@ impl Users<'_> {
                 }
             }
         }
-        if !after.keys().eq(before.keys()) {
-            self.show(&after)?;
-        }
-        self.write(&after)
+        let change = if after.keys().eq(before.keys()) {
+            None
+        } else if after.is_empty() {
+            Some(FileChange::Remove)
+        } else {
+            Some(FileChange::Install(users_file(
+                after.keys().map(String::as_str),
+            )))
+        };
+        Ok((after, change))
     }
 
     /// Sets the counts to `counts` (recounted from the records) and the file to match.

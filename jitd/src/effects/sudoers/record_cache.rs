@@ -1,0 +1,34 @@
+//! What the sudo records' cache keeps of each record, and when it may be trusted unread.
+
+use super::shards::{Record, Stamp};
+
+/// A record as last read or written, with its file's stamp and its text's hash.
+pub(super) struct Known {
+    pub stamp: Stamp,
+    pub hash: u64,
+    pub entries: Record,
+}
+
+/// The text's hash, to tell a record read again from the one known.
+pub(super) fn text_hash(text: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut h);
+    h.finish()
+}
+
+/// Whether a file's stamp is over a second old: a change now would get another change time.
+#[allow(clippy::disallowed_methods)] // against a file's change time, which is of this clock
+pub(super) fn settled(stamp: &Stamp) -> bool {
+    let Some((_, _, secs, nanos, _)) = stamp else {
+        return false;
+    };
+    let ctime = std::time::UNIX_EPOCH
+        + std::time::Duration::new(
+            u64::try_from(*secs).unwrap_or(0),
+            u32::try_from(*nanos).unwrap_or(0),
+        );
+    std::time::SystemTime::now()
+        .duration_since(ctime)
+        .is_ok_and(|age| age >= std::time::Duration::from_secs(1))
+}
