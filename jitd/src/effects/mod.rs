@@ -5,7 +5,7 @@
 //! (files).
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub mod group;
 pub mod group_file;
@@ -81,7 +81,7 @@ pub(crate) fn run_tool_fed(
     input: Option<&[u8]>,
     timeout: Duration,
 ) -> Result<std::process::Output, GrantError> {
-    use std::io::{Read, Write};
+    use std::io::Write;
     use std::process::Stdio;
     let missing = |e: std::io::Error| GrantError::ToolMissing {
         tool: tool.to_path_buf(),
@@ -105,35 +105,35 @@ pub(crate) fn run_tool_fed(
         // Dropping `stdin` at the end of this block closes it: the tool sees end of input.
         let _ = stdin.write_all(bytes);
     }
-    let deadline = Instant::now() + timeout;
-    // visudo and gpasswd say a line or two: their pipes never fill while we wait.
-    let status = loop {
-        if let Some(status) = child.try_wait().map_err(missing)? {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(GrantError::ToolMissing {
+    // A thread of its own waits for the tool and reads what it says, so the answer is taken
+    // the moment the tool exits (polling cost up to a poll's interval on every visudo run of
+    // a grant), and a tool saying more than a pipe holds cannot block before it exits.
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let waiter = std::thread::Builder::new()
+        .name("jitd-tool".into())
+        .spawn(move || {
+            let _ = tx.send(child.wait_with_output());
+        });
+    if let Err(e) = waiter {
+        // The child was moved into the closure that never ran: it is reaped nowhere but
+        // here. Killed, and reported as missing.
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        return Err(missing(e));
+    }
+    match rx.recv_timeout(timeout) {
+        Ok(output) => output.map_err(missing),
+        Err(_) => {
+            // Not reaped yet (the waiter holds it until it exits), so the pid is still the
+            // tool's.
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = rx.recv();
+            Err(GrantError::ToolMissing {
                 tool: tool.to_path_buf(),
                 why: format!("still running after {} ms; killed", timeout.as_millis()),
-            });
+            })
         }
-        std::thread::sleep(Duration::from_millis(2));
-    };
-    let mut stdout = Vec::new();
-    let mut stderr = Vec::new();
-    if let Some(mut out) = child.stdout.take() {
-        let _ = out.read_to_end(&mut stdout);
     }
-    if let Some(mut err) = child.stderr.take() {
-        let _ = err.read_to_end(&mut stderr);
-    }
-    Ok(std::process::Output {
-        status,
-        stdout,
-        stderr,
-    })
 }
 
 pub mod enforce;
@@ -145,6 +145,8 @@ pub mod ssh_keygen;
 
 #[cfg(test)]
 mod tests {
+    use std::time::Instant;
+
     use super::*;
 
     #[test]
@@ -164,5 +166,29 @@ mod tests {
         )
         .unwrap();
         assert_eq!(out.stdout, b"hi\n");
+    }
+
+    #[test]
+    fn a_tool_saying_more_than_a_pipe_holds_is_read_whole_and_answered_at_once() {
+        // 1 MiB on stdout: more than a pipe's 64 KiB, so a reader that waited for the exit
+        // first would have waited for the deadline.
+        let started = Instant::now();
+        let out = run_tool_within(
+            std::path::Path::new("/usr/bin/head"),
+            &[
+                std::ffi::OsStr::new("-c"),
+                std::ffi::OsStr::new("1048576"),
+                std::ffi::OsStr::new("/dev/zero"),
+            ],
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        assert_eq!(out.stdout.len(), 1 << 20);
+        assert!(out.status.success());
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
     }
 }

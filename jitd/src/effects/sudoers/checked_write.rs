@@ -74,6 +74,10 @@ impl SudoersDir {
 
     /// Writes `text` to the temporary file `temp`: created exclusively, root's, 0440, synced.
     pub(super) fn write_temp(&self, temp: &Path, text: &str) -> Result<(), GrantError> {
+        self.write_temp_as(temp, text, true)
+    }
+
+    fn write_temp_as(&self, temp: &Path, text: &str, sync: bool) -> Result<(), GrantError> {
         let mut file = match create_exclusive(temp) {
             Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -97,7 +101,10 @@ impl SudoersDir {
         file.set_permissions(fs::Permissions::from_mode(0o440))
             .map_err(io)?;
         file.write_all(text.as_bytes()).map_err(io)?;
-        file.sync_all().map_err(io)
+        if sync {
+            file.sync_all().map_err(io)?;
+        }
+        Ok(())
     }
 
     /// One `visudo -cf` over `temps`: the file itself for one, else a check file in the same
@@ -122,7 +129,8 @@ impl SudoersDir {
                     .iter()
                     .map(|t| format!("@include {}\n", t.display()))
                     .collect();
-                self.write_temp(&check, &text)?;
+                // Read once by visudo and removed: never needs to reach the disk.
+                self.write_temp_as(&check, &text, false)?;
                 check.clone()
             }
         };
