@@ -280,14 +280,7 @@ fn lckpwdf_held_elsewhere_is_waited_for_then_an_error() {
     // Another open file description of .pwd.lock holding the write lock: to the kernel, as
     // good as another process in lckpwdf().
     let other = File::create(&files.pwd_lock).unwrap();
-    let whole = libc::flock {
-        l_type: libc::F_WRLCK as libc::c_short,
-        l_whence: libc::SEEK_SET as libc::c_short,
-        l_start: 0,
-        l_len: 0,
-        l_pid: 0,
-    };
-    nix::fcntl::fcntl(&other, nix::fcntl::FcntlArg::F_OFD_SETLK(&whole)).unwrap();
+    crate::sys::try_lock_whole_file(&other).unwrap();
     let e = files
         .remove_members(&pairs(&[("al", "docker")]))
         .unwrap_err();

@@ -129,14 +129,7 @@ fn try_once(pwd_lock: &Path, files: &[&Path]) -> Result<ShadowLock, Attempt> {
         .mode(0o600)
         .open(pwd_lock)
         .map_err(|e| failed(pwd_lock, e))?;
-    let whole_file = libc::flock {
-        l_type: libc::F_WRLCK as libc::c_short,
-        l_whence: libc::SEEK_SET as libc::c_short,
-        l_start: 0,
-        l_len: 0,
-        l_pid: 0,
-    };
-    match nix::fcntl::fcntl(&pwd, nix::fcntl::FcntlArg::F_OFD_SETLK(&whole_file)) {
+    match crate::sys::try_lock_whole_file(&pwd) {
         Ok(_) => {}
         Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EACCES) => {
             return Err(Attempt::Busy(format!(

@@ -53,14 +53,7 @@ pub fn empty_if_read(path: &Path, p: &LedgerPosition) -> Option<LedgerPosition> 
     if meta.len() < EMPTY_AT {
         return None;
     }
-    let whole_file = libc::flock {
-        l_type: libc::F_WRLCK as libc::c_short,
-        l_whence: libc::SEEK_SET as libc::c_short,
-        l_start: 0,
-        l_len: 0,
-        l_pid: 0,
-    };
-    nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_OFD_SETLK(&whole_file)).ok()?;
+    crate::sys::try_lock_whole_file(&file).ok()?;
     if !rest_is_end(&file, p) {
         return None;
     }

@@ -61,14 +61,7 @@ fn a_log_is_left_alone_while_small_unread_or_locked_by_sudo() {
         .write(true)
         .open(&path)
         .unwrap();
-    let whole = libc::flock {
-        l_type: libc::F_WRLCK as libc::c_short,
-        l_whence: libc::SEEK_SET as libc::c_short,
-        l_start: 0,
-        l_len: 0,
-        l_pid: 0,
-    };
-    nix::fcntl::fcntl(&sudo, nix::fcntl::FcntlArg::F_OFD_SETLK(&whole)).unwrap();
+    crate::sys::try_lock_whole_file(&sudo).unwrap();
     assert!(empty_if_read(&path, &p).is_none());
     drop(sudo);
     assert!(empty_if_read(&path, &p).is_some());

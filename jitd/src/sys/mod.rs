@@ -32,6 +32,20 @@ pub fn set_thread_nice(nice: i32) -> Result<(), String> {
     }
 }
 
+/// Takes a write lock on the whole of `file` without waiting: an open-file-description lock,
+/// which conflicts with the `fcntl` and `lockf` locks other programs take (lckpwdf, sudo's
+/// log) and is not dropped when another descriptor of the same file closes.
+pub fn try_lock_whole_file(file: &impl std::os::fd::AsFd) -> nix::Result<()> {
+    let whole_file = libc::flock {
+        l_type: libc::F_WRLCK as libc::c_short,
+        l_whence: libc::SEEK_SET as libc::c_short,
+        l_start: 0,
+        l_len: 0,
+        l_pid: 0,
+    };
+    nix::fcntl::fcntl(file, nix::fcntl::FcntlArg::F_OFD_SETLK(&whole_file)).map(|_| ())
+}
+
 /// The kernel's node name.
 pub fn hostname() -> String {
     nix::unistd::gethostname()
