@@ -108,6 +108,10 @@ pub struct Core {
     request_signal: Option<RequestSignal>,
     /// Recent refusals per user, for the `denial-burst` alert.
     refusals: ledger::Refusals,
+    /// Grants (by id and deadline) whose expiry warning is known queued: a tick looks at every
+    /// live grant, and asking the database for each would cost every tick a query per grant in
+    /// its warning window (10,000 grants ending together: 10,000 queries a tick).
+    warned: std::cell::RefCell<std::collections::HashSet<(GrantId, i64)>>,
 }
 
 /// Everything a core is built from; the daemon passes the real ones, tests fakes.
@@ -159,6 +163,7 @@ impl Core {
             flavor,
             hostname,
             live: BTreeMap::new(),
+            warned: Default::default(),
             gate: Arc::new(RwLock::new(gate)),
             sessions: HashMap::new(),
             recaller,

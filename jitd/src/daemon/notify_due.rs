@@ -21,6 +21,10 @@ impl Core {
         }
         let now = self.clock.now().wall_ms;
         let mut next: Option<i64> = None;
+        let mut warned = self.warned.borrow_mut();
+        if warned.len() > self.live.len().saturating_mul(2) + 64 {
+            warned.retain(|(id, _)| self.live.contains_key(id));
+        }
         for g in self.live.values() {
             if g.state != GrantState::Active || g.expires_ms <= now {
                 continue;
@@ -32,9 +36,20 @@ impl Core {
                 next = Some(next.map_or(at - now, |n| n.min(at - now)));
                 continue;
             }
-            let dedupe = format!("grant.expiring:{}:{}", g.id, g.expires_ms);
-            if self.store.note_queued(&dedupe).unwrap_or(true) {
+            let key = (g.id.clone(), g.expires_ms);
+            if warned.contains(&key) {
                 continue;
+            }
+            let dedupe = format!("grant.expiring:{}:{}", g.id, g.expires_ms);
+            match self.store.note_queued(&dedupe) {
+                // Queued before, by this process or one before it.
+                Ok(true) => {
+                    warned.insert(key);
+                    continue;
+                }
+                Ok(false) => {}
+                // Asked again at the next tick.
+                Err(_) => continue,
             }
             // The grant's own length as the suggestion: the holder edits the reason, not flags.
             let length = u64::try_from((g.expires_ms - g.starts_ms) / 1000).unwrap_or(0);
@@ -65,11 +80,14 @@ impl Core {
                 ..Body::default()
             };
             let note = b.note(dedupe, &self.hostname, now);
-            if let Err(e) = self.store.queue_notes(now, &[note]) {
-                self.audit.log(
+            match self.store.queue_notes(now, &[note]) {
+                Ok(_) => {
+                    warned.insert(key);
+                }
+                Err(e) => self.audit.log(
                     crate::audit::Level::Warning,
                     &format!("cannot queue the expiry warning of {}: {e}", g.id),
-                );
+                ),
             }
         }
         next
