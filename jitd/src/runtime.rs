@@ -260,6 +260,8 @@ async fn run(
     signal_queue: tokio::sync::mpsc::UnboundedReceiver<(String, crate::terms::RequestState)>,
 ) -> Result<(), RunError> {
     use tokio::signal::unix::{SignalKind, signal};
+    // Before anyone can ask for a grant: the ledger's first look at the journal starts here.
+    let started_ms = shared.clock.now().wall_ms;
     let conn = serve_on_bus(&shared, bus_address.as_deref())
         .await
         .map_err(RunError::Bus)?;
@@ -277,7 +279,7 @@ async fn run(
     ));
     // The command ledger reads sudo's logs on threads of its own; it never holds the expiry
     // loop for more than one batch.
-    let ledger = tokio::spawn(crate::ledger::tail(shared.clone()));
+    let ledger = tokio::spawn(crate::ledger::tail(shared.clone(), started_ms));
     let mut hangup =
         signal(SignalKind::hangup()).map_err(|e| RunError::Os(format!("no hangup signal: {e}")))?;
     let mut terminate = signal(SignalKind::terminate())

@@ -125,11 +125,15 @@ const JOURNAL_EVERY: u32 = 2;
 /// also with the ledger off). Reading, storing and writing the trail run on a
 /// blocking thread, so none of it holds up the runtime, and the core's lock is held only to
 /// store one batch.
-pub async fn tail(shared: Shared) {
+///
+/// `started_ms`: when the daemon started, before it took requests. With no cursor stored, the
+/// journal is read from there: a first look taken later (the loop's first turns, a busy host)
+/// would miss the lines of a grant's first commands.
+pub async fn tail(shared: Shared, started_ms: i64) {
     let cfg = shared.engine().config().clone();
     let poll = Duration::from_millis(cfg.ledger_poll_ms.max(50));
     let engine = Arc::clone(&shared.engine);
-    let mut state = Some(Loop::new(cfg.clone()));
+    let mut state = Some(Loop::new(cfg.clone(), started_ms));
     loop {
         tokio::time::sleep(poll).await;
         let Some(mut s) = state.take() else {
@@ -143,7 +147,7 @@ pub async fn tail(shared: Shared) {
         state = Some(match step.await {
             Ok(s) => s,
             // A panic in one look must not end the ledger: start again from what is stored.
-            Err(_) => Loop::new(cfg.clone()),
+            Err(_) => Loop::new(cfg.clone(), started_ms),
         });
     }
 }
@@ -161,10 +165,12 @@ struct Loop {
     retention: Option<std::time::Instant>,
     looks: u32,
     cfg: Config,
+    /// When the daemon started: where a journal never read before is read from.
+    started_ms: i64,
 }
 
 impl Loop {
-    fn new(cfg: Config) -> Self {
+    fn new(cfg: Config, started_ms: i64) -> Self {
         Self {
             tailer: None,
             journal: None,
@@ -173,6 +179,7 @@ impl Loop {
             retention: None,
             looks: 0,
             cfg,
+            started_ms,
         }
     }
 
@@ -187,7 +194,7 @@ impl Loop {
                 self.cfg.journalctl.clone(),
                 &self.cfg.sudo_path,
                 cursor,
-                now,
+                now.min(self.started_ms),
             ));
         }
         let Some(j) = self.journal.as_mut() else {
