@@ -58,7 +58,8 @@ struct Seen {
 
 fn passwd_stamp() -> Option<(u64, u64, i64, i64, u64)> {
     let m = std::fs::metadata(PASSWD).ok()?;
-    Some((m.dev(), m.ino(), m.mtime(), m.mtime_nsec(), m.size()))
+    // The change time: unlike the modification time, nothing in user space can set it back.
+    Some((m.dev(), m.ino(), m.ctime(), m.ctime_nsec(), m.size()))
 }
 
 impl Names {
