@@ -2,17 +2,22 @@
 //! network; it only writes here, in the same transaction as the audit record that caused the
 //! notification, so a record is never on the chain without its notification or the reverse.
 //!
-//! Bounded: at most [`MAX_ROWS`] rows are kept. When the notifier is down long enough to fill
-//! it, the oldest rows (delivered ones first, then undelivered) make room for new ones: a
-//! notification about a request from yesterday matters less than one about a request now.
+//! Bounded: about [`MAX_ROWS`] rows are kept (never more than [`MAX_ROWS`] + [`TRIM_EVERY`]).
+//! When the notifier is down long enough to fill it, the oldest rows (delivered ones first, then
+//! undelivered) make room for new ones: a notification about a request from yesterday matters
+//! less than one about a request now. The rows are counted every [`TRIM_EVERY`] notes, not at
+//! each: counting is a walk over the table, and 10,000 grants ending together queue 10,000
+//! notes in one tick.
 
 use rusqlite::{Row, params};
 
 use super::audit_log::ChainHead;
 use super::{Store, StoreError};
 
-/// Most rows kept (delivered and not).
+/// Most rows kept (delivered and not) after a trim.
 pub const MAX_ROWS: i64 = 10_000;
+/// The table is trimmed when a note's id is a multiple of this.
+pub const TRIM_EVERY: i64 = 64;
 
 /// A notification to queue: `dedupe` is unique across the outbox (a second note with the same
 /// id is dropped), `kind` the event kind (`request.pending`…), `body` its JSON.
@@ -55,14 +60,19 @@ impl Store {
     pub fn queue_notes(&self, at_ms: i64, notes: &[Note]) -> Result<usize, StoreError> {
         self.in_write_transaction("outbox_queue", || {
             let mut added = 0;
+            let mut trim = false;
             for n in notes {
-                added += self.conn.execute(
-                    "INSERT OR IGNORE INTO outbox (dedupe, at_ms, kind, body) \
-                     VALUES (?1, ?2, ?3, ?4)",
-                    params![n.dedupe, at_ms, n.kind, n.body],
-                )?;
+                let inserted = self
+                    .conn
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO outbox (dedupe, at_ms, kind, body) \
+                         VALUES (?1, ?2, ?3, ?4)",
+                    )?
+                    .execute(params![n.dedupe, at_ms, n.kind, n.body])?;
+                added += inserted;
+                trim |= inserted > 0 && self.conn.last_insert_rowid() % TRIM_EVERY == 0;
             }
-            if added > 0 {
+            if trim {
                 self.trim_outbox()?;
             }
             Ok(added)
@@ -160,5 +170,37 @@ mod tests {
         assert!(!store.ack_outbox(rows[0].id, 6).unwrap(), "acked once");
         assert_eq!(store.outbox_after(0, 10).unwrap().len(), 2);
         assert_eq!(store.last_audit_seq().unwrap(), 1);
+    }
+
+    #[test]
+    fn a_full_outbox_makes_room_delivered_notes_first_then_the_oldest() {
+        let dir = TempDir::new();
+        let store = Store::open(&dir.db(), std::time::Duration::from_secs(1)).unwrap();
+        let count = || -> i64 {
+            store
+                .conn
+                .query_row("SELECT count(*) FROM outbox", [], |r| r.get(0))
+                .unwrap()
+        };
+        store.begin_batch().unwrap();
+        for i in 0..MAX_ROWS {
+            store.queue_notes(i, &[note(&format!("n{i}"))]).unwrap();
+        }
+        store.commit_batch().unwrap();
+        assert_eq!(count(), MAX_ROWS);
+        // Three delivered in the middle (ids count from 1): they go before any undelivered.
+        for id in [500, 501, 502] {
+            assert!(store.ack_outbox(id, 1).unwrap());
+        }
+        store.begin_batch().unwrap();
+        for i in 0..2 * TRIM_EVERY {
+            store.queue_notes(i, &[note(&format!("m{i}"))]).unwrap();
+            assert!(count() <= MAX_ROWS + TRIM_EVERY, "unbounded at {}", count());
+        }
+        store.commit_batch().unwrap();
+        let kept = |d: &str| store.note_queued(d).unwrap();
+        assert!(!kept("n499") && !kept("n500") && !kept("n501"));
+        assert!(kept("n498") && kept("n502") && kept(&format!("m{}", 2 * TRIM_EVERY - 1)));
+        assert!(!kept("n0"), "the oldest undelivered made room");
     }
 }
