@@ -96,7 +96,7 @@ impl Core {
     /// Takes a tombstoned grant off (again: a crash may have come between the tombstone and the
     /// removal) and records its end; true when it is on record.
     fn finish_tombstoned(&mut self, row: GrantRecord, t: &Tombstone) -> bool {
-        self.write_gate().remove(&t.id);
+        self.write_gate().remove(&row);
         if self.enforcer.remove(&row).is_err() {
             // Kept live in `removing`, out of the gate: every tick retries until it is off.
             self.end(row, Ending::new(t.state, &t.why));

@@ -194,7 +194,7 @@ impl Core {
         {
             // One guard: no check in between sees the grant missing.
             let mut gate = self.write_gate();
-            gate.remove(&g.id);
+            gate.remove(&g);
             gate.insert(&longer);
         }
         self.live.insert(longer.id.clone(), longer.clone());

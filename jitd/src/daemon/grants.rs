@@ -71,11 +71,11 @@ impl Core {
                 self.live.insert(g.id.clone(), g.clone());
             }
             GrantState::Removing => {
-                self.write_gate().remove(&g.id);
+                self.write_gate().remove(g);
                 self.live.insert(g.id.clone(), g.clone());
             }
             _ => {
-                self.write_gate().remove(&g.id);
+                self.write_gate().remove(g);
                 self.live.remove(&g.id);
             }
         }
@@ -238,7 +238,7 @@ impl Core {
     /// Takes a grant in `removing` (or an interrupted `applying`) off the system and records
     /// its final state; on failure it stays in `removing` and the next tick retries.
     pub(super) fn finish_removal(&mut self, g: GrantRecord, how: Ending<'_>) -> GrantRecord {
-        self.write_gate().remove(&g.id);
+        self.write_gate().remove(&g);
         crate::failpoint::hit("before-remove");
         let removed = self.enforcer.remove(&g);
         self.conclude_removal(g, how, removed)
@@ -254,7 +254,7 @@ impl Core {
                 self.db_write_failed(&g.id, &e);
                 self.tombstone(&g, &how);
             }
-            self.write_gate().remove(&g.id);
+            self.write_gate().remove(&g);
             marked.push(g);
         }
         crate::failpoint::hit("before-remove");
