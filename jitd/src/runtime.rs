@@ -70,12 +70,14 @@ fn parts(mut cfg: Config, audit: Arc<Audit>, policy: Policy) -> Parts {
         .ledger_source
         .resolve(matches!(flavor, SudoFlavor::Classic { .. }));
     let grace = Duration::from_millis(cfg.recall_grace_ms);
+    let clock: Arc<dyn crate::clock::Clock> = Arc::new(crate::clock::SystemClock::new());
     Parts {
         enforcer: Box::new(SystemEnforcer {
             sudoers: SudoersDir::new(cfg.sudoers_dir.clone(), cfg.visudo.clone()),
             shards: Shards::new(
                 SudoersDir::new(cfg.sudoers_dir.clone(), cfg.visudo.clone()),
                 cfg.state_dir.join("sudo"),
+                Arc::clone(&clock),
             ),
             routes: RouteFiles {
                 sudoers: SudoersDir::new(cfg.sudoers_dir.clone(), cfg.visudo.clone()),
@@ -85,7 +87,7 @@ fn parts(mut cfg: Config, audit: Arc<Audit>, policy: Policy) -> Parts {
             manifests: Manifests::new(cfg.state_dir.join("memberships")),
         }),
         cfg,
-        clock: Arc::new(crate::clock::SystemClock::new()),
+        clock,
         audit,
         accounts: Arc::new(SystemAccounts),
         recaller: Recaller::new(PathBuf::from("/proc"), grace),

@@ -143,6 +143,11 @@ impl Core {
         self.remove_orphans();
         self.audit_drift();
         self.check_routes();
+        if let Err(e) = self.enforcer.tidy() {
+            self.record(AuditEvent::GrantCheckFailed {
+                error: format!("per-user sudo settings: {e}"),
+            });
+        }
     }
 
     /// A privilege's shared sudoers file that a change found deleted or edited behind jitd's

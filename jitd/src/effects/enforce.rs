@@ -96,6 +96,11 @@ pub trait Enforcer: Send {
     fn recount(&self) -> Result<(), GrantError> {
         Ok(())
     }
+    /// Lets go of what outlives the grants by design once its time is up (a user's sudo
+    /// settings line, kept a few minutes after their last grant): at the integrity check.
+    fn tidy(&self) -> Result<(), GrantError> {
+        Ok(())
+    }
     /// Makes sudo run each privilege's commands under the PAM service `routes` say.
     fn route(&self, _routes: &[Route]) -> Result<(), GrantError> {
         Ok(())
@@ -440,6 +445,10 @@ impl Enforcer for SystemEnforcer {
 
     fn recount(&self) -> Result<(), GrantError> {
         self.shards.recount_users()
+    }
+
+    fn tidy(&self) -> Result<(), GrantError> {
+        self.shards.tidy_users()
     }
 
     fn route(&self, routes: &[Route]) -> Result<(), GrantError> {

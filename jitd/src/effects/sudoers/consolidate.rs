@@ -57,7 +57,8 @@ pub fn defaults(text: &str) -> Vec<&str> {
 /// The users file for `lines` (each once, in order).
 pub fn users_file<'a>(lines: impl IntoIterator<Item = &'a str>) -> String {
     let mut out = format!(
-        "{USERS_MARKER}\n# what sudo does for each user holding a live grant (no rule: settings only)\n"
+        "{USERS_MARKER}\n# what sudo does for each user holding a live grant, or whose last ended within \
+         minutes (no rule: settings only)\n"
     );
     out.push_str(&grouped_defaults(lines, "JITD_USERS"));
     out

@@ -29,6 +29,7 @@ use super::consolidate::{self, USERS_FILE, USERS_MARKER, defaults};
 use super::record_cache::{Known, settled, text_hash};
 use super::users::{Counts, FileChange, Users};
 use super::{DropInStatus, SudoersDir, sync_dir};
+use crate::clock::Clock;
 use crate::effects::GrantError;
 use crate::names::{GrantId, PrivilegeName};
 
@@ -90,6 +91,10 @@ pub struct Shards {
     parsed: Mutex<HashMap<PrivilegeName, Known>>,
     /// The users file's last look, by the identities of its counts and itself.
     users_seen: Mutex<Option<((Stamp, Stamp), DropInStatus)>>,
+    /// How long a user's settings line outlives their last grant ([`super::users::LINGER_MS`]).
+    linger_ms: i64,
+    /// When a line's last grant went, and whether its linger is over.
+    clock: Arc<dyn Clock>,
 }
 
 struct Seen {
@@ -115,7 +120,7 @@ fn stamp(path: &Path) -> Stamp {
 }
 
 impl Shards {
-    pub fn new(sudoers: SudoersDir, records: PathBuf) -> Self {
+    pub fn new(sudoers: SudoersDir, records: PathBuf, clock: Arc<dyn Clock>) -> Self {
         Self {
             sudoers,
             records,
@@ -123,14 +128,30 @@ impl Shards {
             drift: Mutex::new(Vec::new()),
             users_seen: Mutex::new(None),
             parsed: Mutex::new(HashMap::new()),
+            linger_ms: super::users::LINGER_MS,
+            clock,
         }
+    }
+
+    /// The same, with users' settings lines going with their last grant (or lingering `ms`).
+    #[cfg(test)]
+    pub fn lingering(mut self, ms: i64) -> Self {
+        self.linger_ms = ms;
+        self
     }
 
     fn users(&self) -> Users<'_> {
         Users {
             sudoers: &self.sudoers,
             records: &self.records,
+            linger_ms: self.linger_ms,
+            now_ms: self.clock.now().wall_ms,
         }
+    }
+
+    /// Lets go of users' settings lines whose linger is over (the integrity check).
+    pub fn tidy_users(&self) -> Result<(), GrantError> {
+        self.locked(|| self.users().tidy())
     }
 
     fn record_path(&self, p: &PrivilegeName) -> PathBuf {
@@ -331,14 +352,14 @@ impl Shards {
     ) -> Result<(), GrantError> {
         let users = self.users();
         match users.plan(added, removed)? {
-            (counts, Some(FileChange::Install(users_text))) => {
+            (tally, Some(FileChange::Install(users_text))) => {
                 let (name, marker) = (consolidate::file_name(p), consolidate::marker(p));
                 let rule = Self::render(p, after)?;
                 self.sudoers.install_named_together(&[
                     (USERS_FILE, USERS_MARKER, &users_text),
                     (&name, &marker, &rule),
                 ])?;
-                users.write(&counts)
+                users.write(&tally)
             }
             _ => {
                 users.adjust(added, removed)?;

@@ -3,8 +3,9 @@
 use std::os::unix::fs::PermissionsExt;
 
 use super::*;
-use crate::clock::sudoers_stamp;
+use crate::clock::{FakeClock, sudoers_stamp};
 use crate::effects::sudoers::consolidate::USERS_FILE;
+use crate::effects::sudoers::users::LINGER_MS;
 use crate::effects::sudoers::{DropIn, SudoFlavor, render};
 use crate::names::SudoCommand;
 use crate::testutil::TempDir;
@@ -19,9 +20,14 @@ fn temp_dirs() -> (PathBuf, PathBuf, TempDir) {
 }
 
 fn shards(dirs: &(PathBuf, PathBuf, TempDir)) -> Shards {
+    shards_at(dirs, Arc::new(FakeClock::new(1_795_000_000_000)))
+}
+
+fn shards_at(dirs: &(PathBuf, PathBuf, TempDir), clock: Arc<FakeClock>) -> Shards {
     Shards::new(
         SudoersDir::new(dirs.0.clone(), PathBuf::from("/usr/sbin/visudo")),
         dirs.1.clone(),
+        clock,
     )
 }
 
@@ -162,6 +168,7 @@ fn a_rule_visudo_refuses_changes_neither_the_file_nor_the_record() {
     let s = Shards::new(
         SudoersDir::new(dirs.0.clone(), PathBuf::from("/bin/false")),
         dirs.1.clone(),
+        Arc::new(FakeClock::new(1_795_000_000_000)),
     );
     assert!(s.put(&p(), entry(1, 1001, 1_795_000_000)).is_err());
     assert!(!file(&dirs).exists());
@@ -195,7 +202,8 @@ fn logged(mut e: Entry, privilege_uid: u32) -> Entry {
 #[test]
 fn a_users_settings_are_written_once_while_any_of_their_grants_lives() {
     let dirs = temp_dirs();
-    let s = shards(&dirs);
+    // Lines go with their last grant here; lingering has a test of its own.
+    let s = shards(&dirs).lingering(0);
     let other = PrivilegeName::parse("docker-admin").unwrap();
     let users = dirs.0.join(USERS_FILE);
     let (a, b) = (
@@ -242,6 +250,95 @@ fn a_users_settings_are_written_once_while_any_of_their_grants_lives() {
     s.recount_users().unwrap();
     s.take(&p(), &[&a.grant]).unwrap();
     assert!(!users.exists());
+}
+
+fn visudo_accepts(path: &Path) -> bool {
+    std::process::Command::new("/usr/sbin/visudo")
+        .arg("-cf")
+        .arg(path)
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+#[test]
+fn a_users_line_outlives_their_last_grant_for_a_while_then_goes() {
+    use std::os::unix::fs::MetadataExt;
+    let dirs = temp_dirs();
+    let clock = Arc::new(FakeClock::new(1_795_000_000_000));
+    let s = shards_at(&dirs, clock.clone());
+    let users = dirs.0.join(USERS_FILE);
+    let inode = || fs::metadata(&users).unwrap().ino();
+    let (a, b) = (
+        logged(entry(1, 1001, 1_795_000_000), 1001),
+        logged(entry(2, 1002, 1_795_000_000), 1002),
+    );
+    s.put(&p(), a.clone()).unwrap();
+    s.take(&p(), &[&a.grant]).unwrap();
+    let text = fs::read_to_string(&users).unwrap();
+    assert!(text.contains("= #1001\n"), "gone with the grant: {text}");
+    assert!(!file(&dirs).exists(), "the rule goes at once");
+    assert!(visudo_accepts(&users));
+    // Asked again while it lingers: the users file is neither rewritten nor checked again.
+    let kept = inode();
+    s.put(&p(), a.clone()).unwrap();
+    assert_eq!(inode(), kept, "the users file was written again");
+    assert_eq!(
+        s.status(&p(), &a.grant, &a.text).unwrap(),
+        DropInStatus::Intact
+    );
+    s.take(&p(), &[&a.grant]).unwrap();
+    // The integrity check keeps it until its time is up, then lets it go.
+    clock.advance_ms(LINGER_MS - 1);
+    s.tidy_users().unwrap();
+    assert_eq!(inode(), kept, "tidied before its time");
+    clock.advance_ms(1);
+    s.tidy_users().unwrap();
+    assert!(!users.exists(), "still there after its time");
+    // Or the next write of the file lets it go: another user's first grant.
+    s.put(&p(), a.clone()).unwrap();
+    s.take(&p(), &[&a.grant]).unwrap();
+    clock.advance_ms(LINGER_MS);
+    s.put(&p(), b.clone()).unwrap();
+    let text = fs::read_to_string(&users).unwrap();
+    assert!(!text.contains("#1001") && text.contains("= #1002\n"), "{text}");
+    assert_eq!(
+        s.status(&p(), &b.grant, &b.text).unwrap(),
+        DropInStatus::Intact
+    );
+    // A start-up's recount keeps only what live grants carry (the settings may have changed).
+    s.take(&p(), &[&b.grant]).unwrap();
+    assert!(users.exists(), "b lingers");
+    s.recount_users().unwrap();
+    assert!(!users.exists(), "a recount kept a lingering line");
+    // The clock set back past when a line went: it goes rather than stay for good.
+    s.put(&p(), a.clone()).unwrap();
+    s.take(&p(), &[&a.grant]).unwrap();
+    clock.set_wall_ms(1_000_000_000_000);
+    s.tidy_users().unwrap();
+    assert!(!users.exists(), "a line that went in the future stayed");
+}
+
+#[test]
+fn counts_written_by_an_earlier_version_still_read() {
+    let dirs = temp_dirs();
+    let s = shards(&dirs).lingering(0);
+    let a = logged(entry(1, 1001, 1_795_000_000), 1001);
+    s.put(&p(), a.clone()).unwrap();
+    // The bare map of lines to counts that earlier versions kept.
+    let line = defaults(&a.text)[0].to_string();
+    fs::write(
+        dirs.1.join("users.json"),
+        serde_json::json!({ line: 1 }).to_string(),
+    )
+    .unwrap();
+    assert_eq!(
+        s.status(&p(), &a.grant, &a.text).unwrap(),
+        DropInStatus::Intact
+    );
+    s.take(&p(), &[&a.grant]).unwrap();
+    assert!(!dirs.0.join(USERS_FILE).exists());
 }
 
 #[test]

@@ -1,18 +1,28 @@
 //! `/etc/sudoers.d/jitd_users`: the per-user settings (`Defaults:#uid …`) of users holding live
 //! sudo grants, each line once however many grants and privileges carry it.
 //!
-//! A line is in the file while at least one grant on the system carries it. The counts are kept
-//! in `<state_dir>/sudo/users.json`, changed under the lock of [`super::shards`] together with
-//! the privilege's record; [`Users::recount`] rebuilds them from the records at start-up, so a
-//! crash between the two writes costs at most one integrity check's worth of a stale count. The
-//! file grants nothing (no rule), so a line left a moment too long only logs more.
+//! A line is in the file while at least one grant on the system carries it, and for
+//! [`LINGER_MS`] after the last one goes: a user who drops a grant and asks again (the same
+//! shift, the next command) does not make each of the two grants rewrite and check a file that
+//! lists every holder on the host. The file grants nothing (no rule), so a line kept a while
+//! only logs more, and the ledger attributes what it logs to the grant that ended (its
+//! after-expiry window is longer). Lines past their time go at the next write of the file or at
+//! the integrity check, whichever comes first.
+//!
+//! The counts and the lingering lines are kept in `<state_dir>/sudo/users.json`, changed under
+//! the lock of [`super::shards`] together with the privilege's record; [`Users::recount`]
+//! rebuilds them from the records at start-up (dropping the lingering lines: the settings may
+//! have changed with the configuration), so a crash between the two writes costs at most one
+//! integrity check's worth of a stale count.
 
 #![forbid(unsafe_code)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::ErrorKind;
 use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
 
 use super::consolidate::{USERS_FILE, USERS_MARKER, users_file};
 use super::{DropInStatus, SudoersDir};
@@ -20,6 +30,43 @@ use crate::effects::GrantError;
 
 /// How many grants carry each line.
 pub type Counts = BTreeMap<String, u32>;
+
+/// How long a line stays after the last grant carrying it went.
+pub const LINGER_MS: i64 = 5 * 60 * 1000;
+
+/// What `users.json` keeps: the lines grants carry, and the lines none carries any more with
+/// when the last went (wall clock, ms).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tally {
+    pub counts: Counts,
+    #[serde(default)]
+    pub lingering: BTreeMap<String, i64>,
+}
+
+impl Tally {
+    /// The lines the file shows, each once, in order.
+    fn shown(&self) -> BTreeSet<&str> {
+        self.counts
+            .keys()
+            .chain(self.lingering.keys())
+            .map(String::as_str)
+            .collect()
+    }
+
+    /// Lets go of the lingering lines whose time is up at `now` (or that say they went in the
+    /// future: the clock was set back, and a line kept too long logs more than it should).
+    fn prune(&mut self, now: i64, linger_ms: i64) {
+        self.lingering
+            .retain(|_, went| *went <= now && now - *went < linger_ms);
+    }
+
+    /// The file's text for what this tally shows, or `None` when it shows nothing.
+    fn file_text(&self) -> Option<String> {
+        let shown = self.shown();
+        (!shown.is_empty()).then(|| users_file(shown))
+    }
+}
 
 /// A change to the users file.
 pub enum FileChange {
@@ -30,6 +77,10 @@ pub enum FileChange {
 pub struct Users<'a> {
     pub sudoers: &'a SudoersDir,
     pub records: &'a PathBuf,
+    /// [`LINGER_MS`], or 0 (lines go with their last grant).
+    pub linger_ms: i64,
+    /// The wall clock now, in ms.
+    pub now_ms: i64,
 }
 
 impl Users<'_> {
@@ -37,19 +88,30 @@ impl Users<'_> {
         self.records.join("users.json")
     }
 
-    pub fn read(&self) -> Result<Counts, GrantError> {
+    /// What `users.json` says; counts written by earlier versions (a bare map) read as such.
+    pub fn read(&self) -> Result<Tally, GrantError> {
         let path = self.path();
-        match fs::read_to_string(&path) {
-            Ok(text) => serde_json::from_str(&text).map_err(|e| GrantError::Verify {
+        let text = match fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Tally::default()),
+            Err(e) => return Err(GrantError::io(&path, e)),
+        };
+        serde_json::from_str::<Tally>(&text)
+            .or_else(|e| {
+                serde_json::from_str::<Counts>(&text)
+                    .map(|counts| Tally {
+                        counts,
+                        lingering: BTreeMap::new(),
+                    })
+                    .map_err(|_| e)
+            })
+            .map_err(|e| GrantError::Verify {
                 what: format!("{}: {e}", path.display()),
-            }),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(Counts::new()),
-            Err(e) => Err(GrantError::io(&path, e)),
-        }
+            })
     }
 
-    pub fn write(&self, counts: &Counts) -> Result<(), GrantError> {
-        let text = serde_json::to_string(counts).map_err(|e| GrantError::Verify {
+    pub fn write(&self, tally: &Tally) -> Result<(), GrantError> {
+        let text = serde_json::to_string(tally).map_err(|e| GrantError::Verify {
             what: e.to_string(),
         })?;
         // Not synced: the counts are derived (recounted from the records at start-up) and the
@@ -59,16 +121,17 @@ impl Users<'_> {
         fs::rename(&temp, &path).map_err(|e| GrantError::io(&path, e))
     }
 
-    /// Makes the file say exactly the lines of `counts`.
-    fn show(&self, counts: &Counts) -> Result<(), GrantError> {
-        if counts.is_empty() {
-            return self
+    /// Makes the file say exactly what `tally` shows.
+    fn show(&self, tally: &Tally) -> Result<(), GrantError> {
+        match tally.file_text() {
+            Some(text) => self
+                .sudoers
+                .install_named(USERS_FILE, USERS_MARKER, &text),
+            None => self
                 .sudoers
                 .remove_named(USERS_FILE, USERS_MARKER)
-                .map(|_| ());
+                .map(|_| ()),
         }
-        let text = users_file(counts.keys().map(String::as_str));
-        self.sudoers.install_named(USERS_FILE, USERS_MARKER, &text)
     }
 
     /// Counts `added` in and `removed` out; the file is rewritten only when a line appears or
@@ -91,54 +154,77 @@ impl Users<'_> {
         Ok(())
     }
 
-    /// What [`Self::adjust`] would do, without doing it: the counts after, and the change to
-    /// the file when a line appears or goes.
+    /// What [`Self::adjust`] would do, without doing it: the tally after, and the change to
+    /// the file when a line appears or goes (lingering lines whose time is up go with it).
     pub fn plan(
         &self,
         added: &[&str],
         removed: &[&str],
-    ) -> Result<(Counts, Option<FileChange>), GrantError> {
+    ) -> Result<(Tally, Option<FileChange>), GrantError> {
         let before = self.read()?;
         if added.is_empty() && removed.is_empty() {
             return Ok((before, None));
         }
+        let now = self.now_ms;
         let mut after = before.clone();
+        after.prune(now, self.linger_ms);
         for line in added {
-            *after.entry((*line).to_string()).or_default() += 1;
+            *after.counts.entry((*line).to_string()).or_default() += 1;
+            after.lingering.remove(*line);
         }
         for line in removed {
-            if let Some(n) = after.get_mut(*line) {
+            if let Some(n) = after.counts.get_mut(*line) {
                 *n = n.saturating_sub(1);
                 if *n == 0 {
-                    after.remove(*line);
+                    after.counts.remove(*line);
+                    if self.linger_ms > 0 {
+                        after.lingering.insert((*line).to_string(), now);
+                    }
                 }
             }
         }
-        let change = if after.keys().eq(before.keys()) {
+        let change = if after.shown() == before.shown() {
             None
-        } else if after.is_empty() {
-            Some(FileChange::Remove)
         } else {
-            Some(FileChange::Install(users_file(
-                after.keys().map(String::as_str),
-            )))
+            Some(match after.file_text() {
+                Some(text) => FileChange::Install(text),
+                None => FileChange::Remove,
+            })
         };
         Ok((after, change))
     }
 
-    /// Sets the counts to `counts` (recounted from the records) and the file to match.
+    /// Sets the counts to `counts` (recounted from the records) and the file to match; no
+    /// line lingers.
     pub fn recount(&self, counts: &Counts) -> Result<(), GrantError> {
-        self.show(counts)?;
-        self.write(counts)
+        let tally = Tally {
+            counts: counts.clone(),
+            lingering: BTreeMap::new(),
+        };
+        self.show(&tally)?;
+        self.write(&tally)
     }
 
-    /// Whether the file on disk says what the counts say.
-    pub fn status(&self) -> Result<DropInStatus, GrantError> {
-        let counts = self.read()?;
-        if counts.is_empty() {
-            return Ok(DropInStatus::Intact);
+    /// Lets go of the lingering lines whose time is up (the integrity check): the file is
+    /// rewritten only when one goes.
+    pub fn tidy(&self) -> Result<(), GrantError> {
+        let before = self.read()?;
+        let mut after = before.clone();
+        after.prune(self.now_ms, self.linger_ms);
+        if after == before {
+            return Ok(());
         }
-        let text = users_file(counts.keys().map(String::as_str));
-        self.sudoers.status_named(USERS_FILE, &text)
+        if after.shown() != before.shown() {
+            self.show(&after)?;
+        }
+        self.write(&after)
+    }
+
+    /// Whether the file on disk says what the tally says.
+    pub fn status(&self) -> Result<DropInStatus, GrantError> {
+        match self.read()?.file_text() {
+            None => Ok(DropInStatus::Intact),
+            Some(text) => self.sudoers.status_named(USERS_FILE, &text),
+        }
     }
 }
