@@ -100,7 +100,7 @@ impl Core {
     /// The live, active grant `id` of `uid`; the refusal says what it is instead.
     fn own_live_grant(&self, uid: u32, id: &GrantId) -> Result<GrantRecord, Error> {
         match self.live.get(id) {
-            Some(g) if g.uid == uid && g.state == GrantState::Active => Ok(g.clone()),
+            Some(g) if g.uid == uid && g.state == GrantState::Active => Ok((**g).clone()),
             Some(g) if g.uid == uid => Err(Error::InvalidArgument(format!(
                 "grant {id} is {}: only an active grant can be extended",
                 g.state
@@ -197,7 +197,8 @@ impl Core {
             gate.remove(&g);
             gate.insert(&longer);
         }
-        self.live.insert(longer.id.clone(), longer.clone());
+        self.live
+            .insert(longer.id.clone(), Box::new(longer.clone()));
         self.record(AuditEvent::GrantExtended {
             grant: longer.id.clone(),
             uid: longer.uid,

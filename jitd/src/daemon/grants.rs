@@ -68,11 +68,11 @@ impl Core {
             GrantState::Applying => {}
             GrantState::Active => {
                 self.write_gate().insert(g);
-                self.live.insert(g.id.clone(), g.clone());
+                self.live.insert(g.id.clone(), Box::new(g.clone()));
             }
             GrantState::Removing => {
                 self.write_gate().remove(g);
-                self.live.insert(g.id.clone(), g.clone());
+                self.live.insert(g.id.clone(), Box::new(g.clone()));
             }
             _ => {
                 self.write_gate().remove(g);
@@ -87,7 +87,7 @@ impl Core {
         if g.state == GrantState::Active {
             self.write_gate().insert(&g);
         }
-        self.live.insert(g.id.clone(), g);
+        self.live.insert(g.id.clone(), Box::new(g));
     }
 
     /// Intent, apply, outcome — with rollback at each step that can fail.
@@ -176,7 +176,7 @@ impl Core {
         let id = GrantId::parse(id).map_err(|e| Error::InvalidArgument(e.to_string()))?;
         super::check_text("reason", reason, crate::client::MAX_REASON_CHARS)
             .map_err(Error::InvalidArgument)?;
-        let Some(g) = self.live.get(&id).cloned() else {
+        let Some(g) = self.live.get(&id).map(|g| (**g).clone()) else {
             return match self.store.get(&id) {
                 // Already ended: what the caller wanted is true, so the answer is the grant as
                 // it ended (scripts that revoke stay idempotent); nothing changes.
@@ -216,7 +216,7 @@ impl Core {
     /// whoever holds it. Nothing happens if it is no longer live.
     pub fn withdraw(&mut self, id: &str, why: &str) {
         if let Ok(id) = GrantId::parse(id)
-            && let Some(g) = self.live.get(&id).cloned()
+            && let Some(g) = self.live.get(&id).map(|g| (**g).clone())
         {
             self.end(g, Ending::new(GrantState::Revoked, why));
         }
@@ -340,7 +340,7 @@ impl Core {
 
     /// Removes every grant on the system and every jitd drop-in (package removal).
     pub fn purge(&mut self) -> usize {
-        let live: Vec<GrantRecord> = self.live.values().cloned().collect();
+        let live: Vec<GrantRecord> = self.live.values().map(|g| (**g).clone()).collect();
         let count = live.len();
         for g in live {
             self.end(g, Ending::new(GrantState::Revoked, "jitd purged"));

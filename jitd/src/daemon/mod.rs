@@ -96,7 +96,8 @@ pub struct Core {
     flavor: SudoFlavor,
     hostname: String,
     /// Every grant something of which may be on the system.
-    live: BTreeMap<GrantId, GrantRecord>,
+    /// Boxed: a B-tree node holds eleven values inline, most of them empty slots at any time.
+    live: BTreeMap<GrantId, Box<GrantRecord>>,
     gate: Arc<RwLock<GateIndex>>,
     sessions: HashMap<SessionId, Session>,
     recaller: Recaller,
@@ -263,7 +264,7 @@ impl Core {
                 .live
                 .values()
                 .filter(|g| uid.is_none_or(|u| g.uid == u))
-                .map(info)
+                .map(|g| info(g))
                 .collect();
             out.sort_by_key(|g| std::cmp::Reverse(g.requested_ms));
             return Ok(out);

@@ -131,7 +131,7 @@ impl Core {
                     && !g.deadline().is_due(&now)
                     && !started_in_future(g.starts_ms, &now)
             })
-            .cloned()
+            .map(|g| (**g).clone())
             .collect();
         let accounts = Arc::clone(&self.accounts);
         let once = AccountsOnce::new(accounts.as_ref());

@@ -53,7 +53,7 @@ impl Core {
         let due: Vec<(GrantRecord, Due)> = self
             .live
             .values()
-            .filter_map(|g| due(g, &now).map(|d| (g.clone(), d)))
+            .filter_map(|g| due(g, &now).map(|d| ((**g).clone(), d)))
             .collect();
         // Many grants ending together (a policy's whole shift at 18:00, a thousand at once)
         // share one commit instead of three each: access ends as fast as the files go. A crash
@@ -101,7 +101,7 @@ impl Core {
         .into_iter()
         .flatten()
         .min();
-        let grants = next_in(self.live.values(), &self.clock.now());
+        let grants = next_in(self.live.values().map(|g| &**g), &self.clock.now());
         let grants = match (grants, warn) {
             (Some(g), Some(w)) => Some(g.min(w)),
             (g, w) => g.or(w),

@@ -97,7 +97,7 @@ impl Core {
                     .privilege(&g.privilege)
                     .is_some_and(|p| p.session_bound)
             })
-            .cloned();
+            .map(|g| (**g).clone());
         if let Some(g) = bound {
             let why = format!("session {id} {how} (session-bound privilege)");
             self.end(g, Ending::new(GrantState::Revoked, &why));

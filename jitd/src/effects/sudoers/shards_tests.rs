@@ -302,7 +302,10 @@ fn a_users_line_outlives_their_last_grant_for_a_while_then_goes() {
     clock.advance_ms(LINGER_MS);
     s.put(&p(), b.clone()).unwrap();
     let text = fs::read_to_string(&users).unwrap();
-    assert!(!text.contains("#1001") && text.contains("= #1002\n"), "{text}");
+    assert!(
+        !text.contains("#1001") && text.contains("= #1002\n"),
+        "{text}"
+    );
     assert_eq!(
         s.status(&p(), &b.grant, &b.text).unwrap(),
         DropInStatus::Intact

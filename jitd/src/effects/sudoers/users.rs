@@ -124,9 +124,7 @@ impl Users<'_> {
     /// Makes the file say exactly what `tally` shows.
     fn show(&self, tally: &Tally) -> Result<(), GrantError> {
         match tally.file_text() {
-            Some(text) => self
-                .sudoers
-                .install_named(USERS_FILE, USERS_MARKER, &text),
+            Some(text) => self.sudoers.install_named(USERS_FILE, USERS_MARKER, &text),
             None => self
                 .sudoers
                 .remove_named(USERS_FILE, USERS_MARKER)
