@@ -95,6 +95,8 @@ pub struct Shards {
     linger_ms: i64,
     /// When a line's last grant went, and whether its linger is over.
     clock: Arc<dyn Clock>,
+    /// `users.json` as last read or written.
+    users_known: Mutex<Option<super::users::Known>>,
 }
 
 struct Seen {
@@ -130,6 +132,7 @@ impl Shards {
             parsed: Mutex::new(HashMap::new()),
             linger_ms: super::users::LINGER_MS,
             clock,
+            users_known: Mutex::new(None),
         }
     }
 
@@ -144,6 +147,7 @@ impl Shards {
         Users {
             sudoers: &self.sudoers,
             records: &self.records,
+            known: &self.users_known,
             linger_ms: self.linger_ms,
             now_ms: self.clock.now().wall_ms,
         }
@@ -361,8 +365,8 @@ impl Shards {
                 ])?;
                 users.write(&tally)
             }
-            _ => {
-                users.adjust(added, removed)?;
+            planned => {
+                users.carry_out(planned, !added.is_empty() || !removed.is_empty())?;
                 self.show(p, after).inspect_err(|_| {
                     let _ = users.adjust(removed, added);
                 })
@@ -402,7 +406,7 @@ impl Shards {
                 })?;
             }
             // The users file deleted or edited behind jitd's back: counted again and rewritten.
-            if self.users().status()? != DropInStatus::Intact {
+            if self.users_status()? != DropInStatus::Intact {
                 self.recount_locked()?;
             }
             Ok(())

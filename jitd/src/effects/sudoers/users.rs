@@ -21,10 +21,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::ErrorKind;
 use std::path::PathBuf;
+use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
 use super::consolidate::{USERS_FILE, USERS_MARKER, users_file};
+use super::record_cache::text_hash;
 use super::{DropInStatus, SudoersDir};
 use crate::effects::GrantError;
 
@@ -74,9 +76,20 @@ pub enum FileChange {
     Remove,
 }
 
+/// `users.json` as last read or written, by its text's hash: with a thousand users it is over
+/// 100 KB, and parsing it four times made each grant cost a millisecond more than on a host
+/// of ten. With the users file's text for it, once rendered.
+#[derive(Default)]
+pub struct Known {
+    hash: u64,
+    tally: Tally,
+    file_text: Option<Option<String>>,
+}
+
 pub struct Users<'a> {
     pub sudoers: &'a SudoersDir,
     pub records: &'a PathBuf,
+    pub known: &'a Mutex<Option<Known>>,
     /// [`LINGER_MS`], or 0 (lines go with their last grant).
     pub linger_ms: i64,
     /// The wall clock now, in ms.
@@ -88,6 +101,10 @@ impl Users<'_> {
         self.records.join("users.json")
     }
 
+    fn known(&self) -> std::sync::MutexGuard<'_, Option<Known>> {
+        self.known.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// What `users.json` says; counts written by earlier versions (a bare map) read as such.
     pub fn read(&self) -> Result<Tally, GrantError> {
         let path = self.path();
@@ -96,7 +113,11 @@ impl Users<'_> {
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Tally::default()),
             Err(e) => return Err(GrantError::io(&path, e)),
         };
-        serde_json::from_str::<Tally>(&text)
+        let hash = text_hash(&text);
+        if let Some(k) = self.known().as_ref().filter(|k| k.hash == hash) {
+            return Ok(k.tally.clone());
+        }
+        let tally = serde_json::from_str::<Tally>(&text)
             .or_else(|e| {
                 serde_json::from_str::<Counts>(&text)
                     .map(|counts| Tally {
@@ -107,7 +128,13 @@ impl Users<'_> {
             })
             .map_err(|e| GrantError::Verify {
                 what: format!("{}: {e}", path.display()),
-            })
+            })?;
+        *self.known() = Some(Known {
+            hash,
+            tally: tally.clone(),
+            file_text: None,
+        });
+        Ok(tally)
     }
 
     pub fn write(&self, tally: &Tally) -> Result<(), GrantError> {
@@ -117,8 +144,32 @@ impl Users<'_> {
         // Not synced: the counts are derived (recounted from the records at start-up) and the
         // file grants nothing, so a grant does not wait on another flush for them.
         let (path, temp) = (self.path(), self.records.join(".users.json.tmp"));
-        fs::write(&temp, text).map_err(|e| GrantError::io(&temp, e))?;
-        fs::rename(&temp, &path).map_err(|e| GrantError::io(&path, e))
+        // The users file's text stays as it was while the same lines are shown (only counts
+        // changed: most grants).
+        let file_text = self
+            .known()
+            .take()
+            .filter(|k| k.tally.shown() == tally.shown())
+            .and_then(|k| k.file_text);
+        fs::write(&temp, &text).map_err(|e| GrantError::io(&temp, e))?;
+        fs::rename(&temp, &path).map_err(|e| GrantError::io(&path, e))?;
+        *self.known() = Some(Known {
+            hash: text_hash(&text),
+            tally: tally.clone(),
+            file_text,
+        });
+        Ok(())
+    }
+
+    /// The users file's text for what `users.json` says now (`None`: it shows nothing).
+    fn file_text(&self) -> Result<Option<String>, GrantError> {
+        let tally = self.read()?;
+        if let Some(k) = self.known().as_mut()
+            && k.tally == tally
+        {
+            return Ok(k.file_text.get_or_insert_with(|| tally.file_text()).clone());
+        }
+        Ok(tally.file_text())
     }
 
     /// Makes the file say exactly what `tally` shows.
@@ -135,7 +186,16 @@ impl Users<'_> {
     /// Counts `added` in and `removed` out; the file is rewritten only when a line appears or
     /// goes. Called under the shards' lock.
     pub fn adjust(&self, added: &[&str], removed: &[&str]) -> Result<(), GrantError> {
-        let (after, file) = self.plan(added, removed)?;
+        let planned = self.plan(added, removed)?;
+        self.carry_out(planned, !added.is_empty() || !removed.is_empty())
+    }
+
+    /// Does what [`Self::plan`] said: the file, then the counts (when `changed`).
+    pub fn carry_out(
+        &self,
+        (after, file): (Tally, Option<FileChange>),
+        changed: bool,
+    ) -> Result<(), GrantError> {
         match file {
             Some(FileChange::Install(text)) => {
                 self.sudoers
@@ -146,7 +206,7 @@ impl Users<'_> {
             }
             None => {}
         }
-        if !added.is_empty() || !removed.is_empty() {
+        if changed {
             self.write(&after)?;
         }
         Ok(())
@@ -220,7 +280,7 @@ impl Users<'_> {
 
     /// Whether the file on disk says what the tally says.
     pub fn status(&self) -> Result<DropInStatus, GrantError> {
-        match self.read()?.file_text() {
+        match self.file_text()? {
             None => Ok(DropInStatus::Intact),
             Some(text) => self.sudoers.status_named(USERS_FILE, &text),
         }
