@@ -327,3 +327,53 @@ fn record_io_keeps_the_output_for_sudoreplay() {
     let o = as_user("alice", &["cat", &format!("{io}/log")]);
     assert!(!o.status.success());
 }
+
+/// A user's logging line stays in `jitd_users` a few minutes after their last grant (so a
+/// grant again soon after does not rewrite the file of every holder), grants nothing while it
+/// stays, goes once its time is up, and goes with everything else at purge.
+#[test]
+#[ignore = "needs root and the sandbox: run tests/run"]
+fn a_users_logging_line_outlives_their_grant_a_while_and_grants_nothing() {
+    use std::os::unix::fs::MetadataExt;
+    let sb = sandbox();
+    ensure_user("alice");
+    let mut d = start(&sb, "ledger-linger");
+    let uid = format!("#{}", uid_of("alice").unwrap());
+    let users = Path::new("/etc/sudoers.d/jitd_users");
+    let a = elevate("alice", "whoami");
+    assert!(jitctl("alice", &["drop", &a]).status.success());
+    let text = std::fs::read_to_string(users).unwrap();
+    assert!(text.contains(&uid) && !text.contains("ALL="), "{text}");
+    assert!(sudoers_valid());
+    assert!(
+        !sudo_as("alice", "/usr/bin/id -u").status.success(),
+        "a lingering line let a dropped grant's command run"
+    );
+    // Asked again: the file is left as it is, and the new grant's commands are its own.
+    let inode = std::fs::metadata(users).unwrap().ino();
+    let b = elevate("alice", "whoami");
+    assert_eq!(std::fs::metadata(users).unwrap().ino(), inode);
+    assert!(sudo_as("alice", "/usr/bin/id -u").status.success());
+    let cs = wait_commands("alice", &b, 1);
+    assert_eq!(argv_of(cs.last().unwrap()), "/usr/bin/id -u");
+    // Past its time (the daemon's clock six minutes on): the integrity check lets it go.
+    assert!(jitctl("alice", &["drop", &b]).status.success());
+    d.set_wall_offset_ms(6 * 60 * 1000);
+    wait_for(Duration::from_secs(5), "the lingering line to go", || {
+        !std::fs::read_to_string(users).is_ok_and(|t| t.contains(&uid))
+    });
+    d.set_wall_offset_ms(0);
+    // Purge leaves no file of jitd's, a lingering line included.
+    let c = elevate("alice", "whoami");
+    assert!(jitctl("alice", &["drop", &c]).status.success());
+    assert!(users.exists());
+    d.kill9();
+    assert!(d.oneshot("purge").status.success());
+    let left: Vec<String> = std::fs::read_dir("/etc/sudoers.d")
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("jitd"))
+        .collect();
+    assert!(left.is_empty(), "left after purge: {left:?}");
+}

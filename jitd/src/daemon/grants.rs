@@ -350,6 +350,13 @@ impl Core {
                 let _ = self.enforcer.remove_orphan(&id);
             }
         }
+        // Counted again from the records, now empty: the users' settings lines that outlive
+        // their last grant a while go too.
+        if let Err(e) = self.enforcer.recount() {
+            self.record(AuditEvent::GrantCheckFailed {
+                error: format!("per-user sudo settings at purge: {e}"),
+            });
+        }
         self.unroute();
         crate::ledger::trail::remove(&self.cfg);
         count
