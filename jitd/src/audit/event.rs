@@ -9,13 +9,17 @@
 
 #![forbid(unsafe_code)]
 
-use std::fmt::{self, Display};
-
 use super::Level;
 use super::codec::{ParseError, Record};
 use super::field::Field;
 use crate::names::GrantId;
 use crate::terms::{ApprovalMode, GrantKind, Via};
+
+#[macro_use]
+mod table;
+mod values;
+
+pub use values::{FieldValue, PolkitAnswer};
 
 #[cfg(test)]
 mod ledger_samples;
@@ -23,173 +27,6 @@ mod ledger_samples;
 mod samples;
 #[cfg(test)]
 mod tests;
-
-/// One field's value as the renderers see it: the key=value line writes each as text, JSON
-/// keeps numbers, booleans and pid lists typed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FieldValue {
-    Text(String),
-    Unsigned(u64),
-    Signed(i64),
-    Bool(bool),
-    /// Process ids; a comma-joined list on the line, an array in JSON.
-    Pids(Vec<u32>),
-}
-
-impl Display for FieldValue {
-    /// The value's text on the key=value line, before escaping.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Text(s) => f.write_str(s),
-            Self::Unsigned(n) => write!(f, "{n}"),
-            Self::Signed(n) => write!(f, "{n}"),
-            Self::Bool(b) => write!(f, "{b}"),
-            Self::Pids(pids) => {
-                for (i, pid) in pids.iter().enumerate() {
-                    if i > 0 {
-                        f.write_str(",")?;
-                    }
-                    write!(f, "{pid}")?;
-                }
-                Ok(())
-            }
-        }
-    }
-}
-
-/// What polkit answered when a caller asked to act as an admin. Typed because the record's
-/// level follows from it: a yes is worth an auditor's look, a failure to ask is a warning.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PolkitAnswer {
-    Yes,
-    No,
-    /// polkit could not be asked; the text says why.
-    Error(String),
-}
-
-impl PolkitAnswer {
-    pub fn level(&self) -> Level {
-        match self {
-            Self::Yes => Level::Notice,
-            Self::No => Level::Info,
-            Self::Error(_) => Level::Warning,
-        }
-    }
-
-    /// Reads the text written by [`Display`]; `None` for anything else.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "yes" => Some(Self::Yes),
-            "no" => Some(Self::No),
-            _ => s
-                .strip_prefix("error: ")
-                .map(|e| Self::Error(e.to_string())),
-        }
-    }
-}
-
-impl Display for PolkitAnswer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Yes => f.write_str("yes"),
-            Self::No => f.write_str("no"),
-            Self::Error(e) => write!(f, "error: {e}"),
-        }
-    }
-}
-
-impl From<&Result<bool, String>> for PolkitAnswer {
-    fn from(answer: &Result<bool, String>) -> Self {
-        match answer {
-            Ok(true) => Self::Yes,
-            Ok(false) => Self::No,
-            Err(e) => Self::Error(e.clone()),
-        }
-    }
-}
-
-/// Generates [`AuditEvent`] and its table-driven methods. Each entry reads
-///
-/// `Variant = "kind" | "older.kind" [level] { field: Type, ... }`
-///
-/// where the older names are accepted by the parser only, and `level` is an expression of type
-/// [`Level`] that may use the variant's fields by name.
-macro_rules! audit_events {
-    ($(
-        $(#[$meta:meta])*
-        $variant:ident = $kind:literal $(| $alias:literal)* [$level:expr] {
-            $($field:ident : $ty:ty),* $(,)?
-        }
-    )+) => {
-        /// One audit record.
-        #[derive(Debug, Clone, PartialEq, Eq)]
-        pub enum AuditEvent {
-            $($(#[$meta])* $variant { $($field: $ty),* },)+
-        }
-
-        impl AuditEvent {
-            /// The name of every variant, in table order.
-            pub const VARIANTS: &'static [&'static str] = &[$(stringify!($variant)),+];
-
-            /// The kind each variant is written as, parallel to [`Self::VARIANTS`]. A kind
-            /// with two shapes (`session.closed`) appears once per shape.
-            pub const KINDS: &'static [&'static str] = &[$($kind),+];
-
-            /// The record's name, the value of its `event` field.
-            pub fn kind(&self) -> &'static str {
-                match self {
-                    $(Self::$variant { .. } => $kind,)+
-                }
-            }
-
-            /// The variant's name, for telling apart two shapes of one kind.
-            pub fn variant(&self) -> &'static str {
-                match self {
-                    $(Self::$variant { .. } => stringify!($variant),)+
-                }
-            }
-
-            /// The syslog severity of the record.
-            pub fn level(&self) -> Level {
-                match self {
-                    // Most levels are constants and leave the bindings unused.
-                    $(#[allow(unused_variables)] Self::$variant { $($field),* } => $level,)+
-                }
-            }
-
-            /// The fields after `event`, named and ordered as written.
-            pub fn fields(&self) -> Vec<(&'static str, FieldValue)> {
-                match self {
-                    $(Self::$variant { $($field),* } => {
-                        vec![$((stringify!($field), Field::to_value($field))),*]
-                    })+
-                }
-            }
-
-            /// The event a parsed record holds. Every field must be there, once, with a
-            /// value of its type, and nothing else; a kind with two shapes takes the first
-            /// that fits, and reports the first shape's complaint when none does.
-            // A variant without fields leaves the closure's argument unused.
-            #[allow(unused_variables)]
-            pub(super) fn from_fields(record: &Record) -> Result<Self, ParseError> {
-                let kind = record.kind();
-                let mut failed: Option<ParseError> = None;
-                $(
-                    if kind == $kind $(|| kind == $alias)* {
-                        let shape = record.read(|f| {
-                            Ok(Self::$variant { $($field: f.take(stringify!($field))?),* })
-                        });
-                        match shape {
-                            Ok(event) => return Ok(event),
-                            Err(e) => failed = failed.or(Some(e)),
-                        }
-                    }
-                )+
-                Err(failed.unwrap_or_else(|| record.unknown_kind()))
-            }
-        }
-    };
-}
 
 audit_events! {
     // ---- start-up and integrity -------------------------------------------------------------
