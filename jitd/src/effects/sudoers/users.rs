@@ -61,6 +61,7 @@ struct Stored {
 fn split(line: &str) -> (&str, &str) {
     line.strip_prefix("Defaults:")
         .and_then(|rest| rest.split_once(' '))
+        .filter(|(_, sets)| !sets.is_empty())
         .map_or(("", line), |(who, sets)| (sets, who))
 }
 
@@ -369,6 +370,7 @@ mod tests {
         }
         t.lingering.insert(format!("Defaults:#7 {sets}"), 42);
         t.counts.insert("a line of another shape".into(), 1);
+        t.counts.insert("Defaults:#9 ".into(), 1);
         let text = serde_json::to_string(&t).unwrap();
         assert_eq!(text.matches(sets).count(), 2, "once per group: {text}");
         assert!(text.len() < 20_000, "{} bytes", text.len());
