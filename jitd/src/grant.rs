@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use std::sync::Arc;
+
 use crate::clock::Deadline;
 use crate::names::{GrantId, GroupName, SudoCommand};
 pub use crate::policy::OnEnd;
@@ -117,7 +119,8 @@ pub struct GrantRecord {
     pub user: String,
     pub privilege: String,
     pub spec: GrantSpec,
-    pub drop_in: String,
+    /// Shared with the sudo record's entry of the grant (the longest text a grant has).
+    pub drop_in: Arc<str>,
     pub rule: String,
     /// What the grant gives, in words (for listings).
     pub grants: String,

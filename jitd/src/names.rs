@@ -94,15 +94,51 @@ string_newtype!(
     /// The name of an admin-defined privilege: `[a-z0-9][a-z0-9-]*`, at most 63 bytes.
     PrivilegeName
 );
-string_newtype!(
+/// An id jitd makes ([`random_id`]), kept inline: 13 ASCII bytes, no allocation. The daemon
+/// keeps several copies of each live grant's id (its table, the gate's index, the sudo
+/// records), ten thousand grants on a busy host.
+macro_rules! inline_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name([u8; 13]);
+
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                // Only ever built from checked ASCII ([`random_id`]), so never empty.
+                std::str::from_utf8(&self.0).unwrap_or_default()
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!(stringify!($name), "({:?})"), self.as_str())
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                self.as_str()
+            }
+        }
+    };
+}
+
+inline_id!(
     /// A grant id: `g` and 12 lower-case hex digits.
     GrantId
 );
-string_newtype!(
+inline_id!(
     /// An elevated session's id: `s` and 12 lower-case hex digits.
     SessionId
 );
-string_newtype!(
+inline_id!(
     /// A request waiting for approval: `r` and 12 lower-case hex digits.
     RequestId
 );
@@ -168,15 +204,22 @@ macro_rules! random_id {
                         concat!("must be '", $prefix, "' and 12 lower-case hex digits"),
                     );
                 }
-                Ok(Self(s.to_string()))
+                // One ASCII prefix and 12 digits: exactly the 13 bytes held.
+                s.as_bytes()
+                    .try_into()
+                    .map(Self)
+                    .or_else(|_| refuse(WHAT, s, "must be 13 bytes"))
             }
 
             /// Builds an id from 48 random bits.
             pub fn from_random(bits: u64) -> Self {
-                Self(format!(
-                    concat!($prefix, "{:012x}"),
-                    bits & 0xffff_ffff_ffff
-                ))
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                let mut out = [$prefix.as_bytes()[0]; 13];
+                // The low 48 bits, most significant digit first.
+                for (i, digit) in out[1..].iter_mut().enumerate() {
+                    *digit = HEX[((bits >> (4 * (11 - i))) & 0xf) as usize];
+                }
+                Self(out)
             }
         }
     };

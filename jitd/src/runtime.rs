@@ -158,6 +158,7 @@ pub fn one_shot(cfg: Config, audit: Arc<Audit>, purge: bool) -> Result<(), RunEr
 }
 
 pub fn serve(cfg: Config, audit: Arc<Audit>) -> Result<(), RunError> {
+    crate::sys::limit_heap_arenas();
     if let Err(e) = crate::sys::drop_capabilities() {
         audit.log(Level::Warning, &format!("could not drop capabilities: {e}"));
     }
@@ -188,6 +189,8 @@ pub fn serve(cfg: Config, audit: Arc<Audit>) -> Result<(), RunError> {
         engine.start_safe_mode(e);
     }
     engine.route_policy();
+    // Loading every live grant left its working copies' memory free but held.
+    crate::sys::give_back_free_heap();
     let proc = crate::effects::procs::ProcFs {
         root: PathBuf::from("/proc"),
     };

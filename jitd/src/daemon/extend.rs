@@ -176,7 +176,8 @@ impl Core {
                 },
                 &self.flavor,
             )
-            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+            .map_err(|e| Error::InvalidArgument(e.to_string()))?
+            .into();
         }
         self.store
             .set_deadline(&longer)

@@ -83,7 +83,10 @@ impl Core {
     }
 
     /// A live grant found at start-up (or by the sweep): into the live set and the gate.
-    pub(super) fn track(&mut self, g: GrantRecord) {
+    pub(super) fn track(&mut self, mut g: GrantRecord) {
+        if let Some(text) = self.enforcer.shared_rule(&g) {
+            g.drop_in = text;
+        }
         if g.state == GrantState::Active {
             self.write_gate().insert(&g);
         }

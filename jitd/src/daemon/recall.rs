@@ -215,7 +215,7 @@ mod tests {
             spec: GrantSpec::Group {
                 group: GroupName::parse("data").unwrap(),
             },
-            drop_in: String::new(),
+            drop_in: "".into(),
             rule: "r".into(),
             grants: String::new(),
             reason: String::new(),

@@ -148,6 +148,8 @@ impl Core {
                 error: format!("per-user sudo settings: {e}"),
             });
         }
+        // The check's working copy of every live grant is freed: give its pages back.
+        crate::sys::give_back_free_heap();
     }
 
     /// A privilege's shared sudoers file that a change found deleted or edited behind jitd's

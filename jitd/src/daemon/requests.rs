@@ -253,7 +253,7 @@ impl Core {
             user: user.to_string(),
             privilege: privilege.to_string(),
             spec,
-            drop_in,
+            drop_in: drop_in.into(),
             rule: rule.to_string(),
             grants: p.describe(),
             reason: reason.to_string(),

@@ -10,6 +10,8 @@ use crate::grant::{GrantRecord, GrantState};
 
 /// A removal that failed is retried this often, not in a tight loop.
 const REMOVAL_RETRY_MS: i64 = 1000;
+/// Grants ending in one tick past which the heap's free pages are given back to the system.
+const GIVE_BACK_AFTER: usize = 256;
 
 /// Work that is due now for one grant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +83,7 @@ impl Core {
             }
         }
         // Expired together, removed together: each privilege's sudoers file is written once.
+        let many = expired.len() >= GIVE_BACK_AFTER;
         if !expired.is_empty() {
             self.end_all(expired, Ending::new(GrantState::Expired, "expired"));
             self.audit_drift();
@@ -89,6 +92,10 @@ impl Core {
             self.record(crate::audit::AuditEvent::GrantDbWriteFailed {
                 error: format!("ending grants together: {e}; the next start or sweep records them"),
             });
+        }
+        if many {
+            // Thousands of grants ended: the memory they held goes back to the system.
+            crate::sys::give_back_free_heap();
         }
         let requests = self.expire_requests();
         self.note_overdue_reviews();
@@ -126,7 +133,7 @@ mod tests {
             user: "alice".into(),
             privilege: "p".into(),
             spec: GrantSpec::Gate,
-            drop_in: String::new(),
+            drop_in: "".into(),
             rule: "r".into(),
             grants: String::new(),
             reason: String::new(),

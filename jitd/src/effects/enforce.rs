@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::effects::GrantError;
 use crate::effects::group::Groups;
@@ -66,6 +67,11 @@ pub trait Enforcer: Send {
         gs.iter().map(|g| self.remove(g)).collect()
     }
     fn presence(&self, g: &GrantRecord) -> Result<Presence, GrantError>;
+    /// The copy of `g`'s rule text the system's record keeps, when it is the same text (after
+    /// [`Enforcer::presence`]): the live grant then shares it rather than keeping its own.
+    fn shared_rule(&self, _g: &GrantRecord) -> Option<Arc<str>> {
+        None
+    }
     /// Ids of the grants with something on the system that carries jitd's marker: drop-ins,
     /// and memberships with their manifest.
     fn owned_drop_ins(&self) -> Result<Vec<GrantId>, GrantError>;
@@ -265,6 +271,16 @@ impl Enforcer for SystemEnforcer {
                 Presence::Missing
             }),
             GrantSpec::Gate => Ok(Presence::Intact),
+        }
+    }
+
+    fn shared_rule(&self, g: &GrantRecord) -> Option<Arc<str>> {
+        match &g.spec {
+            GrantSpec::Sudo { .. } => {
+                self.shards
+                    .shared_text(&privilege_of(g).ok()?, &g.id, &g.drop_in)
+            }
+            _ => None,
         }
     }
 

@@ -297,7 +297,7 @@ fn read_grant(r: &Row<'_>) -> rusqlite::Result<Result<GrantRecord, StoreError>> 
         user: r.get("user")?,
         privilege: r.get("privilege")?,
         spec,
-        drop_in,
+        drop_in: drop_in.into(),
         rule: r.get("rule")?,
         grants: r.get("grants")?,
         reason: r.get("reason")?,

@@ -126,6 +126,11 @@ impl Store {
             .map_err(open_err)?;
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(open_err)?;
+        // The daemon reads a few rows at a time by key (the live set is in its memory), and
+        // the kernel keeps the file cached: 512 KiB of pages (SQLite's default is 2 MiB) keeps
+        // its index pages at hand.
+        conn.pragma_update(None, "cache_size", -512)
+            .map_err(open_err)?;
         migrate::upgrade(&mut conn, path)?;
         Ok(Self {
             conn,
@@ -283,7 +288,7 @@ pub(crate) mod tests {
             spec: GrantSpec::Group {
                 group: GroupName::parse("docker").unwrap(),
             },
-            drop_in: String::new(),
+            drop_in: "".into(),
             rule: "web".into(),
             grants: "member of group docker".into(),
             reason: "because".into(),

@@ -16,6 +16,7 @@
 
 #![forbid(unsafe_code)]
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
@@ -41,20 +42,20 @@ pub struct Entry {
     /// The grant's deadline by the wall clock, in ms.
     pub until_ms: i64,
     /// The grant's own drop-in text, as the database keeps it.
-    pub text: String,
+    pub text: Arc<str>,
 }
 
 /// A privilege's record: its grants by id.
 pub(super) type Record = BTreeMap<GrantId, Entry>;
 
-/// An [`Entry`] as a line of the record.
+/// An [`Entry`] as a line of the record (written from the entry's own strings).
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Line {
-    grant: String,
+struct Line<'a> {
+    grant: Cow<'a, str>,
     uid: u32,
     until_ms: i64,
-    text: String,
+    text: Cow<'a, str>,
 }
 
 /// Replaces `dir/name` with `text` durably: a temp file (dot name), synced, renamed over it,
@@ -101,14 +102,9 @@ pub struct Shards {
 
 struct Seen {
     stamps: (Stamp, Stamp),
-    /// Each grant's text by its SHA-256: enough to compare, without a second copy of the record.
-    texts: HashMap<GrantId, [u8; 32]>,
+    /// Each grant's text, shared with the record's entry (not a copy).
+    texts: HashMap<GrantId, Arc<str>>,
     file: DropInStatus,
-}
-
-fn digest(text: &str) -> [u8; 32] {
-    use sha2::Digest;
-    sha2::Sha256::digest(text.as_bytes()).into()
 }
 
 /// A file's identity and change time: equal stamps mean an unchanged file (`ctime` cannot be
@@ -223,7 +219,7 @@ impl Shards {
                 grant: GrantId::parse(&line.grant).map_err(|e| bad(e.to_string()))?,
                 uid: line.uid,
                 until_ms: line.until_ms,
-                text: line.text,
+                text: Arc::from(line.text),
             };
             out.insert(entry.grant.clone(), entry);
         }
@@ -246,10 +242,10 @@ impl Shards {
         let mut text = String::new();
         for e in entries.values() {
             let line = Line {
-                grant: e.grant.to_string(),
+                grant: Cow::Borrowed(e.grant.as_str()),
                 uid: e.uid,
                 until_ms: e.until_ms,
-                text: e.text.clone(),
+                text: Cow::Borrowed(&e.text),
             };
             let line = serde_json::to_string(&line).map_err(|e| GrantError::Verify {
                 what: e.to_string(),
@@ -272,7 +268,7 @@ impl Shards {
 
     /// The file's text for `entries`.
     fn render(p: &PrivilegeName, entries: &BTreeMap<GrantId, Entry>) -> Result<String, GrantError> {
-        consolidate::render(p, entries.values().map(|e| e.text.as_str()))
+        consolidate::render(p, entries.values().map(|e| &*e.text))
             .map_err(|what| GrantError::Verify { what })
     }
 
@@ -355,7 +351,7 @@ impl Shards {
     /// Puts (or replaces) `entry` in the file of `p`; idempotent.
     pub fn put(&self, p: &PrivilegeName, entry: Entry) -> Result<(), GrantError> {
         // Refused before anything is written: a text the file could not hold.
-        consolidate::render(p, [entry.text.as_str()])
+        consolidate::render(p, [&*entry.text])
             .map_err(|what| GrantError::Verify { what })?;
         self.locked(|| {
             let before = self.read(p)?;
@@ -443,7 +439,7 @@ impl Shards {
                     stamps,
                     texts: entries
                         .values()
-                        .map(|e| (e.grant.clone(), digest(&e.text)))
+                        .map(|e| (e.grant.clone(), Arc::clone(&e.text)))
                         .collect(),
                     file,
                 });
@@ -455,7 +451,7 @@ impl Shards {
         };
         Ok(match seen.texts.get(id) {
             None => DropInStatus::Missing,
-            Some(d) if *d != digest(text) => DropInStatus::Tampered("its record changed".into()),
+            Some(t) if **t != *text => DropInStatus::Tampered("its record changed".into()),
             Some(_) if seen.file != DropInStatus::Intact => seen.file.clone(),
             Some(_) if defaults(text).is_empty() => DropInStatus::Intact,
             Some(_) => match self.users_status()? {
@@ -466,6 +462,13 @@ impl Shards {
                 }
             },
         })
+    }
+
+    /// The text `p`'s record had for `id` when last checked, shared (not copied), if it is
+    /// `text`: a live grant then keeps the one copy.
+    pub fn shared_text(&self, p: &PrivilegeName, id: &GrantId, text: &str) -> Option<Arc<str>> {
+        let seen = self.seen.lock().ok()?;
+        seen.get(p)?.texts.get(id).filter(|t| ***t == *text).cloned()
     }
 
     /// Every privilege with a record.

@@ -59,7 +59,7 @@ fn entry(n: u8, uid: u32, until_secs: i64) -> Entry {
         grant,
         uid,
         until_ms: until_secs * 1000,
-        text,
+        text: text.into(),
     }
 }
 
@@ -193,9 +193,11 @@ fn a_record_line_that_does_not_read_back_is_an_error_naming_its_place() {
 }
 
 fn logged(mut e: Entry, privilege_uid: u32) -> Entry {
-    e.text.push_str(&format!(
-        "Defaults:#{privilege_uid} log_format=json, logfile=/var/lib/jitd/ledger/{privilege_uid}.json, log_exit_status\n"
-    ));
+    e.text = format!(
+        "{}Defaults:#{privilege_uid} log_format=json, logfile=/var/lib/jitd/ledger/{privilege_uid}.json, log_exit_status\n",
+        e.text
+    )
+    .into();
     e
 }
 
@@ -389,4 +391,31 @@ fn a_record_changed_by_another_writer_is_read_again_however_soon() {
     let text = fs::read_to_string(file(&dirs)).unwrap();
     assert!(!text.contains("#1001"), "{text}");
     assert!(text.contains("#1002") && text.contains("#1003"), "{text}");
+}
+
+#[test]
+fn a_grant_checked_against_its_record_shares_the_records_copy_of_its_rule() {
+    let dirs = temp_dirs();
+    let a = entry(1, 1001, 1_795_000_000);
+    shards(&dirs).put(&p(), a.clone()).unwrap();
+    // A new start: the grant's rule read from the database is a copy of its own.
+    let s = shards(&dirs);
+    let from_db: Arc<str> = Arc::from(&*a.text);
+    assert_eq!(s.shared_text(&p(), &a.grant, &from_db), None, "not checked yet");
+    assert_eq!(
+        s.status(&p(), &a.grant, &from_db).unwrap(),
+        DropInStatus::Intact
+    );
+    let shared = s.shared_text(&p(), &a.grant, &from_db).unwrap();
+    assert_eq!(*shared, *from_db);
+    assert!(!Arc::ptr_eq(&shared, &from_db));
+    assert!(
+        Arc::ptr_eq(&shared, &s.shared_text(&p(), &a.grant, &from_db).unwrap()),
+        "one copy, whoever asks"
+    );
+    // A text the record does not hold is never swapped in for it.
+    let other = format!("{}# changed\n", a.text);
+    assert_eq!(s.shared_text(&p(), &a.grant, &other), None);
+    let b = entry(2, 1002, 1_795_000_000);
+    assert_eq!(s.shared_text(&p(), &b.grant, &b.text), None);
 }
