@@ -8,7 +8,7 @@
 
 #![forbid(unsafe_code)]
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// A reading of every clock at one moment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,14 +18,14 @@ pub struct Now {
     /// Milliseconds of CLOCK_BOOTTIME.
     pub boot_ms: i64,
     /// The kernel's boot id (`/proc/sys/kernel/random/boot_id`).
-    pub boot_id: String,
+    pub boot_id: Arc<str>,
 }
 
 /// When a grant ends: whichever of its deadlines comes first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Deadline {
     pub wall_ms: i64,
-    pub boot_id: String,
+    pub boot_id: Arc<str>,
     pub boot_ms: i64,
 }
 
@@ -149,7 +149,8 @@ pub trait Clock: Send + Sync {
 
 /// The real clocks of this host.
 pub struct SystemClock {
-    boot_id: String,
+    /// Shared by every deadline made in this boot.
+    boot_id: Arc<str>,
 }
 
 impl SystemClock {
@@ -159,7 +160,9 @@ impl SystemClock {
             // Without a boot id only the wall clock protects grants; "unknown" never matches a
             // real id, so boot deadlines from any other boot are ignored as they should be.
             .unwrap_or_else(|_| "unknown".to_string());
-        Self { boot_id }
+        Self {
+            boot_id: boot_id.into(),
+        }
     }
 }
 
@@ -212,7 +215,7 @@ impl FakeClock {
         Self(Mutex::new(Now {
             wall_ms,
             boot_ms: 1_000,
-            boot_id: "boot-a".to_string(),
+            boot_id: "boot-a".into(),
         }))
     }
 
@@ -232,7 +235,7 @@ impl FakeClock {
     pub fn reboot(&self, boot_id: &str) {
         let mut now = self.0.lock().unwrap_or_else(|p| p.into_inner());
         now.boot_ms = 1_000;
-        now.boot_id = boot_id.to_string();
+        now.boot_id = boot_id.into();
     }
 }
 

@@ -130,7 +130,7 @@ pub struct GrantRecord {
     pub requested_ms: i64,
     pub starts_ms: i64,
     pub expires_ms: i64,
-    pub boot_id: String,
+    pub boot_id: Arc<str>,
     pub expires_boot_ms: i64,
     pub ended_ms: i64,
     pub end_reason: String,

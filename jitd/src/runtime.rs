@@ -158,7 +158,7 @@ pub fn one_shot(cfg: Config, audit: Arc<Audit>, purge: bool) -> Result<(), RunEr
 }
 
 pub fn serve(cfg: Config, audit: Arc<Audit>) -> Result<(), RunError> {
-    crate::sys::limit_heap_arenas();
+    crate::sys::heap::limit_arenas();
     if let Err(e) = crate::sys::drop_capabilities() {
         audit.log(Level::Warning, &format!("could not drop capabilities: {e}"));
     }
@@ -190,7 +190,7 @@ pub fn serve(cfg: Config, audit: Arc<Audit>) -> Result<(), RunError> {
     }
     engine.route_policy();
     // Loading every live grant left its working copies' memory free but held.
-    crate::sys::give_back_free_heap();
+    crate::sys::heap::give_back_free();
     let proc = crate::effects::procs::ProcFs {
         root: PathBuf::from("/proc"),
     };

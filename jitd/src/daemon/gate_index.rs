@@ -18,8 +18,9 @@ use crate::policy::{Accounts, Policy};
 #[derive(Debug, Clone)]
 struct GateEntry {
     id: GrantId,
-    /// The account the grant was made for, by name: with the uid, who it belongs to.
-    user: String,
+    /// The account the grant was made for, by name: with the uid, who it belongs to. Shared
+    /// by the uid's grants made for the same name.
+    user: Arc<str>,
     /// Shared by all grants of the privilege (10,000 grants hold a handful of privileges).
     privilege: Arc<str>,
     services: Arc<[String]>,
@@ -121,7 +122,7 @@ impl GateIndex {
         // integrity check ends the grant. Looked up only when the uid holds a grant.
         let account = entries.and_then(|_| self.names.name(uid, self.accounts.as_ref()));
         let live = entries.into_iter().flatten().find(|e| {
-            account.as_deref() == Some(e.user.as_str())
+            account.as_deref() == Some(&*e.user)
                 && !e.deadline.is_due(now)
                 && e.services.iter().any(|s| s == service)
         });
@@ -165,9 +166,14 @@ impl GateIndex {
                 (Arc::from(g.privilege.as_str()), Arc::from(services))
             })
             .clone();
-        self.by_uid.entry(g.uid).or_default().push(GateEntry {
+        let entries = self.by_uid.entry(g.uid).or_default();
+        let user = entries
+            .iter()
+            .find(|e| *e.user == *g.user)
+            .map_or_else(|| Arc::from(g.user.as_str()), |e| Arc::clone(&e.user));
+        entries.push(GateEntry {
             id: g.id.clone(),
-            user: g.user.clone(),
+            user,
             privilege,
             services,
             deadline: g.deadline(),

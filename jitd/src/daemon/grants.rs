@@ -84,8 +84,14 @@ impl Core {
 
     /// A live grant found at start-up (or by the sweep): into the live set and the gate.
     pub(super) fn track(&mut self, mut g: GrantRecord) {
+        // Read from the database, its longer strings are copies of its own: share the ones the
+        // system's record and the clock already hold (ten thousand grants on a busy host).
         if let Some(text) = self.enforcer.shared_rule(&g) {
             g.drop_in = text;
+        }
+        let boot_id = self.clock.now().boot_id;
+        if g.boot_id == boot_id {
+            g.boot_id = boot_id;
         }
         if g.state == GrantState::Active {
             self.write_gate().insert(&g);

@@ -149,7 +149,7 @@ impl Core {
             });
         }
         // The check's working copy of every live grant is freed: give its pages back.
-        crate::sys::give_back_free_heap();
+        crate::sys::heap::give_back_free();
     }
 
     /// A privilege's shared sudoers file that a change found deleted or edited behind jitd's

@@ -95,7 +95,7 @@ impl Core {
         }
         if many {
             // Thousands of grants ended: the memory they held goes back to the system.
-            crate::sys::give_back_free_heap();
+            crate::sys::heap::give_back_free();
         }
         let requests = self.expire_requests();
         self.note_overdue_reviews();

@@ -37,7 +37,7 @@ impl Core {
             tty: s.tty,
             rhost: s.rhost,
             start_ticks: self.recaller.start_ticks(s.pid).unwrap_or(0),
-            boot_id: now.boot_id,
+            boot_id: now.boot_id.to_string(),
             opened_ms: now.wall_ms,
         };
         // Kept in the database so a restart (an upgrade, a crash) still knows what runs with
@@ -109,7 +109,7 @@ impl Core {
     pub(super) fn still_running(&self, s: &Session) -> bool {
         s.pid > 1
             && s.start_ticks != 0
-            && s.boot_id == self.clock.now().boot_id
+            && *s.boot_id == *self.clock.now().boot_id
             && self.recaller.start_ticks(s.pid) == Some(s.start_ticks)
     }
 

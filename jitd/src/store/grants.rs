@@ -306,7 +306,7 @@ fn read_grant(r: &Row<'_>) -> rusqlite::Result<Result<GrantRecord, StoreError>> 
         requested_ms: r.get("requested_ms")?,
         starts_ms: r.get("starts_ms")?,
         expires_ms: r.get("expires_ms")?,
-        boot_id: r.get("boot_id")?,
+        boot_id: r.get::<_, String>("boot_id")?.into(),
         expires_boot_ms: r.get("expires_boot_ms")?,
         ended_ms: r.get("ended_ms")?,
         end_reason: r.get("end_reason")?,

@@ -147,14 +147,11 @@ fn host_part(
     let b = populate(exe, &users[..1], &sprivs, 0, 7200, 1);
     assert!(b.errors.is_empty(), "{:?}", b.errors);
     let snap_small = snapshot_sudoers(&sb.dir.join("sudoers-small"));
-    let ht = std::env::var("BENCH_HT").is_ok();
-    let small = if ht { Vec::new() } else { host_figures(r, sb, &mut d, exe, bench, &users[0], sizes, "10 live") };
-    if !ht {
+    let small = host_figures(r, sb, &mut d, exe, bench, &users[0], sizes, "10 live");
     r.phase("10-live host");
     elevate_arms(r, bench, sizes.runs);
     peers(r, sb, &d, bench, sizes.runs);
     r.phase("elevate and peers");
-    }
 
     // ---- The mass: every other user asks for s0..s9 and g0, four clients at a time.
     let mut mixed = sprivs.clone();
@@ -186,19 +183,6 @@ fn host_part(
         mass.latencies,
     ));
     r.phase("mass grants");
-    if ht {
-        std::thread::sleep(std::time::Duration::from_secs(5));
-        let show = format!("grep -E 'VmRSS|RssAnon|RssFile|VmHWM' /proc/{}/status", d.pid());
-        let _ = std::process::Command::new("sh").args(["-c", &show]).status();
-        if std::env::var("BENCH_HT_RESTART").is_ok() {
-            d.restart();
-            std::thread::sleep(std::time::Duration::from_secs(3));
-            let show = format!("echo after restart; grep -E 'VmRSS|RssAnon|RssFile|VmHWM' /proc/{}/status", d.pid());
-            let _ = std::process::Command::new("sh").args(["-c", &show]).status();
-        }
-        let _ = std::process::Command::new("sh").args(["-c", "pkill -TERM -f jitd.real; sleep 8"]).status();
-        std::process::exit(0);
-    }
     let snap_large = snapshot_sudoers(&sb.dir.join("sudoers-large"));
     let large = host_figures(
         r,

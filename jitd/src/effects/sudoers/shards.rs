@@ -351,8 +351,7 @@ impl Shards {
     /// Puts (or replaces) `entry` in the file of `p`; idempotent.
     pub fn put(&self, p: &PrivilegeName, entry: Entry) -> Result<(), GrantError> {
         // Refused before anything is written: a text the file could not hold.
-        consolidate::render(p, [&*entry.text])
-            .map_err(|what| GrantError::Verify { what })?;
+        consolidate::render(p, [&*entry.text]).map_err(|what| GrantError::Verify { what })?;
         self.locked(|| {
             let before = self.read(p)?;
             self.note_drift(p, &before);
@@ -468,7 +467,11 @@ impl Shards {
     /// `text`: a live grant then keeps the one copy.
     pub fn shared_text(&self, p: &PrivilegeName, id: &GrantId, text: &str) -> Option<Arc<str>> {
         let seen = self.seen.lock().ok()?;
-        seen.get(p)?.texts.get(id).filter(|t| ***t == *text).cloned()
+        seen.get(p)?
+            .texts
+            .get(id)
+            .filter(|t| ***t == *text)
+            .cloned()
     }
 
     /// Every privilege with a record.

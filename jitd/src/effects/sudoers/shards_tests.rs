@@ -401,7 +401,11 @@ fn a_grant_checked_against_its_record_shares_the_records_copy_of_its_rule() {
     // A new start: the grant's rule read from the database is a copy of its own.
     let s = shards(&dirs);
     let from_db: Arc<str> = Arc::from(&*a.text);
-    assert_eq!(s.shared_text(&p(), &a.grant, &from_db), None, "not checked yet");
+    assert_eq!(
+        s.shared_text(&p(), &a.grant, &from_db),
+        None,
+        "not checked yet"
+    );
     assert_eq!(
         s.status(&p(), &a.grant, &from_db).unwrap(),
         DropInStatus::Intact
