@@ -48,10 +48,19 @@ impl Daemon {
                     .filter(|e| e.file_name().to_string_lossy().ends_with(".jsonl"))
                     .filter_map(|e| std::fs::read_to_string(e.path()).ok())
                     .flat_map(|t| {
-                        t.lines()
+                        // A journal: a line per grant put on the system, one per grant taken off.
+                        let mut on = std::collections::BTreeSet::new();
+                        for v in t
+                            .lines()
                             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-                            .filter_map(|v| v["grant"].as_str().map(str::to_string))
-                            .collect::<Vec<_>>()
+                        {
+                            if let Some(id) = v["take"].as_str() {
+                                on.remove(id);
+                            } else if let Some(id) = v["grant"].as_str() {
+                                on.insert(id.to_string());
+                            }
+                        }
+                        on
                     })
                     .collect()
             })

@@ -21,6 +21,7 @@
 mod checked_write;
 pub mod consolidate;
 mod record_cache;
+mod record_file;
 pub mod shards;
 pub mod users;
 

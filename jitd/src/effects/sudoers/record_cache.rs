@@ -5,8 +5,20 @@ use super::shards::{Record, Stamp};
 /// A record as last read or written, with its file's stamp and its text's hash.
 pub(super) struct Known {
     pub stamp: Stamp,
-    pub hash: u64,
+    /// Has hashed the record's whole text; an append goes on from it.
+    pub hasher: std::collections::hash_map::DefaultHasher,
     pub entries: Record,
+    /// Lines in the file (entries, and takes not yet written away).
+    pub lines: usize,
+    /// Whether the file ends with a whole line: one cut short is never appended after.
+    pub whole: bool,
+    /// No other process has written records since this one read or wrote this one.
+    pub trusted: bool,
+}
+
+/// A hasher for a record's text, fed its bytes as they are written.
+pub(super) fn text_hasher() -> std::collections::hash_map::DefaultHasher {
+    std::collections::hash_map::DefaultHasher::new()
 }
 
 /// The text's hash, to tell a record read again from the one known.

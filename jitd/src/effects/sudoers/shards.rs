@@ -16,20 +16,17 @@
 
 #![forbid(unsafe_code)]
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
-use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, Write};
+use std::fs::{self, OpenOptions};
+use std::io::ErrorKind;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use serde::{Deserialize, Serialize};
-
 use super::consolidate::{self, USERS_FILE, USERS_MARKER, defaults};
-use super::record_cache::{Known, settled, text_hash};
+use super::record_file::RecordFiles;
 use super::users::{Counts, FileChange, Users};
-use super::{DropInStatus, SudoersDir, sync_dir};
+use super::{DropInStatus, SudoersDir};
 use crate::clock::Clock;
 use crate::effects::GrantError;
 use crate::names::{GrantId, PrivilegeName};
@@ -48,30 +45,6 @@ pub struct Entry {
 /// A privilege's record: its grants by id.
 pub(super) type Record = BTreeMap<GrantId, Entry>;
 
-/// An [`Entry`] as a line of the record (written from the entry's own strings).
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Line<'a> {
-    grant: Cow<'a, str>,
-    uid: u32,
-    until_ms: i64,
-    text: Cow<'a, str>,
-}
-
-/// Replaces `dir/name` with `text` durably: a temp file (dot name), synced, renamed over it,
-/// the directory synced. The records' directory is root's alone.
-pub(super) fn write_synced(dir: &Path, name: &str, text: &str) -> Result<(), GrantError> {
-    let (path, temp) = (dir.join(name), dir.join(format!(".{name}.tmp")));
-    let io = |e| GrantError::io(&temp, e);
-    let _ = fs::remove_file(&temp);
-    let mut file: File = super::create_exclusive(&temp).map_err(io)?;
-    file.write_all(text.as_bytes()).map_err(io)?;
-    file.sync_all().map_err(io)?;
-    drop(file);
-    fs::rename(&temp, &path).map_err(|e| GrantError::io(&path, e))?;
-    sync_dir(dir)
-}
-
 /// The per-privilege files and their records.
 pub struct Shards {
     sudoers: SudoersDir,
@@ -82,14 +55,10 @@ pub struct Shards {
     /// Files found not as their record said when a change came to rewrite them (deleted or
     /// edited behind jitd's back): the change puts them right, and the core audits it.
     drift: Mutex<Vec<(PrivilegeName, String)>>,
-    /// Each record as last read or written: a grant changes one entry, and parsing a
-    /// privilege's whole record again for each would make granting slower as the live set
-    /// grows. Kept with its file's stamp and its text's hash, not its text (a second copy of
-    /// every record: 4 MB at 10,000 grants). A record whose stamp is unchanged and over a
-    /// second old is not even read; one changed within the last second (when a change in the
-    /// same clock tick would leave the stamp as it was) is read and its hash compared, so
-    /// another writer's change (the sweep's) is never missed.
-    parsed: Mutex<HashMap<PrivilegeName, Known>>,
+    /// The records on disk, and this process's parsed copies ([`super::record_file`]).
+    files: RecordFiles,
+    /// Each privilege's file as this process last wrote it ([`Self::shown_stands`]).
+    shown: Mutex<HashMap<PrivilegeName, (Stamp, u64)>>,
     /// The users file's last look, by the identities of its counts and itself.
     users_seen: Mutex<Option<((Stamp, Stamp), DropInStatus)>>,
     /// How long a user's settings line outlives their last grant ([`super::users::LINGER_MS`]).
@@ -121,11 +90,12 @@ impl Shards {
     pub fn new(sudoers: SudoersDir, records: PathBuf, clock: Arc<dyn Clock>) -> Self {
         Self {
             sudoers,
-            records,
+            records: records.clone(),
             seen: Mutex::new(HashMap::new()),
             drift: Mutex::new(Vec::new()),
             users_seen: Mutex::new(None),
-            parsed: Mutex::new(HashMap::new()),
+            files: RecordFiles::new(records),
+            shown: Mutex::new(HashMap::new()),
             linger_ms: super::users::LINGER_MS,
             clock,
             users_known: Mutex::new(None),
@@ -133,7 +103,7 @@ impl Shards {
     }
 
     fn record_path(&self, p: &PrivilegeName) -> PathBuf {
-        self.records.join(format!("{p}.jsonl"))
+        self.files.path(p)
     }
 
     fn file_path(&self, p: &PrivilegeName) -> PathBuf {
@@ -163,107 +133,8 @@ impl Shards {
     }
 
     /// The record of `p` as on disk (empty when there is none).
-    fn read(&self, p: &PrivilegeName) -> Result<BTreeMap<GrantId, Entry>, GrantError> {
-        let path = self.record_path(p);
-        let mut file = match fs::File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(BTreeMap::new()),
-            Err(e) => return Err(GrantError::io(&path, e)),
-        };
-        // The stamp of what is read, from the open file itself.
-        let now = file
-            .metadata()
-            .ok()
-            .map(|m| (m.dev(), m.ino(), m.ctime(), m.ctime_nsec(), m.len()));
-        if let Ok(parsed) = self.parsed.lock()
-            && let Some(known) = parsed.get(p)
-            && known.stamp == now
-            && settled(&now)
-        {
-            return Ok(known.entries.clone());
-        }
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut file, &mut text)
-            .map_err(|e| GrantError::io(&path, e))?;
-        let hash = text_hash(&text);
-        if let Ok(mut parsed) = self.parsed.lock()
-            && let Some(known) = parsed.get_mut(p)
-            && known.hash == hash
-        {
-            known.stamp = now;
-            return Ok(known.entries.clone());
-        }
-        let entries = Self::parse(&path, &text)?;
-        if let Ok(mut parsed) = self.parsed.lock() {
-            let entries = entries.clone();
-            parsed.insert(
-                p.clone(),
-                Known {
-                    stamp: now,
-                    hash,
-                    entries,
-                },
-            );
-        }
-        Ok(entries)
-    }
-
-    fn parse(path: &Path, text: &str) -> Result<BTreeMap<GrantId, Entry>, GrantError> {
-        let mut out = BTreeMap::new();
-        for (n, line) in text.lines().enumerate() {
-            let bad = |e: String| GrantError::Verify {
-                what: format!("{}:{}: {e}", path.display(), n + 1),
-            };
-            let line: Line = serde_json::from_str(line).map_err(|e| bad(e.to_string()))?;
-            let entry = Entry {
-                grant: GrantId::parse(&line.grant).map_err(|e| bad(e.to_string()))?,
-                uid: line.uid,
-                until_ms: line.until_ms,
-                text: Arc::from(line.text),
-            };
-            out.insert(entry.grant.clone(), entry);
-        }
-        Ok(out)
-    }
-
-    fn write(
-        &self,
-        p: &PrivilegeName,
-        entries: &BTreeMap<GrantId, Entry>,
-    ) -> Result<(), GrantError> {
-        let path = self.record_path(p);
-        if entries.is_empty() {
-            return match fs::remove_file(&path) {
-                Ok(()) => sync_dir(&self.records),
-                Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-                Err(e) => Err(GrantError::io(&path, e)),
-            };
-        }
-        let mut text = String::new();
-        for e in entries.values() {
-            let line = Line {
-                grant: Cow::Borrowed(e.grant.as_str()),
-                uid: e.uid,
-                until_ms: e.until_ms,
-                text: Cow::Borrowed(&e.text),
-            };
-            let line = serde_json::to_string(&line).map_err(|e| GrantError::Verify {
-                what: e.to_string(),
-            })?;
-            text.push_str(&line);
-            text.push('\n');
-        }
-        write_synced(&self.records, &format!("{p}.jsonl"), &text)?;
-        // Written under the lock every writer takes: the stamp is of this text.
-        if let Ok(mut parsed) = self.parsed.lock() {
-            let known = Known {
-                stamp: stamp(&path),
-                hash: text_hash(&text),
-                entries: entries.clone(),
-            };
-            parsed.insert(p.clone(), known);
-        }
-        Ok(())
+    fn read(&self, p: &PrivilegeName) -> Result<Record, GrantError> {
+        self.files.read(p)
     }
 
     /// The file's text for `entries`.
@@ -274,7 +145,7 @@ impl Shards {
 
     /// Notes when the file of `p` is not what `entries` (its record) renders.
     fn note_drift(&self, p: &PrivilegeName, entries: &BTreeMap<GrantId, Entry>) {
-        if entries.is_empty() {
+        if entries.is_empty() || self.shown_stands(p) {
             return;
         }
         let name = consolidate::file_name(p);
@@ -372,16 +243,17 @@ impl Shards {
                 self.show(p, &after)?;
             } else {
                 // Record, then the files, then the counts.
-                self.write(p, &after)?;
+                self.files.write(p, &before, &after)?;
                 self.put_files(p, &after, &new, &old).inspect_err(|_| {
                     // The rule was not put in place: the record goes back to what it says.
-                    let _ = self.write(p, &before);
+                    let _ = self.files.write(p, &after, &before);
                 })?;
             }
             // The users file deleted or edited behind jitd's back: counted again and rewritten.
             if self.users_status()? != DropInStatus::Intact {
                 self.recount_locked()?;
             }
+            self.note_shown(p);
             Ok(())
         })
     }
@@ -397,7 +269,7 @@ impl Shards {
             }
             self.show(p, &after)?;
             if after != before {
-                self.write(p, &after)?;
+                self.files.write(p, &before, &after)?;
                 let gone: Vec<&str> = before
                     .iter()
                     .filter(|(id, _)| !after.contains_key(*id))
@@ -405,8 +277,35 @@ impl Shards {
                     .collect();
                 self.users().adjust(&[], &gone)?;
             }
+            self.note_shown(p);
             Ok(())
         })
+    }
+
+    /// The stamp of `p`'s file with the records' generation: what [`Self::note_shown`] keeps.
+    fn shown_now(&self, p: &PrivilegeName) -> (Stamp, u64) {
+        (stamp(&self.file_path(p)), self.files.generation())
+    }
+
+    /// Keeps what `p`'s file is now: just written from its record, under the lock.
+    fn note_shown(&self, p: &PrivilegeName) {
+        let now = self.shown_now(p);
+        if let Ok(mut shown) = self.shown.lock() {
+            shown.insert(p.clone(), now);
+        }
+    }
+
+    /// Whether `p`'s file is still the one this process last wrote from its record, and no
+    /// other process has written records since: then it says what the record renders, and
+    /// a change need not render the record again to look for drift (a thousand grants'
+    /// rules). The integrity check looks at the file itself whatever this says.
+    fn shown_stands(&self, p: &PrivilegeName) -> bool {
+        let now = self.shown_now(p);
+        now.0.is_some()
+            && self
+                .shown
+                .lock()
+                .is_ok_and(|shown| shown.get(p) == Some(&now))
     }
 
     /// Where `id` stands: in the record with `text` and the file as the record says (intact),

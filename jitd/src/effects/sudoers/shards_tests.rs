@@ -423,3 +423,107 @@ fn a_grant_checked_against_its_record_shares_the_records_copy_of_its_rule() {
     let b = entry(2, 1002, 1_795_000_000);
     assert_eq!(s.shared_text(&p(), &b.grant, &b.text), None);
 }
+
+/// A grant of uid `2000 + i` with its own id, like the daemon writes.
+fn numbered(i: u64) -> Entry {
+    let mut e = entry(0, 2000 + i as u32, 1_795_000_000 + i as i64);
+    e.grant = GrantId::from_random(i + 1);
+    e
+}
+
+fn record_lines(dirs: &(PathBuf, PathBuf, TempDir)) -> Vec<String> {
+    fs::read_to_string(dirs.1.join("nginx-admin.jsonl"))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_grant_adds_a_line_to_its_record_not_the_whole_record_again() {
+    let dirs = temp_dirs();
+    let s = shards(&dirs);
+    for i in 0..100 {
+        s.put(&p(), numbered(i)).unwrap();
+    }
+    let size = fs::metadata(dirs.1.join("nginx-admin.jsonl"))
+        .unwrap()
+        .len();
+    let a = numbered(500);
+    s.put(&p(), a.clone()).unwrap();
+    s.take(&p(), &[&a.grant]).unwrap();
+    let lines = record_lines(&dirs);
+    let grown = fs::metadata(dirs.1.join("nginx-admin.jsonl"))
+        .unwrap()
+        .len()
+        - size;
+    assert!(grown < 1024, "{grown} bytes for one grant and its end");
+    assert!(
+        lines
+            .last()
+            .unwrap()
+            .contains(&format!("\"take\":\"{}\"", a.grant)),
+        "{:?}",
+        lines.last()
+    );
+    // Read back by another process: the lines replay to the grants on the system.
+    let again = shards(&dirs);
+    let (found, errors) = again.entries();
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(found.len(), 100);
+    assert!(found.iter().all(|(_, e)| e.grant != a.grant));
+    let text = fs::read_to_string(file(&dirs)).unwrap();
+    assert!(text.contains("#2099") && !text.contains("#2500"), "{text}");
+}
+
+#[test]
+fn a_record_grown_past_twice_its_grants_is_written_whole_again() {
+    let dirs = temp_dirs();
+    let s = shards(&dirs);
+    for i in 0..10 {
+        s.put(&p(), numbered(i)).unwrap();
+    }
+    let a = numbered(500);
+    let mut longest = 0;
+    for _ in 0..100 {
+        s.put(&p(), a.clone()).unwrap();
+        s.take(&p(), &[&a.grant]).unwrap();
+        longest = longest.max(record_lines(&dirs).len());
+    }
+    assert!(longest <= 2 * 11 + 64 + 2, "{longest} lines for 10 grants");
+    assert!(longest > 20, "never appended: {longest}");
+    let (found, errors) = shards(&dirs).entries();
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(found.len(), 10);
+}
+
+#[test]
+fn a_last_line_a_crash_cut_short_is_dropped_and_the_record_then_written_whole() {
+    let dirs = temp_dirs();
+    let s = shards(&dirs);
+    let (a, b) = (numbered(1), numbered(2));
+    s.put(&p(), a.clone()).unwrap();
+    // The crash: half of b's line, no newline.
+    let path = dirs.1.join("nginx-admin.jsonl");
+    let mut text = fs::read_to_string(&path).unwrap();
+    text.push_str(r#"{"grant":"g0000000000ff","uid":99"#);
+    fs::write(&path, &text).unwrap();
+    let after = shards(&dirs);
+    let (found, errors) = after.entries();
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(found.len(), 1);
+    after.put(&p(), b.clone()).unwrap();
+    let text = fs::read_to_string(&path).unwrap();
+    assert!(
+        text.ends_with('\n') && !text.contains("g0000000000ff"),
+        "{text}"
+    );
+    assert_eq!(shards(&dirs).entries().0.len(), 2);
+    // A broken line anywhere else is an error naming it, never skipped.
+    fs::write(&path, format!("not json\n{text}")).unwrap();
+    let (_, errors) = shards(&dirs).entries();
+    assert!(
+        errors[0].to_string().contains("nginx-admin.jsonl:1"),
+        "{errors:?}"
+    );
+}
