@@ -13,7 +13,7 @@
 #![forbid(unsafe_code)]
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -107,25 +107,7 @@ impl Manifests {
             }
             Err(e) => return Err(GrantError::io(&self.dir, e)),
         }
-        let temp = self.dir.join(format!(".{}.tmp", m.grant));
-        let _ = fs::remove_file(&temp);
-        let io = |e| GrantError::io(&temp, e);
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&temp)
-            .map_err(io)?;
-        file.write_all(m.text().as_bytes()).map_err(io)?;
-        file.sync_all().map_err(io)?;
-        drop(file);
-        let path = self.path_for(&m.grant);
-        if let Err(e) = fs::rename(&temp, &path) {
-            let _ = fs::remove_file(&temp);
-            return Err(GrantError::io(&path, e));
-        }
-        sync_dir(&self.dir)
+        crate::effects::sudoers::write_synced(&self.dir, m.grant.as_str(), &m.text())
     }
 
     /// The manifest of grant `id`: `None` when there is none, an error naming the file when it

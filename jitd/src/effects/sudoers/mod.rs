@@ -22,6 +22,7 @@ mod checked_write;
 pub mod consolidate;
 mod record_cache;
 mod record_file;
+pub(crate) use record_file::write_synced;
 pub mod shards;
 pub mod users;
 

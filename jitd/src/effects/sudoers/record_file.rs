@@ -72,8 +72,8 @@ pub(super) struct RecordFiles {
 }
 
 /// Replaces `dir/name` with `text` durably: a temp file (dot name, root's alone), synced,
-/// renamed over it, the directory synced.
-pub(super) fn write_synced(dir: &Path, name: &str, text: &str) -> Result<(), GrantError> {
+/// renamed over it, the directory synced. The state directory's markers and records.
+pub(crate) fn write_synced(dir: &Path, name: &str, text: &str) -> Result<(), GrantError> {
     let (path, temp) = (dir.join(name), dir.join(format!(".{name}.tmp")));
     let io = |e| GrantError::io(&temp, e);
     let _ = fs::remove_file(&temp);
@@ -87,7 +87,10 @@ pub(super) fn write_synced(dir: &Path, name: &str, text: &str) -> Result<(), Gra
     file.write_all(text.as_bytes()).map_err(io)?;
     file.sync_all().map_err(io)?;
     drop(file);
-    fs::rename(&temp, &path).map_err(|e| GrantError::io(&path, e))?;
+    if let Err(e) = fs::rename(&temp, &path) {
+        let _ = fs::remove_file(&temp);
+        return Err(GrantError::io(&path, e));
+    }
     sync_dir(dir)
 }
 
@@ -114,26 +117,38 @@ impl RecordFiles {
         self.dir.join("lock")
     }
 
-    /// The lock file's count of writes (0 before the first).
-    fn count_on_disk(&self) -> u64 {
+    /// The lock file's count of writes (`Ok(0)` before the first write, or without a lock
+    /// file); `None` when it cannot be read.
+    fn count_on_disk(&self) -> Option<u64> {
         let mut bytes = [0u8; 8];
-        match File::open(self.lock_path()).map(|f| f.read_at(&mut bytes, 0)) {
-            Ok(Ok(8)) => u64::from_le_bytes(bytes),
-            _ => 0,
+        match File::open(self.lock_path()) {
+            Ok(f) => match f.read_at(&mut bytes, 0) {
+                Ok(8) => Some(u64::from_le_bytes(bytes)),
+                Ok(0) => Some(0),
+                _ => None,
+            },
+            Err(e) if e.kind() == ErrorKind::NotFound => Some(0),
+            Err(_) => None,
         }
     }
 
-    /// Whether another process has written records since this one last wrote or looked; if
-    /// so, no parsed record is trusted unread until its hash is compared again.
-    fn note_others(&self) {
+    /// Whether the records are as this process last left or saw them. Under the lock (no
+    /// other process is between counting a write and making it), a count that moved is taken
+    /// as the new one and every parsed record must be compared again; outside it, nothing is
+    /// taken: another process may have counted a write it has not made yet.
+    fn others_quiet(&self, under_lock: bool) -> bool {
         let on_disk = self.count_on_disk();
         let mut mine = self.generation.lock().unwrap_or_else(|p| p.into_inner());
-        if *mine != on_disk {
-            *mine = on_disk;
+        if on_disk == Some(*mine) {
+            return true;
+        }
+        if under_lock {
+            *mine = on_disk.unwrap_or(u64::MAX);
             if let Ok(mut parsed) = self.parsed.lock() {
                 parsed.values_mut().for_each(|k| k.trusted = false);
             }
         }
+        false
     }
 
     /// The records' count of writes as this process last left or saw it.
@@ -147,12 +162,18 @@ impl RecordFiles {
         let path = self.lock_path();
         let io = |e| GrantError::io(&path, e);
         let lock = OpenOptions::new()
+            .read(true)
             .write(true)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&path)
             .map_err(io)?;
         let mut mine = self.generation.lock().unwrap_or_else(|p| p.into_inner());
-        let next = self.count_on_disk().wrapping_add(1);
+        let mut bytes = [0u8; 8];
+        let on_disk = match lock.read_at(&mut bytes, 0).map_err(io)? {
+            8 => u64::from_le_bytes(bytes),
+            _ => 0,
+        };
+        let next = on_disk.wrapping_add(1);
         lock.write_all_at(&next.to_le_bytes(), 0).map_err(io)?;
         *mine = next;
         Ok(())
@@ -164,9 +185,10 @@ impl RecordFiles {
         }
     }
 
-    /// The record of `p` as on disk (empty when there is none).
-    pub fn read(&self, p: &PrivilegeName) -> Result<Record, GrantError> {
-        self.note_others();
+    /// The record of `p` as on disk (empty when there is none). `under_lock`: the caller
+    /// holds the records' lock (see [`RecordFiles::others_quiet`]).
+    pub fn read(&self, p: &PrivilegeName, under_lock: bool) -> Result<Record, GrantError> {
+        let quiet = self.others_quiet(under_lock);
         let path = self.path(p);
         let mut file = match File::open(&path) {
             Ok(f) => f,
@@ -178,21 +200,23 @@ impl RecordFiles {
         if let Ok(parsed) = self.parsed.lock()
             && let Some(known) = parsed.get(p)
             && known.stamp == now
-            && (known.trusted || settled(&now))
+            && ((quiet && known.trusted) || settled(&now))
         {
             return Ok(known.entries.clone());
         }
-        let mut text = String::new();
-        file.read_to_string(&mut text)
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)
             .map_err(|e| GrantError::io(&path, e))?;
         let mut hasher = text_hasher();
-        hasher.write(text.as_bytes());
+        hasher.write(&bytes);
+        // Bytes that are not text (a torn append's garbage) fail to parse as lines, by number.
+        let text = String::from_utf8_lossy(&bytes);
         if let Ok(mut parsed) = self.parsed.lock()
             && let Some(known) = parsed.get_mut(p)
             && known.hasher.finish() == hasher.finish()
         {
             known.stamp = now;
-            known.trusted = true;
+            known.trusted = under_lock;
             return Ok(known.entries.clone());
         }
         let (entries, lines, whole) = parse(&path, &text)?;
@@ -203,7 +227,7 @@ impl RecordFiles {
                 entries: entries.clone(),
                 lines,
                 whole,
-                trusted: true,
+                trusted: under_lock,
             };
             parsed.insert(p.clone(), known);
         }
@@ -222,12 +246,7 @@ impl RecordFiles {
         self.count_write()?;
         let path = self.path(p);
         if after.is_empty() {
-            self.forget(p);
-            return match fs::remove_file(&path) {
-                Ok(()) => sync_dir(&self.dir),
-                Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-                Err(e) => Err(GrantError::io(&path, e)),
-            };
+            return self.write_whole(p, after);
         }
         let mut change = String::new();
         let mut lines = 0;
@@ -251,22 +270,44 @@ impl RecordFiles {
         });
         // Whatever fails from here leaves the record unknown: read again next time.
         self.forget(p);
-        if let Some((stamp, known_lines, mut hasher)) = appendable
-            && let Some(file) = self.append(&path, stamp, &change)?
-        {
-            hasher.write(change.as_bytes());
-            self.remember(p, &file, hasher, after, known_lines + lines);
-            return Ok(());
+        if let Some((stamp, known_lines, mut hasher)) = appendable {
+            match self.append(&path, stamp, &change) {
+                Ok(Some(file)) => {
+                    hasher.write(change.as_bytes());
+                    self.remember(p, &file, hasher, after, known_lines + lines);
+                    return Ok(());
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    // Part or all of the change may be in the file, unsynced: the record is
+                    // written whole as it was, so it says what the caller is told.
+                    let _ = self.write_whole(p, before);
+                    return Err(e);
+                }
+            }
+        }
+        self.write_whole(p, after)
+    }
+
+    fn write_whole(&self, p: &PrivilegeName, entries: &Record) -> Result<(), GrantError> {
+        self.forget(p);
+        let path = self.path(p);
+        if entries.is_empty() {
+            return match fs::remove_file(&path) {
+                Ok(()) => sync_dir(&self.dir),
+                Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(GrantError::io(&path, e)),
+            };
         }
         let mut text = String::new();
-        for e in after.values() {
+        for e in entries.values() {
             text.push_str(&put_line(e)?);
         }
         write_synced(&self.dir, &format!("{p}.jsonl"), &text)?;
         let mut hasher = text_hasher();
         hasher.write(text.as_bytes());
         if let Ok(file) = File::open(&path) {
-            self.remember(p, &file, hasher, after, after.len());
+            self.remember(p, &file, hasher, entries, entries.len());
         }
         Ok(())
     }
@@ -278,14 +319,16 @@ impl RecordFiles {
         let io = |e| GrantError::io(path, e);
         let mut file = match OpenOptions::new()
             .append(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
             .open(path)
         {
             Ok(file) => file,
-            Err(e) if e.kind() == ErrorKind::PermissionDenied => return Ok(None),
+            Err(e) if matches!(e.kind(), ErrorKind::PermissionDenied | ErrorKind::NotFound) => {
+                return Ok(None);
+            }
             Err(e) => return Err(io(e)),
         };
-        if stamp_of(&file) != stamp {
+        if stamp_of(&file) != stamp || !file.metadata().is_ok_and(|m| m.is_file()) {
             return Ok(None);
         }
         file.write_all(change.as_bytes()).map_err(io)?;

@@ -134,7 +134,12 @@ impl Shards {
 
     /// The record of `p` as on disk (empty when there is none).
     fn read(&self, p: &PrivilegeName) -> Result<Record, GrantError> {
-        self.files.read(p)
+        self.files.read(p, false)
+    }
+
+    /// Like [`Self::read`], by a caller holding the records' lock ([`Self::locked`]).
+    pub(super) fn read_locked(&self, p: &PrivilegeName) -> Result<Record, GrantError> {
+        self.files.read(p, true)
     }
 
     /// The file's text for `entries`.
@@ -224,7 +229,7 @@ impl Shards {
         // Refused before anything is written: a text the file could not hold.
         consolidate::render(p, [&*entry.text]).map_err(|what| GrantError::Verify { what })?;
         self.locked(|| {
-            let before = self.read(p)?;
+            let before = self.read_locked(p)?;
             self.note_drift(p, &before);
             let old: Vec<String> = before
                 .get(&entry.grant)
@@ -261,7 +266,7 @@ impl Shards {
     /// Takes the grants `ids` out of the file of `p`: one file write for all of them.
     pub fn take(&self, p: &PrivilegeName, ids: &[&GrantId]) -> Result<(), GrantError> {
         self.locked(|| {
-            let before = self.read(p)?;
+            let before = self.read_locked(p)?;
             self.note_drift(p, &before);
             let mut after = before.clone();
             for id in ids {
@@ -437,7 +442,10 @@ impl Shards {
                 Ok(p) if known.contains(&p) => {}
                 Ok(p) => {
                     // jitd's own, with nothing left in it: gone, under the lock.
-                    if self.locked(|| self.show(&p, &self.read(&p)?)).is_err() {
+                    if self
+                        .locked(|| self.show(&p, &self.read_locked(&p)?))
+                        .is_err()
+                    {
                         out.push(entry.path());
                     }
                 }

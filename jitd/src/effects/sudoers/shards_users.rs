@@ -53,7 +53,7 @@ impl Shards {
     pub(super) fn recount_locked(&self) -> Result<(), GrantError> {
         let mut counts = Counts::new();
         for p in self.privileges()? {
-            for e in self.read(&p)?.values() {
+            for e in self.read_locked(&p)?.values() {
                 for line in defaults(&e.text) {
                     *counts.entry(line.to_string()).or_default() += 1;
                 }
