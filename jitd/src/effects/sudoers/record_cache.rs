@@ -21,11 +21,11 @@ pub(super) fn text_hasher() -> std::collections::hash_map::DefaultHasher {
     std::collections::hash_map::DefaultHasher::new()
 }
 
-/// The text's hash, to tell a record read again from the one known.
+/// The text's hash, to tell a file read again from the one known: as [`text_hasher`] fed it.
 pub(super) fn text_hash(text: &str) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    text.hash(&mut h);
+    use std::hash::Hasher;
+    let mut h = text_hasher();
+    h.write(text.as_bytes());
     h.finish()
 }
 

@@ -94,6 +94,17 @@ pub(crate) fn write_synced(dir: &Path, name: &str, text: &str) -> Result<(), Gra
     sync_dir(dir)
 }
 
+/// The count of writes in the lock file's first eight bytes (0 in an empty file: before the
+/// first write); an error for anything else.
+fn count_in(lock: &File) -> std::io::Result<u64> {
+    let mut bytes = [0u8; 8];
+    match lock.read_at(&mut bytes, 0)? {
+        8 => Ok(u64::from_le_bytes(bytes)),
+        0 => Ok(0),
+        n => Err(std::io::Error::other(format!("{n} bytes, not a count"))),
+    }
+}
+
 fn stamp_of(file: &File) -> Stamp {
     file.metadata()
         .ok()
@@ -117,16 +128,11 @@ impl RecordFiles {
         self.dir.join("lock")
     }
 
-    /// The lock file's count of writes (`Ok(0)` before the first write, or without a lock
-    /// file); `None` when it cannot be read.
+    /// The lock file's count of writes (0 before the first write, or without a lock file);
+    /// `None` when it cannot be read.
     fn count_on_disk(&self) -> Option<u64> {
-        let mut bytes = [0u8; 8];
         match File::open(self.lock_path()) {
-            Ok(f) => match f.read_at(&mut bytes, 0) {
-                Ok(8) => Some(u64::from_le_bytes(bytes)),
-                Ok(0) => Some(0),
-                _ => None,
-            },
+            Ok(f) => count_in(&f).ok(),
             Err(e) if e.kind() == ErrorKind::NotFound => Some(0),
             Err(_) => None,
         }
@@ -168,12 +174,11 @@ impl RecordFiles {
             .open(&path)
             .map_err(io)?;
         let mut mine = self.generation.lock().unwrap_or_else(|p| p.into_inner());
-        let mut bytes = [0u8; 8];
-        let on_disk = match lock.read_at(&mut bytes, 0).map_err(io)? {
-            8 => u64::from_le_bytes(bytes),
-            _ => 0,
-        };
-        let next = on_disk.wrapping_add(1);
+        // A count that does not read (a damaged lock file) starts again from a random value,
+        // never one another process may hold as its own: each then compares its records again.
+        let next = count_in(&lock)
+            .unwrap_or_else(|_| crate::sys::random_bits().unwrap_or(0))
+            .wrapping_add(1);
         lock.write_all_at(&next.to_le_bytes(), 0).map_err(io)?;
         *mine = next;
         Ok(())
