@@ -421,7 +421,7 @@ impl Core {
             &q.reason,
             &q.ticket,
         )?;
-        self.record(AuditEvent::RequestAllowed {
+        let allowed = AuditEvent::RequestAllowed {
             grant: record.id.clone(),
             uid: q.uid,
             user: q.user.clone(),
@@ -433,8 +433,8 @@ impl Core {
             reason: q.reason.clone(),
             ticket: q.ticket.clone(),
             approval: mode,
-        });
-        self.apply_new(record).map(|g| (g, false))
+        };
+        self.apply_new(record, allowed).map(|g| (g, false))
     }
 
     pub fn deny(&mut self, by: u32, id: &str, comment: &str) -> Result<RequestInfo, Error> {

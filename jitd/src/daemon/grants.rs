@@ -38,7 +38,8 @@ impl<'a> Ending<'a> {
 
 impl Core {
     /// Moves `g` to `to`: the store first, then the live set and the gate index. Entering
-    /// `active` needs the durable record (no grant without one); leaving the live states does
+    /// `active` needs the durable record (no grant without one), committed with its
+    /// `grant.applied` audit record; leaving the live states does
     /// not wait for the database: the move happens in memory whatever the store says, and the
     /// store's error is returned for the caller to audit. `end` is the final state a grant
     /// entering `removing` is headed for.
@@ -52,7 +53,19 @@ impl Core {
         let now = self.clock.now().wall_ms;
         let recorded = match to {
             GrantState::Applying => Ok(()),
-            GrantState::Active => self.store.mark_active(&g.id),
+            // With its audit record, in one commit.
+            GrantState::Active => self.store.together(|| {
+                self.store.mark_active(&g.id)?;
+                self.record(AuditEvent::GrantApplied {
+                    grant: g.id.clone(),
+                    uid: g.uid,
+                    user: g.user.clone(),
+                    privilege: g.privilege.clone(),
+                    kind: g.kind(),
+                    expires: utc(g.expires_ms),
+                });
+                Ok(())
+            }),
             GrantState::Removing => self.store.mark_removing(&g.id, end, now, why),
             state => self.store.mark_ended(&g.id, state, now, why),
         };
@@ -99,23 +112,46 @@ impl Core {
         self.live.insert(g.id.clone(), Box::new(g));
     }
 
-    /// Intent, apply, outcome — with rollback at each step that can fail.
-    pub(super) fn apply_new(&mut self, mut g: GrantRecord) -> Result<GrantRecord, Error> {
+    /// Intent, apply, outcome — with rollback at each step that can fail. `allowed` (the
+    /// request's audit record) is committed with the intent; the system's change is prepared
+    /// and checked while that commit syncs ([`crate::effects::enforce::Enforcer::stage`]).
+    pub(super) fn apply_new(
+        &mut self,
+        mut g: GrantRecord,
+        allowed: AuditEvent,
+    ) -> Result<GrantRecord, Error> {
         if let GrantSpec::Group { group } = &g.spec
             && matches!(self.enforcer.presence(&g), Ok(Presence::Intact))
         {
+            self.record(allowed);
             return Err(Error::PolicyDenied(format!(
                 "{} is already a member of {group} outside jitd; nothing to grant",
                 g.user
             )));
         }
-        if let Err(e) = self.store.insert(&g) {
-            let why = hints::not_recorded(e.is_busy(), &e);
-            self.record(AuditEvent::GrantNotRecorded { error: why.clone() });
-            return Err(Error::Unavailable(why));
-        }
-        crate::failpoint::hit("after-intent");
-        if let Err(e) = self.enforcer.apply(&g) {
+        let mut allowed = Some(allowed);
+        let applied = match self.store.together(|| {
+            self.store.insert(&g)?;
+            if let Some(event) = allowed.take() {
+                self.record(event);
+            }
+            Ok(self.enforcer.stage(&g))
+        }) {
+            Ok(staged) => {
+                crate::failpoint::hit("after-intent");
+                staged.and_then(|finish| finish())
+            }
+            Err(e) => {
+                // Rolled back with the intent: the request's record is written on its own.
+                if let Some(event) = allowed.take() {
+                    self.record(event);
+                }
+                let why = hints::not_recorded(e.is_busy(), &e);
+                self.record(AuditEvent::GrantNotRecorded { error: why.clone() });
+                return Err(Error::Unavailable(why));
+            }
+        };
+        if let Err(e) = applied {
             let rolled_back = self.abandon(g.clone(), &e.to_string());
             self.apply_failed(&g.id, &e, rolled_back);
             return Err(Error::Unavailable(format!(
@@ -135,14 +171,6 @@ impl Core {
                 }
             )));
         }
-        self.record(AuditEvent::GrantApplied {
-            grant: g.id.clone(),
-            uid: g.uid,
-            user: g.user.clone(),
-            privilege: g.privilege.clone(),
-            kind: g.kind(),
-            expires: utc(g.expires_ms),
-        });
         Ok(g)
     }
 

@@ -155,7 +155,7 @@ impl Core {
             return denied(self, why);
         }
         let record = self.build_record(&who.name, uid, privilege, &rule, secs, reason, ticket)?;
-        self.record(AuditEvent::RequestAllowed {
+        let allowed = AuditEvent::RequestAllowed {
             grant: record.id.clone(),
             uid,
             user: who.name.clone(),
@@ -167,8 +167,8 @@ impl Core {
             reason: reason.to_string(),
             ticket: ticket.to_string(),
             approval: ApprovalMode::Auto,
-        });
-        let grant = self.apply_new(record)?;
+        };
+        let grant = self.apply_new(record, allowed)?;
         if let Some(b) = &breakglass {
             self.breakglass_granted(&grant, b);
         }

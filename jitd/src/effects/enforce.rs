@@ -58,8 +58,18 @@ impl std::fmt::Display for MarkedKind {
     }
 }
 
+/// The second step of [`Enforcer::stage`]: puts the grant in place.
+pub type Finish<'a> = Box<dyn FnOnce() -> Result<(), GrantError> + 'a>;
+
 pub trait Enforcer: Send {
     fn apply(&self, g: &GrantRecord) -> Result<(), GrantError>;
+    /// [`Enforcer::apply`] in two steps, so the grant's intent can be made durable in between:
+    /// what needs no intent first (a sudoers file written aside and its `visudo` check
+    /// started, under the records' lock), and the step that puts it in place, returned.
+    /// Dropping that step undoes the first: nothing changed.
+    fn stage<'a>(&'a self, g: &'a GrantRecord) -> Result<Finish<'a>, GrantError> {
+        Ok(Box::new(move || self.apply(g)))
+    }
     fn remove(&self, g: &GrantRecord) -> Result<(), GrantError>;
     /// Takes many grants off at once (many ending in the same second): one result per grant,
     /// in order. The system's files are each written once for the batch.
@@ -220,13 +230,23 @@ impl SystemEnforcer {
 }
 
 impl Enforcer for SystemEnforcer {
-    fn apply(&self, g: &GrantRecord) -> Result<(), GrantError> {
+    fn stage<'a>(&'a self, g: &'a GrantRecord) -> Result<Finish<'a>, GrantError> {
         match &g.spec {
             GrantSpec::Sudo { .. } => {
-                self.shards.put(&privilege_of(g)?, entry_of(g))?;
-                // An upgrade: the grant's own file from before goes once its line is in place.
-                self.sudoers.remove(&g.id).map(|_| ())
+                let staged = self.shards.stage_put(&privilege_of(g)?, entry_of(g))?;
+                Ok(Box::new(move || {
+                    staged.finish()?;
+                    // An upgrade: the grant's own file from before goes once its line is in.
+                    self.sudoers.remove(&g.id).map(|_| ())
+                }))
             }
+            GrantSpec::Group { .. } | GrantSpec::Gate => Ok(Box::new(move || self.apply(g))),
+        }
+    }
+
+    fn apply(&self, g: &GrantRecord) -> Result<(), GrantError> {
+        match &g.spec {
+            GrantSpec::Sudo { .. } => self.stage(g)?(),
             GrantSpec::Group { group } => {
                 // The manifest first: the membership never exists without its marker.
                 let user = group_member(g)?;

@@ -51,7 +51,7 @@ impl GrantError {
 
 /// How long visudo or gpasswd may take before jitd gives up on it (a hung NSS module, a stuck
 /// lock file): the step then fails like any failed tool, and the usual retry applies.
-const TOOL_TIMEOUT: Duration = Duration::from_secs(20);
+pub(crate) const TOOL_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Runs a tool with an empty environment (plus `LC_ALL=C` and a fixed `PATH`), so nothing the
 /// daemon inherited can change how visudo or gpasswd behave, and their messages are stable; a
@@ -74,13 +74,31 @@ fn run_tool_within(
 
 /// Like [`run_tool`], with `input` on the tool's standard input (small: it fits the pipe, so
 /// writing it all before waiting cannot block) and its own deadline.
-#[allow(clippy::disallowed_methods)] // as above
 pub(crate) fn run_tool_fed(
     tool: &std::path::Path,
     args: &[&std::ffi::OsStr],
     input: Option<&[u8]>,
     timeout: Duration,
 ) -> Result<std::process::Output, GrantError> {
+    start_tool(tool, args, input)?.wait(timeout)
+}
+
+/// A tool started by [`start_tool`]: [`RunningTool::wait`] takes its answer; dropped unwaited,
+/// it is killed and reaped.
+pub(crate) struct RunningTool {
+    tool: PathBuf,
+    pid: nix::unistd::Pid,
+    answer: Option<std::sync::mpsc::Receiver<std::io::Result<std::process::Output>>>,
+}
+
+/// Starts a tool the way [`run_tool`] runs it, without waiting for it: the caller does other
+/// work (a database commit, a synced write) while it runs.
+#[allow(clippy::disallowed_methods)] // the one way jitd runs a tool, and waits for it
+pub(crate) fn start_tool(
+    tool: &std::path::Path,
+    args: &[&std::ffi::OsStr],
+    input: Option<&[u8]>,
+) -> Result<RunningTool, GrantError> {
     use std::io::Write;
     use std::process::Stdio;
     let missing = |e: std::io::Error| GrantError::ToolMissing {
@@ -121,17 +139,52 @@ pub(crate) fn run_tool_fed(
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
         return Err(missing(e));
     }
-    match rx.recv_timeout(timeout) {
-        Ok(output) => output.map_err(missing),
-        Err(_) => {
-            // Not reaped yet (the waiter holds it until it exits), so the pid is still the
-            // tool's.
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-            let _ = rx.recv();
-            Err(GrantError::ToolMissing {
-                tool: tool.to_path_buf(),
-                why: format!("still running after {} ms; killed", timeout.as_millis()),
-            })
+    Ok(RunningTool {
+        tool: tool.to_path_buf(),
+        pid,
+        answer: Some(rx),
+    })
+}
+
+impl RunningTool {
+    /// The tool's output once it exits; killed if it is still running after `timeout`.
+    pub(crate) fn wait(mut self, timeout: Duration) -> Result<std::process::Output, GrantError> {
+        let Some(rx) = self.answer.take() else {
+            return Err(self.gone("already waited for"));
+        };
+        match rx.recv_timeout(timeout) {
+            Ok(output) => output.map_err(|e| self.gone(&e.to_string())),
+            Err(_) => {
+                self.stop(&rx);
+                Err(self.gone(&format!(
+                    "still running after {} ms; killed",
+                    timeout.as_millis()
+                )))
+            }
+        }
+    }
+
+    fn gone(&self, why: &str) -> GrantError {
+        GrantError::ToolMissing {
+            tool: self.tool.clone(),
+            why: why.to_string(),
+        }
+    }
+
+    fn stop(&self, rx: &std::sync::mpsc::Receiver<std::io::Result<std::process::Output>>) {
+        // Not reaped yet (the waiter holds it until it exits), so the pid is still the tool's.
+        let _ = nix::sys::signal::kill(self.pid, nix::sys::signal::Signal::SIGKILL);
+        let _ = rx.recv();
+    }
+}
+
+impl Drop for RunningTool {
+    fn drop(&mut self) {
+        // Unwaited (the work it checked was abandoned): killed unless it has answered already.
+        if let Some(rx) = self.answer.take()
+            && rx.try_recv().is_err()
+        {
+            self.stop(&rx);
         }
     }
 }

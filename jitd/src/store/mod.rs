@@ -207,6 +207,12 @@ impl Store {
         Ok(out?)
     }
 
+    /// Runs `f`'s writes as one transaction (a savepoint inside a batch): committed together
+    /// with one sync, or not at all. An audit record written in `f` goes with them.
+    pub fn together<T>(&self, f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+        self.in_write_transaction("together", f)
+    }
+
     /// Runs `f`, which reads and then writes, atomically: in a savepoint named `name` inside
     /// a batch (its writes stay when it succeeds, are undone when it fails), else in its own
     /// IMMEDIATE transaction. IMMEDIATE takes the write lock before the read, so another

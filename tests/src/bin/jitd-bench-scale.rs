@@ -101,12 +101,18 @@ fn main() {
         "scidle ALL=(root) NOPASSWD: /usr/bin/true\nbenchuser ALL=(root) NOPASSWD: /usr/bin/echo\n",
         0o440,
     );
-    // BENCH_SCALE_PARTS=host (figures 1, 2, 5, 6) or =expiry (3, 4): one part on its own.
+    // BENCH_SCALE_PARTS=host (figures 1, 2, 5, 6) or =expiry (3, 4): one part on its own;
+    // =elevate: figure 5 and its floor alone, on a host with 10 live grants.
     let parts = std::env::var("BENCH_SCALE_PARTS").unwrap_or_default();
     let part = |p: &str| parts.is_empty() || parts.split(',').any(|x| x == p);
     // Without the host part the expiry sets are made at a rate guessed, not measured.
     let mut rate = if sizes.quick { 20.0 } else { 40.0 };
     r.phase("set-up");
+    if parts.split(',').any(|p| p == "elevate") {
+        let _d = start(&sb, "scale");
+        elevate_arms(&mut r, &bench, sizes.runs);
+        r.phase("elevate");
+    }
     if part("host") {
         rate = host_part(&mut r, &sb, &exe, &users, &bench, &idle, &sizes);
     }

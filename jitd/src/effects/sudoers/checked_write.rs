@@ -1,45 +1,132 @@
 //! How jitd's sudoers files are written: a temporary file created exclusively, root's and
 //! 0440, synced, checked by `visudo -cf` and renamed over the file, then the directory synced.
-//! Several files can share one `visudo` run.
+//! Several files can share one `visudo` run, and the caller may do other work while `visudo`
+//! runs ([`Staged`]): a grant's database commit and record write wait for no process start.
 
 use std::ffi::OsStr;
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::{SudoersDir, carries, create_exclusive, read_small, remove_if_ours_temp, sync_dir};
-use crate::effects::{GrantError, run_tool};
+use crate::effects::{GrantError, RunningTool, TOOL_TIMEOUT, start_tool};
+
+/// Files written aside and being checked by `visudo`, not in place yet: [`Staged::commit`]
+/// renames them in, in the order given, and syncs the directory. Dropped uncommitted, the
+/// check is stopped and the temporary files removed: nothing changed.
+#[must_use = "nothing is in place until it is committed"]
+pub struct Staged<'a> {
+    dir: &'a SudoersDir,
+    /// Each file with its temporary file.
+    pending: Vec<(PathBuf, PathBuf)>,
+    check: Option<Check>,
+}
+
+/// A `visudo -cf` run under way over `target`, with the include file made for it, if any.
+struct Check {
+    tool: Option<RunningTool>,
+    target: PathBuf,
+    includes: Option<PathBuf>,
+}
+
+impl Staged<'_> {
+    /// Waits for `visudo`'s verdict; on a yes, renames the files in and syncs the directory.
+    pub fn commit(mut self) -> Result<(), GrantError> {
+        let checked = match self.check.take() {
+            Some(check) => check.verdict(),
+            None => Ok(()),
+        };
+        checked.and_then(|()| {
+            for (path, temp) in std::mem::take(&mut self.pending) {
+                fs::rename(&temp, &path).map_err(|e| GrantError::io(&path, e))?;
+            }
+            sync_dir(&self.dir.dir)
+        })
+    }
+}
+
+impl Drop for Staged<'_> {
+    fn drop(&mut self) {
+        // Not committed, or failed part-way: the check (if still running) stops with it.
+        drop(self.check.take());
+        for (_, temp) in &self.pending {
+            let _ = remove_if_ours_temp(temp);
+        }
+    }
+}
+
+impl Check {
+    fn verdict(mut self) -> Result<(), GrantError> {
+        let Some(tool) = self.tool.take() else {
+            return Ok(());
+        };
+        let out = tool.wait(TOOL_TIMEOUT);
+        if let Some(includes) = self.includes.take() {
+            let _ = remove_if_ours_temp(&includes);
+        }
+        let out = out?;
+        if !out.status.success() {
+            let mut output = String::from_utf8_lossy(&out.stderr).into_owned();
+            output.push_str(&String::from_utf8_lossy(&out.stdout));
+            return Err(GrantError::Visudo {
+                path: std::mem::take(&mut self.target),
+                output: output.trim().replace('\n', " | "),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Check {
+    fn drop(&mut self) {
+        if let Some(includes) = &self.includes {
+            let _ = remove_if_ours_temp(includes);
+        }
+    }
+}
 
 impl SudoersDir {
     /// Puts several files (`name`, `marker`, `text`) in place with one `visudo` run for all
     /// of them, renamed in the order given: a user's first grant changes the users file and
     /// its privilege's file, and each `visudo` is a process start and a parse of its own.
     pub fn install_named_together(&self, files: &[(&str, &str, &str)]) -> Result<(), GrantError> {
-        let mut pending = Vec::new();
-        for (name, marker, text) in files {
-            let (path, temp) = (self.dir.join(name), self.dir.join(format!(".{name}.tmp")));
-            if self.needs_write(&path, marker, text)? {
-                pending.push((path, temp, *text));
-            }
-        }
-        let temps: Vec<&Path> = pending.iter().map(|(_, t, _)| t.as_path()).collect();
-        let result = pending
+        self.stage_named(files)?.commit()
+    }
+
+    /// Writes and starts checking the files (`name`, `marker`, `text`) that need it, without
+    /// putting them in place: see [`Staged`].
+    pub fn stage_named(&self, files: &[(&str, &str, &str)]) -> Result<Staged<'_>, GrantError> {
+        let files: Vec<(PathBuf, PathBuf, &str, &str)> = files
             .iter()
-            .try_for_each(|(_, temp, text)| self.write_temp(temp, text))
-            .and_then(|()| self.visudo_check(&temps))
-            .and_then(|()| {
-                for (path, temp, _) in &pending {
-                    fs::rename(temp, path).map_err(|e| GrantError::io(path, e))?;
-                }
-                sync_dir(&self.dir)
-            });
-        if result.is_err() {
-            for temp in &temps {
-                let _ = remove_if_ours_temp(temp);
+            .map(|(name, marker, text)| {
+                let (path, temp) = (self.dir.join(name), self.dir.join(format!(".{name}.tmp")));
+                (path, temp, *marker, *text)
+            })
+            .collect();
+        self.stage(&files)
+    }
+
+    /// [`Self::stage_named`] for files given by path, each with its temporary file.
+    pub(super) fn stage(
+        &self,
+        files: &[(PathBuf, PathBuf, &str, &str)],
+    ) -> Result<Staged<'_>, GrantError> {
+        let mut staged = Staged {
+            dir: self,
+            pending: Vec::new(),
+            check: None,
+        };
+        for (path, temp, marker, text) in files {
+            if self.needs_write(path, marker, text)? {
+                // Listed first: a temporary file half-written is removed with the rest.
+                staged.pending.push((path.clone(), temp.clone()));
+                self.write_temp(temp, text)?;
             }
         }
-        result
+        let temps: Vec<&Path> = staged.pending.iter().map(|(_, t)| t.as_path()).collect();
+        staged.check = self.start_check(&temps)?;
+        Ok(staged)
     }
 
     /// Whether `path` must be written to say `text`: `Ok(false)` when it already does, as
@@ -107,10 +194,12 @@ impl SudoersDir {
         Ok(())
     }
 
-    /// One `visudo -cf` over `temps`: the file itself for one, else a check file in the same
-    /// directory that includes each (visudo checks what a file includes).
-    pub(super) fn visudo_check(&self, temps: &[&Path]) -> Result<(), GrantError> {
-        let check = self.dir.join(".jitd_check.tmp");
+    /// Starts one `visudo -cf` over `temps`: the file itself for one, else a check file in the
+    /// same directory that includes each (visudo checks what a file includes). `None` when
+    /// there is nothing to check, or it was checked already (paths `@include` cannot take
+    /// as they are: one run each, waited for).
+    fn start_check(&self, temps: &[&Path]) -> Result<Option<Check>, GrantError> {
+        let includes = self.dir.join(".jitd_check.tmp");
         // `@include` takes a path as it is only when nothing in it needs quoting.
         let plain = |p: &&Path| {
             p.to_str().is_some_and(|s| {
@@ -119,37 +208,44 @@ impl SudoersDir {
             })
         };
         if temps.len() > 1 && !temps.iter().all(plain) {
-            return temps.iter().try_for_each(|t| self.visudo_check(&[t]));
+            for t in temps {
+                if let Some(check) = self.start_check(&[t])? {
+                    check.verdict()?;
+                }
+            }
+            return Ok(None);
         }
-        let target = match temps {
-            [] => return Ok(()),
-            [one] => one.to_path_buf(),
+        let (target, includes) = match temps {
+            [] => return Ok(None),
+            [one] => (one.to_path_buf(), None),
             many => {
                 let text: String = many
                     .iter()
                     .map(|t| format!("@include {}\n", t.display()))
                     .collect();
                 // Read once by visudo and removed: never needs to reach the disk.
-                self.write_temp_as(&check, &text, false)?;
-                check.clone()
+                self.write_temp_as(&includes, &text, false)?;
+                (includes.clone(), Some(includes))
             }
         };
-        let out = run_tool(
+        let started = start_tool(
             &self.visudo,
             &[OsStr::new("-c"), OsStr::new("-f"), target.as_os_str()],
+            None,
         );
-        if temps.len() > 1 {
-            let _ = remove_if_ours_temp(&check);
-        }
-        let out = out?;
-        if !out.status.success() {
-            let mut output = String::from_utf8_lossy(&out.stderr).into_owned();
-            output.push_str(&String::from_utf8_lossy(&out.stdout));
-            return Err(GrantError::Visudo {
-                path: target,
-                output: output.trim().replace('\n', " | "),
-            });
-        }
-        Ok(())
+        let tool = match started {
+            Ok(tool) => tool,
+            Err(e) => {
+                if let Some(includes) = &includes {
+                    let _ = remove_if_ours_temp(includes);
+                }
+                return Err(e);
+            }
+        };
+        Ok(Some(Check {
+            tool: Some(tool),
+            target,
+            includes,
+        }))
     }
 }

@@ -269,20 +269,8 @@ impl SudoersDir {
         marker: &str,
         text: &str,
     ) -> Result<(), GrantError> {
-        if !self.needs_write(path, marker, text)? {
-            return Ok(());
-        }
-        let result = self
-            .write_temp(temp, text)
-            .and_then(|()| self.visudo_check(&[temp]))
-            .and_then(|()| {
-                fs::rename(temp, path).map_err(|e| GrantError::io(path, e))?;
-                sync_dir(&self.dir)
-            });
-        if result.is_err() {
-            let _ = remove_if_ours_temp(temp);
-        }
-        result
+        self.stage(&[(path.to_path_buf(), temp.to_path_buf(), marker, text)])?
+            .commit()
     }
 
     /// Removes the grant's drop-in. Missing is success (`Ok(false)`); a file jitd did not write

@@ -250,9 +250,8 @@ impl RecordFiles {
     ) -> Result<(), GrantError> {
         self.count_write()?;
         let path = self.path(p);
-        if after.is_empty() {
-            return self.write_whole(p, after);
-        }
+        // A record left with no grant is appended to like any other (its next grant, often the
+        // same user's, is then one line); written whole, it goes.
         let mut change = String::new();
         let mut lines = 0;
         for e in after.values().filter(|e| before.get(&e.grant) != Some(*e)) {

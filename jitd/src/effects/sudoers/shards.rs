@@ -112,6 +112,14 @@ impl Shards {
 
     /// Runs `f` under the exclusive lock shared with the sweep.
     fn locked<T>(&self, f: impl FnOnce() -> Result<T, GrantError>) -> Result<T, GrantError> {
+        let lock = self.lock()?;
+        let out = f();
+        drop(lock);
+        out
+    }
+
+    /// Takes the exclusive lock shared with the sweep, held until the file is dropped.
+    fn lock(&self) -> Result<fs::File, GrantError> {
         let io = |e| GrantError::io(&self.records, e);
         match fs::DirBuilder::new().mode(0o700).create(&self.records) {
             Err(e) if e.kind() != ErrorKind::AlreadyExists => return Err(io(e)),
@@ -127,9 +135,7 @@ impl Shards {
             .open(&lock_path)
             .map_err(|e| GrantError::io(&lock_path, e))?;
         lock.lock().map_err(|e| GrantError::io(&lock_path, e))?;
-        let out = f();
-        drop(lock);
-        out
+        Ok(lock)
     }
 
     /// The record of `p` as on disk (empty when there is none).
@@ -191,76 +197,6 @@ impl Shards {
         let text = Self::render(p, entries)?;
         self.sudoers
             .install_named(&name, &consolidate::marker(p), &text)
-    }
-
-    /// The files after a grant's entry changed in `p`'s record: when the user's settings line
-    /// appears (a user's first grant), the users file and the privilege's file are written
-    /// with one `visudo` run, the settings (the ledger's logging) renamed in before the rule;
-    /// otherwise as [`Users::adjust`] and [`Self::show`] do. The counts follow the files.
-    fn put_files(
-        &self,
-        p: &PrivilegeName,
-        after: &Record,
-        added: &[&str],
-        removed: &[&str],
-    ) -> Result<(), GrantError> {
-        let users = self.users();
-        match users.plan(added, removed)? {
-            (tally, Some(FileChange::Install(users_text))) => {
-                let (name, marker) = (consolidate::file_name(p), consolidate::marker(p));
-                let rule = Self::render(p, after)?;
-                self.sudoers.install_named_together(&[
-                    (USERS_FILE, USERS_MARKER, &users_text),
-                    (&name, &marker, &rule),
-                ])?;
-                users.write(&tally)
-            }
-            planned => {
-                users.carry_out(planned, !added.is_empty() || !removed.is_empty())?;
-                self.show(p, after).inspect_err(|_| {
-                    let _ = users.adjust(removed, added);
-                })
-            }
-        }
-    }
-
-    /// Puts (or replaces) `entry` in the file of `p`; idempotent.
-    pub fn put(&self, p: &PrivilegeName, entry: Entry) -> Result<(), GrantError> {
-        // Refused before anything is written: a text the file could not hold.
-        consolidate::render(p, [&*entry.text]).map_err(|what| GrantError::Verify { what })?;
-        self.locked(|| {
-            let before = self.read_locked(p)?;
-            self.note_drift(p, &before);
-            let old: Vec<String> = before
-                .get(&entry.grant)
-                .map(|e| defaults(&e.text).into_iter().map(str::to_string).collect())
-                .unwrap_or_default();
-            let old: Vec<&str> = old.iter().map(String::as_str).collect();
-            let new: Vec<String> = defaults(&entry.text)
-                .into_iter()
-                .map(str::to_string)
-                .collect();
-            let new: Vec<&str> = new.iter().map(String::as_str).collect();
-            let mut after = before.clone();
-            after.insert(entry.grant.clone(), entry);
-            if after == before {
-                // Nothing new: the file is put right if it was changed behind jitd's back.
-                self.show(p, &after)?;
-            } else {
-                // Record, then the files, then the counts.
-                self.files.write(p, &before, &after)?;
-                self.put_files(p, &after, &new, &old).inspect_err(|_| {
-                    // The rule was not put in place: the record goes back to what it says.
-                    let _ = self.files.write(p, &after, &before);
-                })?;
-            }
-            // The users file deleted or edited behind jitd's back: counted again and rewritten.
-            if self.users_status()? != DropInStatus::Intact {
-                self.recount_locked()?;
-            }
-            self.note_shown(p);
-            Ok(())
-        })
     }
 
     /// Takes the grants `ids` out of the file of `p`: one file write for all of them.
@@ -459,6 +395,10 @@ impl Shards {
 
 #[path = "shards_users.rs"]
 mod users_side;
+
+#[path = "shards_put.rs"]
+mod put;
+pub use put::StagedPut;
 
 #[cfg(test)]
 #[path = "shards_tests.rs"]

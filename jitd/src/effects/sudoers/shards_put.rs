@@ -1,0 +1,125 @@
+//! A grant's entry into its privilege's file, in two steps: [`Shards::stage_put`] writes the
+//! file aside and starts `visudo` on it, [`StagedPut::finish`] writes the record and puts the
+//! file in place. Between them the daemon commits the grant's intent to its database, so the
+//! commit and the check run at the same time instead of one after the other; nothing sudo
+//! reads has changed until `finish`. The records' lock is held from the first step to the last.
+
+use super::*;
+use crate::effects::sudoers::checked_write::Staged;
+use crate::effects::sudoers::users::Tally;
+
+/// A grant's entry on its way into a privilege's file (see the module note). Dropped
+/// unfinished, the check stops, the temporary files go and the lock is released: nothing
+/// changed.
+#[must_use = "nothing is in place until it is finished"]
+pub struct StagedPut<'a> {
+    shards: &'a Shards,
+    p: PrivilegeName,
+    before: Record,
+    after: Record,
+    /// The users' counts after, when they change.
+    tally: Option<Tally>,
+    /// The users file goes first (its last settings line went).
+    remove_users_file: bool,
+    files: Option<Staged<'a>>,
+    /// Held until the entry is in (or abandoned).
+    _lock: fs::File,
+}
+
+impl Shards {
+    /// Puts (or replaces) `entry` in the file of `p`; idempotent.
+    pub fn put(&self, p: &PrivilegeName, entry: Entry) -> Result<(), GrantError> {
+        self.stage_put(p, entry)?.finish()
+    }
+
+    /// The first step of [`Shards::put`]: under the lock, the file for the record with `entry`
+    /// is written aside (with the users file, when the user's settings line appears: one
+    /// `visudo` run for both) and its check started.
+    pub fn stage_put(&self, p: &PrivilegeName, entry: Entry) -> Result<StagedPut<'_>, GrantError> {
+        // Refused before anything is written: a text the file could not hold.
+        consolidate::render(p, [&*entry.text]).map_err(|what| GrantError::Verify { what })?;
+        let lock = self.lock()?;
+        let before = self.read_locked(p)?;
+        self.note_drift(p, &before);
+        let lines = |e: Option<&Entry>| -> Vec<String> {
+            e.map(|e| defaults(&e.text).into_iter().map(str::to_string).collect())
+                .unwrap_or_default()
+        };
+        let (old, new) = (lines(before.get(&entry.grant)), lines(Some(&entry)));
+        let mut after = before.clone();
+        after.insert(entry.grant.clone(), entry);
+        let (name, marker) = (consolidate::file_name(p), consolidate::marker(p));
+        let rule = Self::render(p, &after)?;
+        let mut staged = StagedPut {
+            shards: self,
+            p: p.clone(),
+            before,
+            after,
+            tally: None,
+            remove_users_file: false,
+            files: None,
+            _lock: lock,
+        };
+        if staged.after == staged.before {
+            // Nothing new: the file is put right if it was changed behind jitd's back.
+            staged.files = Some(self.sudoers.stage_named(&[(&name, &marker, &rule)])?);
+            return Ok(staged);
+        }
+        let (added, removed): (Vec<&str>, Vec<&str>) = (
+            new.iter().map(String::as_str).collect(),
+            old.iter().map(String::as_str).collect(),
+        );
+        let (tally, change) = self.users().plan(&added, &removed)?;
+        let changed = !added.is_empty() || !removed.is_empty();
+        staged.tally = changed.then_some(tally);
+        staged.files = Some(match change {
+            // The settings (the ledger's logging) renamed in before the rule.
+            Some(FileChange::Install(users_text)) => self.sudoers.stage_named(&[
+                (USERS_FILE, USERS_MARKER, &users_text),
+                (&name, &marker, &rule),
+            ])?,
+            Some(FileChange::Remove) => {
+                staged.remove_users_file = true;
+                self.sudoers.stage_named(&[(&name, &marker, &rule)])?
+            }
+            None => self.sudoers.stage_named(&[(&name, &marker, &rule)])?,
+        });
+        Ok(staged)
+    }
+}
+
+impl StagedPut<'_> {
+    /// The second step: the record first (a crash after it leaves a record the next change
+    /// or the integrity check renders), then the files once `visudo` has said yes, then the
+    /// users' counts (they follow the files).
+    pub fn finish(mut self) -> Result<(), GrantError> {
+        let s = self.shards;
+        let changed = self.after != self.before;
+        if changed {
+            s.files.write(&self.p, &self.before, &self.after)?;
+        }
+        let files = self.files.take();
+        let shown = (|| {
+            if self.remove_users_file {
+                s.sudoers.remove_named(USERS_FILE, USERS_MARKER)?;
+            }
+            files.map_or(Ok(()), Staged::commit)
+        })();
+        if let Err(e) = shown {
+            if changed {
+                // The rule was not put in place: the record goes back to what it says.
+                let _ = s.files.write(&self.p, &self.after, &self.before);
+            }
+            return Err(e);
+        }
+        if let Some(tally) = &self.tally {
+            s.users().write(tally)?;
+        }
+        // The users file deleted or edited behind jitd's back: counted again and rewritten.
+        if s.users_status()? != DropInStatus::Intact {
+            s.recount_locked()?;
+        }
+        s.note_shown(&self.p);
+        Ok(())
+    }
+}
