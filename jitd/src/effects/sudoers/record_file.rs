@@ -69,6 +69,9 @@ pub(super) struct RecordFiles {
     parsed: Mutex<HashMap<PrivilegeName, Known>>,
     /// The lock file's count of writes as this process last left or saw it.
     generation: Mutex<u64>,
+    /// How many times another process's writes were found (under the lock): what was known
+    /// before the last of them is known no more ([`RecordFiles::quiet_since`]).
+    others_found: std::sync::atomic::AtomicU64,
 }
 
 /// Replaces `dir/name` with `text` durably: a temp file (dot name, root's alone), synced,
@@ -117,6 +120,7 @@ impl RecordFiles {
             dir,
             parsed: Mutex::new(HashMap::new()),
             generation: Mutex::new(0),
+            others_found: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -150,6 +154,8 @@ impl RecordFiles {
         }
         if under_lock {
             *mine = on_disk.unwrap_or(u64::MAX);
+            self.others_found
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             if let Ok(mut parsed) = self.parsed.lock() {
                 parsed.values_mut().for_each(|k| k.trusted = false);
             }
@@ -160,6 +166,23 @@ impl RecordFiles {
     /// The records' count of writes as this process last left or saw it.
     pub fn generation(&self) -> u64 {
         *self.generation.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A mark for what this process knows of the state directory now, when no other process
+    /// has written there since this one last did or looked under the lock: something known
+    /// under the same mark later is still as it was. `None`: another process wrote since.
+    pub fn quiet_since(&self) -> Option<u64> {
+        self.others_quiet(false)
+            .then(|| self.others_found.load(std::sync::atomic::Ordering::SeqCst))
+    }
+
+    /// Counts a write of the state directory's files about to be made by a caller holding the
+    /// lock: another process's writes are taken note of first (or this write's count would
+    /// hide them), then the count moves before the write, so a write is never on disk
+    /// uncounted.
+    pub fn count_change(&self) -> Result<(), GrantError> {
+        self.others_quiet(true);
+        self.count_write()
     }
 
     /// Counts a write about to be made (under the lock): before it, so that a write is never

@@ -123,3 +123,72 @@ impl StagedPut<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::disallowed_methods)] // temp dirs and the real visudo in tests
+
+    use super::*;
+    use crate::clock::FakeClock;
+    use crate::effects::sudoers::shards::tests::{entry, file, p, shards, temp_dirs};
+
+    /// Dot files in the drop-in directory: what a staged change writes aside (sudo skips them).
+    fn temps_in(dir: &Path) -> Vec<String> {
+        fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.starts_with('.'))
+            .collect()
+    }
+
+    #[test]
+    fn a_staged_grant_changes_nothing_sudo_reads_until_finished_and_nothing_when_dropped() {
+        let dirs = temp_dirs();
+        let s = shards(&dirs);
+        let (a, b) = (entry(1, 1001, 1_795_000_000), entry(2, 1002, 1_795_000_000));
+        s.put(&p(), a.clone()).unwrap();
+        let shown = fs::read_to_string(file(&dirs)).unwrap();
+
+        let staged = s.stage_put(&p(), b.clone()).unwrap();
+        assert_eq!(fs::read_to_string(file(&dirs)).unwrap(), shown);
+        assert_eq!(temps_in(&dirs.0).len(), 1, "written aside");
+        drop(staged);
+        assert_eq!(fs::read_to_string(file(&dirs)).unwrap(), shown);
+        assert!(temps_in(&dirs.0).is_empty(), "{:?}", temps_in(&dirs.0));
+        assert_eq!(s.entries().0.len(), 1, "the record is as it was");
+
+        // The lock went with it: the same grant can be staged again, and finished.
+        s.stage_put(&p(), b.clone()).unwrap().finish().unwrap();
+        let text = fs::read_to_string(file(&dirs)).unwrap();
+        assert!(text.contains("#1001, #1002 ALL="), "{text}");
+        assert_eq!(s.entries().0.len(), 2);
+        assert!(temps_in(&dirs.0).is_empty());
+    }
+
+    #[test]
+    fn a_staged_grant_visudo_refuses_leaves_the_file_and_the_record_as_they_were() {
+        let dirs = temp_dirs();
+        let a = entry(1, 1001, 1_795_000_000);
+        shards(&dirs).put(&p(), a.clone()).unwrap();
+        let shown = fs::read_to_string(file(&dirs)).unwrap();
+        let refusing = Shards::new(
+            SudoersDir::new(dirs.0.clone(), PathBuf::from("/bin/false")),
+            dirs.1.clone(),
+            Arc::new(FakeClock::new(1_795_000_000_000)),
+        );
+        let staged = refusing
+            .stage_put(&p(), entry(2, 1002, 1_795_000_000))
+            .unwrap();
+        let e = staged.finish().unwrap_err();
+        assert!(matches!(e, GrantError::Visudo { .. }), "{e}");
+        assert_eq!(fs::read_to_string(file(&dirs)).unwrap(), shown);
+        assert!(temps_in(&dirs.0).is_empty());
+        let left: Vec<GrantId> = shards(&dirs)
+            .entries()
+            .0
+            .into_iter()
+            .map(|(_, e)| e.grant)
+            .collect();
+        assert_eq!(left, vec![a.grant], "the record went back");
+    }
+}

@@ -11,7 +11,7 @@ use crate::names::SudoCommand;
 use crate::testutil::TempDir;
 
 /// The drop-in directory and the records' directory, in a temp dir removed after the test.
-fn temp_dirs() -> (PathBuf, PathBuf, TempDir) {
+pub(super) fn temp_dirs() -> (PathBuf, PathBuf, TempDir) {
     let root = TempDir::new();
     let (sudoers, records) = (root.join("sudoers.d"), root.join("sudo"));
     fs::create_dir_all(&sudoers).unwrap();
@@ -19,7 +19,7 @@ fn temp_dirs() -> (PathBuf, PathBuf, TempDir) {
     (sudoers, records, root)
 }
 
-fn shards(dirs: &(PathBuf, PathBuf, TempDir)) -> Shards {
+pub(super) fn shards(dirs: &(PathBuf, PathBuf, TempDir)) -> Shards {
     shards_at(dirs, Arc::new(FakeClock::new(1_795_000_000_000)))
 }
 
@@ -31,11 +31,11 @@ fn shards_at(dirs: &(PathBuf, PathBuf, TempDir), clock: Arc<FakeClock>) -> Shard
     )
 }
 
-fn p() -> PrivilegeName {
+pub(super) fn p() -> PrivilegeName {
     PrivilegeName::parse("nginx-admin").unwrap()
 }
 
-fn entry(n: u8, uid: u32, until_secs: i64) -> Entry {
+pub(super) fn entry(n: u8, uid: u32, until_secs: i64) -> Entry {
     let grant = GrantId::parse(&format!("g0123456789{n:02x}")).unwrap();
     let commands = [SudoCommand::parse("/usr/bin/systemctl restart nginx").unwrap()];
     let flavor = SudoFlavor::Classic {
@@ -63,7 +63,7 @@ fn entry(n: u8, uid: u32, until_secs: i64) -> Entry {
     }
 }
 
-fn file(dirs: &(PathBuf, PathBuf, TempDir)) -> PathBuf {
+pub(super) fn file(dirs: &(PathBuf, PathBuf, TempDir)) -> PathBuf {
     dirs.0.join(consolidate::file_name(&p()))
 }
 
@@ -527,62 +527,25 @@ fn a_last_line_a_crash_cut_short_is_dropped_and_the_record_then_written_whole() 
     );
 }
 
-/// Dot files in the drop-in directory: what a staged change writes aside (sudo skips them).
-fn temps_in(dir: &Path) -> Vec<String> {
-    fs::read_dir(dir)
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n.starts_with('.'))
-        .collect()
-}
-
+/// The daemon does not read back the users' counts it wrote itself, but the sweep (another
+/// process: another `Shards` here) changes them too: its writes are read however soon.
 #[test]
-fn a_staged_grant_changes_nothing_sudo_reads_until_finished_and_nothing_when_dropped() {
+fn users_counts_another_writer_changed_are_read_again_however_soon() {
     let dirs = temp_dirs();
-    let s = shards(&dirs);
-    let (a, b) = (entry(1, 1001, 1_795_000_000), entry(2, 1002, 1_795_000_000));
-    s.put(&p(), a.clone()).unwrap();
-    let shown = fs::read_to_string(file(&dirs)).unwrap();
-
-    let staged = s.stage_put(&p(), b.clone()).unwrap();
-    assert_eq!(fs::read_to_string(file(&dirs)).unwrap(), shown);
-    assert_eq!(temps_in(&dirs.0).len(), 1, "written aside");
-    drop(staged);
-    assert_eq!(fs::read_to_string(file(&dirs)).unwrap(), shown);
-    assert!(temps_in(&dirs.0).is_empty(), "{:?}", temps_in(&dirs.0));
-    assert_eq!(s.entries().0.len(), 1, "the record is as it was");
-
-    // The lock went with it: the same grant can be staged again, and finished.
-    s.stage_put(&p(), b.clone()).unwrap().finish().unwrap();
-    let text = fs::read_to_string(file(&dirs)).unwrap();
-    assert!(text.contains("#1001, #1002 ALL="), "{text}");
-    assert_eq!(s.entries().0.len(), 2);
-    assert!(temps_in(&dirs.0).is_empty());
-}
-
-#[test]
-fn a_staged_grant_visudo_refuses_leaves_the_file_and_the_record_as_they_were() {
-    let dirs = temp_dirs();
-    let a = entry(1, 1001, 1_795_000_000);
-    shards(&dirs).put(&p(), a.clone()).unwrap();
-    let shown = fs::read_to_string(file(&dirs)).unwrap();
-    let refusing = Shards::new(
-        SudoersDir::new(dirs.0.clone(), PathBuf::from("/bin/false")),
-        dirs.1.clone(),
-        Arc::new(FakeClock::new(1_795_000_000_000)),
-    );
-    let staged = refusing
-        .stage_put(&p(), entry(2, 1002, 1_795_000_000))
-        .unwrap();
-    let e = staged.finish().unwrap_err();
-    assert!(matches!(e, GrantError::Visudo { .. }), "{e}");
-    assert_eq!(fs::read_to_string(file(&dirs)).unwrap(), shown);
-    assert!(temps_in(&dirs.0).is_empty());
-    let left: Vec<GrantId> = shards(&dirs)
-        .entries()
-        .0
-        .into_iter()
-        .map(|(_, e)| e.grant)
-        .collect();
-    assert_eq!(left, vec![a.grant], "the record went back");
+    let (daemon, sweep) = (shards(&dirs).lingering(0), shards(&dirs).lingering(0));
+    let other = PrivilegeName::parse("docker-admin").unwrap();
+    let users = dirs.0.join(USERS_FILE);
+    let t = 1_795_000_000;
+    let a = logged(entry(1, 1001, t), 1001);
+    let b = logged(entry(2, 1002, t), 1002);
+    let c = logged(entry(3, 1001, t + 500), 1001);
+    daemon.put(&p(), a.clone()).unwrap();
+    sweep.put(&other, b.clone()).unwrap();
+    daemon.put(&other, c.clone()).unwrap();
+    daemon.take(&p(), &[&a.grant]).unwrap();
+    let text = fs::read_to_string(&users).unwrap();
+    assert!(text.contains("#1001") && text.contains("#1002"), "{text}");
+    sweep.take(&other, &[&b.grant]).unwrap();
+    daemon.take(&other, &[&c.grant]).unwrap();
+    assert!(!users.exists(), "nobody left to log");
 }

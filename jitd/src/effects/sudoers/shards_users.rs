@@ -15,6 +15,7 @@ impl Shards {
         Users {
             sudoers: &self.sudoers,
             records: &self.records,
+            files: &self.files,
             known: &self.users_known,
             linger_ms: self.linger_ms,
             now_ms: self.clock.now().wall_ms,

@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use super::consolidate::{USERS_FILE, USERS_MARKER, users_file};
 use super::record_cache::text_hash;
+use super::record_file::RecordFiles;
 use super::{DropInStatus, SudoersDir};
 use crate::effects::GrantError;
 
@@ -153,11 +154,17 @@ pub struct Known {
     hash: u64,
     tally: Tally,
     file_text: Option<Option<String>>,
+    /// [`RecordFiles::quiet_since`] when this was written or read: while it is the same, no
+    /// other process has written `users.json` and it need not be read again (a grant on a
+    /// host of a thousand users read and hashed 100 KB of counts it had written itself).
+    quiet: Option<u64>,
 }
 
 pub struct Users<'a> {
     pub sudoers: &'a SudoersDir,
     pub records: &'a PathBuf,
+    /// The records' write count, which `users.json`'s writes share.
+    pub(super) files: &'a RecordFiles,
     pub known: &'a Mutex<Option<Known>>,
     /// [`LINGER_MS`], or 0 (lines go with their last grant).
     pub linger_ms: i64,
@@ -176,6 +183,13 @@ impl Users<'_> {
 
     /// What `users.json` says; counts written by earlier versions (a bare map) read as such.
     pub fn read(&self) -> Result<Tally, GrantError> {
+        let quiet = self.files.quiet_since();
+        if let Some(k) = self.known().as_ref()
+            && quiet.is_some()
+            && k.quiet == quiet
+        {
+            return Ok(k.tally.clone());
+        }
         let path = self.path();
         let text = match fs::read_to_string(&path) {
             Ok(text) => text,
@@ -183,7 +197,8 @@ impl Users<'_> {
             Err(e) => return Err(GrantError::io(&path, e)),
         };
         let hash = text_hash(&text);
-        if let Some(k) = self.known().as_ref().filter(|k| k.hash == hash) {
+        if let Some(k) = self.known().as_mut().filter(|k| k.hash == hash) {
+            k.quiet = quiet;
             return Ok(k.tally.clone());
         }
         let tally = serde_json::from_str::<Tally>(&text)
@@ -202,6 +217,7 @@ impl Users<'_> {
             hash,
             tally: tally.clone(),
             file_text: None,
+            quiet,
         });
         Ok(tally)
     }
@@ -220,12 +236,14 @@ impl Users<'_> {
             .take()
             .filter(|k| k.tally.shown() == tally.shown())
             .and_then(|k| k.file_text);
+        self.files.count_change()?;
         fs::write(&temp, &text).map_err(|e| GrantError::io(&temp, e))?;
         fs::rename(&temp, &path).map_err(|e| GrantError::io(&path, e))?;
         *self.known() = Some(Known {
             hash: text_hash(&text),
             tally: tally.clone(),
             file_text,
+            quiet: self.files.quiet_since(),
         });
         Ok(())
     }
