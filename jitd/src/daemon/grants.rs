@@ -129,12 +129,11 @@ impl Core {
                 g.user
             )));
         }
-        let mut allowed = Some(allowed);
+        // Never inside a batch: `together` must be a real commit before anything is put in
+        // place (no caller of this one opens a batch).
         let applied = match self.store.together(|| {
             self.store.insert(&g)?;
-            if let Some(event) = allowed.take() {
-                self.record(event);
-            }
+            self.record(allowed.clone());
             Ok(self.enforcer.stage(&g))
         }) {
             Ok(staged) => {
@@ -142,10 +141,8 @@ impl Core {
                 staged.and_then(|finish| finish())
             }
             Err(e) => {
-                // Rolled back with the intent: the request's record is written on its own.
-                if let Some(event) = allowed.take() {
-                    self.record(event);
-                }
+                // Rolled back with the intent (syslog has had it): written again on its own.
+                self.record(allowed);
                 let why = hints::not_recorded(e.is_busy(), &e);
                 self.record(AuditEvent::GrantNotRecorded { error: why.clone() });
                 return Err(Error::Unavailable(why));

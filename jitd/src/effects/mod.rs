@@ -84,7 +84,7 @@ pub(crate) fn run_tool_fed(
 }
 
 /// A tool started by [`start_tool`]: [`RunningTool::wait`] takes its answer; dropped unwaited,
-/// it is killed and reaped.
+/// it is left to finish and reaped.
 pub(crate) struct RunningTool {
     tool: PathBuf,
     pid: nix::unistd::Pid,
@@ -180,12 +180,10 @@ impl RunningTool {
 
 impl Drop for RunningTool {
     fn drop(&mut self) {
-        // Unwaited (the work it checked was abandoned): killed unless it has answered already.
-        if let Some(rx) = self.answer.take()
-            && rx.try_recv().is_err()
-        {
-            self.stop(&rx);
-        }
+        // Unwaited (the work it checked was abandoned): left to finish, and reaped by its
+        // waiter. Not killed: the waiter may have reaped it already, and its pid may be
+        // another process's by now.
+        drop(self.answer.take());
     }
 }
 

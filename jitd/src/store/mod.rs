@@ -242,7 +242,11 @@ impl Store {
         if out.is_err() {
             // Best effort: SQLite may already have rolled back (then this fails harmlessly).
             let _ = self.conn.execute_batch(&rollback);
-            self.leave_no_open_transaction();
+            // A savepoint's failure is its own: the transaction around it goes on (an audit
+            // record that could not be written does not undo the grant it records).
+            if !nested {
+                self.leave_no_open_transaction();
+            }
         }
         out
     }

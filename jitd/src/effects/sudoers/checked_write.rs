@@ -37,12 +37,13 @@ impl Staged<'_> {
             Some(check) => check.verdict(),
             None => Ok(()),
         };
-        checked.and_then(|()| {
-            for (path, temp) in std::mem::take(&mut self.pending) {
-                fs::rename(&temp, &path).map_err(|e| GrantError::io(&path, e))?;
-            }
-            sync_dir(&self.dir.dir)
-        })
+        checked?;
+        for (path, temp) in &self.pending {
+            // On a failure, the temporary files not renamed yet go with `self`.
+            fs::rename(temp, path).map_err(|e| GrantError::io(path, e))?;
+        }
+        self.pending.clear();
+        sync_dir(&self.dir.dir)
     }
 }
 

@@ -264,7 +264,7 @@ impl RecordFiles {
 
     /// Makes the record of `p` say `after`, from `before` (what [`RecordFiles::read`] gave
     /// under the same lock): the difference appended, or the whole record written when the
-    /// journal is due for it; no record when `after` is empty.
+    /// journal is due for it (when it says no grant then, it goes).
     pub fn write(
         &self,
         p: &PrivilegeName,

@@ -19,7 +19,7 @@ pub struct StagedPut<'a> {
     after: Record,
     /// The users' counts after, when they change.
     tally: Option<Tally>,
-    /// The users file goes first (its last settings line went).
+    /// The users file goes once the rule is in (its last settings line went).
     remove_users_file: bool,
     files: Option<Staged<'a>>,
     /// Held until the entry is in (or abandoned).
@@ -99,12 +99,12 @@ impl StagedPut<'_> {
             s.files.write(&self.p, &self.before, &self.after)?;
         }
         let files = self.files.take();
-        let shown = (|| {
+        let shown = files.map_or(Ok(()), Staged::commit).and_then(|()| {
             if self.remove_users_file {
                 s.sudoers.remove_named(USERS_FILE, USERS_MARKER)?;
             }
-            files.map_or(Ok(()), Staged::commit)
-        })();
+            Ok(())
+        });
         if let Err(e) = shown {
             if changed {
                 // The rule was not put in place: the record goes back to what it says.
