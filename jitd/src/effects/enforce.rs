@@ -476,7 +476,7 @@ impl Enforcer for SystemEnforcer {
     }
 
     fn remove_stale_temp(&self) -> Result<usize, GrantError> {
-        self.sudoers.remove_stale_temp()
+        Ok(self.sudoers.remove_stale_temp()? + self.shards.remove_stale_temps()?)
     }
 
     fn recount(&self) -> Result<(), GrantError> {

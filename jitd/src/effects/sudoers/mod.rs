@@ -360,6 +360,26 @@ impl SudoersDir {
         Ok(n)
     }
 
+    /// Removes jitd's temporary files of named files (`.jitd_<name>.tmp`, see
+    /// [`Self::stage_named`]) left by a crash; the caller holds the records' lock.
+    pub fn remove_named_temps(&self) -> Result<usize, GrantError> {
+        let mut n = 0;
+        for (name, path) in self.entries()? {
+            let is_temp = name
+                .strip_prefix(".jitd_")
+                .and_then(|s| s.strip_suffix(".tmp"))
+                .is_some_and(|s| {
+                    !s.is_empty()
+                        && s.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "_-".contains(c))
+                });
+            if is_temp && remove_if_ours_temp(&path)? {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     fn entries(&self) -> Result<Vec<(String, PathBuf)>, GrantError> {
         let rd = fs::read_dir(&self.dir).map_err(|e| GrantError::io(&self.dir, e))?;
         Ok(rd

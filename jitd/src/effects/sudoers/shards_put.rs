@@ -88,6 +88,15 @@ impl Shards {
     }
 }
 
+impl Shards {
+    /// Removes what a crash left written aside (`.jitd_<name>.tmp` in the drop-in directory:
+    /// a staged file, the users file, `visudo`'s include file), under the lock, so nothing a
+    /// running sweep is writing goes; returns how many.
+    pub fn remove_stale_temps(&self) -> Result<usize, GrantError> {
+        self.locked(|| self.sudoers.remove_named_temps())
+    }
+}
+
 impl StagedPut<'_> {
     /// The second step: the record first (a crash after it leaves a record the next change
     /// or the integrity check renders), then the files once `visudo` has said yes, then the
