@@ -95,7 +95,7 @@ impl Daemon {
         }
     }
 
-    fn spawn(&mut self) {
+    fn spawn_process(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -115,6 +115,10 @@ impl Daemon {
             .spawn()
             .expect("start jitd");
         self.child = Some(child);
+    }
+
+    fn spawn(&mut self) {
+        self.spawn_process();
         wait_for(Duration::from_secs(10), "jitd to own its bus name", || {
             if let Some(status) = self
                 .child
@@ -190,6 +194,14 @@ impl Daemon {
             unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
             let _ = c.wait();
         }
+    }
+
+    /// Stops the daemon and starts it again with its configuration as it is now, without
+    /// waiting on the system bus: for a daemon on a bus of its own (`bus_address`), whose
+    /// caller waits for it there.
+    pub fn restart_elsewhere(&mut self) {
+        self.stop();
+        self.spawn_process();
     }
 
     /// Kills the daemon if it runs (it may have exited at a failpoint) and starts it again.

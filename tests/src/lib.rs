@@ -13,6 +13,7 @@ pub mod bench_approve;
 pub mod bench_notify;
 pub mod bench_scale;
 pub mod bench_scale_load;
+pub mod bench_scale_pair;
 pub mod bench_scale_peers;
 pub mod bench_signed;
 pub mod bench_sudo;

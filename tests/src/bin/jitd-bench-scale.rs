@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use jitd_tests::bench_scale::*;
 use jitd_tests::bench_scale_load::*;
+use jitd_tests::bench_scale_pair::{paired_checks, small_host};
 use jitd_tests::bench_scale_peers::{elevate_arms, peers};
 use jitd_tests::*;
 
@@ -58,13 +59,11 @@ fn policy() -> String {
 /// The bench's own loops call as fast as they can: the per-uid limits are lifted (as in
 /// jitd-bench), and the integrity check (every second in the harness) is set to once an hour
 /// except where its cost is measured.
+/// The per-uid limits lifted.
+const LIMITS: &str = "calls_per_sec = 1000000.0\ncalls_burst = 1000000\ncalls_in_flight = 1000\n";
+
 fn start(sb: &Sandbox, name: &str) -> Daemon {
-    let mut d = Daemon::start_with(
-        sb,
-        name,
-        &policy(),
-        "calls_per_sec = 1000000.0\ncalls_burst = 1000000\ncalls_in_flight = 1000\n",
-    );
+    let mut d = Daemon::start_with(sb, name, &policy(), LIMITS);
     d.set_config("integrity_check_secs", "3600");
     d.restart();
     d
@@ -153,7 +152,7 @@ fn host_part(
     let b = populate(exe, &users[..1], &sprivs, 0, 7200, 1);
     assert!(b.errors.is_empty(), "{:?}", b.errors);
     let snap_small = snapshot_sudoers(&sb.dir.join("sudoers-small"));
-    let small = host_figures(r, sb, &mut d, exe, bench, &users[0], sizes, "10 live");
+    let small = host_figures(r, sb, &mut d, exe, bench, sizes, "10 live");
     r.phase("10-live host");
     elevate_arms(r, bench, sizes.runs);
     peers(r, sb, &d, bench, sizes.runs);
@@ -190,16 +189,7 @@ fn host_part(
     ));
     r.phase("mass grants");
     let snap_large = snapshot_sudoers(&sb.dir.join("sudoers-large"));
-    let large = host_figures(
-        r,
-        sb,
-        &mut d,
-        exe,
-        bench,
-        &users[0],
-        sizes,
-        &format!("{live} live"),
-    );
+    let large = host_figures(r, sb, &mut d, exe, bench, sizes, &format!("{live} live"));
     let per_sec = |figs: &[Figure], id: &str| {
         figs.iter()
             .find(|f| f.id == id)
@@ -216,6 +206,7 @@ fn host_part(
     for (s, l) in small.iter().zip(&large) {
         r.push(l.clone().vs(s).target(targets(&l.id)));
     }
+    paired_gate(r, sb, &users[0], &sprivs, sizes, live);
     r.phase(&format!("{live}-live host"));
     integrity(r, &mut d, users[0].uid, sizes.integrity_window_s, live);
     r.phase("integrity check");
@@ -298,7 +289,6 @@ fn host_figures(
     d: &mut Daemon,
     exe: &Path,
     bench: &User,
-    holder: &User,
     sizes: &Sizes,
     label: &str,
 ) -> Vec<Figure> {
@@ -308,20 +298,6 @@ fn host_figures(
         format!("daemon RSS (VmRSS), {label}"),
         "MB",
         vec![rss_mb(d.pid())],
-    ));
-    let checks = if sizes.quick { 50 } else { sizes.runs * 100 };
-    let (socket, bus) = gate_checks(holder.uid, "jitd-s0", checks);
-    out.push(Figure::new(
-        "2b",
-        format!("gate socket: connect + Check (pam_jit's path), {label}"),
-        "ms",
-        socket,
-    ));
-    out.push(Figure::new(
-        "2c",
-        format!("Gate.CheckAccess over the bus (connected), {label}"),
-        "ms",
-        bus,
     ));
     let restarts: Vec<f64> = (0..sizes.restarts).map(|_| restart_time(sb, d)).collect();
     out.push(Figure::new(
@@ -357,23 +333,52 @@ fn host_figures(
     out
 }
 
-/// `n` interleaved checks of `uid` for `service`: over the gate socket (connection included) and
-/// over the bus on one connection.
-fn gate_checks(uid: u32, service: &str, n: usize) -> (Vec<f64>, Vec<f64>) {
-    zbus::block_on(async {
-        let conn = jitd::client::connect(None).await.unwrap();
-        let gate = jitd::client::GateProxy::new(&conn).await.unwrap();
-        let (mut socket, mut bus) = (Vec::new(), Vec::new());
-        for _ in 0..n {
-            let t = Instant::now();
-            socket_check(uid, service);
-            socket.push(t.elapsed().as_secs_f64() * 1000.0);
-            let t = Instant::now();
-            let _ = gate.check_access(uid, service, "", "").await.unwrap();
-            bus.push(t.elapsed().as_secs_f64() * 1000.0);
-        }
-        (socket, bus)
-    })
+/// Figures 2b and 2c: the gate of the daemon holding `live` grants against a daemon holding
+/// `holder`'s 10 beside it, checks interleaved ([`jitd_tests::bench_scale_pair`]).
+fn paired_gate(
+    r: &mut Report,
+    sb: &Sandbox,
+    holder: &User,
+    privileges: &[String],
+    sizes: &Sizes,
+    live: usize,
+) {
+    let small = small_host(sb, &policy(), LIMITS, holder, privileges);
+    let checks = if sizes.quick { 50 } else { sizes.runs * 100 };
+    let [small_socket, large_socket, small_bus, large_bus] =
+        paired_checks(&small, holder.uid, "jitd-s0", checks);
+    let base = r.push(Figure::new(
+        "2b",
+        "gate socket: connect + Check (pam_jit's path), 10 live (a daemon beside, interleaved)",
+        "ms",
+        small_socket,
+    ));
+    r.push(
+        Figure::new(
+            "2b",
+            format!("gate socket: connect + Check (pam_jit's path), {live} live"),
+            "ms",
+            large_socket,
+        )
+        .vs(&base)
+        .target(targets("2b")),
+    );
+    let base = r.push(Figure::new(
+        "2c",
+        "Gate.CheckAccess over the bus (connected), 10 live (a daemon beside, interleaved)",
+        "ms",
+        small_bus,
+    ));
+    r.push(
+        Figure::new(
+            "2c",
+            format!("Gate.CheckAccess over the bus (connected), {live} live"),
+            "ms",
+            large_bus,
+        )
+        .vs(&base)
+        .target(targets("2c")),
+    );
 }
 
 /// SIGKILL, then a new jitd on the same configuration, timed from its start until a
