@@ -391,22 +391,14 @@ impl Core {
                     q.rule, q.user, q.privilege
                 ))
             })?;
-        let under = self
-            .live
-            .values()
-            .filter(|g| g.uid == q.uid && g.rule == q.rule)
-            .count() as u32;
+        let under = self.live.of_uid(q.uid).filter(|g| g.rule == q.rule).count() as u32;
         if under >= rule.max_active {
             return Err(Error::PolicyDenied(format!(
                 "{} already holds {under} live grant(s) under rule \"{}\" (at most {})",
                 q.user, q.rule, rule.max_active
             )));
         }
-        if let Some(held) = self
-            .live
-            .values()
-            .find(|g| g.uid == q.uid && g.privilege == q.privilege)
-        {
+        if let Some(held) = self.live.of_uid(q.uid).find(|g| g.privilege == q.privilege) {
             return Err(Error::PolicyDenied(format!(
                 "{} already holds {} (grant {})",
                 q.user, q.privilege, held.id

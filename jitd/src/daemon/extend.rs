@@ -198,8 +198,7 @@ impl Core {
             gate.remove(&g);
             gate.insert(&longer);
         }
-        self.live
-            .insert(longer.id.clone(), Box::new(longer.clone()));
+        self.live.insert(Box::new(longer.clone()));
         self.record(AuditEvent::GrantExtended {
             grant: longer.id.clone(),
             uid: longer.uid,

@@ -81,11 +81,11 @@ impl Core {
             GrantState::Applying => {}
             GrantState::Active => {
                 self.write_gate().insert(g);
-                self.live.insert(g.id.clone(), Box::new(g.clone()));
+                self.live.insert(Box::new(g.clone()));
             }
             GrantState::Removing => {
                 self.write_gate().remove(g);
-                self.live.insert(g.id.clone(), Box::new(g.clone()));
+                self.live.insert(Box::new(g.clone()));
             }
             _ => {
                 self.write_gate().remove(g);
@@ -109,7 +109,7 @@ impl Core {
         if g.state == GrantState::Active {
             self.write_gate().insert(&g);
         }
-        self.live.insert(g.id.clone(), Box::new(g));
+        self.live.insert(Box::new(g));
     }
 
     /// Intent, apply, outcome — with rollback at each step that can fail. `allowed` (the

@@ -128,7 +128,7 @@ impl Core {
             let followed = if shared {
                 !trail.is_empty() || !self.live.is_empty()
             } else {
-                trail.contains(uid) || self.live.values().any(|g| g.uid == *uid)
+                trail.contains(uid) || self.live.of_uid(*uid).next().is_some()
             };
             if followed {
                 if shared
@@ -329,8 +329,8 @@ impl Core {
         };
         let mut live: Vec<_> = self
             .live
-            .values()
-            .filter(|g| g.uid == uid && g.starts_ms <= e.at_ms + 1000)
+            .of_uid(uid)
+            .filter(|g| g.starts_ms <= e.at_ms + 1000)
             .collect();
         live.sort_by_key(|g| (covers(&g.spec), g.starts_ms));
         if let Some(g) = live.last() {

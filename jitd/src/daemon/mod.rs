@@ -31,6 +31,7 @@ mod grants;
 mod hints;
 mod ledger;
 mod ledger_journal;
+mod live;
 mod mfa;
 mod notify_due;
 mod reauth;
@@ -48,7 +49,7 @@ mod signed;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock, RwLockWriteGuard};
 
 pub use approvals::RequestSignal;
@@ -96,8 +97,7 @@ pub struct Core {
     flavor: SudoFlavor,
     hostname: String,
     /// Every grant something of which may be on the system.
-    /// Boxed: a B-tree node holds eleven values inline, most of them empty slots at any time.
-    live: BTreeMap<GrantId, Box<GrantRecord>>,
+    live: live::LiveSet,
     gate: Arc<RwLock<GateIndex>>,
     sessions: HashMap<SessionId, Session>,
     recaller: Recaller,
@@ -163,7 +163,7 @@ impl Core {
             accounts,
             flavor,
             hostname,
-            live: BTreeMap::new(),
+            live: live::LiveSet::default(),
             warned: Default::default(),
             gate: Arc::new(RwLock::new(gate)),
             sessions: HashMap::new(),
@@ -237,8 +237,7 @@ impl Core {
     fn own_groups(&self, uid: u32, name: &str) -> Vec<String> {
         let granted: Vec<&str> = self
             .live
-            .values()
-            .filter(|g| g.uid == uid)
+            .of_uid(uid)
             .filter_map(|g| match &g.spec {
                 crate::grant::GrantSpec::Group { group } => Some(group.as_str()),
                 _ => None,
@@ -260,12 +259,10 @@ impl Core {
     pub fn list(&self, uid: Option<u32>, include_ended: bool) -> Result<Vec<GrantInfo>, Error> {
         self.usable()?;
         if !include_ended {
-            let mut out: Vec<GrantInfo> = self
-                .live
-                .values()
-                .filter(|g| uid.is_none_or(|u| g.uid == u))
-                .map(|g| info(g))
-                .collect();
+            let mut out: Vec<GrantInfo> = match uid {
+                Some(uid) => self.live.of_uid(uid).map(info).collect(),
+                None => self.live.values().map(|g| info(g)).collect(),
+            };
             out.sort_by_key(|g| std::cmp::Reverse(g.requested_ms));
             return Ok(out);
         }
@@ -338,8 +335,8 @@ impl Core {
             };
             let held = self
                 .live
-                .values()
-                .find(|g| g.uid == uid && g.privilege == p.name.as_str());
+                .of_uid(uid)
+                .find(|g| g.privilege == p.name.as_str());
             out.push(crate::client::PrivilegeInfo {
                 name: p.name.to_string(),
                 description: p.description.clone(),

@@ -64,16 +64,12 @@ impl Core {
                 "uid {uid} has no account on this host"
             )));
         };
-        let live_by_rule = |rule: &str| {
-            self.live
-                .values()
-                .filter(|g| g.uid == uid && g.rule == rule)
-                .count() as u32
-        };
+        let live_by_rule =
+            |rule: &str| self.live.of_uid(uid).filter(|g| g.rule == rule).count() as u32;
         let held = self
             .live
-            .values()
-            .find(|g| g.uid == uid && g.privilege == privilege)
+            .of_uid(uid)
+            .find(|g| g.privilege == privilege)
             .map(|g| (g.id.to_string(), utc(g.expires_ms)));
         let decision = policy::decide(
             &self.policy,

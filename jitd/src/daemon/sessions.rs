@@ -90,8 +90,7 @@ impl Core {
         });
         let bound = self
             .live
-            .values()
-            .find(|g| g.id == s.grant)
+            .get(&s.grant)
             .filter(|g| {
                 self.policy
                     .privilege(&g.privilege)

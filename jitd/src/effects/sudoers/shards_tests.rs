@@ -549,30 +549,3 @@ fn users_counts_another_writer_changed_are_read_again_however_soon() {
     daemon.take(&other, &[&c.grant]).unwrap();
     assert!(!users.exists(), "nobody left to log");
 }
-
-#[test]
-#[ignore]
-fn scratch_cost_beside_n() {
-    for n in [1000u32] {
-        let dirs = temp_dirs();
-        let s = shards(&dirs);
-        for i in 0..n {
-            let mut e = logged(
-                entry(0, 2000 + i, 1_795_000_000 + i64::from(i % 16) * 60),
-                2000 + i,
-            );
-            e.grant = GrantId::parse(&format!("g{:012x}", 0x100000 + i)).unwrap();
-            s.put(&p(), e).unwrap();
-        }
-        let e = logged(entry(1, 1001, 1_795_000_000), 1001);
-        let t = std::time::Instant::now();
-        for _ in 0..400 {
-            s.put(&p(), e.clone()).unwrap();
-            s.take(&p(), &[&e.grant]).unwrap();
-        }
-        eprintln!(
-            "n={n}: {:.2} ms per put+take",
-            t.elapsed().as_secs_f64() * 2.5
-        );
-    }
-}
