@@ -80,7 +80,7 @@ struct Seen {
 /// set back from user space).
 pub(super) type Stamp = Option<(u64, u64, i64, i64, u64)>;
 
-fn stamp(path: &Path) -> Stamp {
+pub(super) fn stamp(path: &Path) -> Stamp {
     fs::symlink_metadata(path)
         .ok()
         .map(|m| (m.dev(), m.ino(), m.ctime(), m.ctime_nsec(), m.len()))

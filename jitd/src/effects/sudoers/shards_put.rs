@@ -21,6 +21,8 @@ pub struct StagedPut<'a> {
     tally: Option<Tally>,
     /// The users file goes once the rule is in (its last settings line went).
     remove_users_file: bool,
+    /// The users file's lines change (installed or removed with this entry).
+    users_lines_changed: bool,
     files: Option<Staged<'a>>,
     /// Held until the entry is in (or abandoned).
     _lock: fs::File,
@@ -57,6 +59,7 @@ impl Shards {
             after,
             tally: None,
             remove_users_file: false,
+            users_lines_changed: false,
             files: None,
             _lock: lock,
         };
@@ -72,6 +75,7 @@ impl Shards {
         let (tally, change) = self.users().plan(&added, &removed)?;
         let changed = !added.is_empty() || !removed.is_empty();
         staged.tally = changed.then_some(tally);
+        staged.users_lines_changed = change.is_some();
         staged.files = Some(match change {
             // The settings (the ledger's logging) renamed in before the rule.
             Some(FileChange::Install(users_text)) => self.sudoers.stage_named(&[
@@ -121,8 +125,8 @@ impl StagedPut<'_> {
             }
             return Err(e);
         }
-        if let Some(tally) = &self.tally {
-            s.users().write(tally)?;
+        if let Some(tally) = self.tally.take() {
+            s.users().write(tally, self.users_lines_changed)?;
         }
         // The users file deleted or edited behind jitd's back: counted again and rewritten.
         if s.users_status()? != DropInStatus::Intact {

@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use super::consolidate::{USERS_FILE, USERS_MARKER, users_file};
 use super::record_cache::text_hash;
 use super::record_file::RecordFiles;
+use super::shards::{Stamp, stamp};
 use super::{DropInStatus, SudoersDir};
 use crate::effects::GrantError;
 
@@ -156,8 +157,10 @@ pub struct Known {
     file_text: Option<Option<String>>,
     /// [`RecordFiles::quiet_since`] when this was written or read: while it is the same, no
     /// other process has written `users.json` and it need not be read again (a grant on a
-    /// host of a thousand users read and hashed 100 KB of counts it had written itself).
+    /// host of a thousand users read and hashed the counts it had written itself).
     quiet: Option<u64>,
+    /// The users file's status against `file_text`, with the file's stamp when it was taken.
+    status: Option<(Stamp, DropInStatus)>,
 }
 
 pub struct Users<'a> {
@@ -183,47 +186,60 @@ impl Users<'_> {
 
     /// What `users.json` says; counts written by earlier versions (a bare map) read as such.
     pub fn read(&self) -> Result<Tally, GrantError> {
+        self.with_known(|k| k.tally.clone())
+    }
+
+    /// Runs `f` on what `users.json` says now: as this process knows it while no other
+    /// process has written since, else read again (and parsed when its text changed).
+    fn with_known<T>(&self, f: impl FnOnce(&mut Known) -> T) -> Result<T, GrantError> {
         let quiet = self.files.quiet_since();
-        if let Some(k) = self.known().as_ref()
+        let mut known = self.known();
+        if let Some(k) = known.as_mut()
             && quiet.is_some()
             && k.quiet == quiet
         {
-            return Ok(k.tally.clone());
+            return Ok(f(k));
         }
         let path = self.path();
         let text = match fs::read_to_string(&path) {
             Ok(text) => text,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Tally::default()),
+            Err(e) if e.kind() == ErrorKind::NotFound => String::new(),
             Err(e) => return Err(GrantError::io(&path, e)),
         };
         let hash = text_hash(&text);
-        if let Some(k) = self.known().as_mut().filter(|k| k.hash == hash) {
+        if let Some(k) = known.as_mut().filter(|k| k.hash == hash) {
             k.quiet = quiet;
-            return Ok(k.tally.clone());
+            return Ok(f(k));
         }
-        let tally = serde_json::from_str::<Tally>(&text)
-            .or_else(|e| {
-                serde_json::from_str::<Counts>(&text)
-                    .map(|counts| Tally {
-                        counts,
-                        lingering: BTreeMap::new(),
-                    })
-                    .map_err(|_| e)
-            })
-            .map_err(|e| GrantError::Verify {
-                what: format!("{}: {e}", path.display()),
-            })?;
-        *self.known() = Some(Known {
+        let tally = if text.is_empty() {
+            Tally::default()
+        } else {
+            serde_json::from_str::<Tally>(&text)
+                .or_else(|e| {
+                    serde_json::from_str::<Counts>(&text)
+                        .map(|counts| Tally {
+                            counts,
+                            lingering: BTreeMap::new(),
+                        })
+                        .map_err(|_| e)
+                })
+                .map_err(|e| GrantError::Verify {
+                    what: format!("{}: {e}", path.display()),
+                })?
+        };
+        Ok(f(known.insert(Known {
             hash,
-            tally: tally.clone(),
+            tally,
             file_text: None,
             quiet,
-        });
-        Ok(tally)
+            status: None,
+        })))
     }
 
-    pub fn write(&self, tally: &Tally) -> Result<(), GrantError> {
-        let text = serde_json::to_string(tally).map_err(|e| GrantError::Verify {
+    /// Writes `tally`; `lines_changed`: the lines it shows are not those of the last tally
+    /// (then the users file's text and status known for them go).
+    pub fn write(&self, tally: Tally, lines_changed: bool) -> Result<(), GrantError> {
+        let text = serde_json::to_string(&tally).map_err(|e| GrantError::Verify {
             what: e.to_string(),
         })?;
         // Not synced: the counts are derived (recounted from the records at start-up) and the
@@ -231,32 +247,23 @@ impl Users<'_> {
         let (path, temp) = (self.path(), self.records.join(".users.json.tmp"));
         // The users file's text stays as it was while the same lines are shown (only counts
         // changed: most grants).
-        let file_text = self
+        let kept = self
             .known()
             .take()
-            .filter(|k| k.tally.shown() == tally.shown())
-            .and_then(|k| k.file_text);
+            .filter(|_| !lines_changed)
+            .map(|k| (k.file_text, k.status));
+        let (file_text, status) = kept.unwrap_or_default();
         self.files.count_change()?;
         fs::write(&temp, &text).map_err(|e| GrantError::io(&temp, e))?;
         fs::rename(&temp, &path).map_err(|e| GrantError::io(&path, e))?;
         *self.known() = Some(Known {
             hash: text_hash(&text),
-            tally: tally.clone(),
+            tally,
             file_text,
             quiet: self.files.quiet_since(),
+            status,
         });
         Ok(())
-    }
-
-    /// The users file's text for what `users.json` says now (`None`: it shows nothing).
-    fn file_text(&self) -> Result<Option<String>, GrantError> {
-        let tally = self.read()?;
-        if let Some(k) = self.known().as_mut()
-            && k.tally == tally
-        {
-            return Ok(k.file_text.get_or_insert_with(|| tally.file_text()).clone());
-        }
-        Ok(tally.file_text())
     }
 
     /// Makes the file say exactly what `tally` shows.
@@ -283,10 +290,9 @@ impl Users<'_> {
         (after, file): (Tally, Option<FileChange>),
         changed: bool,
     ) -> Result<(), GrantError> {
-        match file {
+        match &file {
             Some(FileChange::Install(text)) => {
-                self.sudoers
-                    .install_named(USERS_FILE, USERS_MARKER, &text)?;
+                self.sudoers.install_named(USERS_FILE, USERS_MARKER, text)?;
             }
             Some(FileChange::Remove) => {
                 self.sudoers.remove_named(USERS_FILE, USERS_MARKER)?;
@@ -294,7 +300,7 @@ impl Users<'_> {
             None => {}
         }
         if changed {
-            self.write(&after)?;
+            self.write(after, file.is_some())?;
         }
         Ok(())
     }
@@ -306,16 +312,21 @@ impl Users<'_> {
         added: &[&str],
         removed: &[&str],
     ) -> Result<(Tally, Option<FileChange>), GrantError> {
-        let before = self.read()?;
+        let mut after = self.read()?;
         if added.is_empty() && removed.is_empty() {
-            return Ok((before, None));
+            return Ok((after, None));
         }
         let now = self.now_ms;
-        let mut after = before.clone();
+        // Whether the lines shown change, followed step by step: comparing the shown sets
+        // before and after took as long as the rest at a thousand users.
+        let lingered = after.lingering.len();
         after.prune(now, self.linger_ms);
+        let mut lines_changed = after.lingering.len() != lingered;
         for line in added {
-            *after.counts.entry((*line).to_string()).or_default() += 1;
-            after.lingering.remove(*line);
+            let n = after.counts.entry((*line).to_string()).or_default();
+            let lingering = after.lingering.remove(*line).is_some();
+            lines_changed |= *n == 0 && !lingering;
+            *n += 1;
         }
         for line in removed {
             if let Some(n) = after.counts.get_mut(*line) {
@@ -324,18 +335,16 @@ impl Users<'_> {
                     after.counts.remove(*line);
                     if self.linger_ms > 0 {
                         after.lingering.insert((*line).to_string(), now);
+                    } else {
+                        lines_changed = true;
                     }
                 }
             }
         }
-        let change = if after.shown() == before.shown() {
-            None
-        } else {
-            Some(match after.file_text() {
-                Some(text) => FileChange::Install(text),
-                None => FileChange::Remove,
-            })
-        };
+        let change = lines_changed.then(|| match after.file_text() {
+            Some(text) => FileChange::Install(text),
+            None => FileChange::Remove,
+        });
         Ok((after, change))
     }
 
@@ -347,7 +356,7 @@ impl Users<'_> {
             lingering: BTreeMap::new(),
         };
         self.show(&tally)?;
-        self.write(&tally)
+        self.write(tally, true)
     }
 
     /// Lets go of the lingering lines whose time is up (the integrity check): the file is
@@ -359,18 +368,33 @@ impl Users<'_> {
         if after == before {
             return Ok(());
         }
-        if after.shown() != before.shown() {
+        let lines_changed = after.shown() != before.shown();
+        if lines_changed {
             self.show(&after)?;
         }
-        self.write(&after)
+        self.write(after, lines_changed)
     }
 
-    /// Whether the file on disk says what the tally says.
+    /// Whether the file on disk says what the tally says; known without reading the file
+    /// again while neither it nor the lines shown changed.
     pub fn status(&self) -> Result<DropInStatus, GrantError> {
-        match self.file_text()? {
-            None => Ok(DropInStatus::Intact),
-            Some(text) => self.sudoers.status_named(USERS_FILE, &text),
-        }
+        let on_disk = stamp(&self.sudoers.dir().join(USERS_FILE));
+        self.with_known(|k| {
+            if let Some((at, status)) = &k.status
+                && *at == on_disk
+            {
+                return Ok(status.clone());
+            }
+            let Known {
+                file_text, tally, ..
+            } = &mut *k;
+            let status = match file_text.get_or_insert_with(|| tally.file_text()) {
+                None => DropInStatus::Intact,
+                Some(text) => self.sudoers.status_named(USERS_FILE, text)?,
+            };
+            k.status = Some((on_disk, status.clone()));
+            Ok(status)
+        })?
     }
 }
 
