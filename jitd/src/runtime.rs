@@ -321,7 +321,8 @@ async fn run(
 
         // Never sleep more than a second: a wall-clock jump or a resume from suspend is then
         // noticed within a second even with no deadline near.
-        let sleep_ms = next.unwrap_or(1000).clamp(0, 1000) as u64;
+        let longest = crate::bus::LONGEST_SLEEP_MS;
+        let sleep_ms = next.unwrap_or(longest).clamp(0, longest) as u64;
         tokio::select! {
             () = tokio::time::sleep(Duration::from_millis(sleep_ms)) => {}
             () = shared.wake.notified() => {}

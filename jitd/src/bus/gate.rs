@@ -61,7 +61,8 @@ impl Gate {
             via: Via::Pam,
         };
         let out = self.0.engine().request(uid, &ask);
-        self.0.wake.notify_one();
+        self.0
+            .deadline_added(out.as_ref().map_or(0, |o| o.grant.expires_ms));
         out
     }
 

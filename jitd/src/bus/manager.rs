@@ -38,7 +38,7 @@ impl Manager {
             via: Via::Bus,
         };
         let outcome = self.0.engine().request_with(uid, &ask, proven)?;
-        self.0.wake.notify_one();
+        self.0.deadline_added(outcome.grant.expires_ms);
         // A caller that left before its answer is not a person waiting to use the grant, and
         // its unique name will never be seen again: take the grant back at once.
         if !still_connected(conn, &header).await {
@@ -93,7 +93,8 @@ impl Manager {
             .0
             .engine()
             .revoke(Caller { uid, admin }, grant_id, reason, terminate);
-        self.0.wake.notify_one();
+        // Nothing to wake the expiry loop for: an ended grant moves no deadline sooner, and a
+        // removal left to retry is looked at within the loop's longest sleep.
         out
     }
 

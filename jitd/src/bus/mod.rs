@@ -38,7 +38,19 @@ pub struct Shared {
     pub limits: Limits,
 }
 
+/// The longest the expiry loop sleeps between looks (it notices clock jumps by then too).
+pub const LONGEST_SLEEP_MS: i64 = 1000;
+
 impl Shared {
+    /// Wakes the expiry loop for a new deadline (`expires_ms`, wall clock) when it comes
+    /// sooner than the loop's next look anyway: each look walks every live grant, and one after
+    /// every request made the next request wait on a walk of ten thousand.
+    pub fn deadline_added(&self, expires_ms: i64) {
+        if expires_ms.saturating_sub(self.clock.now().wall_ms) <= LONGEST_SLEEP_MS {
+            self.wake.notify_one();
+        }
+    }
+
     pub fn engine(&self) -> MutexGuard<'_, Core> {
         // A panic while holding the lock must not wedge revocation: take the state as it is.
         self.engine.lock().unwrap_or_else(|p| p.into_inner())
