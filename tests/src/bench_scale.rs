@@ -402,10 +402,18 @@ pub fn cpu_ms(pid: u32) -> f64 {
 /// One check over the gate socket, connection included: what pam_jit pays per sudo. Returns
 /// whether the gate let `uid` through for `service`.
 pub fn socket_check(uid: u32, service: &str) -> bool {
+    socket_check_at(
+        std::path::Path::new(jitd::gate_proto::DEFAULT_SOCKET),
+        uid,
+        service,
+    )
+}
+
+/// One check of `uid` for `service` over the gate socket at `path`, connection included.
+pub fn socket_check_at(path: &std::path::Path, uid: u32, service: &str) -> bool {
     use jitd::gate_proto::{self, GateCall, GateReply};
     use std::io::{BufRead, BufReader};
-    let mut s = std::os::unix::net::UnixStream::connect(gate_proto::DEFAULT_SOCKET)
-        .expect("the gate socket");
+    let mut s = std::os::unix::net::UnixStream::connect(path).expect("the gate socket");
     let call = GateCall::Check {
         uid,
         service: service.into(),

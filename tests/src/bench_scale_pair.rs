@@ -6,12 +6,11 @@
 
 #![allow(clippy::disallowed_methods)] // a benchmark runs real processes and times them
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::bench_scale::{User, as_uid};
+use crate::bench_scale::{User, as_uid, socket_check_at};
 use crate::{Daemon, Sandbox, run, stderr, wait_for};
 
 /// The second daemon and its bus; both stop when this is dropped.
@@ -98,25 +97,6 @@ pub fn small_host(
         assert!(o.status.success(), "second daemon, {p}: {}", stderr(&o));
     }
     host
-}
-
-/// One check of `uid` for `service` over the gate socket at `path`, connection included.
-fn socket_check_at(path: &Path, uid: u32, service: &str) -> bool {
-    use jitd::gate_proto::{self, GateCall, GateReply};
-    let mut s = std::os::unix::net::UnixStream::connect(path).expect("the gate socket");
-    let call = GateCall::Check {
-        uid,
-        service: service.into(),
-        tty: String::new(),
-        rhost: String::new(),
-    };
-    s.write_all(&gate_proto::encode(&call)).unwrap();
-    let mut line = Vec::new();
-    BufReader::new(&s).read_until(b'\n', &mut line).unwrap();
-    match gate_proto::decode::<GateReply>(&line) {
-        Ok(GateReply::Decision { decision }) => decision.allowed,
-        other => panic!("the gate answered {other:?}"),
-    }
 }
 
 /// `n` rounds of four checks of `uid` for `service`, in an order that rotates each round:

@@ -347,33 +347,32 @@ impl SudoersDir {
 
     /// Removes jitd temp files a crash left behind (sudo ignores them, but they are litter).
     pub fn remove_stale_temp(&self) -> Result<usize, GrantError> {
-        let mut n = 0;
-        for (name, path) in self.entries()? {
-            let is_temp = name
-                .strip_prefix(".jitd-")
+        self.remove_temps(|name| {
+            name.strip_prefix(".jitd-")
                 .and_then(|s| s.strip_suffix(".tmp"))
-                .is_some_and(|id| GrantId::parse(id).is_ok());
-            if is_temp && remove_if_ours_temp(&path)? {
-                n += 1;
-            }
-        }
-        Ok(n)
+                .is_some_and(|id| GrantId::parse(id).is_ok())
+        })
     }
 
     /// Removes jitd's temporary files of named files (`.jitd_<name>.tmp`, see
     /// [`Self::stage_named`]) left by a crash; the caller holds the records' lock.
     pub fn remove_named_temps(&self) -> Result<usize, GrantError> {
-        let mut n = 0;
-        for (name, path) in self.entries()? {
-            let is_temp = name
-                .strip_prefix(".jitd_")
+        self.remove_temps(|name| {
+            name.strip_prefix(".jitd_")
                 .and_then(|s| s.strip_suffix(".tmp"))
                 .is_some_and(|s| {
                     !s.is_empty()
                         && s.chars()
                             .all(|c| c.is_ascii_alphanumeric() || "_-".contains(c))
-                });
-            if is_temp && remove_if_ours_temp(&path)? {
+                })
+        })
+    }
+
+    /// Removes the plain files whose names `is_temp` picks; returns how many.
+    fn remove_temps(&self, is_temp: impl Fn(&str) -> bool) -> Result<usize, GrantError> {
+        let mut n = 0;
+        for (name, path) in self.entries()? {
+            if is_temp(&name) && remove_if_ours_temp(&path)? {
                 n += 1;
             }
         }
