@@ -111,19 +111,16 @@ impl StagedPut<'_> {
         if changed {
             s.files.write(&self.p, &self.before, &self.after)?;
         }
-        let files = self.files.take();
-        let shown = files.map_or(Ok(()), Staged::commit).and_then(|()| {
-            if self.remove_users_file {
-                s.sudoers.remove_named(USERS_FILE, USERS_MARKER)?;
-            }
-            Ok(())
-        });
-        if let Err(e) = shown {
+        if let Err(e) = self.files.take().map_or(Ok(()), Staged::commit) {
             if changed {
                 // The rule was not put in place: the record goes back to what it says.
                 let _ = s.files.write(&self.p, &self.after, &self.before);
             }
             return Err(e);
+        }
+        // The rule is in, and its record says so, whatever happens from here.
+        if self.remove_users_file {
+            s.sudoers.remove_named(USERS_FILE, USERS_MARKER)?;
         }
         if let Some(tally) = self.tally.take() {
             s.users().write(tally, self.users_lines_changed)?;
@@ -143,7 +140,7 @@ mod tests {
 
     use super::*;
     use crate::clock::FakeClock;
-    use crate::effects::sudoers::shards::tests::{entry, file, p, shards, temp_dirs};
+    use crate::effects::sudoers::shards::tests::{entry, file, logged, p, shards, temp_dirs};
 
     /// Dot files in the drop-in directory: what a staged change writes aside (sudo skips them).
     fn temps_in(dir: &Path) -> Vec<String> {
@@ -203,5 +200,31 @@ mod tests {
             .map(|(_, e)| e.grant)
             .collect();
         assert_eq!(left, vec![a.grant], "the record went back");
+    }
+
+    /// The users file's last line goes once the rule is in; if it cannot go then, the rule is
+    /// in and its record must say so (never a file that its record does not explain).
+    #[test]
+    fn a_users_file_that_cannot_go_after_the_rule_leaves_the_record_saying_what_the_file_says() {
+        let dirs = temp_dirs();
+        let s = shards(&dirs).lingering(0);
+        let a = logged(entry(1, 1001, 1_795_000_000), 1001);
+        s.put(&p(), a.clone()).unwrap();
+        // The same grant again without its settings line: the users file is due to go. A
+        // file not carrying jitd's marker stands in its place, so it cannot.
+        let users = dirs
+            .0
+            .join(crate::effects::sudoers::consolidate::USERS_FILE);
+        fs::remove_file(&users).unwrap();
+        fs::write(&users, "# not jitd's\n").unwrap();
+        let plain = entry(1, 1001, 1_795_000_600);
+        assert!(s.put(&p(), plain.clone()).is_err());
+        let shown = fs::read_to_string(file(&dirs)).unwrap();
+        let recorded = &shards(&dirs).entries().0[0].1;
+        assert_eq!(
+            Shards::render(&p(), &[(recorded.grant.clone(), recorded.clone())].into()).unwrap(),
+            shown,
+            "the record renders the file on disk"
+        );
     }
 }

@@ -191,7 +191,7 @@ fn a_record_line_that_does_not_read_back_is_an_error_naming_its_place() {
     );
 }
 
-fn logged(mut e: Entry, privilege_uid: u32) -> Entry {
+pub(super) fn logged(mut e: Entry, privilege_uid: u32) -> Entry {
     e.text = format!(
         "{}Defaults:#{privilege_uid} log_format=json, logfile=/var/lib/jitd/ledger/{privilege_uid}.json, log_exit_status\n",
         e.text
